@@ -1,0 +1,94 @@
+# matdiff -- one non-recursive GNU Makefile.
+#
+#   make            build ./matdiff and build/libmatdiff.a
+#   make check      unit tests (Check) + golden CLI cases + property test
+#   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
+#   make valgrind   the unit tests and golden cases under valgrind
+#   make bench      timing of the seeds and of deep tanh networks
+#   make help       this list
+#
+# Generated parser and scanner sources go to $(B)/, never to grammar/.
+
+B        ?= build
+CC       ?= cc
+BISON    ?= bison
+FLEX     ?= flex
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter -Wvla
+CPPFLAGS += -Iinclude -I$(B)
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(XCFLAGS)
+LDLIBS   += -lgmp -lm -lpthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
+TEST_SRCS := $(wildcard tests/unit/*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all check unit golden property asan valgrind bench clean help
+.DEFAULT_GOAL := all
+
+BIN      ?= matdiff
+
+all: $(BIN)
+
+$(BIN): $(B)/main.o $(B)/libmatdiff.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/libmatdiff.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/parser.c $(B)/parser.h: grammar/parser.y | $(B)
+	$(BISON) -Wall -Werror --defines=$(B)/parser.h -o $(B)/parser.c $<
+
+$(B)/lexer.c $(B)/lexer.h: grammar/lexer.l | $(B)
+	$(FLEX) --header-file=$(B)/lexer.h -o $(B)/lexer.c $<
+
+# Generated code gets fewer warnings: it is not ours to fix.
+$(B)/parser.o: $(B)/parser.c $(B)/lexer.h
+	$(CC) $(CPPFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(XCFLAGS) -c -o $@ $<
+$(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
+	$(CC) $(CPPFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(XCFLAGS) -Wno-unused-function -c -o $@ $<
+
+$(B)/%.o: src/%.c $(wildcard include/*.h) $(B)/parser.h $(B)/lexer.h | $(B)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B):
+	mkdir -p $(B) $(B)/tests
+
+$(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(CHECK_LIBS) $(LDLIBS)
+
+# The README's test command.  CK_FORK=no keeps valgrind/ASan reports in one process.
+check: unit golden property
+
+unit: $(TEST_BINS)
+	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $(VALGRIND) $$t; done
+
+golden: $(BIN)
+	@MATDIFF="$(VALGRIND) ./$(BIN)" sh tests/golden/run.sh
+
+property: $(B)/tests/property
+	@$(VALGRIND) $(B)/tests/property 300
+
+$(B)/tests/property: tests/property.c $(B)/libmatdiff.a | $(B)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
+
+asan:
+	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" check
+
+valgrind: $(BIN) $(TEST_BINS)
+	$(MAKE) VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" CK_FORK=no check
+
+bench: $(BIN)
+	@sh tests/bench.sh
+
+clean:
+	rm -rf build build-asan matdiff
+
+help:
+	@sed -n '3,10p' Makefile | sed 's/^# //'

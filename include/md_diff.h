@@ -1,0 +1,34 @@
+/*
+ * md_diff.h -- derivatives by the differential method.
+ *
+ * Two steps, both first-class so that Jacobians and Hessians can reuse
+ * them later:
+ *
+ *   md_differential(f, X)  builds df: an expression linear in the
+ *                          differential dX (an MD_DIFF node), by pushing d
+ *                          inward with the product, chain, Hadamard,
+ *                          inverse and determinant rules;
+ *   md_identify(df, X)     finds G with df = G:dX by moving everything off
+ *                          dX with the Frobenius-product identities
+ *                          (A:BC = B'A:C = AC':B, A:B' = A':B,
+ *                          A:(B.*C) = (A.*B):C, A:tr(B) = A*eye:B, ...),
+ *                          processed in reverse topological order over the
+ *                          shared graph of df (reverse-mode accumulation).
+ *
+ * md_gradient composes them and, for a symmetric X, returns the gradient
+ * on the space of symmetric matrices, sym(G) = (G + G')/2.
+ */
+#ifndef MD_DIFF_H
+#define MD_DIFF_H
+
+#include "md_expr.h"
+
+md_expr *md_differential(md_ctx *ctx, md_expr *f, int sym);
+
+/* Returns G, or NULL if df is not linear in dX in a form the identities
+   cover (an internal error: every df that md_differential builds is). */
+md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym);
+
+md_expr *md_gradient(md_ctx *ctx, md_expr *f, int sym);
+
+#endif

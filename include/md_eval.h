@@ -1,0 +1,78 @@
+/*
+ * md_eval.h -- numeric evaluation of expressions and the finite-difference
+ * self-check.
+ *
+ * Correctness in matdiff is numeric.  The evaluator computes any md_expr
+ * on dense double matrices (column-major), given a size for every
+ * dimension and a value for every variable (and, for MD_DIFF nodes, a
+ * direction for every variable).  md_check uses it to compare a symbolic
+ * gradient with central finite differences of the function along random
+ * directions, on random data chosen inside the function's domain.
+ *
+ * Generic functions (`function f`) are evaluated as a fixed smooth family
+ * whose derivatives of every order are known in closed form:
+ * f_k(x) = sin(a_k x + b_k) with a_k = 0.7 + 0.3 k, b_k = 0.4 + 0.5 k, so
+ * the order-m derivative is a_k^m sin(a_k x + b_k + m pi/2).
+ */
+#ifndef MD_EVAL_H
+#define MD_EVAL_H
+
+#include <stdio.h>
+
+#include "md_expr.h"
+
+typedef struct md_mat {
+    long rows, cols;
+    double *v;           /* rows*cols doubles, column-major; malloc'd */
+} md_mat;
+
+md_mat md_mat_new(long rows, long cols);   /* zero-filled */
+void md_mat_free(md_mat *m);
+
+typedef struct md_env {
+    md_ctx *ctx;
+    long *dimsize;       /* dimsize[d] for every dim id; dimsize[0] == 1 */
+    md_mat *val;         /* val[s] for every symbol s */
+    md_mat *dir;         /* dir[s]: the value of MD_DIFF of s; may be NULL
+                            (then MD_DIFF evaluates to zero) */
+} md_env;
+
+/*
+ * Evaluates e.  Returns 0 and fills *out (caller frees with md_mat_free),
+ * or returns -1 when the value is not finite or an operation is outside
+ * its domain (log of a negative number, singular inverse, ...).  Shared
+ * subexpressions are evaluated once per call.
+ */
+int md_eval(const md_env *env, md_expr *e, md_mat *out);
+
+/* Evaluates several expressions sharing one memo table (faster). */
+int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs);
+
+typedef struct md_check_result {
+    double worst_rel_err;   /* over all directions tried */
+    int ok;                 /* worst_rel_err <= tolerance */
+} md_check_result;
+
+/*
+ * The numerical self-check.  f is the scalar function; grads[i] is the
+ * claimed gradient with respect to variable wrt[i] (same shape as that
+ * variable).  Picks dimension sizes (distinct, 2..6) and data inside the
+ * domain of f from seed, then for each variable compares grads[i]:D with
+ * the central finite difference of f along several random directions D
+ * (symmetric D for symmetric variables), with Richardson extrapolation.
+ * Fills res[i].  Returns 0 when every variable passes tol, 1 when some
+ * variable fails, -1 when no point inside the domain could be found (a
+ * message is written to err).
+ */
+int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+             unsigned long seed, double tol, md_check_result *res, FILE *err);
+
+/*
+ * Draws dimension sizes and variable values for f from seed, as md_check
+ * does; exposed for tests.  Returns 0, or -1 if no point in f's domain
+ * was found.  Free with md_env_free.
+ */
+int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env);
+void md_env_free(md_env *env);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * md_print.h -- text output that is itself a valid matdiff program.
+ *
+ * md_print_expr writes one expression with the fewest parentheses that
+ * keep its meaning under the language's precedence (+ -, then * /, then
+ * .* ./, then unary -, then ^ .^, then ').  md_print_program writes several
+ * results at once and names every non-trivial subexpression that would
+ * otherwise be printed twice (also when it appears once as X and once as
+ * X'): `T = ...` lines come first, in dependency order, and the results
+ * refer to them.  This is what keeps the printed gradient of a deep
+ * network linear in its depth.
+ */
+#ifndef MD_PRINT_H
+#define MD_PRINT_H
+
+#include "md_expr.h"
+
+void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out);
+char *md_expr_to_string(md_ctx *ctx, md_expr *e);   /* malloc'd */
+
+/*
+ * Writes temporaries and then, for each root, "names[i] = expr" (or just
+ * the expression when names[i] is NULL).  avoid lists names the
+ * temporaries must not take (NULL-terminated; may be NULL).
+ */
+void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                      const char *const *names, const char *const *avoid);
+
+/* "X: n×p, U: p×d, x: n, S: n×n symmetric" for the non-scalar variables. */
+void md_print_shapes(md_ctx *ctx, md_buf *out);
+
+/* Declaration lines needed for the output to mean the same when read back:
+   variables whose type differs from their name's default, and the
+   generic functions. */
+void md_print_decls(md_ctx *ctx, md_buf *out);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * md_shape.h -- names, types and shapes: from the syntax tree to the typed
+ * expression graph.
+ *
+ * md_typecheck resolves every name (declared, defaulted from its first
+ * letter as on matrixcalculus.org, or bound by `name = expr`), infers the
+ * shape of every subexpression by unifying symbolic dimensions across the
+ * whole program, reports the first mismatch at its operator, and then
+ * builds the function as an md_expr through the simplifying constructors.
+ */
+#ifndef MD_SHAPE_H
+#define MD_SHAPE_H
+
+#include "md_ast.h"
+#include "md_expr.h"
+
+typedef struct md_typed {
+    md_expr *f;          /* the function: the last expression statement */
+    md_loc floc;         /* where it is written */
+    char *ftext;         /* its source text on one line (malloc'd) */
+} md_typed;
+
+/* Returns 0, or -1 after reporting an error through prog->src. */
+int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out);
+void md_typed_free(md_typed *t);
+
+/* The type a name has when nothing declares it: a-g scalar, h-z vector,
+   A-Z matrix, lower-case Greek letter names scalar. */
+md_symkind md_default_kind(const char *name);
+
+/* Is name a built-in function of the language? */
+int md_is_builtin(const char *name);
+
+#endif

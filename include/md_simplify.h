@@ -1,0 +1,65 @@
+/*
+ * md_simplify.h -- the simplifying constructors and the canonical form.
+ *
+ * Every stage after shape inference builds expressions only through these
+ * functions, so every node in a derivation is already simplified; the
+ * simplifier proper (md_simplify) just rebuilds a tree bottom-up through
+ * them.  The canonical form they maintain:
+ *
+ *  - sums are flat, like terms are collected with exact GMP rational
+ *    coefficients (A + A = 2*A), terms are ordered heaviest first, zeros are
+ *    dropped; terms that share their last (or first) matrix factor are
+ *    factored (A*x + A'*x = (A + A')*x);
+ *  - products are flat: one rational coefficient first, then the scalar
+ *    factors (any 1x1 expression, such as x'*y, is a scalar and moves to the
+ *    front), merged by base (a*a^2 = a^3), then the matrix chain in order;
+ *    eye is dropped from chains, X*inv(X) cancels, X*X = X^2;
+ *  - a sum used as a factor (of * or .*) is primitive: its coefficients are
+ *    coprime integers and the first is positive; the content moves out
+ *    (2*A - 2*B as a factor becomes 2*(A - B));
+ *  - Hadamard products are flat and sorted; scalars and matrix(1) move out;
+ *    equal bases merge into powers (A .* A = A.^2);
+ *  - transposes sit only on leaves (X', dX', diag(A)'): (A*B)' = B'*A',
+ *    A'' = A, S' = S for symmetric S, eye' = eye;
+ *  - the neutral elements 0, 1, eye and matrix(1) disappear where neutral.
+ *
+ * Shapes are the caller's responsibility: arguments must fit (shape.c
+ * checks the user's program; the derivation only builds well-shaped terms).
+ */
+#ifndef MD_SIMPLIFY_H
+#define MD_SIMPLIFY_H
+
+#include "md_expr.h"
+
+md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms);
+md_expr *md_add2(md_ctx *ctx, md_expr *a, md_expr *b);
+md_expr *md_sub(md_ctx *ctx, md_expr *a, md_expr *b);
+md_expr *md_neg(md_ctx *ctx, md_expr *a);
+md_expr *md_scale(md_ctx *ctx, const mpq_t c, md_expr *a);     /* c*a */
+md_expr *md_scale_si(md_ctx *ctx, long num, unsigned long den, md_expr *a);
+
+md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors);  /* product / scaling */
+md_expr *md_mul2(md_ctx *ctx, md_expr *a, md_expr *b);
+md_expr *md_mul3(md_ctx *ctx, md_expr *a, md_expr *b, md_expr *c);
+md_expr *md_had(md_ctx *ctx, int n, md_expr *const *args);     /* .* */
+md_expr *md_had2(md_ctx *ctx, md_expr *a, md_expr *b);
+
+md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *exponent); /* .^ (and scalar ^) */
+md_expr *md_pow_si(md_ctx *ctx, md_expr *base, long num, unsigned long den);
+md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k);           /* square matrix ^ k */
+md_expr *md_inv(md_ctx *ctx, md_expr *a);
+md_expr *md_trans(md_ctx *ctx, md_expr *a);
+
+md_expr *md_func(md_ctx *ctx, md_fn fn, md_expr *a);
+md_expr *md_generic(md_ctx *ctx, int func, int order, md_expr *a);
+md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a);  /* SUM, NORM1, NORM2, TR,
+                                                             DET, LOGDET, DIAGM, DIAGV */
+
+/* The Frobenius product a:b = sum(a .* b), written the way a person would:
+   a'*b for vectors, a*b for scalars, sum(b) for matrix(1):b, tr(b) for eye:b. */
+md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b);
+
+/* Rebuilds e bottom-up through the constructors above (memoised). */
+md_expr *md_simplify(md_ctx *ctx, md_expr *e);
+
+#endif

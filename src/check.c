@@ -1,0 +1,172 @@
+/*
+ * check.c -- the finite-difference self-check (--check).
+ *
+ * A symbolic gradient G of a scalar function f with respect to a variable
+ * X is right when, for every direction D of X's shape, the directional
+ * derivative of f along D equals G : D = sum(G .* D).  md_check tests
+ * that on random data (md_env_random, which also keeps the point inside
+ * f's domain) along a few random directions per variable.
+ *
+ * The numeric side is a central difference with one step of Richardson
+ * extrapolation,
+ *
+ *     D(h) = (f(x + hD) - f(x - hD)) / 2h,    fd = (4 D(h/2) - D(h)) / 3,
+ *
+ * whose truncation error is O(h^4); with h = 1e-3 (scaled by the size of
+ * X's entries) that is far below rounding noise, which is about
+ * eps |f| / h.  The comparison is relative to the larger of the two
+ * values, with a floor of 1e-8 (1 + |f(x)|) so that a zero gradient is
+ * checked against zero without a division by zero.
+ *
+ * Symmetric variables get symmetric directions: their gradient is only
+ * defined up to its antisymmetric part, and G : D with symmetric D sees
+ * exactly the symmetric part.  Near a domain boundary x +- hD may fall
+ * outside; the step then shrinks tenfold, up to three times, before the
+ * direction is reported as impossible to check.
+ */
+#include "md_eval.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CHECK_DIRS = 4, CHECK_SHRINKS = 3 };
+
+static uint64_t check_rng(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);   /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double check_uniform(uint64_t *s)
+{
+    return -1.0 + 2.0 * ((double)(check_rng(s) >> 11) * 0x1.0p-53);
+}
+
+/* f at val[s] = x + t d; 0 or -1 outside the domain. */
+static int eval_at(md_env *env, md_expr *f, int s, const md_mat *d, double t,
+                   double *y)
+{
+    md_mat x = env->val[s];
+    md_mat moved = md_mat_new(x.rows, x.cols);
+    for (long i = 0; i < x.rows * x.cols; i++) moved.v[i] = x.v[i] + t * d->v[i];
+    env->val[s] = moved;
+    md_mat out;
+    int rc = md_eval(env, f, &out);
+    env->val[s] = x;
+    md_mat_free(&moved);
+    if (rc == 0) {
+        *y = out.v[0];
+        md_mat_free(&out);
+    }
+    return rc;
+}
+
+/* Richardson-extrapolated central difference of f along d with step h. */
+static int fd_along(md_env *env, md_expr *f, int s, const md_mat *d, double h,
+                    double *fd)
+{
+    double fp, fm, fp2, fm2;
+    if (eval_at(env, f, s, d, h, &fp) < 0 || eval_at(env, f, s, d, -h, &fm) < 0 ||
+        eval_at(env, f, s, d, h / 2, &fp2) < 0 || eval_at(env, f, s, d, -h / 2, &fm2) < 0)
+        return -1;
+    double d1 = (fp - fm) / (2 * h), d2 = (fp2 - fm2) / h;
+    *fd = (4 * d2 - d1) / 3;
+    return isfinite(*fd) ? 0 : -1;
+}
+
+/* Worst relative error of grad g of variable s over random directions;
+   INFINITY (with a message) when some direction cannot be checked. */
+static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
+                        double scale, uint64_t *rng, FILE *err)
+{
+    const md_ctx *ctx = env->ctx;
+    const md_mat *x = &env->val[s];
+    long n = x->rows * x->cols;
+    double xmax = 0.0;
+    for (long i = 0; i < n; i++)
+        if (fabs(x->v[i]) > xmax) xmax = fabs(x->v[i]);
+    double worst = 0.0;
+    md_mat d = md_mat_new(x->rows, x->cols);
+    for (int k = 0; k < CHECK_DIRS; k++) {
+        for (long i = 0; i < n; i++) d.v[i] = check_uniform(rng);
+        if (md_sym_is_symmetric(ctx, s) && d.rows == d.cols)
+            for (long j = 0; j < d.cols; j++)
+                for (long i = j + 1; i < d.rows; i++)
+                    d.v[i + j * d.rows] = d.v[j + i * d.rows];
+        double analytic = 0.0;
+        for (long i = 0; i < n; i++) analytic += g->v[i] * d.v[i];
+        double h = 1e-3 * (xmax > 1.0 ? xmax : 1.0), fd = 0.0;
+        int rc = -1;
+        for (int t = 0; t <= CHECK_SHRINKS && rc < 0; t++, h /= 10)
+            rc = fd_along(env, f, s, &d, h, &fd);
+        if (rc < 0) {
+            if (err)
+                fprintf(err, "matdiff: --check: the function is not defined near the "
+                        "chosen point along a direction of %s\n", ctx->syms[s].name);
+            worst = INFINITY;
+            break;
+        }
+        double denom = fmax(fmax(fabs(fd), fabs(analytic)), 1e-8 * scale);
+        double rel = fabs(fd - analytic) / denom;
+        if (rel > worst) worst = rel;
+    }
+    md_mat_free(&d);
+    return worst;
+}
+
+int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+             unsigned long seed, double tol, md_check_result *res, FILE *err)
+{
+    md_env env;
+    if (md_env_random(ctx, f, seed, &env) < 0) {
+        if (err)
+            fputs("matdiff: --check: could not find a point inside the domain "
+                  "of the function after 20 tries\n", err);
+        md_env_free(&env);
+        return -1;
+    }
+    md_mat fx;
+    if (md_eval(&env, f, &fx) < 0) {      /* md_env_random just evaluated it */
+        md_env_free(&env);
+        return -1;
+    }
+    double scale = 1.0 + fabs(fx.v[0]);
+    md_mat_free(&fx);
+
+    md_mat *g = md_xcalloc((size_t)(n > 0 ? n : 1), sizeof(md_mat));
+    int shared = md_eval_many(&env, n, grads, g) == 0;
+    uint64_t rng = (uint64_t)seed ^ 0xC0FFEE5EEDull;
+    int allok = 1;
+    for (int i = 0; i < n; i++) {
+        int s = wrt[i];
+        const char *name = ctx->syms[s].name;
+        res[i].worst_rel_err = INFINITY;
+        res[i].ok = 0;
+        if (!shared && md_eval(&env, grads[i], &g[i]) < 0) {
+            if (err)
+                fprintf(err, "matdiff: --check: the gradient with respect to %s "
+                        "cannot be evaluated at the chosen point\n", name);
+            allok = 0;
+            continue;
+        }
+        if (g[i].rows != env.val[s].rows || g[i].cols != env.val[s].cols) {
+            if (err)
+                fprintf(err, "matdiff: --check: the gradient with respect to %s is "
+                        "%ldx%ld but %s is %ldx%ld\n", name, g[i].rows, g[i].cols,
+                        name, env.val[s].rows, env.val[s].cols);
+            allok = 0;
+            continue;
+        }
+        res[i].worst_rel_err = check_var(&env, f, s, &g[i], scale, &rng, err);
+        res[i].ok = res[i].worst_rel_err <= tol;
+        if (!res[i].ok) allok = 0;
+    }
+    for (int i = 0; i < n; i++) md_mat_free(&g[i]);
+    free(g);
+    md_env_free(&env);
+    return allok ? 0 : 1;
+}

@@ -1,0 +1,355 @@
+/*
+ * diff.c -- the differential and its identification (see md_diff.h).
+ *
+ * Both halves are tables that read like the identities they implement.
+ *
+ * md_differential walks f once (memoised by node id, so a shared
+ * subexpression is differentiated once and its differential is shared
+ * too) and applies, for each kind of node, the rule in the comment above
+ * its case.  Nodes that do not depend on X have differential 0 and are
+ * not visited twice.
+ *
+ * md_identify is reverse-mode accumulation on df.  Every node N of df that
+ * contains dX receives an adjoint A with "A:N" being part of df; the rule
+ * for N's kind passes an adjoint to each child that contains dX:
+ *
+ *     A:(B + C)        = A:B + A:C
+ *     A:(s*B)          = (A:B):s                    s a scalar factor
+ *     A:(L*F*R)        = (L'*A*R'):F                F a factor of a chain
+ *     A:(B .* C)       = (A .* B):C
+ *     A:B'             = A':B
+ *     a:sum(B)         = (a*matrix(1)):B
+ *     a:tr(B)          = (a*eye):B
+ *     A:diag(v)        = diag(A):v                  (and back)
+ *     A:dX             => G += A
+ *
+ * Adjoints from several parents are summed before a node passes them on,
+ * which is what keeps the gradient of a shared DAG linear in its size.
+ */
+#include "md_diff.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_simplify.h"
+
+typedef struct md_dstate {
+    md_ctx *ctx;
+    int sym;
+    uint32_t n;          /* nodes that existed when we started */
+    md_expr **memo;      /* memo[id]: d(node) */
+    signed char *dep;    /* dep[id]: -1 unknown, 0/1 */
+} md_dstate;
+
+static int md_depends(md_dstate *st, md_expr *e)
+{
+    if (e->id >= st->n) return 1;   /* cannot happen for nodes of f */
+    if (st->dep[e->id] >= 0) return st->dep[e->id];
+    int d = 0;
+    if (e->kind == MD_SYM) d = e->ival == st->sym;
+    for (int i = 0; i < e->nargs && !d; i++) d = md_depends(st, e->args[i]);
+    st->dep[e->id] = (signed char)d;
+    return d;
+}
+
+static md_expr *md_d(md_dstate *st, md_expr *e);
+
+/* f'(a) for an elementwise function, as an expression of a's shape. */
+static md_expr *md_fprime(md_ctx *ctx, md_expr *e)
+{
+    md_expr *a = e->args[0];
+    md_expr *one = md_ones(ctx, a->rows, a->cols);
+    switch ((md_fn)e->ival) {
+    /* d sin(a) = cos(a) .* da */
+    case MD_FN_SIN: return md_func(ctx, MD_FN_COS, a);
+    /* d cos(a) = -sin(a) .* da */
+    case MD_FN_COS: return md_neg(ctx, md_func(ctx, MD_FN_SIN, a));
+    /* d tan(a) = (1 + tan(a).^2) .* da */
+    case MD_FN_TAN: return md_add2(ctx, one, md_pow_si(ctx, e, 2, 1));
+    /* d arcsin(a) = (1 - a.^2).^(-1/2) .* da */
+    case MD_FN_ARCSIN:
+        return md_pow_si(ctx, md_sub(ctx, one, md_pow_si(ctx, a, 2, 1)), -1, 2);
+    /* d arccos(a) = -(1 - a.^2).^(-1/2) .* da */
+    case MD_FN_ARCCOS:
+        return md_neg(ctx, md_pow_si(ctx, md_sub(ctx, one, md_pow_si(ctx, a, 2, 1)), -1, 2));
+    /* d arctan(a) = (1 + a.^2).^-1 .* da */
+    case MD_FN_ARCTAN: return md_pow_si(ctx, md_add2(ctx, one, md_pow_si(ctx, a, 2, 1)), -1, 1);
+    /* d exp(a) = exp(a) .* da */
+    case MD_FN_EXP: return e;
+    /* d log(a) = da ./ a */
+    case MD_FN_LOG: return md_pow_si(ctx, a, -1, 1);
+    /* d tanh(a) = (1 - tanh(a).^2) .* da */
+    case MD_FN_TANH: return md_sub(ctx, one, md_pow_si(ctx, e, 2, 1));
+    /* d abs(a) = sign(a) .* da          (at 0: sign(0) = 0, a subgradient) */
+    case MD_FN_ABS: return md_func(ctx, MD_FN_SIGN, a);
+    /* d relu(a) = step(a) .* da         (at 0: step(0) = 0, a subgradient) */
+    case MD_FN_RELU: return md_func(ctx, MD_FN_STEP, a);
+    /* d sign(a) = d step(a) = 0 away from 0 */
+    case MD_FN_SIGN:
+    case MD_FN_STEP: return md_zero(ctx, a->rows, a->cols);
+    /* d sqrt(a) = da ./ (2*sqrt(a)) */
+    case MD_FN_SQRT: return md_scale_si(ctx, 1, 2, md_pow_si(ctx, e, -1, 1));
+    /* d f^(k)(a) = f^(k+1)(a) .* da */
+    case MD_FN_GENERIC: return md_generic(ctx, e->aux, e->order + 1, a);
+    default: return NULL;
+    }
+}
+
+static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
+{
+    md_ctx *ctx = st->ctx;
+    md_expr *zero = md_zero(ctx, e->rows, e->cols);
+    if (!md_depends(st, e)) return zero;
+    md_expr **terms, **t, *r;
+    int nt;
+    switch (e->kind) {
+    /* dX */
+    case MD_SYM: return md_diff_of(ctx, e->ival);
+    /* d(A + B) = dA + dB */
+    case MD_ADD:
+        terms = md_xmalloc((size_t)e->nargs * sizeof *terms);
+        for (int i = 0; i < e->nargs; i++) terms[i] = md_d(st, e->args[i]);
+        r = md_add(ctx, e->nargs, terms);
+        free(terms);
+        return r;
+    /* d(A*B*C) = dA*B*C + A*dB*C + A*B*dC, and the same for .* */
+    case MD_MUL:
+    case MD_HAD:
+        terms = md_xmalloc((size_t)e->nargs * sizeof *terms);
+        t = md_xmalloc((size_t)e->nargs * sizeof *t);
+        nt = 0;
+        for (int i = 0; i < e->nargs; i++) {
+            if (!md_depends(st, e->args[i])) continue;
+            memcpy(t, e->args, (size_t)e->nargs * sizeof *t);
+            t[i] = md_d(st, e->args[i]);
+            terms[nt++] = e->kind == MD_MUL ? md_mul(ctx, e->nargs, t) : md_had(ctx, e->nargs, t);
+        }
+        r = md_add(ctx, nt, terms);
+        if (nt == 0) r = zero;
+        free(terms);
+        free(t);
+        return r;
+    case MD_POW: {
+        md_expr *b = e->args[0], *x = e->args[1];
+        if (!md_depends(st, x)) {
+            /* d(B.^k) = k*B.^(k-1) .* dB */
+            md_expr *km1 = md_sub(ctx, x, md_num_si(ctx, 1, 1));
+            return md_had2(ctx, md_mul2(ctx, x, md_pow(ctx, b, km1)), md_d(st, b));
+        }
+        /* d(B.^X) = B.^X .* (log(B) .* dX + X .* dB ./ B) */
+        md_expr *t1 = md_had2(ctx, md_func(ctx, MD_FN_LOG, b), md_d(st, x));
+        md_expr *t2 = md_had(ctx, 3,
+                             (md_expr *[]){x, md_pow_si(ctx, b, -1, 1), md_d(st, b)});
+        return md_had2(ctx, e, md_add2(ctx, t1, t2));
+    }
+    case MD_MPOW: {
+        md_expr *b = e->args[0];
+        int k = e->ival;
+        md_expr *db = md_d(st, b);
+        if (k < 0) {
+            /* d inv(B) = -inv(B)*dB*inv(B); then B^-k = inv(B)^k */
+            md_expr *ib = md_inv(ctx, b);
+            db = md_neg(ctx, md_mul3(ctx, ib, db, ib));
+            b = ib;
+            k = -k;
+        }
+        /* d(B^k) = sum_i B^i * dB * B^(k-1-i) */
+        terms = md_xmalloc((size_t)k * sizeof *terms);
+        for (int i = 0; i < k; i++)
+            terms[i] = md_mul3(ctx, md_mpow(ctx, b, i), db, md_mpow(ctx, b, k - 1 - i));
+        r = md_add(ctx, k, terms);
+        free(terms);
+        return r;
+    }
+    /* d(A') = (dA)' */
+    case MD_TRANS: return md_trans(ctx, md_d(st, e->args[0]));
+    /* d f(A) = f'(A) .* dA */
+    case MD_FUNC: {
+        md_expr *fp = md_fprime(ctx, e);
+        return md_had2(ctx, fp, md_d(st, e->args[0]));
+    }
+    /* d sum(A) = sum(dA), d tr(A) = tr(dA), d diag(A) = diag(dA) */
+    case MD_SUM:
+    case MD_TR:
+    case MD_DIAGM:
+    case MD_DIAGV: return md_unary(ctx, e->kind, md_d(st, e->args[0]));
+    /* d norm1(A) = sign(A):dA */
+    case MD_NORM1:
+        return md_frob(ctx, md_func(ctx, MD_FN_SIGN, e->args[0]), md_d(st, e->args[0]));
+    /* d norm2(A) = (A:dA) / norm2(A) */
+    case MD_NORM2:
+        return md_mul2(ctx, md_frob(ctx, e->args[0], md_d(st, e->args[0])),
+                       md_pow_si(ctx, e, -1, 1));
+    /* d det(A) = det(A) * tr(inv(A)*dA) */
+    case MD_DET:
+        return md_mul2(ctx, e,
+                       md_unary(ctx, MD_TR, md_mul2(ctx, md_inv(ctx, e->args[0]), md_d(st, e->args[0]))));
+    /* d logdet(A) = tr(inv(A)*dA) */
+    case MD_LOGDET:
+        return md_unary(ctx, MD_TR, md_mul2(ctx, md_inv(ctx, e->args[0]), md_d(st, e->args[0])));
+    default: return zero;
+    }
+}
+
+static md_expr *md_d(md_dstate *st, md_expr *e)
+{
+    if (e->id < st->n && st->memo[e->id]) return st->memo[e->id];
+    md_expr *r = md_d_uncached(st, e);
+    if (e->id < st->n) st->memo[e->id] = r;
+    return r;
+}
+
+md_expr *md_differential(md_ctx *ctx, md_expr *f, int sym)
+{
+    md_dstate st = {ctx, sym, ctx->nnodes, NULL, NULL};
+    st.memo = md_xcalloc(st.n, sizeof *st.memo);
+    st.dep = md_xmalloc(st.n);
+    memset(st.dep, -1, st.n);
+    md_expr *r = md_d(&st, f);
+    free(st.memo);
+    free(st.dep);
+    return r;
+}
+
+/* ---- identification -------------------------------------------------- */
+
+typedef struct md_adj {
+    md_expr **v;
+    int n, cap;
+} md_adj;
+
+static void md_adj_push(md_adj *a, md_expr *e)
+{
+    if (md_is_zero(e)) return;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 4;
+        a->v = md_xrealloc(a->v, (size_t)a->cap * sizeof *a->v);
+    }
+    a->v[a->n++] = e;
+}
+
+/* Post-order of the nodes of df that contain dX. */
+static void md_topo(md_expr *e, uint32_t n, char *seen, md_expr ***order, uint32_t *len, uint32_t *cap)
+{
+    if (!e->has_diff || seen[e->id]) return;
+    seen[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++) md_topo(e->args[i], n, seen, order, len, cap);
+    if (*len == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        *order = md_xrealloc(*order, *cap * sizeof **order);
+    }
+    (*order)[(*len)++] = e;
+}
+
+md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym)
+{
+    const md_symbol *X = &ctx->syms[sym];
+    uint32_t n = ctx->nnodes;
+    char *seen = md_xcalloc(n, 1);
+    md_expr **order = NULL;
+    uint32_t len = 0, cap = 0;
+    md_topo(df, n, seen, &order, &len, &cap);
+    free(seen);
+
+    md_adj *adj = md_xcalloc(n, sizeof *adj);
+    md_adj grad = {0};
+    int ok = 1;
+    if (len > 0) md_adj_push(&adj[df->id], md_num_si(ctx, 1, 1));
+
+    for (uint32_t k = len; k-- > 0 && ok;) {
+        md_expr *N = order[k];
+        md_adj *a = &adj[N->id];
+        if (a->n == 0) continue;
+        md_expr *A = md_add(ctx, a->n, a->v);
+        free(a->v);
+        a->v = NULL;
+        a->n = 0;
+        switch (N->kind) {
+        /* A:dX  =>  G += A */
+        case MD_DIFF:
+            if (N->ival == sym) md_adj_push(&grad, A);
+            break;
+        /* A:(B + C) = A:B + A:C */
+        case MD_ADD:
+            for (int i = 0; i < N->nargs; i++)
+                if (N->args[i]->has_diff) md_adj_push(&adj[N->args[i]->id], A);
+            break;
+        case MD_MUL: {
+            int s = 0;
+            while (s < N->nargs && md_is_scalar(N->args[s])) s++;
+            md_expr **t = md_xmalloc((size_t)(N->nargs + 2) * sizeof *t);
+            for (int i = 0; i < N->nargs; i++) {
+                md_expr *F = N->args[i];
+                if (!F->has_diff) continue;
+                md_expr *C;
+                if (i < s) {
+                    /* A:(s*B) = (A:B):s   for a scalar factor s */
+                    int m = 0;
+                    for (int j = 0; j < N->nargs; j++)
+                        if (j != i) t[m++] = N->args[j];
+                    C = md_frob(ctx, A, md_mul(ctx, m, t));
+                } else {
+                    /* A:(S*L*F*R) = (S*L'*A*R'):F */
+                    int m = 0;
+                    for (int j = 0; j < s; j++) t[m++] = N->args[j];
+                    if (i > s) t[m++] = md_trans(ctx, md_mul(ctx, i - s, N->args + s));
+                    t[m++] = A;
+                    if (i + 1 < N->nargs)
+                        t[m++] = md_trans(ctx, md_mul(ctx, N->nargs - i - 1, N->args + i + 1));
+                    C = md_mul(ctx, m, t);
+                }
+                md_adj_push(&adj[F->id], C);
+            }
+            free(t);
+            break;
+        }
+        /* A:(B .* C) = (A .* B):C */
+        case MD_HAD: {
+            md_expr **t = md_xmalloc((size_t)N->nargs * sizeof *t);
+            for (int i = 0; i < N->nargs; i++) {
+                if (!N->args[i]->has_diff) continue;
+                int m = 0;
+                t[m++] = A;
+                for (int j = 0; j < N->nargs; j++)
+                    if (j != i) t[m++] = N->args[j];
+                md_adj_push(&adj[N->args[i]->id], md_had(ctx, m, t));
+            }
+            free(t);
+            break;
+        }
+        /* A:B' = A':B */
+        case MD_TRANS: md_adj_push(&adj[N->args[0]->id], md_trans(ctx, A)); break;
+        /* a:sum(B) = (a*matrix(1)):B */
+        case MD_SUM:
+            md_adj_push(&adj[N->args[0]->id],
+                        md_mul2(ctx, A, md_ones(ctx, N->args[0]->rows, N->args[0]->cols)));
+            break;
+        /* a:tr(B) = (a*eye):B */
+        case MD_TR:
+            md_adj_push(&adj[N->args[0]->id], md_mul2(ctx, A, md_eye(ctx, N->args[0]->rows)));
+            break;
+        /* A:diag(v) = diag(A):v */
+        case MD_DIAGM: md_adj_push(&adj[N->args[0]->id], md_unary(ctx, MD_DIAGV, A)); break;
+        /* A:diag(B) = diag(A):B */
+        case MD_DIAGV: md_adj_push(&adj[N->args[0]->id], md_unary(ctx, MD_DIAGM, A)); break;
+        default: ok = 0; break;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) free(adj[i].v);
+    free(adj);
+    free(order);
+    md_expr *G = NULL;
+    if (ok) G = grad.n ? md_add(ctx, grad.n, grad.v) : md_zero(ctx, X->rows, X->cols);
+    free(grad.v);
+    return G;
+}
+
+md_expr *md_gradient(md_ctx *ctx, md_expr *f, int sym)
+{
+    md_expr *df = md_differential(ctx, f, sym);
+    md_expr *G = md_identify(ctx, df, sym);
+    if (G && md_sym_is_symmetric(ctx, sym))
+        /* the gradient on the space of symmetric matrices: sym(G) = (G + G')/2 */
+        G = md_scale_si(ctx, 1, 2, md_add2(ctx, G, md_trans(ctx, G)));
+    return G;
+}

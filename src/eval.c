@@ -1,0 +1,664 @@
+/*
+ * eval.c -- numeric evaluation of expression graphs on dense matrices.
+ *
+ * matdiff's answers are checked numerically, so this file is the ground
+ * truth every other stage is measured against.  It is deliberately
+ * plain: column-major doubles, naive triple-loop products, LU with
+ * partial pivoting for det, logdet and inverse.  Dimensions are small
+ * (2..6), so clarity beats speed everywhere.
+ *
+ * Evaluation walks the DAG once per call.  A memo table indexed by node
+ * id (e->id < ctx->nnodes) holds every value computed so far, so a
+ * subexpression shared by a thousand parents is computed once; the values
+ * are released at the end of the call (only the ones computed, so a big
+ * context costs nothing for the nodes a call never reaches).  The walk is recursive: graphs can
+ * be chains of thousands of nodes, so the recursive function (eval_node)
+ * only visits the arguments and hands the arithmetic to a separate
+ * non-inlined function (compute), keeping each recursion frame a few
+ * words deep.
+ *
+ * Failure is a value, not an exit: any operation outside its domain (log
+ * of a non-positive number, a singular inverse, ...) or any non-finite
+ * entry makes the whole evaluation return -1.  md_check relies on that to
+ * look for a point inside the function's domain.  A shape that does not
+ * match the node is a bug in whoever built the graph, not a domain
+ * error, and aborts with a message.
+ *
+ * md_env_random chooses the data: distinct dimension sizes (so a
+ * forgotten transpose shows as a size clash or a wrong number), and
+ * variable values shaped by where each variable occurs: positive under
+ * log, sqrt and fractional powers, inside [0.1, 0.6] under arcsin and
+ * arccos, away from zero under negative powers (divisions), symmetric
+ * positive definite under det, logdet and inverses.
+ * The classification is a heuristic (log(1 - x) defeats it), so the draw
+ * is retried a few times before giving up.
+ */
+#include "md_eval.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+md_mat md_mat_new(long rows, long cols)
+{
+    md_mat m;
+    m.rows = rows;
+    m.cols = cols;
+    m.v = md_xcalloc((size_t)(rows * cols), sizeof(double));
+    return m;
+}
+
+void md_mat_free(md_mat *m)
+{
+    free(m->v);
+    m->v = NULL;
+    m->rows = m->cols = 0;
+}
+
+static md_mat mat_copy(const md_mat *a)
+{
+    md_mat m = md_mat_new(a->rows, a->cols);
+    memcpy(m.v, a->v, (size_t)(a->rows * a->cols) * sizeof(double));
+    return m;
+}
+
+static _Noreturn void eval_bug(const char *what, const md_expr *e)
+{
+    fprintf(stderr, "matdiff: internal error: evaluator: %s (node %u, kind %d)\n",
+            what, (unsigned)e->id, (int)e->kind);
+    abort();
+}
+
+/* ---- dense linear algebra ---- */
+
+/* c = a * b; shapes already checked. */
+static md_mat mat_mul(const md_mat *a, const md_mat *b)
+{
+    md_mat c = md_mat_new(a->rows, b->cols);
+    for (long j = 0; j < b->cols; j++)
+        for (long k = 0; k < a->cols; k++) {
+            double bkj = b->v[k + j * b->rows];
+            if (bkj == 0.0) continue;
+            for (long i = 0; i < a->rows; i++)
+                c.v[i + j * c.rows] += a->v[i + k * a->rows] * bkj;
+        }
+    return c;
+}
+
+/*
+ * In-place LU factorisation with partial pivoting of the n x n
+ * column-major a: P a = L U, L unit lower.  piv[k] is the row swapped
+ * with row k at step k; *sign is the permutation's sign.  A column whose
+ * candidates are all zero is skipped (U gets a zero pivot).  Returns the
+ * smallest |pivot|.
+ */
+static double lu_factor(long n, double *a, long *piv, int *sign)
+{
+    double minpiv = INFINITY;
+    *sign = 1;
+    for (long k = 0; k < n; k++) {
+        long p = k;
+        for (long i = k + 1; i < n; i++)
+            if (fabs(a[i + k * n]) > fabs(a[p + k * n])) p = i;
+        piv[k] = p;
+        if (p != k) {
+            *sign = -*sign;
+            for (long j = 0; j < n; j++) {
+                double t = a[k + j * n];
+                a[k + j * n] = a[p + j * n];
+                a[p + j * n] = t;
+            }
+        }
+        double d = a[k + k * n];
+        if (fabs(d) < minpiv) minpiv = fabs(d);
+        if (d == 0.0) continue;
+        for (long i = k + 1; i < n; i++) {
+            double l = a[i + k * n] /= d;
+            if (l == 0.0) continue;
+            for (long j = k + 1; j < n; j++)
+                a[i + j * n] -= l * a[k + j * n];
+        }
+    }
+    return minpiv;
+}
+
+static double mat_det(const md_mat *m)
+{
+    long n = m->rows;
+    md_mat a = mat_copy(m);
+    long *piv = md_xmalloc((size_t)n * sizeof(long));
+    int sign;
+    lu_factor(n, a.v, piv, &sign);
+    double d = sign;
+    for (long k = 0; k < n; k++) d *= a.v[k + k * n];
+    free(piv);
+    md_mat_free(&a);
+    return d;
+}
+
+/* *out = m^-1; -1 when m is singular to working precision. */
+static int mat_inv(const md_mat *m, md_mat *out)
+{
+    long n = m->rows;
+    double norm = 0.0;
+    for (long i = 0; i < n * n; i++)
+        if (fabs(m->v[i]) > norm) norm = fabs(m->v[i]);
+    md_mat a = mat_copy(m);
+    long *piv = md_xmalloc((size_t)n * sizeof(long));
+    int sign;
+    double minpiv = lu_factor(n, a.v, piv, &sign);
+    if (norm == 0.0 || minpiv < 1e-13 * norm) {
+        free(piv);
+        md_mat_free(&a);
+        return -1;
+    }
+    md_mat x = md_mat_new(n, n);
+    for (long j = 0; j < n; j++) {
+        double *b = x.v + j * n;
+        b[j] = 1.0;
+        for (long k = 0; k < n; k++) {           /* apply P */
+            double t = b[k];
+            b[k] = b[piv[k]];
+            b[piv[k]] = t;
+        }
+        for (long i = 0; i < n; i++)             /* L y = P e_j */
+            for (long k = 0; k < i; k++) b[i] -= a.v[i + k * n] * b[k];
+        for (long i = n - 1; i >= 0; i--) {      /* U x = y */
+            for (long k = i + 1; k < n; k++) b[i] -= a.v[i + k * n] * b[k];
+            b[i] /= a.v[i + i * n];
+        }
+    }
+    free(piv);
+    md_mat_free(&a);
+    *out = x;
+    return 0;
+}
+
+/* m^p for p >= 1 by repeated squaring. */
+static md_mat mat_pow(const md_mat *m, long p)
+{
+    md_mat result = mat_copy(m), base = mat_copy(m);
+    p--;
+    while (p > 0) {
+        if (p & 1) {
+            md_mat t = mat_mul(&result, &base);
+            md_mat_free(&result);
+            result = t;
+        }
+        p >>= 1;
+        if (p > 0) {
+            md_mat t = mat_mul(&base, &base);
+            md_mat_free(&base);
+            base = t;
+        }
+    }
+    md_mat_free(&base);
+    return result;
+}
+
+/* ---- elementwise functions ---- */
+
+/* The generic function family of md_eval.h: f_k^(m)(x). */
+static double generic_fn(int k, int m, double x)
+{
+    double a = 0.7 + 0.3 * k, b = 0.4 + 0.5 * k;
+    double t = a * x + b, s;
+    switch (m & 3) {     /* sin(t + m pi/2) without rounding pi/2 */
+    case 0: s = sin(t); break;
+    case 1: s = cos(t); break;
+    case 2: s = -sin(t); break;
+    default: s = -cos(t); break;
+    }
+    return pow(a, m) * s;
+}
+
+/* Applies e's function to x; returns 0 or -1 outside the domain. */
+static int apply_fn(const md_expr *e, double x, double *y)
+{
+    switch ((md_fn)e->ival) {
+    case MD_FN_SIN: *y = sin(x); break;
+    case MD_FN_COS: *y = cos(x); break;
+    case MD_FN_TAN: *y = tan(x); break;
+    case MD_FN_ARCSIN:
+        if (x < -1.0 || x > 1.0) return -1;
+        *y = asin(x);
+        break;
+    case MD_FN_ARCCOS:
+        if (x < -1.0 || x > 1.0) return -1;
+        *y = acos(x);
+        break;
+    case MD_FN_ARCTAN: *y = atan(x); break;
+    case MD_FN_EXP: *y = exp(x); break;
+    case MD_FN_LOG:
+        if (!(x > 0.0)) return -1;
+        *y = log(x);
+        break;
+    case MD_FN_TANH: *y = tanh(x); break;
+    case MD_FN_ABS: *y = fabs(x); break;
+    case MD_FN_SIGN: *y = x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0; break;
+    case MD_FN_RELU: *y = x > 0.0 ? x : 0.0; break;
+    case MD_FN_STEP: *y = x > 0.0 ? 1.0 : 0.0; break;
+    case MD_FN_SQRT:
+        if (x < 0.0) return -1;
+        *y = sqrt(x);
+        break;
+    case MD_FN_GENERIC: *y = generic_fn(e->aux, e->order, x); break;
+    default: eval_bug("unknown function", e);
+    }
+    return 0;
+}
+
+static int elem_pow(double a, double b, double *y)
+{
+    if (a < 0.0 && b != floor(b)) return -1;
+    *y = pow(a, b);     /* exact sign for integral b and negative a */
+    return 0;
+}
+
+/* ---- the walk ---- */
+
+typedef struct eval_state {
+    const md_env *env;
+    md_mat *memo;        /* memo[id].v != NULL once computed */
+    uint32_t nmemo;
+    uint32_t *done;      /* the ids computed, to free only those: a big
+                            context's untouched memo pages stay untouched */
+    uint32_t ndone;
+} eval_state;
+
+static long dsize(const eval_state *st, int dim)
+{
+    return st->env->dimsize[dim];
+}
+
+/* Entry i of m read as if it had n entries: a 1x1 m broadcasts. */
+static double bget(const md_mat *m, long i)
+{
+    return m->rows * m->cols == 1 ? m->v[0] : m->v[i];
+}
+
+static void want_shape(const md_expr *e, const md_mat *m, long r, long c)
+{
+    if (m->rows != r || m->cols != c) eval_bug("argument of the wrong shape", e);
+}
+
+static void want_square(const md_expr *e, const md_mat *m)
+{
+    if (m->rows != m->cols) eval_bug("argument is not square", e);
+}
+
+/* Computes node e (its arguments are in the memo) into *out. */
+__attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
+                                             md_mat *out)
+{
+    const md_env *env = st->env;
+    long r = dsize(st, e->rows), c = dsize(st, e->cols), n = r * c;
+    md_mat *a0 = e->nargs > 0 ? &st->memo[e->args[0]->id] : NULL;
+    md_mat m = {0, 0, NULL};
+
+    switch (e->kind) {
+    case MD_NUM:
+        m = md_mat_new(1, 1);
+        m.v[0] = mpq_get_d(e->q);
+        break;
+    case MD_SYM:
+        want_shape(e, &env->val[e->ival], r, c);
+        m = mat_copy(&env->val[e->ival]);
+        break;
+    case MD_DIFF:
+        if (env->dir) {
+            want_shape(e, &env->dir[e->ival], r, c);
+            m = mat_copy(&env->dir[e->ival]);
+        } else {
+            m = md_mat_new(r, c);
+        }
+        break;
+    case MD_ZERO:
+        m = md_mat_new(r, c);
+        break;
+    case MD_ONES:
+        m = md_mat_new(r, c);
+        for (long i = 0; i < n; i++) m.v[i] = 1.0;
+        break;
+    case MD_EYE:
+        m = md_mat_new(r, c);
+        for (long i = 0; i < r && i < c; i++) m.v[i + i * r] = 1.0;
+        break;
+    case MD_ADD:
+    case MD_HAD:
+        m = md_mat_new(r, c);
+        for (long i = 0; i < n; i++) m.v[i] = e->kind == MD_ADD ? 0.0 : 1.0;
+        for (int k = 0; k < e->nargs; k++) {
+            const md_mat *ak = &st->memo[e->args[k]->id];
+            if (ak->rows * ak->cols != 1) want_shape(e, ak, r, c);
+            for (long i = 0; i < n; i++) {
+                if (e->kind == MD_ADD) m.v[i] += bget(ak, i);
+                else m.v[i] *= bget(ak, i);
+            }
+        }
+        break;
+    case MD_MUL: {
+        double scale = 1.0;
+        md_mat chain = {0, 0, NULL};
+        for (int k = 0; k < e->nargs; k++) {
+            const md_expr *x = e->args[k];
+            const md_mat *ak = &st->memo[x->id];
+            if (md_is_scalar(x)) {
+                scale *= ak->v[0];
+            } else if (!chain.v) {
+                chain = mat_copy(ak);
+            } else {
+                if (chain.cols != ak->rows) eval_bug("product of mismatched shapes", e);
+                md_mat t = mat_mul(&chain, ak);
+                md_mat_free(&chain);
+                chain = t;
+            }
+        }
+        if (!chain.v) {          /* all factors were scalars */
+            chain = md_mat_new(1, 1);
+            chain.v[0] = 1.0;
+        }
+        want_shape(e, &chain, r, c);
+        for (long i = 0; i < n; i++) chain.v[i] *= scale;
+        m = chain;
+        break;
+    }
+    case MD_POW: {
+        const md_mat *b = &st->memo[e->args[1]->id];
+        if (a0->rows * a0->cols != 1) want_shape(e, a0, r, c);
+        if (b->rows * b->cols != 1) want_shape(e, b, r, c);
+        m = md_mat_new(r, c);
+        for (long i = 0; i < n; i++)
+            if (elem_pow(bget(a0, i), bget(b, i), &m.v[i]) < 0) goto fail;
+        break;
+    }
+    case MD_MPOW:
+        want_square(e, a0);
+        if (e->ival < 0) {
+            md_mat inv;
+            if (mat_inv(a0, &inv) < 0) return -1;
+            m = e->ival == -1 ? inv : mat_pow(&inv, -(long)e->ival);
+            if (e->ival != -1) md_mat_free(&inv);
+        } else if (e->ival == 0) {
+            m = md_mat_new(r, c);
+            for (long i = 0; i < r; i++) m.v[i + i * r] = 1.0;
+        } else {
+            m = mat_pow(a0, e->ival);
+        }
+        break;
+    case MD_TRANS:
+        m = md_mat_new(a0->cols, a0->rows);
+        for (long j = 0; j < a0->cols; j++)
+            for (long i = 0; i < a0->rows; i++)
+                m.v[j + i * m.rows] = a0->v[i + j * a0->rows];
+        break;
+    case MD_FUNC:
+        want_shape(e, a0, r, c);
+        m = md_mat_new(r, c);
+        for (long i = 0; i < n; i++)
+            if (apply_fn(e, a0->v[i], &m.v[i]) < 0) goto fail;
+        break;
+    case MD_SUM:
+    case MD_NORM1:
+    case MD_NORM2: {
+        double s = 0.0;
+        for (long i = 0; i < a0->rows * a0->cols; i++) {
+            double x = a0->v[i];
+            s += e->kind == MD_SUM ? x : e->kind == MD_NORM1 ? fabs(x) : x * x;
+        }
+        m = md_mat_new(1, 1);
+        m.v[0] = e->kind == MD_NORM2 ? sqrt(s) : s;
+        break;
+    }
+    case MD_TR:
+        want_square(e, a0);
+        m = md_mat_new(1, 1);
+        for (long i = 0; i < a0->rows; i++) m.v[0] += a0->v[i + i * a0->rows];
+        break;
+    case MD_DET:
+    case MD_LOGDET: {
+        want_square(e, a0);
+        double d = mat_det(a0);
+        if (e->kind == MD_LOGDET) {
+            if (!(d > 0.0)) return -1;
+            d = log(d);
+        }
+        m = md_mat_new(1, 1);
+        m.v[0] = d;
+        break;
+    }
+    case MD_DIAGM:
+        want_shape(e, a0, r, 1);
+        m = md_mat_new(r, r);
+        for (long i = 0; i < r; i++) m.v[i + i * r] = a0->v[i];
+        break;
+    case MD_DIAGV:
+        want_square(e, a0);
+        m = md_mat_new(a0->rows, 1);
+        for (long i = 0; i < a0->rows; i++) m.v[i] = a0->v[i + i * a0->rows];
+        break;
+    default:
+        eval_bug("unknown node kind", e);
+    }
+    want_shape(e, &m, r, c);
+    for (long i = 0; i < n; i++)
+        if (!isfinite(m.v[i])) goto fail;
+    *out = m;
+    return 0;
+fail:
+    md_mat_free(&m);
+    return -1;
+}
+
+/* Evaluates e into st->memo[e->id]; 0 or -1.  Keep this frame small. */
+static int eval_node(eval_state *st, md_expr *e)
+{
+    if (e->id >= st->nmemo) eval_bug("node from another context", e);
+    if (st->memo[e->id].v) return 0;
+    for (int i = 0; i < e->nargs; i++)
+        if (eval_node(st, e->args[i]) < 0) return -1;
+    if (compute(st, e, &st->memo[e->id]) < 0) return -1;
+    st->done[st->ndone++] = e->id;
+    return 0;
+}
+
+int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs)
+{
+    eval_state st;
+    st.env = env;
+    st.nmemo = env->ctx->nnodes;
+    st.memo = md_xcalloc(st.nmemo, sizeof(md_mat));
+    st.done = md_xmalloc((size_t)st.nmemo * sizeof(uint32_t));
+    st.ndone = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = eval_node(&st, es[i]);
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) outs[i] = mat_copy(&st.memo[es[i]->id]);
+        else outs[i] = (md_mat){0, 0, NULL};
+    }
+    for (uint32_t i = 0; i < st.ndone; i++) free(st.memo[st.done[i]].v);
+    free(st.done);
+    free(st.memo);
+    return rc;
+}
+
+int md_eval(const md_env *env, md_expr *e, md_mat *out)
+{
+    return md_eval_many(env, 1, &e, out);
+}
+
+/* ---- random environments ---- */
+
+/* splitmix64 (Steele, Lea, Flood): tiny, fast, and good enough here. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double rng_uniform(uint64_t *s, double lo, double hi)
+{
+    return lo + (hi - lo) * ((double)(rng_next(s) >> 11) * 0x1.0p-53);
+}
+
+/* Where a variable occurs, as far as choosing its values goes. */
+enum {
+    NEED_POS = 1,    /* under log, sqrt, a fractional or variable power */
+    NEED_UNIT = 2,   /* under arcsin / arccos */
+    NEED_SPD = 4,    /* under det, logdet, a negative matrix power */
+    NEED_AWAY = 8    /* under a negative power: keep |entries| >= 0.5 */
+};
+
+typedef struct classify_state {
+    unsigned char *seen;     /* per node: the needs it was visited with */
+    unsigned char *needs;    /* per symbol */
+} classify_state;
+
+static void classify(classify_state *cs, const md_expr *e, unsigned need)
+{
+    if ((cs->seen[e->id] | need) == cs->seen[e->id] && cs->seen[e->id] & 0x80)
+        return;
+    need |= cs->seen[e->id] & 0x7f;
+    cs->seen[e->id] = (unsigned char)(need | 0x80);
+    if (e->kind == MD_SYM) {
+        cs->needs[e->ival] |= (unsigned char)need;
+        return;
+    }
+    unsigned sub = need;
+    if (e->kind == MD_FUNC && (e->ival == MD_FN_LOG || e->ival == MD_FN_SQRT))
+        sub |= NEED_POS;
+    if (e->kind == MD_FUNC && (e->ival == MD_FN_ARCSIN || e->ival == MD_FN_ARCCOS))
+        sub |= NEED_UNIT;
+    if (e->kind == MD_DET || e->kind == MD_LOGDET || (e->kind == MD_MPOW && e->ival < 0))
+        sub |= NEED_SPD;
+    if (e->kind == MD_POW) {
+        const md_expr *b = e->args[1];
+        if (b->kind != MD_NUM || mpz_cmp_ui(mpq_denref(b->q), 1) != 0)
+            classify(cs, e->args[0], sub | NEED_POS);
+        else if (mpq_sgn(b->q) < 0)
+            classify(cs, e->args[0], sub | NEED_AWAY);
+        else
+            classify(cs, e->args[0], sub);
+        classify(cs, b, sub);
+        return;
+    }
+    for (int i = 0; i < e->nargs; i++) classify(cs, e->args[i], sub);
+}
+
+/* Mirrors the upper triangle (rather than averaging with it, which
+   would pull entries of either sign towards zero). */
+static void symmetrise(md_mat *m)
+{
+    for (long j = 0; j < m->cols; j++)
+        for (long i = j + 1; i < m->rows; i++)
+            m->v[i + j * m->rows] = m->v[j + i * m->rows];
+}
+
+/* Fills m (already shaped) for a variable with the given needs. */
+static void draw_value(uint64_t *rng, md_mat *m, unsigned need, int symmetric)
+{
+    long r = m->rows, c = m->cols;
+    if ((need & NEED_SPD) && r == c) {
+        /* B B'/n + I: symmetric, eigenvalues >= 1; positive if B >= 0 */
+        int pos = (need & (NEED_POS | NEED_UNIT)) != 0;
+        double shrink = need & NEED_UNIT ? 0.3 : 1.0;   /* entries in (0, 0.6] */
+        md_mat b = md_mat_new(r, r);
+        for (long i = 0; i < r * r; i++)
+            b.v[i] = rng_uniform(rng, pos ? 0.0 : -1.0, 1.0);
+        for (long j = 0; j < r; j++)
+            for (long i = 0; i < r; i++) {
+                double s = i == j ? 1.0 : 0.0;
+                for (long k = 0; k < r; k++)
+                    s += b.v[i + k * r] * b.v[j + k * r] / (double)r;
+                m->v[i + j * r] = shrink * s;
+            }
+        md_mat_free(&b);
+        return;
+    }
+    double lo = -1.0, hi = 1.0;
+    if (need & NEED_UNIT) lo = 0.1, hi = 0.6;
+    else if (need & NEED_POS) lo = 0.5, hi = 1.5;
+    int away = !(need & (NEED_UNIT | NEED_POS)) && (need & NEED_AWAY);
+    if (away) lo = 0.5, hi = 1.5;
+    for (long i = 0; i < r * c; i++) {
+        m->v[i] = rng_uniform(rng, lo, hi);
+        if (away && (rng_next(rng) & 1)) m->v[i] = -m->v[i];
+    }
+    if (symmetric && r == c) symmetrise(m);
+}
+
+enum { MD_ENV_TRIES = 20 };
+
+int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
+{
+    uint64_t rng = (uint64_t)seed * 0x2545F4914F6CDD1Dull + 0x1234567ull;
+    env->ctx = ctx;
+    env->dimsize = md_xcalloc((size_t)ctx->ndims, sizeof(long));
+    /* one spare zeroed entry: md_env_free stops there even if symbols
+       were added to ctx since */
+    env->val = md_xcalloc((size_t)ctx->nsyms + 1, sizeof(md_mat));
+    env->dir = md_xcalloc((size_t)ctx->nsyms + 1, sizeof(md_mat));
+
+    /* distinct sizes 2..6 in shuffled order, reshuffled if dims run out */
+    enum { NSIZES = 5 };
+    long sizes[NSIZES];
+    env->dimsize[0] = 1;
+    for (int d = 1; d < ctx->ndims; d++) {
+        int k = (d - 1) % NSIZES;
+        if (k == 0) {
+            for (int i = 0; i < NSIZES; i++) sizes[i] = 2 + i;
+            for (int i = NSIZES - 1; i > 0; i--) {
+                int j = (int)(rng_next(&rng) % (uint64_t)(i + 1));
+                long t = sizes[i]; sizes[i] = sizes[j]; sizes[j] = t;
+            }
+        }
+        env->dimsize[d] = sizes[k];
+    }
+    for (int d = 0; d < ctx->ndims; d++) ctx->dims[d].size = env->dimsize[d];
+
+    classify_state cs;
+    cs.seen = md_xcalloc(ctx->nnodes, 1);
+    cs.needs = md_xcalloc((size_t)ctx->nsyms, 1);
+    classify(&cs, f, 0);
+
+    for (int s = 0; s < ctx->nsyms; s++) {
+        long r = env->dimsize[ctx->syms[s].rows], c = env->dimsize[ctx->syms[s].cols];
+        env->val[s] = md_mat_new(r, c);
+        env->dir[s] = md_mat_new(r, c);
+        for (long i = 0; i < r * c; i++) env->dir[s].v[i] = rng_uniform(&rng, -1.0, 1.0);
+        if (md_sym_is_symmetric(ctx, s)) symmetrise(&env->dir[s]);
+    }
+
+    int rc = -1;
+    for (int attempt = 0; attempt < MD_ENV_TRIES && rc < 0; attempt++) {
+        for (int s = 0; s < ctx->nsyms; s++)
+            draw_value(&rng, &env->val[s], cs.needs[s], md_sym_is_symmetric(ctx, s));
+        md_mat fv;
+        rc = md_eval(env, f, &fv);
+        if (rc == 0) md_mat_free(&fv);
+    }
+    free(cs.seen);
+    free(cs.needs);
+    if (rc < 0) md_env_free(env);   /* leaves env safe to free again */
+    return rc;
+}
+
+void md_env_free(md_env *env)
+{
+    /* Entries end at ctx->nsyms or at the first empty one, whichever
+       comes first (md_env_random leaves an empty one at the end). */
+    int nsyms = env->ctx ? env->ctx->nsyms : 0;
+    for (int s = 0; env->val && s < nsyms && env->val[s].v; s++)
+        md_mat_free(&env->val[s]);
+    for (int s = 0; env->dir && s < nsyms && env->dir[s].v; s++)
+        md_mat_free(&env->dir[s]);
+    free(env->val);
+    free(env->dir);
+    free(env->dimsize);
+    env->val = env->dir = NULL;
+    env->dimsize = NULL;
+}

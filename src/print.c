@@ -1,0 +1,564 @@
+/*
+ * print.c -- the text printer (see md_print.h).
+ *
+ * Precedence levels, loosest first, match the grammar:
+ *
+ *     SUM  a + b, a - b
+ *     PROD a*b, a/b
+ *     HAD  a.*b, a./b
+ *     NEG  -a
+ *     POW  a^b, a.^b        (right-associative)
+ *     POST a'
+ *     ATOM names, numbers, calls, parenthesised expressions
+ *
+ * Each node knows its own level (md_level); an operand is wrapped in
+ * parentheses exactly when its level is below what its position needs.
+ * Some canonical forms print in their familiar spelling: c*A with c < 0
+ * inside a sum prints as "- c*A", A .* B.^-1 as A./B, a scalar factor
+ * with a negative exponent as a division, c*matrix(1) inside a sum as just
+ * c (the sum's other terms fix the shape), inv(X) for X^-1.
+ *
+ * Temporaries: md_print_program counts, over the graph as it will be
+ * printed, how often each node is used.  A node and its transpose count as
+ * the same node (T and T').  Nodes used twice or more whose depth is at
+ * least 3 (so X*V or x'*y stay inline) get a name.
+ */
+#include "md_print.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_shape.h"
+#include "md_simplify.h"
+
+enum { L_SUM = 1, L_PROD, L_HAD, L_NEG, L_POW, L_POST, L_ATOM };
+
+typedef struct md_pr {
+    md_ctx *ctx;
+    md_buf *out;
+    const char **name;     /* name[id]: temporary name, or NULL */
+    md_expr **transof;     /* transof[id]: print as (transof[id])' */
+    uint32_t n;            /* size of the two arrays */
+    md_expr *top;          /* the node being defined (not replaced by its name) */
+} md_pr;
+
+static const char *tmp_name(md_pr *p, md_expr *e)
+{
+    if (e == p->top || !p->name || e->id >= p->n) return NULL;
+    return p->name[e->id];
+}
+
+/* The named node e is the transpose of, if any: e prints as T'. */
+static md_expr *trans_rep(md_pr *p, md_expr *e)
+{
+    if (e == p->top || !p->transof || e->id >= p->n) return NULL;
+    md_expr *r = p->transof[e->id];
+    return r && p->name[r->id] ? r : NULL;
+}
+
+
+static void pr(md_pr *p, md_expr *e, int need);
+
+static int num_level(const mpq_t q)
+{
+    if (mpz_cmp_ui(mpq_denref(q), 1) != 0) return L_PROD;
+    return mpq_sgn(q) < 0 ? L_NEG : L_ATOM;
+}
+
+/* Splits a product into coefficient, numerator and denominator factors. */
+typedef struct md_parts {
+    mpq_t coef;
+    md_expr *num[64];
+    md_expr *den[64];
+    int nn, nd;
+    md_expr **bnum, **bden;   /* heap when more than 64 */
+} md_parts;
+
+static int md_chain_first(const md_expr *e)
+{
+    int i = 0;
+    while (i < e->nargs && md_is_scalar(e->args[i])) i++;
+    return i;
+}
+
+static int md_level(md_pr *p, md_expr *e)
+{
+    if (tmp_name(p, e)) return L_ATOM;
+    if (trans_rep(p, e)) return L_POST;
+    switch (e->kind) {
+    case MD_NUM: return num_level(e->q);
+    case MD_SYM:
+    case MD_DIFF:
+    case MD_EYE: return L_ATOM;
+    case MD_ZERO:
+    case MD_ONES: return e->cols == MD_DIM_ONE || e->rows != MD_DIM_ONE ? L_ATOM : L_POST;
+    case MD_ADD: return L_SUM;
+    case MD_MUL:
+        if (e->args[0]->kind == MD_NUM && e->nargs == 2 && md_is_num(e->args[0], -1))
+            return md_level(p, e->args[1]) >= L_NEG ? L_NEG : L_PROD;
+        return L_PROD;
+    case MD_HAD: return L_HAD;
+    case MD_POW:
+        return L_POW;
+    case MD_MPOW: return e->ival == -1 ? L_ATOM : L_POW;
+    case MD_TRANS: return L_POST;
+    default: return L_ATOM;
+    }
+}
+
+static void pr_num(md_pr *p, const mpq_t q)
+{
+    char *s = mpq_get_str(NULL, 10, q);
+    md_buf_puts(p->out, s);
+    void (*freefn)(void *, size_t);
+    mp_get_memory_functions(NULL, NULL, &freefn);
+    freefn(s, strlen(s) + 1);
+}
+
+static void pr_wrap(md_pr *p, md_expr *e, int need)
+{
+    if (md_level(p, e) < need) {
+        md_buf_putc(p->out, '(');
+        pr(p, e, 0);
+        md_buf_putc(p->out, ')');
+    } else {
+        pr(p, e, need);
+    }
+}
+
+/* Prints a product without its sign; coef is |coefficient|.  skip_ones
+   leaves out a trailing matrix(1) factor (broadcast inside a sum). */
+static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
+{
+    int s = e->kind == MD_MUL ? md_chain_first(e) : 0;
+    int n = e->kind == MD_MUL ? e->nargs : 1;
+    md_expr **args = e->kind == MD_MUL ? e->args : &e;
+    if (e->kind != MD_MUL) s = md_is_scalar(e) ? 1 : 0;
+    int first = 1;
+    mpz_srcptr cn = mpq_numref(coef), cd = mpq_denref(coef);
+    if (mpz_cmp_ui(cn, 1) != 0) {
+        char *t = mpz_get_str(NULL, 10, cn);
+        md_buf_puts(p->out, t);
+        void (*freefn)(void *, size_t);
+        mp_get_memory_functions(NULL, NULL, &freefn);
+        freefn(t, strlen(t) + 1);
+        first = 0;
+    }
+    /* numerator: args with positive exponents */
+    int nden = 0;
+    for (int i = 0; i < n; i++) {
+        md_expr *a = args[i];
+        if (a->kind == MD_NUM) continue;
+        if (i < s && a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0) {
+            nden++;
+            continue;
+        }
+        if (skip_ones && i == n - 1 && a->kind == MD_ONES) continue;
+        if (!first) md_buf_putc(p->out, '*');
+        /* scalar factors that are products (x'*y) need no parentheses:
+           the chain re-reads to the same canonical product */
+        int need = (i < s && a->kind == MD_MUL && md_level(p, a) == L_PROD &&
+                    !(a->args[0]->kind == MD_NUM))
+                       ? L_PROD
+                       : L_HAD;
+        pr_wrap(p, a, need);
+        first = 0;
+    }
+    if (first) md_buf_putc(p->out, '1');
+    int dn = mpz_cmp_ui(cd, 1) != 0;
+    if (nden + dn == 0) return;
+    md_buf_putc(p->out, '/');
+    int paren = nden + dn > 1;
+    if (paren) md_buf_putc(p->out, '(');
+    int f = 1;
+    if (dn) {
+        char *t = mpz_get_str(NULL, 10, cd);
+        md_buf_puts(p->out, t);
+        void (*freefn)(void *, size_t);
+        mp_get_memory_functions(NULL, NULL, &freefn);
+        freefn(t, strlen(t) + 1);
+        f = 0;
+    }
+    for (int i = 0; i < s; i++) {
+        md_expr *a = args[i];
+        if (!(a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0)) continue;
+        if (!f) md_buf_putc(p->out, '*');
+        f = 0;
+        mpq_t k;
+        mpq_init(k);
+        mpq_neg(k, a->args[1]->q);
+        if (mpq_cmp_ui(k, 1, 1) == 0) {
+            pr_wrap(p, a->args[0], (nden + dn > 1) ? L_HAD : L_NEG + 1);
+        } else {
+            pr_wrap(p, a->args[0], L_POST);
+            md_buf_putc(p->out, '^');
+            if (mpz_cmp_ui(mpq_denref(k), 1) != 0) md_buf_putc(p->out, '(');
+            pr_num(p, k);
+            if (mpz_cmp_ui(mpq_denref(k), 1) != 0) md_buf_putc(p->out, ')');
+        }
+        mpq_clear(k);
+    }
+    if (paren) md_buf_putc(p->out, ')');
+}
+
+/* The coefficient of a term (1 when it has none). */
+static void term_coef(md_expr *e, mpq_t c)
+{
+    if (e->kind == MD_NUM) mpq_set(c, e->q);
+    else if (e->kind == MD_MUL && e->args[0]->kind == MD_NUM) mpq_set(c, e->args[0]->q);
+    else mpq_set_ui(c, 1, 1);
+}
+
+static int is_broadcast(md_expr *e, md_expr *sum)
+{
+    if (e->kind == MD_ONES) return 1;
+    return e->kind == MD_MUL && e->args[e->nargs - 1]->kind == MD_ONES &&
+           e->args[e->nargs - 1]->rows == sum->rows && e->args[e->nargs - 1]->cols == sum->cols;
+}
+
+static void pr_sum(md_pr *p, md_expr *e)
+{
+    /* positive terms first, then the negative ones, each group in order */
+    int has_full = 0;
+    for (int i = 0; i < e->nargs; i++)
+        if (!is_broadcast(e->args[i], e)) has_full = 1;
+    mpq_t c;
+    mpq_init(c);
+    int first = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < e->nargs; i++) {
+            md_expr *t = e->args[i];
+            term_coef(t, c);
+            int neg = mpq_sgn(c) < 0;
+            if (neg != pass) continue;
+            if (neg) md_buf_puts(p->out, first ? "-" : " - ");
+            else if (!first) md_buf_puts(p->out, " + ");
+            first = 0;
+            mpq_abs(c, c);
+            int bc = has_full && is_broadcast(t, e) && !tmp_name(p, t) && !trans_rep(p, t);
+            if (tmp_name(p, t) || trans_rep(p, t)) {
+                pr(p, t, L_PROD);
+            } else if (t->kind == MD_NUM) {
+                pr_num(p, c);
+            } else if (t->kind == MD_MUL && (t->args[0]->kind == MD_NUM || bc)) {
+                pr_product(p, t, c, bc);
+            } else if (bc) {
+                md_buf_putc(p->out, '1');
+            } else {
+                pr_wrap(p, t, neg ? L_PROD : L_PROD);
+            }
+        }
+    mpq_clear(c);
+}
+
+static void pr_had(md_pr *p, md_expr *e)
+{
+    int first = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < e->nargs; i++) {
+            md_expr *a = e->args[i];
+            int inv = a->kind == MD_POW && md_is_num(a->args[1], -1) && !tmp_name(p, a);
+            if (inv != pass) continue;
+            if (inv) {
+                md_buf_puts(p->out, first ? "1./" : "./");
+                pr_wrap(p, a->args[0], L_NEG);
+            } else {
+                if (!first) md_buf_puts(p->out, ".*");
+                pr_wrap(p, a, L_NEG);
+            }
+            first = 0;
+        }
+}
+
+static void pr_const(md_pr *p, md_expr *e, const char *v)
+{
+    if (e->kind == MD_EYE) {
+        md_buf_puts(p->out, "eye");
+        return;
+    }
+    if (e->cols == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s)", v);
+    else if (e->rows == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s)'", v);
+    else md_buf_printf(p->out, "matrix(%s)", v);
+}
+
+static void pr(md_pr *p, md_expr *e, int need)
+{
+    md_ctx *ctx = p->ctx;
+    const char *tn = tmp_name(p, e);
+    if (tn) {
+        md_buf_puts(p->out, tn);
+        return;
+    }
+    md_expr *rep = trans_rep(p, e);
+    if (rep) {
+        pr_wrap(p, rep, L_ATOM);
+        md_buf_putc(p->out, '\'');
+        return;
+    }
+    mpq_t c;
+    switch (e->kind) {
+    case MD_NUM: pr_num(p, e->q); break;
+    case MD_SYM: md_buf_puts(p->out, ctx->syms[e->ival].name); break;
+    case MD_DIFF: md_buf_printf(p->out, "d%s", ctx->syms[e->ival].name); break;
+    case MD_ZERO: pr_const(p, e, "0"); break;
+    case MD_ONES: pr_const(p, e, "1"); break;
+    case MD_EYE: pr_const(p, e, "1"); break;
+    case MD_ADD: pr_sum(p, e); break;
+    case MD_MUL:
+        mpq_init(c);
+        term_coef(e, c);
+        if (mpq_sgn(c) < 0) md_buf_putc(p->out, '-');
+        mpq_abs(c, c);
+        pr_product(p, e, c, 0);
+        mpq_clear(c);
+        break;
+    case MD_HAD: pr_had(p, e); break;
+    case MD_POW: {
+        md_expr *b = e->args[0], *x = e->args[1];
+        pr_wrap(p, b, L_POST);
+        md_buf_puts(p->out, md_is_scalar(b) && md_is_scalar(x) ? "^" : ".^");
+        if (x->kind == MD_NUM && mpz_cmp_ui(mpq_denref(x->q), 1) == 0) pr_num(p, x->q);
+        else pr_wrap(p, x, L_NEG);
+        break;
+    }
+    case MD_MPOW:
+        if (e->ival < 0) {
+            md_buf_puts(p->out, "inv(");
+            pr(p, e->args[0], 0);
+            md_buf_putc(p->out, ')');
+            if (e->ival != -1) md_buf_printf(p->out, "^%d", -e->ival);
+        } else {
+            pr_wrap(p, e->args[0], L_POST);
+            md_buf_printf(p->out, "^%d", e->ival);
+        }
+        break;
+    case MD_TRANS:
+        pr_wrap(p, e->args[0], L_ATOM);
+        md_buf_putc(p->out, '\'');
+        break;
+    case MD_FUNC:
+        if (e->ival == MD_FN_GENERIC) {
+            md_buf_puts(p->out, ctx->funcs[e->aux]);
+            for (int i = 0; i < e->order; i++) md_buf_putc(p->out, '\'');
+        } else {
+            md_buf_puts(p->out, md_fn_names[e->ival]);
+        }
+        md_buf_putc(p->out, '(');
+        pr(p, e->args[0], 0);
+        md_buf_putc(p->out, ')');
+        break;
+    default: {
+        static const char *const names[MD_NKINDS] = {
+            [MD_SUM] = "sum", [MD_NORM1] = "norm1", [MD_NORM2] = "norm2", [MD_TR] = "tr",
+            [MD_DET] = "det", [MD_LOGDET] = "logdet", [MD_DIAGM] = "diag", [MD_DIAGV] = "diag"};
+        md_buf_printf(p->out, "%s(", names[e->kind] ? names[e->kind] : "?");
+        pr(p, e->args[0], 0);
+        md_buf_putc(p->out, ')');
+        break;
+    }
+    }
+    (void)need;
+}
+
+void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out)
+{
+    md_pr p = {ctx, out, NULL, NULL, 0, NULL};
+    pr(&p, e, 0);
+}
+
+char *md_expr_to_string(md_ctx *ctx, md_expr *e)
+{
+    md_buf b = {0};
+    md_print_expr(ctx, e, &b);
+    return md_buf_take(&b);
+}
+
+/* ---- temporaries ------------------------------------------------------ */
+
+typedef struct md_walk {
+    md_ctx *ctx;
+    uint32_t n;
+    char *seen;
+    md_expr **order;     /* post-order of reachable nodes */
+    uint32_t len, cap;
+    unsigned *uses;
+    md_expr **transof;
+    char *visited;
+} md_walk;
+
+static void collect(md_walk *w, md_expr *e)
+{
+    if (w->seen[e->id]) return;
+    w->seen[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++) collect(w, e->args[i]);
+    if (w->len == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 256;
+        w->order = md_xrealloc(w->order, w->cap * sizeof *w->order);
+    }
+    w->order[w->len++] = e;
+}
+
+static int is_leafish(md_expr *e)
+{
+    if (e->nargs == 0) return 1;
+    return e->kind == MD_TRANS && e->args[0]->nargs == 0;
+}
+
+static unsigned count_trans(md_expr *e, int budget)
+{
+    if (budget <= 0) return 0;
+    unsigned c = e->kind == MD_TRANS;
+    for (int i = 0; i < e->nargs; i++) c += count_trans(e->args[i], budget - 1);
+    return c;
+}
+
+/* Counts uses over the graph as printed: a node printed as rep' uses rep. */
+static void count_uses(md_walk *w, md_expr *e)
+{
+    md_expr *rep = w->transof[e->id];
+    if (rep) {
+        w->uses[rep->id]++;
+        if (!w->visited[rep->id]) {
+            w->visited[rep->id] = 1;
+            for (int i = 0; i < rep->nargs; i++) count_uses(w, rep->args[i]);
+        }
+        return;
+    }
+    w->uses[e->id]++;
+    if (w->visited[e->id]) return;
+    w->visited[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++) count_uses(w, e->args[i]);
+}
+
+static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
+{
+    if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_builtin(s) ||
+        !strcmp(s, "eye"))
+        return 1;
+    for (int i = 0; avoid && avoid[i]; i++)
+        if (!strcmp(avoid[i], s)) return 1;
+    return 0;
+}
+
+void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                      const char *const *names, const char *const *avoid)
+{
+    /* transposes of every reachable node are made first, so that the
+       arrays below cover them */
+    md_walk w;
+    memset(&w, 0, sizeof w);
+    uint32_t n0 = ctx->nnodes;
+    w.seen = md_xcalloc(n0, 1);
+    for (int i = 0; i < n; i++) collect(&w, roots[i]);
+    md_expr **tr = md_xcalloc(w.len ? w.len : 1, sizeof *tr);
+    for (uint32_t i = 0; i < w.len; i++)
+        if (!is_leafish(w.order[i]) && !md_is_scalar(w.order[i])) tr[i] = md_trans(ctx, w.order[i]);
+    uint32_t N = ctx->nnodes;
+    w.seen = md_xrealloc(w.seen, N);
+    memset(w.seen + n0, 0, N - n0);
+    w.uses = md_xcalloc(N, sizeof *w.uses);
+    w.transof = md_xcalloc(N, sizeof *w.transof);
+    w.visited = md_xcalloc(N, 1);
+
+    /* pair X with X' when both are printed; the one with fewer transposes
+       inside is written out, the other prints as its transpose */
+    for (uint32_t i = 0; i < w.len; i++) {
+        md_expr *a = w.order[i], *b = tr[i];
+        if (!b || b == a || !w.seen[b->id] || b->id >= n0) continue;
+        if (w.transof[a->id] || w.transof[b->id] || a->depth != b->depth) continue;
+        unsigned ta = count_trans(a, 64), tb = count_trans(b, 64);
+        int a_rep = ta < tb || (ta == tb && md_expr_cmp(a, b) < 0);
+        if (a_rep) w.transof[b->id] = a;
+        else w.transof[a->id] = b;
+    }
+    for (int i = 0; i < n; i++) {
+        w.transof[roots[i]->id] = NULL;
+        count_uses(&w, roots[i]);
+    }
+
+    /* name the shared, non-trivial nodes in dependency order */
+    const char **nm = md_xcalloc(N, sizeof *nm);
+    int ntemps = 0;
+    for (uint32_t i = 0; i < w.len; i++) {
+        md_expr *e = w.order[i];
+        int is_root = 0;
+        for (int r = 0; r < n; r++) is_root |= roots[r] == e;
+        if (is_root || w.transof[e->id] || w.uses[e->id] < 2 || e->depth < 3 || is_leafish(e)) continue;
+        nm[e->id] = "";
+        ntemps++;
+    }
+    char **owned = md_xcalloc((size_t)ntemps + 1, sizeof *owned);
+    int k = 0, idx = 0;
+    for (uint32_t i = 0; i < w.len; i++) {
+        md_expr *e = w.order[i];
+        if (!nm[e->id]) continue;
+        char buf[32];
+        do {
+            if (ntemps == 1 && idx == 0) snprintf(buf, sizeof buf, "T");
+            else snprintf(buf, sizeof buf, "T%d", idx + (ntemps == 1 ? 0 : 1));
+            idx++;
+        } while (name_taken(ctx, buf, avoid));
+        owned[k] = md_xstrdup(buf);
+        nm[e->id] = owned[k++];
+    }
+
+    md_pr p = {ctx, out, nm, w.transof, N, NULL};
+    for (uint32_t i = 0; i < w.len; i++) {
+        md_expr *e = w.order[i];
+        if (!nm[e->id] || !*nm[e->id]) continue;
+        md_buf_printf(out, "%s = ", nm[e->id]);
+        p.top = e;
+        pr(&p, e, 0);
+        md_buf_putc(out, '\n');
+    }
+    for (int i = 0; i < n; i++) {
+        if (names && names[i]) md_buf_printf(out, "%s = ", names[i]);
+        p.top = roots[i];
+        pr(&p, roots[i], 0);
+        md_buf_putc(out, '\n');
+    }
+    for (int i = 0; i < k; i++) free(owned[i]);
+    free(owned);
+    free(nm);
+    free(tr);
+    free(w.order);
+    free(w.seen);
+    free(w.uses);
+    free(w.transof);
+    free(w.visited);
+}
+
+void md_print_shapes(md_ctx *ctx, md_buf *out)
+{
+    int first = 1;
+    for (int i = 0; i < ctx->nsyms; i++) {
+        md_symbol *s = &ctx->syms[i];
+        if (s->rows == MD_DIM_ONE && s->cols == MD_DIM_ONE) continue;
+        md_buf_puts(out, first ? "" : ", ");
+        first = 0;
+        const char *r = ctx->dims[s->rows].name, *c = ctx->dims[s->cols].name;
+        if (s->cols == MD_DIM_ONE) md_buf_printf(out, "%s: %s", s->name, r);
+        else md_buf_printf(out, "%s: %s×%s%s", s->name, r, c, s->kind == MD_SYM_SYMMETRIC ? " symmetric" : "");
+    }
+}
+
+void md_print_decls(md_ctx *ctx, md_buf *out)
+{
+    static const char *const kw[] = {"scalar", "vector", "matrix", "symmetric"};
+    for (int k = 0; k < 4; k++) {
+        int first = 1;
+        for (int i = 0; i < ctx->nsyms; i++) {
+            md_symbol *s = &ctx->syms[i];
+            if ((int)s->kind != k || md_default_kind(s->name) == s->kind) continue;
+            if (first) md_buf_printf(out, "%s ", kw[k]);
+            md_buf_printf(out, "%s%s", first ? "" : ", ", s->name);
+            first = 0;
+        }
+        if (!first) md_buf_putc(out, '\n');
+    }
+    if (ctx->nfuncs) {
+        md_buf_puts(out, "function ");
+        for (int i = 0; i < ctx->nfuncs; i++) md_buf_printf(out, "%s%s", i ? ", " : "", ctx->funcs[i]);
+        md_buf_putc(out, '\n');
+    }
+}

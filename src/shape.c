@@ -1,0 +1,964 @@
+/*
+ * shape.c -- name resolution and shape inference (see md_shape.h).
+ *
+ * Two passes over the statements.
+ *
+ * Pass 1 infers shapes.  Every dimension is a variable of a union-find
+ * structure.  Variable 0 is the constant 1.  A dimension may carry a user
+ * name (`matrix X(n, p)`: two different names never unify) and may be
+ * marked "not one" (the dimensions of declared or defaulted vectors and
+ * matrices: a vector is never silently a scalar).  Dimensions of the
+ * constants eye, vector(c) and matrix(c) are free: they unify with
+ * anything, including 1.  Each operator unifies what it requires (inner
+ * dimensions of *, both dimensions of + and .*, rows and columns of det)
+ * and a failed unification is reported at the operator with both shapes.
+ * Whether an operand is a scalar (so that * scales and + broadcasts) is
+ * decided from what is known when the operator is met, left to right, as
+ * a reader would.
+ *
+ * Between the passes every dimension class gets its final id and name:
+ * declared names first, then letters n, m, p, q, ... in order of first
+ * appearance.
+ *
+ * Pass 2 builds md_expr nodes bottom-up through the simplifying
+ * constructors, with the final shapes.  Long chains (a 1 MB sum) become one
+ * n-ary constructor call, so the work stays linear.
+ */
+#include "md_shape.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_simplify.h"
+
+/* ---- dimension variables ---------------------------------------------- */
+
+typedef struct md_dvar {
+    int parent;
+    const char *name;   /* user name, or NULL */
+    int nonone;         /* may not be 1 */
+    int final;          /* pass 2: the md_ctx dimension id */
+} md_dvar;
+
+/* What a name stands for. */
+typedef enum { MD_NAME_SYM, MD_NAME_BOUND, MD_NAME_FUNC } md_name_kind;
+
+typedef struct md_name {
+    const char *name;
+    md_name_kind kind;
+    md_loc loc;           /* where it was declared, bound or first used */
+    int declared;
+    md_symkind symkind;
+    int r, c;             /* dimension variables (SYM, BOUND) */
+    md_ast *bound;        /* BOUND: the expression */
+    md_expr *value;       /* BOUND: built expression (pass 2) */
+    int index;            /* SYM: ctx symbol; FUNC: ctx function */
+} md_name;
+
+typedef struct md_shape_entry {
+    const md_ast *ast;
+    int r, c;
+} md_shape_entry;
+
+typedef struct md_st {
+    md_program *prog;
+    md_source *src;
+    md_ctx *ctx;
+    md_dvar *dv;
+    int ndv, dvcap;
+    md_name *names;
+    int nnames, namecap;
+    md_shape_entry *map;  /* AST node -> shape, open addressing */
+    uint32_t mapcap, mapcount;
+} md_st;
+
+static int dv_new(md_st *st, const char *name, int nonone)
+{
+    if (st->ndv == st->dvcap) {
+        st->dvcap = st->dvcap ? 2 * st->dvcap : 64;
+        st->dv = md_xrealloc(st->dv, (size_t)st->dvcap * sizeof *st->dv);
+    }
+    st->dv[st->ndv] = (md_dvar){st->ndv, name, nonone, -1};
+    return st->ndv++;
+}
+
+static int dv_find(md_st *st, int d)
+{
+    while (st->dv[d].parent != d) {
+        st->dv[d].parent = st->dv[st->dv[d].parent].parent;
+        d = st->dv[d].parent;
+    }
+    return d;
+}
+
+/* Unifies; returns 0 or -1 when the two cannot be equal. */
+static int dv_unify(md_st *st, int a, int b)
+{
+    a = dv_find(st, a);
+    b = dv_find(st, b);
+    if (a == b) return 0;
+    if (a == 0 || b == 0) {
+        int o = a == 0 ? b : a;
+        if (st->dv[o].nonone || st->dv[o].name) return -1;
+        st->dv[o].parent = 0;
+        return 0;
+    }
+    if (st->dv[a].name && st->dv[b].name) return -1;
+    /* keep the older variable as the root so names follow first appearance;
+       a user name always wins */
+    if (st->dv[b].name || (!st->dv[a].name && b < a)) {
+        int t = a;
+        a = b;
+        b = t;
+    }
+    st->dv[b].parent = a;
+    st->dv[a].nonone |= st->dv[b].nonone;
+    return 0;
+}
+
+static int dv_is_one(md_st *st, int d) { return dv_find(st, d) == 0; }
+
+/* ---- the AST -> shape map --------------------------------------------- */
+
+static uint32_t ptr_hash(const void *p)
+{
+    uintptr_t x = (uintptr_t)p;
+    x ^= x >> 17;
+    x *= 0xed5ad4bbu;
+    x ^= x >> 11;
+    return (uint32_t)x;
+}
+
+static void map_put(md_st *st, const md_ast *a, int r, int c)
+{
+    if (2 * (st->mapcount + 1) > st->mapcap) {
+        uint32_t ncap = st->mapcap ? 2 * st->mapcap : 1024;
+        md_shape_entry *nm = md_xcalloc(ncap, sizeof *nm);
+        for (uint32_t i = 0; i < st->mapcap; i++) {
+            if (!st->map[i].ast) continue;
+            uint32_t j = ptr_hash(st->map[i].ast) & (ncap - 1);
+            while (nm[j].ast) j = (j + 1) & (ncap - 1);
+            nm[j] = st->map[i];
+        }
+        free(st->map);
+        st->map = nm;
+        st->mapcap = ncap;
+    }
+    uint32_t j = ptr_hash(a) & (st->mapcap - 1);
+    while (st->map[j].ast && st->map[j].ast != a) j = (j + 1) & (st->mapcap - 1);
+    if (!st->map[j].ast) st->mapcount++;
+    st->map[j] = (md_shape_entry){a, r, c};
+}
+
+static md_shape_entry *map_get(md_st *st, const md_ast *a)
+{
+    if (!st->mapcap) return NULL;
+    uint32_t j = ptr_hash(a) & (st->mapcap - 1);
+    while (st->map[j].ast) {
+        if (st->map[j].ast == a) return &st->map[j];
+        j = (j + 1) & (st->mapcap - 1);
+    }
+    return NULL;
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+static const char *const md_builtins[] = {
+    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "exp", "log", "tanh", "abs",
+    "sign", "relu", "step", "sqrt", "sum", "norm1", "norm2", "tr", "det", "logdet",
+    "inv", "diag", "vector", "matrix", NULL
+};
+
+int md_is_builtin(const char *name)
+{
+    for (int i = 0; md_builtins[i]; i++)
+        if (strcmp(md_builtins[i], name) == 0) return 1;
+    return 0;
+}
+
+static const char *const md_greek[] = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta",
+    "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron",
+    "pi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega", NULL
+};
+
+md_symkind md_default_kind(const char *name)
+{
+    for (int i = 0; md_greek[i]; i++)
+        if (strcmp(md_greek[i], name) == 0) return MD_SYM_SCALAR;
+    unsigned char c = (unsigned char)name[0];
+    if (c >= 'A' && c <= 'Z') return MD_SYM_MATRIX;
+    if (c >= 'h' && c <= 'z') return MD_SYM_VECTOR;
+    return MD_SYM_SCALAR;
+}
+
+static md_name *name_find(md_st *st, const char *name)
+{
+    for (int i = st->nnames - 1; i >= 0; i--)
+        if (strcmp(st->names[i].name, name) == 0) return &st->names[i];
+    return NULL;
+}
+
+static md_name *name_add(md_st *st, const char *name, md_name_kind kind, md_loc loc)
+{
+    if (st->nnames == st->namecap) {
+        st->namecap = st->namecap ? 2 * st->namecap : 32;
+        st->names = md_xrealloc(st->names, (size_t)st->namecap * sizeof *st->names);
+    }
+    md_name *n = &st->names[st->nnames++];
+    memset(n, 0, sizeof *n);
+    n->name = name;
+    n->kind = kind;
+    n->loc = loc;
+    n->index = -1;
+    return n;
+}
+
+static md_name *sym_add(md_st *st, const char *name, md_symkind kind, md_loc loc,
+                        const char *d1, const char *d2)
+{
+    md_name *n = name_add(st, name, MD_NAME_SYM, loc);
+    n->symkind = kind;
+    switch (kind) {
+    case MD_SYM_SCALAR: n->r = n->c = 0; break;
+    case MD_SYM_VECTOR:
+        n->r = dv_new(st, d1, 1);
+        n->c = 0;
+        break;
+    case MD_SYM_MATRIX:
+        n->r = dv_new(st, d1, 1);
+        n->c = dv_new(st, d2, 1);
+        break;
+    case MD_SYM_SYMMETRIC:
+        n->r = n->c = dv_new(st, d1, 1);
+        break;
+    }
+    return n;
+}
+
+/* Dimension names: the same user name is the same dimension everywhere. */
+static int named_dim(md_st *st, const char *name)
+{
+    for (int i = 1; i < st->ndv; i++)
+        if (st->dv[i].name && strcmp(st->dv[i].name, name) == 0) return dv_find(st, i);
+    return dv_new(st, name, 1);
+}
+
+/* ---- error helpers ---------------------------------------------------- */
+
+static void shape_str(md_st *st, int r, int c, char *buf, size_t n);
+
+static const char *dim_str(md_st *st, int d, char *buf, size_t n)
+{
+    d = dv_find(st, d);
+    if (d == 0) snprintf(buf, n, "1");
+    else if (st->dv[d].name) snprintf(buf, n, "%s", st->dv[d].name);
+    else snprintf(buf, n, "?%d", d);
+    return buf;
+}
+
+/* "scalar", "vector(n)", "row vector(1×n)", "n×p matrix" */
+static void shape_str(md_st *st, int r, int c, char *buf, size_t n)
+{
+    char a[64], b[64];
+    int r1 = dv_is_one(st, r), c1 = dv_is_one(st, c);
+    if (r1 && c1) snprintf(buf, n, "a scalar");
+    else if (c1) snprintf(buf, n, "a vector (%s)", dim_str(st, r, a, sizeof a));
+    else if (r1) snprintf(buf, n, "a row vector (1×%s)", dim_str(st, c, b, sizeof b));
+    else snprintf(buf, n, "a matrix (%s×%s)", dim_str(st, r, a, sizeof a), dim_str(st, c, b, sizeof b));
+}
+
+/* Unnamed dimensions print as ?N in messages; give them provisional names
+   first so messages read "n×m" instead. */
+static void name_dims_for_message(md_st *st);
+
+/* ---- pass 1 ----------------------------------------------------------- */
+
+typedef struct md_shp {
+    int r, c;
+} md_shp;
+
+static int infer(md_st *st, md_ast *a, md_shp *out);
+
+static int is_scalar(md_st *st, md_shp s) { return dv_is_one(st, s.r) && dv_is_one(st, s.c); }
+
+/* Try to make s a scalar (constants with free dims can be); 0 on success. */
+static int make_scalar(md_st *st, md_shp s)
+{
+    if (is_scalar(st, s)) return 0;
+    int r = dv_find(st, s.r), c = dv_find(st, s.c);
+    if ((r && (st->dv[r].nonone || st->dv[r].name)) || (c && (st->dv[c].nonone || st->dv[c].name)))
+        return -1;
+    dv_unify(st, s.r, 0);
+    dv_unify(st, s.c, 0);
+    return 0;
+}
+
+static int integer_literal(md_ast *a, long *k)
+{
+    int neg = 0;
+    while (a->kind == MD_AST_NEG) {
+        neg = !neg;
+        a = a->kids[0];
+    }
+    if (a->kind != MD_AST_NUM) return 0;
+    for (const char *p = a->text; *p; p++)
+        if (!isdigit((unsigned char)*p)) return 0;
+    if (strlen(a->text) > 9) return 0;
+    *k = strtol(a->text, NULL, 10);
+    if (neg) *k = -*k;
+    return 1;
+}
+
+static char *loc_text(const md_source *src, md_loc loc);
+
+/* The operand's source text when it is short, else "the operand". */
+static const char *describe_loc(md_st *st, md_loc loc, char *buf, size_t n)
+{
+    char *t = loc_text(st->src, loc);
+    if (strlen(t) <= 24) snprintf(buf, n, "'%s'", t);
+    else snprintf(buf, n, "the operand");
+    free(t);
+    return buf;
+}
+
+static const char *describe(md_st *st, md_ast *a, char *buf, size_t n)
+{
+    return describe_loc(st, a->loc, buf, n);
+}
+
+static int shape_error(md_st *st, md_loc at, const char *what, md_loc l, md_shp ls, md_loc r, md_shp rs)
+{
+    char d1[64], d2[64], s1[96], s2[96];
+    name_dims_for_message(st);
+    shape_str(st, ls.r, ls.c, s1, sizeof s1);
+    shape_str(st, rs.r, rs.c, s2, sizeof s2);
+    md_error_at(st->src, at, "%s: %s is %s but %s is %s", what, describe_loc(st, l, d1, sizeof d1), s1,
+                describe_loc(st, r, d2, sizeof d2), s2);
+    return -1;
+}
+
+static const char *fn_arity_name(const char *n) { return n; }
+
+static int suggest(md_st *st, const char *name, md_loc loc)
+{
+    const char *best = NULL;
+    int bd = 3;
+    for (int i = 0; md_builtins[i]; i++) {
+        int d = md_edit_distance(name, md_builtins[i]);
+        if (d < bd) bd = d, best = md_builtins[i];
+    }
+    for (int i = 0; i < st->nnames; i++)
+        if (st->names[i].kind == MD_NAME_FUNC) {
+            int d = md_edit_distance(name, st->names[i].name);
+            if (d < bd) bd = d, best = st->names[i].name;
+        }
+    if (!strcmp(name, "trace")) best = "tr";
+    if (!strcmp(name, "ln")) best = "log";
+    if (!strcmp(name, "norm") || !strcmp(name, "fro")) best = "norm2";
+    if (!strcmp(name, "asin")) best = "arcsin";
+    if (!strcmp(name, "acos")) best = "arccos";
+    if (!strcmp(name, "atan")) best = "arctan";
+    if (!strcmp(name, "inverse")) best = "inv";
+    if (best)
+        md_error_at(st->src, loc, "unknown function '%s'; did you mean '%s'?", name, best);
+    else
+        md_error_at(st->src, loc, "unknown function '%s' (declare it with 'function %s' for a generic elementwise function)", name, name);
+    return -1;
+}
+
+static int use_name(md_st *st, md_ast *a, md_shp *out)
+{
+    const char *name = a->text;
+    md_name *n = name_find(st, name);
+    if (n && n->kind == MD_NAME_FUNC) {
+        md_error_at(st->src, a->loc, "'%s' is a function; call it as %s(...)", name, name);
+        return -1;
+    }
+    if (!n && strcmp(name, "eye") == 0) {
+        int d = dv_new(st, NULL, 0);
+        *out = (md_shp){d, d};
+        return 0;
+    }
+    if (!n) n = sym_add(st, name, md_default_kind(name), a->loc, NULL, NULL);
+    *out = (md_shp){n->r, n->c};
+    return 0;
+}
+
+static int infer_call(md_st *st, md_ast *a, md_shp *out)
+{
+    const char *f = a->text;
+    md_name *n = name_find(st, f);
+    if (n && n->kind != MD_NAME_FUNC) {
+        md_error_at(st->src, a->oploc, "'%s' is a %s, not a function", f,
+                    n->kind == MD_NAME_BOUND ? "named expression" : "variable");
+        return -1;
+    }
+    int generic = n != NULL;
+    if (!generic && !md_is_builtin(f)) {
+        if (strcmp(f, "eye") == 0) {
+            md_error_at(st->src, a->loc, "'eye' takes no arguments: write 'eye'; its size is inferred");
+            return -1;
+        }
+        return suggest(st, f, a->oploc);
+    }
+    if (a->count > 0 && !generic) {
+        md_error_at(st->src, a->oploc,
+                    "only declared generic functions can be primed; '%s' is built in (its derivative is applied automatically)", f);
+        return -1;
+    }
+    if (a->nkids != 1) {
+        md_error_at(st->src, a->loc, "%s takes 1 argument, %d given", fn_arity_name(f), a->nkids);
+        return -1;
+    }
+    md_shp s;
+    if (infer(st, a->kids[0], &s)) return -1;
+    char d1[64], s1[96];
+    if (generic || !strcmp(f, "sin") || !strcmp(f, "cos") || !strcmp(f, "tan") || !strcmp(f, "arcsin") ||
+        !strcmp(f, "arccos") || !strcmp(f, "arctan") || !strcmp(f, "exp") || !strcmp(f, "log") ||
+        !strcmp(f, "tanh") || !strcmp(f, "abs") || !strcmp(f, "sign") || !strcmp(f, "relu") ||
+        !strcmp(f, "step") || !strcmp(f, "sqrt")) {
+        *out = s;
+        return 0;
+    }
+    if (!strcmp(f, "sum") || !strcmp(f, "norm1") || !strcmp(f, "norm2")) {
+        *out = (md_shp){0, 0};
+        return 0;
+    }
+    if (!strcmp(f, "tr") || !strcmp(f, "det") || !strcmp(f, "logdet") || !strcmp(f, "inv")) {
+        if (dv_unify(st, s.r, s.c)) {
+            name_dims_for_message(st);
+            shape_str(st, s.r, s.c, s1, sizeof s1);
+            md_error_at(st->src, a->loc, "%s needs a square matrix, but %s is %s", f,
+                        describe(st, a->kids[0], d1, sizeof d1), s1);
+            return -1;
+        }
+        *out = !strcmp(f, "inv") ? s : (md_shp){0, 0};
+        return 0;
+    }
+    if (!strcmp(f, "diag")) {
+        if (is_scalar(st, s)) *out = s;
+        else if (dv_is_one(st, s.c)) *out = (md_shp){s.r, s.r};
+        else if (dv_is_one(st, s.r)) {
+            name_dims_for_message(st);
+            md_error_at(st->src, a->loc, "diag needs a column vector or a square matrix, but %s is a row vector",
+                        describe(st, a->kids[0], d1, sizeof d1));
+            return -1;
+        } else {
+            if (dv_unify(st, s.r, s.c)) {
+                name_dims_for_message(st);
+                shape_str(st, s.r, s.c, s1, sizeof s1);
+                md_error_at(st->src, a->loc, "diag needs a column vector or a square matrix, but %s is %s",
+                            describe(st, a->kids[0], d1, sizeof d1), s1);
+                return -1;
+            }
+            *out = (md_shp){s.r, 0};
+        }
+        return 0;
+    }
+    /* vector(c), matrix(c) */
+    if (make_scalar(st, s)) {
+        name_dims_for_message(st);
+        shape_str(st, s.r, s.c, s1, sizeof s1);
+        md_error_at(st->src, a->kids[0]->loc, "the argument of %s must be a scalar, but it is %s", f, s1);
+        return -1;
+    }
+    if (!strcmp(f, "vector")) *out = (md_shp){dv_new(st, NULL, 0), 0};
+    else *out = (md_shp){dv_new(st, NULL, 0), dv_new(st, NULL, 0)};
+    return 0;
+}
+
+static int infer_chain(md_st *st, md_ast *a, md_shp *out)
+{
+    md_shp acc;
+    if (infer(st, a->kids[0], &acc)) return -1;
+    md_loc left = a->kids[0]->loc;
+    for (int i = 1; i < a->nkids; i++) {
+        md_shp k;
+        md_ast *kid = a->kids[i];
+        if (infer(st, kid, &k)) return -1;
+        md_op op = a->ops[i];
+        md_loc at = a->oplocs[i];
+        int as = is_scalar(st, acc), ks = is_scalar(st, k);
+        switch (op) {
+        case MD_OP_ADD:
+        case MD_OP_SUB:
+        case MD_OP_HMUL:
+        case MD_OP_HDIV:
+            if (as && !ks) acc = k;
+            else if (!as && !ks) {
+                if (dv_unify(st, acc.r, k.r) || dv_unify(st, acc.c, k.c))
+                    return shape_error(st, at,
+                                       op == MD_OP_ADD   ? "cannot add"
+                                       : op == MD_OP_SUB ? "cannot subtract"
+                                                         : "elementwise operands differ in shape",
+                                       left, acc, kid->loc, k);
+            }
+            break;
+        case MD_OP_MUL:
+            if (as) acc = k;
+            else if (!ks) {
+                if (dv_unify(st, acc.c, k.r))
+                    return shape_error(st, at, "inner dimensions differ in '*'", left, acc, kid->loc, k);
+                acc.c = k.c;
+            }
+            break;
+        case MD_OP_DIV:
+            if (make_scalar(st, k)) {
+                char d1[64], s1[96];
+                name_dims_for_message(st);
+                shape_str(st, k.r, k.c, s1, sizeof s1);
+                md_error_at(st->src, at,
+                            "division by a matrix: %s is %s; '/' divides by scalars only (use './' "
+                            "for elementwise division or inv() for the inverse)",
+                            describe(st, kid, d1, sizeof d1), s1);
+                return -1;
+            }
+            break;
+        default: break;
+        }
+        /* the left operand of the next operator is the chain so far */
+        left = md_loc_span(a->kids[0]->loc, kid->loc);
+        map_put(st, kid, k.r, k.c);
+    }
+    *out = acc;
+    return 0;
+}
+
+static int infer(md_st *st, md_ast *a, md_shp *out)
+{
+    md_shp s, e;
+    char d1[64], s1[96];
+    switch (a->kind) {
+    case MD_AST_NUM: *out = (md_shp){0, 0}; break;
+    case MD_AST_NAME:
+        if (use_name(st, a, out)) return -1;
+        break;
+    case MD_AST_CHAIN:
+        if (infer_chain(st, a, out)) return -1;
+        break;
+    case MD_AST_NEG:
+        if (infer(st, a->kids[0], out)) return -1;
+        break;
+    case MD_AST_TRANSPOSE:
+        if (infer(st, a->kids[0], &s)) return -1;
+        *out = a->count % 2 ? (md_shp){s.c, s.r} : s;
+        break;
+    case MD_AST_POW:
+    case MD_AST_EPOW:
+        if (infer(st, a->kids[0], &s) || infer(st, a->kids[1], &e)) return -1;
+        if (a->kind == MD_AST_EPOW) {
+            if (!is_scalar(st, e)) {
+                if (is_scalar(st, s)) s = e;
+                else if (dv_unify(st, s.r, e.r) || dv_unify(st, s.c, e.c))
+                    return shape_error(st, a->oploc, "elementwise power operands differ in shape",
+                                       a->kids[0]->loc, s, a->kids[1]->loc, e);
+            }
+            *out = s;
+            break;
+        }
+        if (make_scalar(st, e)) {
+            name_dims_for_message(st);
+            shape_str(st, e.r, e.c, s1, sizeof s1);
+            md_error_at(st->src, a->kids[1]->loc,
+                        "the exponent of '^' must be a scalar, but it is %s (use '.^' for elementwise powers)", s1);
+            return -1;
+        }
+        if (!is_scalar(st, s)) {
+            long k;
+            if (!integer_literal(a->kids[1], &k)) {
+                md_error_at(st->src, a->oploc,
+                            "a matrix power needs an integer exponent; use '.^' for elementwise powers");
+                return -1;
+            }
+            if (k > 64 || k < -64) {
+                md_error_at(st->src, a->kids[1]->loc, "matrix power %ld is too large (at most 64 in absolute value)", k);
+                return -1;
+            }
+            if (dv_unify(st, s.r, s.c)) {
+                name_dims_for_message(st);
+                shape_str(st, s.r, s.c, s1, sizeof s1);
+                md_error_at(st->src, a->oploc, "a matrix power needs a square matrix, but %s is %s",
+                            describe(st, a->kids[0], d1, sizeof d1), s1);
+                return -1;
+            }
+        }
+        *out = s;
+        break;
+    case MD_AST_CALL:
+        if (infer_call(st, a, out)) return -1;
+        break;
+    }
+    map_put(st, a, out->r, out->c);
+    return 0;
+}
+
+/* ---- naming dimensions ------------------------------------------------ */
+
+static int dim_name_taken(md_st *st, const char *n)
+{
+    for (int i = 1; i < st->ndv; i++)
+        if (st->dv[i].name && dv_find(st, i) == i && strcmp(st->dv[i].name, n) == 0) return 1;
+    return 0;
+}
+
+static void name_dims_for_message(md_st *st)
+{
+    static const char *const pool[] = {"n", "m", "p", "q", "r", "s", "t", "k", "l", "u", "v", "w", NULL};
+    int next = 0, extra = 0;
+    for (int i = 1; i < st->ndv; i++) {
+        int r = dv_find(st, i);
+        if (r == 0 || st->dv[r].name) continue;
+        const char *nm = NULL;
+        while (!nm) {
+            if (pool[next]) {
+                if (!dim_name_taken(st, pool[next])) nm = pool[next];
+                next++;
+            } else {
+                char buf[32];
+                snprintf(buf, sizeof buf, "n%d", ++extra);
+                if (!dim_name_taken(st, buf)) nm = md_arena_strdup(&st->prog->arena, buf);
+            }
+        }
+        st->dv[r].name = nm;
+    }
+}
+
+/* ---- pass 2 ----------------------------------------------------------- */
+
+static int final_dim(md_st *st, int d)
+{
+    d = dv_find(st, d);
+    if (d == 0) return MD_DIM_ONE;
+    if (st->dv[d].final < 0) st->dv[d].final = md_ctx_add_dim(st->ctx, st->dv[d].name, 1);
+    return st->dv[d].final;
+}
+
+static md_expr *build(md_st *st, md_ast *a);
+
+static int parse_number(md_st *st, md_ast *a, mpq_t q)
+{
+    const char *p = a->text;
+    mpz_t num;
+    mpz_init_set_ui(num, 0);
+    long frac = 0, ex = 0;
+    int seen_dot = 0;
+    for (; *p && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.') {
+            seen_dot = 1;
+            continue;
+        }
+        mpz_mul_ui(num, num, 10);
+        mpz_add_ui(num, num, (unsigned long)(*p - '0'));
+        if (seen_dot) frac++;
+    }
+    if (*p) {
+        p++;
+        int neg = *p == '-';
+        if (*p == '+' || *p == '-') p++;
+        for (; *p; p++) {
+            ex = ex * 10 + (*p - '0');
+            if (ex > 100000) break;
+        }
+        if (neg) ex = -ex;
+    }
+    ex -= frac;
+    if (ex > 10000 || ex < -10000) {
+        mpz_clear(num);
+        md_error_at(st->src, a->loc, "number '%s' is out of range (exponents up to 10000 are exact)", a->text);
+        return -1;
+    }
+    mpz_t pw;
+    mpz_init(pw);
+    mpz_ui_pow_ui(pw, 10, (unsigned long)(ex < 0 ? -ex : ex));
+    mpq_set_z(q, num);
+    if (ex >= 0) mpz_mul(mpq_numref(q), mpq_numref(q), pw);
+    else mpz_set(mpq_denref(q), pw);
+    mpq_canonicalize(q);
+    mpz_clears(num, pw, NULL);
+    return 0;
+}
+
+static md_expr *build_chain(md_st *st, md_ast *a)
+{
+    int n = a->nkids;
+    md_expr **t = md_xmalloc((size_t)n * sizeof *t);
+    md_expr *r = NULL;
+    for (int i = 0; i < n; i++) {
+        t[i] = build(st, a->kids[i]);
+        if (!t[i]) goto out;
+    }
+    md_op op = a->ops[1];
+    if (op == MD_OP_ADD || op == MD_OP_SUB) {
+        int rows = MD_DIM_ONE, cols = MD_DIM_ONE;
+        for (int i = 0; i < n; i++)
+            if (!md_is_scalar(t[i])) rows = t[i]->rows, cols = t[i]->cols;
+        for (int i = 0; i < n; i++) {
+            if (i > 0 && a->ops[i] == MD_OP_SUB) t[i] = md_neg(st->ctx, t[i]);
+            if (md_is_scalar(t[i]) && !(rows == MD_DIM_ONE && cols == MD_DIM_ONE))
+                t[i] = md_mul2(st->ctx, t[i], md_ones(st->ctx, rows, cols));
+        }
+        r = md_add(st->ctx, n, t);
+    } else if (op == MD_OP_MUL || op == MD_OP_DIV) {
+        for (int i = 1; i < n; i++)
+            if (a->ops[i] == MD_OP_DIV) t[i] = md_pow_si(st->ctx, t[i], -1, 1);
+        r = md_mul(st->ctx, n, t);
+    } else {
+        for (int i = 1; i < n; i++)
+            if (a->ops[i] == MD_OP_HDIV) {
+                if (md_is_scalar(t[i]) && !md_is_scalar(t[0]))
+                    t[i] = md_pow_si(st->ctx, t[i], -1, 1);
+                else
+                    t[i] = md_pow_si(st->ctx, t[i], -1, 1);
+            }
+        r = md_had(st->ctx, n, t);
+    }
+out:
+    free(t);
+    return r;
+}
+
+static md_fn fn_by_name(const char *f)
+{
+    for (int i = 0; i < MD_FN_GENERIC; i++)
+        if (strcmp(md_fn_names[i], f) == 0) return (md_fn)i;
+    return MD_FN_GENERIC;
+}
+
+static md_expr *build(md_st *st, md_ast *a)
+{
+    md_ctx *ctx = st->ctx;
+    md_shape_entry *sh = map_get(st, a);
+    md_expr *x, *y;
+    switch (a->kind) {
+    case MD_AST_NUM: {
+        mpq_t q;
+        mpq_init(q);
+        md_expr *r = parse_number(st, a, q) ? NULL : md_num(ctx, q);
+        mpq_clear(q);
+        return r;
+    }
+    case MD_AST_NAME: {
+        md_name *n = name_find(st, a->text);
+        if (!n) return md_eye(ctx, final_dim(st, sh->r));
+        if (n->kind == MD_NAME_BOUND) {
+            if (!n->value) n->value = build(st, n->bound);
+            return n->value;
+        }
+        return md_sym(ctx, n->index);
+    }
+    case MD_AST_CHAIN: return build_chain(st, a);
+    case MD_AST_NEG:
+        x = build(st, a->kids[0]);
+        return x ? md_neg(ctx, x) : NULL;
+    case MD_AST_TRANSPOSE:
+        x = build(st, a->kids[0]);
+        return x && a->count % 2 ? md_trans(ctx, x) : x;
+    case MD_AST_POW:
+    case MD_AST_EPOW:
+        x = build(st, a->kids[0]);
+        y = x ? build(st, a->kids[1]) : NULL;
+        if (!y) return NULL;
+        if (a->kind == MD_AST_POW && !md_is_scalar(x)) {
+            long k = 0;
+            integer_literal(a->kids[1], &k);
+            return md_mpow(ctx, x, (int)k);
+        }
+        return md_pow(ctx, x, y);
+    case MD_AST_CALL: {
+        x = build(st, a->kids[0]);
+        if (!x) return NULL;
+        md_name *n = name_find(st, a->text);
+        if (n && n->kind == MD_NAME_FUNC) return md_generic(ctx, n->index, a->count, x);
+        const char *f = a->text;
+        md_fn fn = fn_by_name(f);
+        if (fn != MD_FN_GENERIC) return md_func(ctx, fn, x);
+        if (!strcmp(f, "sum")) return md_unary(ctx, MD_SUM, x);
+        if (!strcmp(f, "norm1")) return md_unary(ctx, MD_NORM1, x);
+        if (!strcmp(f, "norm2")) return md_unary(ctx, MD_NORM2, x);
+        if (!strcmp(f, "tr")) return md_unary(ctx, MD_TR, x);
+        if (!strcmp(f, "det")) return md_unary(ctx, MD_DET, x);
+        if (!strcmp(f, "logdet")) return md_unary(ctx, MD_LOGDET, x);
+        if (!strcmp(f, "inv")) return md_inv(ctx, x);
+        if (!strcmp(f, "diag")) {
+            if (md_is_scalar(x)) return x;
+            return md_unary(ctx, x->cols == MD_DIM_ONE ? MD_DIAGM : MD_DIAGV, x);
+        }
+        /* vector(c), matrix(c) */
+        return md_mul2(ctx, x, md_ones(ctx, final_dim(st, sh->r), final_dim(st, sh->c)));
+    }
+    }
+    return NULL;
+}
+
+/* ---- statements ------------------------------------------------------- */
+
+/* Byte offset of (line, col) in the source. */
+static size_t loc_offset(const md_source *src, int line, int col)
+{
+    size_t i = 0;
+    for (int l = 1; l < line && i < src->len; i++)
+        if (src->text[i] == '\n') l++;
+    i += (size_t)(col - 1);
+    return i > src->len ? src->len : i;
+}
+
+/* The source text of loc on one line, runs of white space made one space. */
+static char *loc_text(const md_source *src, md_loc loc)
+{
+    size_t s = loc_offset(src, loc.line, loc.col);
+    size_t e = loc_offset(src, loc.end_line, loc.end_col) + 1;
+    if (e > src->len) e = src->len;
+    md_buf b = {0};
+    int space = 0;
+    for (size_t i = s; i < e; i++) {
+        char c = src->text[i];
+        if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+            space = 1;
+            continue;
+        }
+        if (space && b.len) md_buf_putc(&b, ' ');
+        space = 0;
+        md_buf_putc(&b, c ? c : '?');
+    }
+    return md_buf_take(&b);
+}
+
+static int declare(md_st *st, md_stmt *s)
+{
+    for (int i = 0; i < s->nitems; i++) {
+        md_decl_item *it = &s->items[i];
+        md_name *old = name_find(st, it->name);
+        if (old) {
+            md_error_at(st->src, it->loc, "'%s' is already %s", it->name,
+                        old->kind == MD_NAME_FUNC    ? "declared as a function"
+                        : old->kind == MD_NAME_BOUND ? "defined by an assignment"
+                        : old->declared              ? "declared"
+                                                     : "used as a variable before this declaration");
+            md_note_at(st->src, old->loc, "'%s' first appears here", it->name);
+            return -1;
+        }
+        if (!strcmp(it->name, "eye") || md_is_builtin(it->name)) {
+            md_error_at(st->src, it->loc, "'%s' is a built-in name and cannot be declared", it->name);
+            return -1;
+        }
+        if (s->decl == MD_DECL_FUNCTION || s->decl == MD_DECL_SCALAR) {
+            if (it->ndims) {
+                md_error_at(st->src, it->dimlocs[0], "a %s has no dimensions",
+                            s->decl == MD_DECL_SCALAR ? "scalar" : "function");
+                return -1;
+            }
+            if (s->decl == MD_DECL_FUNCTION) {
+                md_name *n = name_add(st, it->name, MD_NAME_FUNC, it->loc);
+                n->declared = 1;
+                n->index = md_ctx_add_func(st->ctx, it->name);
+            } else {
+                sym_add(st, it->name, MD_SYM_SCALAR, it->loc, NULL, NULL)->declared = 1;
+            }
+            continue;
+        }
+        int want = s->decl == MD_DECL_VECTOR ? 1 : 2;
+        if (s->decl == MD_DECL_SYMMETRIC && it->ndims == 2 && strcmp(it->dims[0], it->dims[1])) {
+            md_error_at(st->src, it->dimlocs[1], "a symmetric matrix is square: write %s(%s)", it->name, it->dims[0]);
+            return -1;
+        }
+        if (it->ndims > want) {
+            md_error_at(st->src, it->dimlocs[want], "a %s has %d dimension%s", s->decl == MD_DECL_VECTOR ? "vector" : "matrix",
+                        want, want > 1 ? "s" : "");
+            return -1;
+        }
+        md_symkind k = s->decl == MD_DECL_VECTOR ? MD_SYM_VECTOR
+                       : s->decl == MD_DECL_MATRIX ? MD_SYM_MATRIX
+                                                   : MD_SYM_SYMMETRIC;
+        md_name *n = sym_add(st, it->name, k, it->loc, NULL, NULL);
+        n->declared = 1;
+        if (it->ndims >= 1 && dv_unify(st, n->r, named_dim(st, it->dims[0]))) return -1;
+        if (it->ndims >= 2 && k == MD_SYM_MATRIX && dv_unify(st, n->c, named_dim(st, it->dims[1]))) return -1;
+    }
+    return 0;
+}
+
+int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
+{
+    md_st st;
+    memset(&st, 0, sizeof st);
+    st.prog = prog;
+    st.src = prog->src;
+    st.ctx = ctx;
+    memset(out, 0, sizeof *out);
+    dv_new(&st, NULL, 0);   /* the constant 1 */
+    int rc = -1;
+    md_stmt *last = NULL, *last_assign = NULL;
+
+    for (int i = 0; i < prog->nstmts; i++) {
+        md_stmt *s = prog->stmts[i];
+        md_shp sh;
+        switch (s->kind) {
+        case MD_STMT_DECL:
+            if (declare(&st, s)) goto done;
+            break;
+        case MD_STMT_ASSIGN: {
+            md_name *old = name_find(&st, s->name);
+            if (old || !strcmp(s->name, "eye") || md_is_builtin(s->name)) {
+                md_error_at(st.src, s->nameloc, "cannot assign to '%s': %s", s->name,
+                            !old ? "it is a built-in name"
+                            : old->kind == MD_NAME_BOUND ? "it is already defined"
+                            : old->kind == MD_NAME_FUNC  ? "it is a declared function"
+                                                         : "it is a variable of the program");
+                if (old) md_note_at(st.src, old->loc, "'%s' first appears here", s->name);
+                goto done;
+            }
+            if (infer(&st, s->expr, &sh)) goto done;
+            md_name *n = name_add(&st, s->name, MD_NAME_BOUND, s->nameloc);
+            n->r = sh.r;
+            n->c = sh.c;
+            n->bound = s->expr;
+            last_assign = s;
+            break;
+        }
+        case MD_STMT_EXPR:
+            if (infer(&st, s->expr, &sh)) goto done;
+            last = s;
+            break;
+        }
+    }
+    if (!last) last = last_assign;
+    if (!last) {
+        md_error(st.src, "the program has no expression to differentiate");
+        goto done;
+    }
+
+    /* final dimensions and symbols, in order of first appearance */
+    name_dims_for_message(&st);
+    for (int i = 0; i < st.nnames; i++) {
+        md_name *n = &st.names[i];
+        if (n->kind != MD_NAME_SYM) continue;
+        int r = final_dim(&st, n->r), c = final_dim(&st, n->c);
+        md_symkind k = n->symkind;
+        n->index = md_ctx_add_sym(ctx, n->name, k, r, c);
+    }
+    for (int i = 0; i < st.nnames; i++) {
+        md_name *n = &st.names[i];
+        if (n->kind == MD_NAME_BOUND && !n->value) {
+            n->value = build(&st, n->bound);
+            if (!n->value) goto done;
+        }
+    }
+    out->f = build(&st, last->expr);
+    if (!out->f) goto done;
+    out->floc = last->expr->loc;
+    out->ftext = loc_text(st.src, last->expr->loc);
+    rc = 0;
+done:
+    free(st.dv);
+    free(st.names);
+    free(st.map);
+    return rc;
+}
+
+void md_typed_free(md_typed *t)
+{
+    free(t->ftext);
+    t->ftext = NULL;
+}

@@ -1,0 +1,1066 @@
+/*
+ * simplify.c -- the simplifying constructors (the canonical form is
+ * described in include/md_simplify.h).
+ *
+ * The design follows yices' term manager: raw construction (expr.c) is
+ * kept apart from the constructors here, which normalise on the way in.
+ * Because every node of a derivation is built by these functions, a
+ * derivative is born simplified; md_simplify is only needed for trees
+ * made by someone else (the parser's direct translation, the tests).
+ *
+ * Products and sums are the heart of it.  A product is taken apart into
+ * (rational coefficient, scalar factors with exponents, matrix chain),
+ * each part is normalised, and the node is rebuilt; a sum is taken apart
+ * into (coefficient, core) pairs, cores are collected in a table keyed by
+ * node pointer (hash consing makes that exact), and rebuilt in order.
+ * Rules that need care because they are only true under a condition are
+ * commented where they are applied.
+ *
+ * Nothing here distributes a product over a sum: expansion can blow up
+ * exponentially on the shared DAGs of deep networks, and the compact
+ * factored form is what a mathematician writes anyway.
+ */
+#include "md_simplify.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers ---------------------------------------------------- */
+
+typedef struct md_vec {
+    md_expr **v;
+    int n, cap;
+} md_vec;
+
+static void md_vec_push(md_vec *a, md_expr *e)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 8;
+        a->v = md_xrealloc(a->v, (size_t)a->cap * sizeof *a->v);
+    }
+    a->v[a->n++] = e;
+}
+
+static md_expr *md_raw(md_ctx *ctx, md_kind kind, int rows, int cols, int n, md_expr *const *args)
+{
+    return md_expr_make(ctx, kind, rows, cols, 0, 0, 0, n, args, NULL);
+}
+
+static md_expr *md_raw1(md_ctx *ctx, md_kind kind, int rows, int cols, md_expr *a)
+{
+    return md_raw(ctx, kind, rows, cols, 1, &a);
+}
+
+static md_expr *md_num_q(md_ctx *ctx, const mpq_t q) { return md_num(ctx, q); }
+
+static int md_is_integer(const mpq_t q) { return mpz_cmp_ui(mpq_denref(q), 1) == 0; }
+
+/* Splits e into coefficient * core.  core == NULL means e is the number. */
+static md_expr *md_split(md_ctx *ctx, md_expr *e, mpq_t coef)
+{
+    if (e->kind == MD_NUM) {
+        mpq_set(coef, e->q);
+        return NULL;
+    }
+    if (e->kind == MD_MUL && e->args[0]->kind == MD_NUM) {
+        mpq_set(coef, e->args[0]->q);
+        if (e->nargs == 2) return e->args[1];
+        return md_raw(ctx, MD_MUL, e->rows, e->cols, e->nargs - 1, e->args + 1);
+    }
+    mpq_set_ui(coef, 1, 1);
+    return e;
+}
+
+/* coef * core, core canonical and without a coefficient of its own. */
+static md_expr *md_join(md_ctx *ctx, const mpq_t coef, md_expr *core, int rows, int cols)
+{
+    if (!core) return md_num_q(ctx, coef);
+    if (mpq_sgn(coef) == 0) return md_zero(ctx, rows, cols);
+    if (mpq_cmp_ui(coef, 1, 1) == 0) return core;
+    md_expr *c = md_num_q(ctx, coef);
+    if (core->kind == MD_MUL) {
+        md_expr **a = md_xmalloc((size_t)(core->nargs + 1) * sizeof *a);
+        a[0] = c;
+        memcpy(a + 1, core->args, (size_t)core->nargs * sizeof *a);
+        md_expr *r = md_raw(ctx, MD_MUL, core->rows, core->cols, core->nargs + 1, a);
+        free(a);
+        return r;
+    }
+    md_expr *a[2] = {c, core};
+    return md_raw(ctx, MD_MUL, core->rows, core->cols, 2, a);
+}
+
+/*
+ * A sum used as a factor is made primitive: returns the primitive sum and
+ * sets content so that e == content * result.  Coefficients of the result
+ * are coprime integers and the first is positive.
+ */
+static md_expr *md_primitive(md_ctx *ctx, md_expr *e, mpq_t content)
+{
+    mpq_set_ui(content, 1, 1);
+    if (e->kind != MD_ADD) return e;
+    mpz_t g, l;
+    mpz_inits(g, l, NULL);
+    mpz_set_ui(l, 1);
+    mpq_t c;
+    mpq_init(c);
+    for (int i = 0; i < e->nargs; i++) {
+        md_split(ctx, e->args[i], c);
+        mpz_gcd(g, g, mpq_numref(c));
+        mpz_lcm(l, l, mpq_denref(c));
+    }
+    md_split(ctx, e->args[0], c);
+    mpq_set_num(content, g);
+    mpq_set_den(content, l);
+    mpq_canonicalize(content);
+    if (mpq_sgn(c) < 0) mpq_neg(content, content);
+    md_expr *r = e;
+    if (mpq_cmp_ui(content, 1, 1) != 0) {
+        mpq_t inv;
+        mpq_init(inv);
+        mpq_inv(inv, content);
+        md_expr **t = md_xmalloc((size_t)e->nargs * sizeof *t);
+        for (int i = 0; i < e->nargs; i++) {
+            md_expr *core = md_split(ctx, e->args[i], c);
+            mpq_mul(c, c, inv);
+            t[i] = md_join(ctx, c, core, e->rows, e->cols);
+        }
+        r = md_raw(ctx, MD_ADD, e->rows, e->cols, e->nargs, t);
+        free(t);
+        mpq_clear(inv);
+    }
+    mpq_clear(c);
+    mpz_clears(g, l, NULL);
+    return r;
+}
+
+/* ---- sums ------------------------------------------------------------- */
+
+typedef struct md_term {
+    md_expr *core;   /* NULL for the numeric term */
+    mpq_t coef;
+} md_term;
+
+static int md_term_cmp(const void *pa, const void *pb)
+{
+    const md_term *a = pa, *b = pb;
+    if (!a->core || !b->core) return (a->core == NULL) - (b->core == NULL);
+    return md_expr_cmp(a->core, b->core);
+}
+
+static md_expr *md_factor_common(md_ctx *ctx, md_term *t, int n, int rows, int cols, int tail);
+
+/* The chain part of a product: the args after the scalar factors. */
+static int md_chain_start(const md_expr *e)
+{
+    int i = 0;
+    while (i < e->nargs && md_is_scalar(e->args[i])) i++;
+    return i;
+}
+
+static void md_flatten_add(md_vec *out, md_expr *e)
+{
+    if (e->kind == MD_ADD)
+        for (int i = 0; i < e->nargs; i++) md_flatten_add(out, e->args[i]);
+    else if (!md_is_zero(e))
+        md_vec_push(out, e);
+}
+
+md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
+{
+    if (n == 0) return md_num_si(ctx, 0, 1);
+    int rows = terms[0]->rows, cols = terms[0]->cols;
+    md_vec flat = {0};
+    for (int i = 0; i < n; i++) md_flatten_add(&flat, terms[i]);
+    if (flat.n == 0) {
+        free(flat.v);
+        return md_zero(ctx, rows, cols);
+    }
+    if (flat.n == 1) {
+        md_expr *r = flat.v[0];
+        free(flat.v);
+        return r;
+    }
+
+    /* collect like terms: an open-addressing table from core to slot */
+    md_term *t = md_xcalloc((size_t)flat.n, sizeof *t);
+    int nt = 0;
+    uint32_t cap = 16;
+    while (cap < 2u * (uint32_t)flat.n) cap *= 2;
+    int *slot = md_xmalloc(cap * sizeof *slot);
+    for (uint32_t i = 0; i < cap; i++) slot[i] = -1;
+    mpq_t c;
+    mpq_init(c);
+    for (int i = 0; i < flat.n; i++) {
+        md_expr *core = md_split(ctx, flat.v[i], c);
+        uint32_t h = core ? core->hash : 0x5bd1e995u;
+        uint32_t j = h & (cap - 1);
+        while (slot[j] >= 0 && t[slot[j]].core != core) j = (j + 1) & (cap - 1);
+        if (slot[j] < 0) {
+            slot[j] = nt;
+            t[nt].core = core;
+            mpq_init(t[nt].coef);
+            mpq_set(t[nt].coef, c);
+            nt++;
+        } else {
+            mpq_add(t[slot[j]].coef, t[slot[j]].coef, c);
+        }
+    }
+    mpq_clear(c);
+    free(slot);
+    free(flat.v);
+
+    /* drop zeros, order heaviest first, numbers last */
+    int m = 0;
+    for (int i = 0; i < nt; i++) {
+        if (mpq_sgn(t[i].coef) == 0) {
+            mpq_clear(t[i].coef);
+            continue;
+        }
+        t[m++] = t[i];
+    }
+    qsort(t, (size_t)m, sizeof *t, md_term_cmp);
+
+    md_expr *r = NULL;
+    if (m == 0) r = md_zero(ctx, rows, cols);
+    else if (m == 1) r = md_join(ctx, t[0].coef, t[0].core, rows, cols);
+    if (!r) r = md_factor_common(ctx, t, m, rows, cols, 1);
+    if (!r) r = md_factor_common(ctx, t, m, rows, cols, 0);
+    if (!r) {
+        md_expr **a = md_xmalloc((size_t)m * sizeof *a);
+        for (int i = 0; i < m; i++) a[i] = md_join(ctx, t[i].coef, t[i].core, rows, cols);
+        r = md_raw(ctx, MD_ADD, rows, cols, m, a);
+        free(a);
+    }
+    for (int i = 0; i < m; i++) mpq_clear(t[i].coef);
+    free(t);
+    return r;
+}
+
+/*
+ * Factoring: terms whose matrix chains end (tail) or start (head) with the
+ * same factor F, with something left on the other side, are combined:
+ *     P1*F + P2*F + rest  =  (P1 + P2)*F + rest.
+ * Returns NULL when no two terms share such a factor.
+ */
+static md_expr *md_factor_common(md_ctx *ctx, md_term *t, int n, int rows, int cols, int tail)
+{
+    /* the shared factor of each term, or NULL */
+    md_expr **key = md_xcalloc((size_t)n, sizeof *key);
+    for (int i = 0; i < n; i++) {
+        md_expr *e = t[i].core;
+        if (!e || e->kind != MD_MUL) continue;
+        int s = md_chain_start(e);
+        if (e->nargs - s < 2) continue;
+        key[i] = tail ? e->args[e->nargs - 1] : e->args[s];
+    }
+    int found = -1;
+    for (int i = 0; i < n && found < 0; i++)
+        for (int j = i + 1; j < n && key[i]; j++)
+            if (key[j] == key[i]) {
+                found = i;
+                break;
+            }
+    if (found < 0) {
+        free(key);
+        return NULL;
+    }
+    md_expr *f = key[found];
+    md_vec inner = {0}, outer = {0};
+    for (int i = 0; i < n; i++) {
+        md_expr *e = t[i].core;
+        if (key[i] == f) {
+            md_expr *rest;
+            if (tail)
+                rest = md_mul(ctx, e->nargs - 1, e->args);
+            else {
+                /* scalars stay with the rest: drop only the first chain factor */
+                int s = md_chain_start(e);
+                md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+                memcpy(a, e->args, (size_t)s * sizeof *a);
+                memcpy(a + s, e->args + s + 1, (size_t)(e->nargs - s - 1) * sizeof *a);
+                rest = md_mul(ctx, e->nargs - 1, a);
+                free(a);
+            }
+            md_vec_push(&inner, md_scale(ctx, t[i].coef, rest));
+        } else {
+            md_vec_push(&outer, md_join(ctx, t[i].coef, e, rows, cols));
+        }
+    }
+    md_expr *s = md_add(ctx, inner.n, inner.v);
+    md_expr *prod = tail ? md_mul2(ctx, s, f) : md_mul2(ctx, f, s);
+    md_vec_push(&outer, prod);
+    md_expr *r = md_add(ctx, outer.n, outer.v);
+    free(inner.v);
+    free(outer.v);
+    free(key);
+    return r;
+}
+
+md_expr *md_add2(md_ctx *ctx, md_expr *a, md_expr *b)
+{
+    md_expr *t[2] = {a, b};
+    return md_add(ctx, 2, t);
+}
+
+md_expr *md_scale(md_ctx *ctx, const mpq_t c, md_expr *a)
+{
+    if (mpq_cmp_ui(c, 1, 1) == 0) return a;
+    md_expr *t[2] = {md_num(ctx, c), a};
+    return md_mul(ctx, 2, t);
+}
+
+md_expr *md_scale_si(md_ctx *ctx, long num, unsigned long den, md_expr *a)
+{
+    md_expr *t[2] = {md_num_si(ctx, num, den), a};
+    return md_mul(ctx, 2, t);
+}
+
+md_expr *md_neg(md_ctx *ctx, md_expr *a) { return md_scale_si(ctx, -1, 1, a); }
+
+md_expr *md_sub(md_ctx *ctx, md_expr *a, md_expr *b)
+{
+    return md_add2(ctx, a, md_neg(ctx, b));
+}
+
+/* ---- products --------------------------------------------------------- */
+
+/* A scalar factor base^exp (exp rational); base is never a number. */
+typedef struct md_sfac {
+    md_expr *base;
+    mpq_t exp;
+} md_sfac;
+
+typedef struct md_prod {
+    mpq_t coef;
+    md_sfac *s;
+    int ns, scap;
+    md_vec chain;
+    int zero;
+} md_prod;
+
+static void md_prod_scalar(md_ctx *ctx, md_prod *p, md_expr *base, const mpq_t exp)
+{
+    for (int i = 0; i < p->ns; i++)
+        if (p->s[i].base == base) {
+            mpq_add(p->s[i].exp, p->s[i].exp, exp);
+            return;
+        }
+    if (p->ns == p->scap) {
+        p->scap = p->scap ? 2 * p->scap : 8;
+        p->s = md_xrealloc(p->s, (size_t)p->scap * sizeof *p->s);
+    }
+    p->s[p->ns].base = base;
+    mpq_init(p->s[p->ns].exp);
+    mpq_set(p->s[p->ns].exp, exp);
+    p->ns++;
+    (void)ctx;
+}
+
+static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int whole_is_scalar);
+
+/* Adds a 1x1 factor. */
+static void md_prod_add_scalar(md_ctx *ctx, md_prod *p, md_expr *f)
+{
+    mpq_t one;
+    mpq_init(one);
+    mpq_set_ui(one, 1, 1);
+    if (f->kind == MD_NUM) {
+        mpq_mul(p->coef, p->coef, f->q);
+    } else if (f->kind == MD_POW && f->args[1]->kind == MD_NUM) {
+        md_prod_scalar(ctx, p, f->args[0], f->args[1]->q);
+    } else if (f->kind == MD_ADD) {
+        mpq_t content;
+        mpq_init(content);
+        md_expr *prim = md_primitive(ctx, f, content);
+        mpq_mul(p->coef, p->coef, content);
+        md_prod_scalar(ctx, p, prim, one);
+        mpq_clear(content);
+    } else {
+        md_prod_scalar(ctx, p, f, one);
+    }
+    mpq_clear(one);
+}
+
+static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int whole_is_scalar)
+{
+    if (md_is_zero(f)) {
+        p->zero = 1;
+        md_vec_push(&p->chain, f);   /* keeps the shape; the result is zero anyway */
+        return;
+    }
+    if (f->kind == MD_MUL) {
+        int s = md_chain_start(f);
+        for (int i = 0; i < s; i++) md_prod_add_scalar(ctx, p, f->args[i]);
+        if (s < f->nargs) {
+            if (md_is_scalar(f) && !whole_is_scalar) {
+                /* a scalar such as x'*A*y inside a bigger product: it commutes */
+                md_expr *inner = s == 0 ? f : md_mul(ctx, f->nargs - s, f->args + s);
+                md_prod_add_scalar(ctx, p, inner);
+            } else {
+                for (int i = s; i < f->nargs; i++) md_vec_push(&p->chain, f->args[i]);
+            }
+        }
+        return;
+    }
+    if (md_is_scalar(f)) {
+        md_prod_add_scalar(ctx, p, f);
+        return;
+    }
+    if (f->kind == MD_ADD) {
+        mpq_t content;
+        mpq_init(content);
+        md_expr *prim = md_primitive(ctx, f, content);
+        mpq_mul(p->coef, p->coef, content);
+        mpq_clear(content);
+        md_vec_push(&p->chain, prim);
+        return;
+    }
+    md_vec_push(&p->chain, f);
+}
+
+/* Square matrix factor as base^k (inv(X) is X^-1). */
+static md_expr *md_power_base(md_expr *f, int *k)
+{
+    if (f->kind == MD_MPOW) {
+        *k = f->ival;
+        return f->args[0];
+    }
+    *k = 1;
+    return f;
+}
+
+/* Normalises the chain in place; returns 1 if it changed. */
+static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
+{
+    int changed = 0;
+    /* eye is neutral */
+    if (ch->n > 1) {
+        int m = 0;
+        for (int i = 0; i < ch->n; i++)
+            if (ch->v[i]->kind != MD_EYE) ch->v[m++] = ch->v[i];
+            else changed = 1;
+        if (m == 0) m = 1;   /* all eyes: keep one */
+        ch->n = m;
+    }
+    /* merge neighbours: X^a * X^b = X^(a+b); ones(r,1)*ones(1,c) = ones(r,c) */
+    for (int i = 0; i + 1 < ch->n;) {
+        md_expr *a = ch->v[i], *b = ch->v[i + 1];
+        md_expr *merged = NULL;
+        int done = 0;
+        if (a->kind == MD_ONES && b->kind == MD_ONES && a->cols == MD_DIM_ONE) {
+            merged = md_ones(ctx, a->rows, b->cols);
+            done = 1;
+        } else if (a->rows == a->cols && b->rows == b->cols && a->rows == b->rows) {
+            int ka, kb;
+            md_expr *ba = md_power_base(a, &ka), *bb = md_power_base(b, &kb);
+            if (ba == bb) {
+                merged = md_mpow(ctx, ba, ka + kb);
+                done = 1;
+            }
+        }
+        if (!done) {
+            i++;
+            continue;
+        }
+        changed = 1;
+        memmove(ch->v + i + 1, ch->v + i + 2, (size_t)(ch->n - i - 2) * sizeof *ch->v);
+        ch->n--;
+        ch->v[i] = merged;
+        if (merged->kind == MD_EYE && ch->n > 1) {
+            memmove(ch->v + i, ch->v + i + 1, (size_t)(ch->n - i - 1) * sizeof *ch->v);
+            ch->n--;
+        }
+        if (i > 0) i--;
+    }
+    return changed;
+}
+
+md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
+{
+    if (n == 1) return factors[0];
+    /* the shape of the product */
+    int rows = MD_DIM_ONE, cols = MD_DIM_ONE, first = 1;
+    for (int i = 0; i < n; i++) {
+        if (md_is_scalar(factors[i])) continue;
+        if (first) rows = factors[i]->rows;
+        cols = factors[i]->cols;
+        first = 0;
+    }
+    int whole_is_scalar = rows == MD_DIM_ONE && cols == MD_DIM_ONE;
+
+    md_prod p;
+    memset(&p, 0, sizeof p);
+    mpq_init(p.coef);
+    mpq_set_ui(p.coef, 1, 1);
+    for (int i = 0; i < n; i++) md_prod_absorb(ctx, &p, factors[i], whole_is_scalar);
+
+    md_expr *r = NULL;
+    if (p.zero || mpq_sgn(p.coef) == 0) {
+        r = md_zero(ctx, rows, cols);
+        goto done;
+    }
+    md_chain_normalise(ctx, &p.chain);
+
+    /* a 1x1 stretch inside a longer chain is a scalar: pull it out */
+    for (;;) {
+        int i0 = -1, j0 = -1;
+        for (int i = 0; i < p.chain.n && i0 < 0; i++) {
+            if (p.chain.v[i]->rows != MD_DIM_ONE) continue;
+            for (int j = i + 1; j < p.chain.n; j++)
+                if (p.chain.v[j]->cols == MD_DIM_ONE) {
+                    if (!(i == 0 && j == p.chain.n - 1)) i0 = i, j0 = j;
+                    break;
+                }
+        }
+        if (i0 < 0) break;
+        md_expr *sc = md_mul(ctx, j0 - i0 + 1, p.chain.v + i0);
+        memmove(p.chain.v + i0, p.chain.v + j0 + 1, (size_t)(p.chain.n - j0 - 1) * sizeof *p.chain.v);
+        p.chain.n -= j0 - i0 + 1;
+        if (sc->kind == MD_MUL || md_is_scalar(sc)) {
+            md_prod_absorb(ctx, &p, sc, 0);
+            /* absorbing may have appended chain factors only if sc was not
+               scalar, which it is; nothing else to do */
+        }
+        if (p.chain.n == 0) break;
+    }
+    if (mpq_sgn(p.coef) == 0) {
+        r = md_zero(ctx, rows, cols);
+        goto done;
+    }
+
+    /* scalar factors: drop exponent 0, numbers fold into the coefficient */
+    md_vec args = {0};
+    md_vec sc = {0};
+    for (int i = 0; i < p.ns; i++) {
+        md_sfac *f = &p.s[i];
+        if (mpq_sgn(f->exp) == 0) continue;
+        md_expr *e = mpq_cmp_ui(f->exp, 1, 1) == 0 ? f->base
+                                                    : md_pow(ctx, f->base, md_num(ctx, f->exp));
+        if (e->kind == MD_NUM) {
+            mpq_mul(p.coef, p.coef, e->q);
+            continue;
+        }
+        md_vec_push(&sc, e);
+    }
+    /* lighter scalars first: 2*lambda*norm2(A)*... */
+    for (int i = 1; i < sc.n; i++)
+        for (int j = i; j > 0 && md_expr_cmp(sc.v[j - 1], sc.v[j]) < 0; j--) {
+            md_expr *tmp = sc.v[j];
+            sc.v[j] = sc.v[j - 1];
+            sc.v[j - 1] = tmp;
+        }
+    if (mpq_sgn(p.coef) == 0) {
+        r = md_zero(ctx, rows, cols);
+    } else {
+        if (mpq_cmp_ui(p.coef, 1, 1) != 0 || (sc.n + p.chain.n) == 0)
+            md_vec_push(&args, md_num(ctx, p.coef));
+        for (int i = 0; i < sc.n; i++) md_vec_push(&args, sc.v[i]);
+        for (int i = 0; i < p.chain.n; i++) md_vec_push(&args, p.chain.v[i]);
+        if (args.n == 1)
+            r = args.v[0];
+        else
+            r = md_raw(ctx, MD_MUL, rows, cols, args.n, args.v);
+    }
+    free(args.v);
+    free(sc.v);
+done:
+    for (int i = 0; i < p.ns; i++) mpq_clear(p.s[i].exp);
+    free(p.s);
+    free(p.chain.v);
+    mpq_clear(p.coef);
+    return r;
+}
+
+md_expr *md_mul2(md_ctx *ctx, md_expr *a, md_expr *b)
+{
+    md_expr *t[2] = {a, b};
+    return md_mul(ctx, 2, t);
+}
+
+md_expr *md_mul3(md_ctx *ctx, md_expr *a, md_expr *b, md_expr *c)
+{
+    md_expr *t[3] = {a, b, c};
+    return md_mul(ctx, 3, t);
+}
+
+/* ---- Hadamard products ------------------------------------------------ */
+
+static void md_had_collect(md_ctx *ctx, md_expr *e, md_vec *scal, md_vec *args)
+{
+    if (e->kind == MD_HAD) {
+        for (int i = 0; i < e->nargs; i++) md_had_collect(ctx, e->args[i], scal, args);
+        return;
+    }
+    if (md_is_scalar(e)) {
+        md_vec_push(scal, e);
+        return;
+    }
+    if (e->kind == MD_ONES) return;
+    if (e->kind == MD_MUL) {
+        /* scalars of a product commute with .*: (a*A) .* B = a*(A .* B) */
+        int s = md_chain_start(e);
+        if (s > 0) {
+            for (int i = 0; i < s; i++) md_vec_push(scal, e->args[i]);
+            md_had_collect(ctx, md_mul(ctx, e->nargs - s, e->args + s), scal, args);
+            return;
+        }
+    }
+    if (e->kind == MD_ADD) {
+        mpq_t content;
+        mpq_init(content);
+        md_expr *prim = md_primitive(ctx, e, content);
+        if (mpq_cmp_ui(content, 1, 1) != 0) md_vec_push(scal, md_num(ctx, content));
+        mpq_clear(content);
+        md_vec_push(args, prim);
+        return;
+    }
+    md_vec_push(args, e);
+}
+
+static int md_expr_qcmp(const void *a, const void *b)
+{
+    return md_expr_cmp(*(md_expr *const *)a, *(md_expr *const *)b);
+}
+
+md_expr *md_had(md_ctx *ctx, int n, md_expr *const *in)
+{
+    int rows = MD_DIM_ONE, cols = MD_DIM_ONE;
+    for (int i = 0; i < n; i++)
+        if (!md_is_scalar(in[i])) {
+            rows = in[i]->rows;
+            cols = in[i]->cols;
+        }
+    if (rows == MD_DIM_ONE && cols == MD_DIM_ONE) return md_mul(ctx, n, in);
+
+    md_vec scal = {0}, args = {0};
+    for (int i = 0; i < n; i++) md_had_collect(ctx, in[i], &scal, &args);
+    md_expr *r = NULL;
+    for (int i = 0; i < args.n; i++)
+        if (md_is_zero(args.v[i])) r = md_zero(ctx, rows, cols);
+    if (!r) {
+        /* merge equal bases: A .* A.^k = A.^(k+1) */
+        md_vec merged = {0};
+        mpq_t *exps = md_xmalloc((size_t)(args.n ? args.n : 1) * sizeof *exps);
+        md_expr **bases = md_xmalloc((size_t)(args.n ? args.n : 1) * sizeof *bases);
+        int nb = 0;
+        for (int i = 0; i < args.n; i++) {
+            md_expr *b = args.v[i];
+            mpq_t k;
+            mpq_init(k);
+            if (b->kind == MD_POW && b->args[1]->kind == MD_NUM) {
+                mpq_set(k, b->args[1]->q);
+                b = b->args[0];
+            } else {
+                mpq_set_ui(k, 1, 1);
+            }
+            int j;
+            for (j = 0; j < nb; j++)
+                if (bases[j] == b) break;
+            if (j == nb) {
+                bases[nb] = b;
+                mpq_init(exps[nb]);
+                mpq_set(exps[nb], k);
+                nb++;
+            } else {
+                mpq_add(exps[j], exps[j], k);
+            }
+            mpq_clear(k);
+        }
+        for (int j = 0; j < nb; j++) {
+            if (mpq_sgn(exps[j]) != 0) {
+                md_expr *e = mpq_cmp_ui(exps[j], 1, 1) == 0
+                                 ? bases[j]
+                                 : md_pow(ctx, bases[j], md_num(ctx, exps[j]));
+                if (e->kind != MD_ONES) md_vec_push(&merged, e);
+            }
+            mpq_clear(exps[j]);
+        }
+        free(exps);
+        free(bases);
+        if (merged.n == 0)
+            r = md_ones(ctx, rows, cols);
+        else if (merged.n == 1)
+            r = merged.v[0];
+        else {
+            qsort(merged.v, (size_t)merged.n, sizeof *merged.v, md_expr_qcmp);
+            r = md_raw(ctx, MD_HAD, rows, cols, merged.n, merged.v);
+        }
+        free(merged.v);
+        if (scal.n > 0) {
+            md_vec_push(&scal, r);
+            r = md_mul(ctx, scal.n, scal.v);
+        }
+    }
+    free(scal.v);
+    free(args.v);
+    return r;
+}
+
+md_expr *md_had2(md_ctx *ctx, md_expr *a, md_expr *b)
+{
+    md_expr *t[2] = {a, b};
+    return md_had(ctx, 2, t);
+}
+
+/* ---- powers ----------------------------------------------------------- */
+
+md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *ex)
+{
+    int rows = base->rows, cols = base->cols;
+    if (md_is_scalar(base) && !md_is_scalar(ex)) {
+        rows = ex->rows;
+        cols = ex->cols;
+    }
+    if (ex->kind == MD_NUM) {
+        if (mpq_sgn(ex->q) == 0) return md_ones(ctx, rows, cols);
+        if (mpq_cmp_ui(ex->q, 1, 1) == 0) return base;
+        int integral = md_is_integer(ex->q);
+        if (base->kind == MD_NUM && integral && mpz_fits_slong_p(mpq_numref(ex->q))) {
+            long k = mpz_get_si(mpq_numref(ex->q));
+            if (mpq_sgn(base->q) == 0 && k < 0) goto raw;    /* 0^-1: leave it */
+            if (labs(k) <= 64) {
+                mpq_t r;
+                mpq_init(r);
+                mpz_pow_ui(mpq_numref(r), mpq_numref(base->q), (unsigned long)labs(k));
+                mpz_pow_ui(mpq_denref(r), mpq_denref(base->q), (unsigned long)labs(k));
+                mpq_canonicalize(r);
+                if (k < 0) mpq_inv(r, r);
+                md_expr *e = md_num(ctx, r);
+                mpq_clear(r);
+                return e;
+            }
+        }
+        if (base->kind == MD_ONES) return base;
+        if (base->kind == MD_ZERO && mpq_sgn(ex->q) > 0) return base;
+        /* (b.^j).^k = b.^(j*k) holds for integer k */
+        if (base->kind == MD_POW && base->args[1]->kind == MD_NUM && integral) {
+            mpq_t jk;
+            mpq_init(jk);
+            mpq_mul(jk, base->args[1]->q, ex->q);
+            md_expr *r = md_pow(ctx, base->args[0], md_num(ctx, jk));
+            mpq_clear(jk);
+            return r;
+        }
+        /* powers distribute over products of scalars and over .* for integer k */
+        if (integral && ((base->kind == MD_MUL && md_is_scalar(base) && md_chain_start(base) == base->nargs) ||
+                         base->kind == MD_HAD)) {
+            md_expr **a = md_xmalloc((size_t)base->nargs * sizeof *a);
+            for (int i = 0; i < base->nargs; i++) a[i] = md_pow(ctx, base->args[i], ex);
+            md_expr *r = base->kind == MD_MUL ? md_mul(ctx, base->nargs, a) : md_had(ctx, base->nargs, a);
+            free(a);
+            return r;
+        }
+        /* c*A with a number c: (cA).^k = c^k A.^k for integer k */
+        if (integral && base->kind == MD_MUL && base->args[0]->kind == MD_NUM) {
+            mpq_t c;
+            mpq_init(c);
+            md_expr *core = md_split(ctx, base, c);
+            md_expr *r = md_mul2(ctx, md_pow(ctx, md_num(ctx, c), ex), md_pow(ctx, core, ex));
+            mpq_clear(c);
+            return r;
+        }
+    }
+raw:;
+    md_expr *a[2] = {base, ex};
+    return md_raw(ctx, MD_POW, rows, cols, 2, a);
+}
+
+md_expr *md_pow_si(md_ctx *ctx, md_expr *base, long num, unsigned long den)
+{
+    return md_pow(ctx, base, md_num_si(ctx, num, den));
+}
+
+md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k)
+{
+    if (k == 0) return md_eye(ctx, base->rows);
+    if (k == 1) return base;
+    if (md_is_scalar(base)) return md_pow_si(ctx, base, k, 1);
+    if (base->kind == MD_EYE) return base;
+    if (base->kind == MD_MPOW) return md_mpow(ctx, base->args[0], base->ival * k);
+    if (base->kind == MD_MUL && base->args[0]->kind == MD_NUM) {
+        /* (c*A)^k = c^k * A^k */
+        mpq_t c;
+        mpq_init(c);
+        md_expr *core = md_split(ctx, base, c);
+        md_expr *r = md_mul2(ctx, md_pow_si(ctx, md_num(ctx, c), k, 1), md_mpow(ctx, core, k));
+        mpq_clear(c);
+        return r;
+    }
+    return md_expr_make(ctx, MD_MPOW, base->rows, base->cols, k, 0, 0, 1, &base, NULL);
+}
+
+md_expr *md_inv(md_ctx *ctx, md_expr *a) { return md_mpow(ctx, a, -1); }
+
+/* ---- transpose -------------------------------------------------------- */
+
+static void md_memo_grow(md_ctx *ctx)
+{
+    if (ctx->memocap >= ctx->nnodes) return;
+    uint32_t cap = ctx->memocap ? ctx->memocap : 1024;
+    while (cap < ctx->nnodes) cap *= 2;
+    ctx->memo_trans = md_xrealloc(ctx->memo_trans, cap * sizeof *ctx->memo_trans);
+    ctx->memo_simp = md_xrealloc(ctx->memo_simp, cap * sizeof *ctx->memo_simp);
+    memset(ctx->memo_trans + ctx->memocap, 0, (cap - ctx->memocap) * sizeof *ctx->memo_trans);
+    memset(ctx->memo_simp + ctx->memocap, 0, (cap - ctx->memocap) * sizeof *ctx->memo_simp);
+    ctx->memocap = cap;
+}
+
+static md_expr *md_trans_uncached(md_ctx *ctx, md_expr *a)
+{
+    md_expr *r;
+    md_expr **t;
+    switch (a->kind) {
+    case MD_SYM:
+    case MD_DIFF:
+        if (md_sym_is_symmetric(ctx, a->ival)) return a;
+        return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
+    case MD_TRANS: return a->args[0];
+    case MD_ZERO: return md_zero(ctx, a->cols, a->rows);
+    case MD_ONES: return md_ones(ctx, a->cols, a->rows);
+    case MD_EYE:
+    case MD_DIAGM: return a;
+    case MD_ADD:
+    case MD_HAD:
+        t = md_xmalloc((size_t)a->nargs * sizeof *t);
+        for (int i = 0; i < a->nargs; i++) t[i] = md_trans(ctx, a->args[i]);
+        r = a->kind == MD_ADD ? md_add(ctx, a->nargs, t) : md_had(ctx, a->nargs, t);
+        free(t);
+        return r;
+    case MD_MUL: {
+        int s = md_chain_start(a);
+        t = md_xmalloc((size_t)a->nargs * sizeof *t);
+        for (int i = 0; i < s; i++) t[i] = a->args[i];
+        for (int i = s; i < a->nargs; i++) t[i] = md_trans(ctx, a->args[a->nargs - 1 - (i - s)]);
+        r = md_mul(ctx, a->nargs, t);
+        free(t);
+        return r;
+    }
+    case MD_POW: return md_pow(ctx, md_trans(ctx, a->args[0]), md_trans(ctx, a->args[1]));
+    case MD_MPOW: return md_mpow(ctx, md_trans(ctx, a->args[0]), a->ival);
+    case MD_FUNC:
+        if (a->ival == MD_FN_GENERIC)
+            return md_generic(ctx, a->aux, a->order, md_trans(ctx, a->args[0]));
+        return md_func(ctx, (md_fn)a->ival, md_trans(ctx, a->args[0]));
+    default: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
+    }
+}
+
+md_expr *md_trans(md_ctx *ctx, md_expr *a)
+{
+    if (md_is_scalar(a)) return a;
+    md_memo_grow(ctx);
+    if (ctx->memo_trans[a->id]) return ctx->memo_trans[a->id];
+    md_expr *r = md_trans_uncached(ctx, a);
+    md_memo_grow(ctx);
+    ctx->memo_trans[a->id] = r;
+    return r;
+}
+
+/* ---- functions -------------------------------------------------------- */
+
+md_expr *md_func(md_ctx *ctx, md_fn fn, md_expr *a)
+{
+    if (a->kind == MD_NUM || a->kind == MD_ZERO) {
+        int s = a->kind == MD_ZERO ? 0 : mpq_sgn(a->q);
+        int zero = s == 0;
+        switch (fn) {
+        case MD_FN_ABS:
+            if (a->kind == MD_NUM) {
+                mpq_t q;
+                mpq_init(q);
+                mpq_abs(q, a->q);
+                md_expr *r = md_num(ctx, q);
+                mpq_clear(q);
+                return r;
+            }
+            return a;
+        case MD_FN_SIGN: return a->kind == MD_ZERO ? a : md_num_si(ctx, s, 1);
+        case MD_FN_STEP: return a->kind == MD_ZERO ? a : md_num_si(ctx, s > 0, 1);
+        case MD_FN_RELU: return s > 0 ? a : md_zero(ctx, a->rows, a->cols);
+        case MD_FN_SIN:
+        case MD_FN_TAN:
+        case MD_FN_ARCSIN:
+        case MD_FN_ARCTAN:
+        case MD_FN_TANH:
+        case MD_FN_SQRT:
+            if (zero) return a;
+            break;
+        case MD_FN_EXP:
+        case MD_FN_COS:
+            if (zero) return md_ones(ctx, a->rows, a->cols);
+            break;
+        case MD_FN_LOG:
+            if (md_is_num(a, 1)) return md_num_si(ctx, 0, 1);
+            break;
+        default: break;
+        }
+    }
+    if (a->kind == MD_ONES) {
+        if (fn == MD_FN_ABS || fn == MD_FN_SIGN || fn == MD_FN_STEP || fn == MD_FN_RELU ||
+            fn == MD_FN_SQRT)
+            return a;
+        if (fn == MD_FN_LOG) return md_zero(ctx, a->rows, a->cols);
+    }
+    if (fn == MD_FN_SQRT && a->kind == MD_NUM && mpq_sgn(a->q) > 0 &&
+        mpz_perfect_square_p(mpq_numref(a->q)) && mpz_perfect_square_p(mpq_denref(a->q))) {
+        mpq_t q;
+        mpq_init(q);
+        mpz_sqrt(mpq_numref(q), mpq_numref(a->q));
+        mpz_sqrt(mpq_denref(q), mpq_denref(a->q));
+        md_expr *r = md_num(ctx, q);
+        mpq_clear(q);
+        return r;
+    }
+    /* idempotent functions */
+    if (a->kind == MD_FUNC && a->ival == (int)fn &&
+        (fn == MD_FN_ABS || fn == MD_FN_SIGN || fn == MD_FN_STEP || fn == MD_FN_RELU))
+        return a;
+    return md_expr_make(ctx, MD_FUNC, a->rows, a->cols, fn, 0, 0, 1, &a, NULL);
+}
+
+md_expr *md_generic(md_ctx *ctx, int func, int order, md_expr *a)
+{
+    return md_expr_make(ctx, MD_FUNC, a->rows, a->cols, MD_FN_GENERIC, func, order, 1, &a, NULL);
+}
+
+/* Pulls a numeric coefficient out of a: returns the rest, sets c. */
+static md_expr *md_coef_out(md_ctx *ctx, md_expr *a, mpq_t c)
+{
+    if (a->kind == MD_ADD) return md_primitive(ctx, a, c);
+    md_expr *core = md_split(ctx, a, c);
+    return core ? core : md_num_si(ctx, 1, 1);
+}
+
+md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
+{
+    int rows = MD_DIM_ONE, cols = MD_DIM_ONE;
+    if (kind == MD_DIAGM) rows = cols = a->rows;
+    if (kind == MD_DIAGV) rows = a->rows;
+    mpq_t c;
+    md_expr *r = NULL;
+    switch (kind) {
+    case MD_SUM:
+    case MD_TR:
+    case MD_NORM1:
+    case MD_NORM2:
+        if (md_is_zero(a)) return md_num_si(ctx, 0, 1);
+        if (md_is_scalar(a)) {
+            if (kind == MD_NORM1 || kind == MD_NORM2) return md_func(ctx, MD_FN_ABS, a);
+            return a;
+        }
+        if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
+        if (kind == MD_TR && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
+        if (kind == MD_SUM && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
+        if (kind == MD_TR && a->kind == MD_EYE) break;
+        /* linear (sum, tr) or absolutely homogeneous (norms): pull numbers and,
+           for sum and tr, scalar factors out */
+        if (a->kind == MD_MUL || a->kind == MD_ADD) {
+            mpq_init(c);
+            md_expr *core = md_coef_out(ctx, a, c);
+            if (kind == MD_NORM1 || kind == MD_NORM2) mpq_abs(c, c);
+            if (mpq_cmp_ui(c, 1, 1) != 0) {
+                r = md_scale(ctx, c, md_unary(ctx, kind, core));
+                mpq_clear(c);
+                return r;
+            }
+            mpq_clear(c);
+            if ((kind == MD_SUM || kind == MD_TR) && a->kind == MD_MUL) {
+                int s = md_chain_start(a);
+                if (s > 0 && s < a->nargs) {
+                    md_expr *inner = md_unary(ctx, kind, md_mul(ctx, a->nargs - s, a->args + s));
+                    md_expr **t = md_xmalloc((size_t)(s + 1) * sizeof *t);
+                    memcpy(t, a->args, (size_t)s * sizeof *t);
+                    t[s] = inner;
+                    r = md_mul(ctx, s + 1, t);
+                    free(t);
+                    return r;
+                }
+            }
+        }
+        break;
+    case MD_DET:
+    case MD_LOGDET:
+        if (md_is_scalar(a)) return kind == MD_DET ? a : md_func(ctx, MD_FN_LOG, a);
+        if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
+        if (a->kind == MD_EYE) return md_num_si(ctx, kind == MD_DET, 1);
+        break;
+    case MD_DIAGM:
+        if (md_is_scalar(a)) return a;
+        if (a->kind == MD_ZERO) return md_zero(ctx, rows, cols);
+        if (a->kind == MD_ONES) return md_eye(ctx, a->rows);
+        if (a->kind == MD_DIAGV) break;
+        if (a->kind == MD_MUL && a->args[0]->kind == MD_NUM) {
+            mpq_init(c);
+            md_expr *core = md_coef_out(ctx, a, c);
+            r = md_scale(ctx, c, md_unary(ctx, kind, core));
+            mpq_clear(c);
+            return r;
+        }
+        break;
+    case MD_DIAGV:
+        if (md_is_scalar(a)) return a;
+        if (a->kind == MD_ZERO) return md_zero(ctx, rows, cols);
+        if (a->kind == MD_EYE) return md_ones(ctx, rows, cols);
+        if (a->kind == MD_DIAGM) return a->args[0];
+        if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
+        if (a->kind == MD_MUL && a->args[0]->kind == MD_NUM) {
+            mpq_init(c);
+            md_expr *core = md_coef_out(ctx, a, c);
+            r = md_scale(ctx, c, md_unary(ctx, kind, core));
+            mpq_clear(c);
+            return r;
+        }
+        break;
+    default: break;
+    }
+    return md_raw1(ctx, kind, rows, cols, a);
+}
+
+md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b)
+{
+    if (md_is_scalar(a) && md_is_scalar(b)) return md_mul2(ctx, a, b);
+    if (a->cols == MD_DIM_ONE) return md_mul2(ctx, md_trans(ctx, a), b);
+    if (a->rows == MD_DIM_ONE) return md_mul2(ctx, a, md_trans(ctx, b));
+    if (a->kind == MD_ONES) return md_unary(ctx, MD_SUM, b);
+    if (b->kind == MD_ONES) return md_unary(ctx, MD_SUM, a);
+    if (a->kind == MD_EYE) return md_unary(ctx, MD_TR, b);
+    if (b->kind == MD_EYE) return md_unary(ctx, MD_TR, a);
+    return md_unary(ctx, MD_SUM, md_had2(ctx, a, b));
+}
+
+/* ---- rebuilding ------------------------------------------------------- */
+
+static md_expr *md_simplify_uncached(md_ctx *ctx, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    md_expr *stack[2];
+    md_expr **a = e->nargs <= 2 ? stack : md_xmalloc((size_t)e->nargs * sizeof *a);
+    for (int i = 0; i < e->nargs; i++) a[i] = md_simplify(ctx, e->args[i]);
+    md_expr *r;
+    switch (e->kind) {
+    case MD_ADD: r = md_add(ctx, e->nargs, a); break;
+    case MD_MUL: r = md_mul(ctx, e->nargs, a); break;
+    case MD_HAD: r = md_had(ctx, e->nargs, a); break;
+    case MD_POW: r = md_pow(ctx, a[0], a[1]); break;
+    case MD_MPOW: r = md_mpow(ctx, a[0], e->ival); break;
+    case MD_TRANS: r = md_trans(ctx, a[0]); break;
+    case MD_FUNC:
+        r = e->ival == MD_FN_GENERIC ? md_generic(ctx, e->aux, e->order, a[0])
+                                     : md_func(ctx, (md_fn)e->ival, a[0]);
+        break;
+    default: r = md_unary(ctx, e->kind, a[0]); break;
+    }
+    if (a != stack) free(a);
+    return r;
+}
+
+md_expr *md_simplify(md_ctx *ctx, md_expr *e)
+{
+    md_memo_grow(ctx);
+    if (ctx->memo_simp[e->id]) return ctx->memo_simp[e->id];
+    md_expr *r = md_simplify_uncached(ctx, e);
+    md_memo_grow(ctx);
+    ctx->memo_simp[e->id] = r;
+    return r;
+}
