@@ -46,6 +46,8 @@ static const char md_usage[] =
     "                            on random data inside the function's domain; fails (exit 4)\n"
     "                            when the worst relative error exceeds 1e-6\n"
     "      --seed N              random seed for --check (default 1)\n"
+    "  -s, --simplify            print the function itself, simplified, instead of a gradient\n"
+    "                            (any shape; the output is again a valid program)\n"
     "  -h, --help                show this help and exit\n"
     "  -V, --version             show the version and exit\n"
     "\n"
@@ -77,6 +79,7 @@ typedef struct md_opts {
     const char *file;
     const char *program;
     int check;
+    int simplify;
     unsigned long seed;
 } md_opts;
 
@@ -151,6 +154,19 @@ static int md_run(md_opts *o)
     md_buf out = {0};
     if (!prog || md_typecheck(prog, ctx, &typed)) {
         rc = EXIT_INPUT;
+        goto done;
+    }
+    if (o->simplify) {
+        /* no derivative: the function itself, simplified, as a program */
+        md_buf_printf(&out, "# %s", typed.ftext);
+        md_buf shp = {0};
+        md_print_shapes(ctx, &shp);
+        if (shp.len) md_buf_printf(&out, "   (%s)", shp.s);
+        md_buf_free(&shp);
+        md_buf_putc(&out, '\n');
+        md_print_decls(ctx, &out);
+        md_print_program(ctx, &out, 1, &typed.f, NULL, NULL);
+        fputs(out.s, stdout);
         goto done;
     }
     if (!md_is_scalar(typed.f)) {
@@ -306,14 +322,15 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"wrt", required_argument, NULL, 'w'},   {"file", required_argument, NULL, 'f'},
-        {"check", no_argument, NULL, 'c'},       {"seed", required_argument, NULL, 's'},
+        {"check", no_argument, NULL, 'c'},       {"seed", required_argument, NULL, 'S'},
+        {"simplify", no_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     md_opts o = {0};
     o.seed = 1;
     int c, rc = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":w:f:chV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":w:f:cshV", longopts, NULL)) != -1) {
         switch (c) {
         case 'w': {
             char *list = optarg;
@@ -343,7 +360,8 @@ int main(int argc, char **argv)
         }
         case 'f': o.file = optarg; break;
         case 'c': o.check = 1; break;
-        case 's': {
+        case 's': o.simplify = 1; break;
+        case 'S': {
             char *end;
             errno = 0;
             unsigned long v = strtoul(optarg, &end, 10);
@@ -378,6 +396,11 @@ int main(int argc, char **argv)
     if (optind < argc) o.program = argv[optind++];
     if (optind < argc) {
         usage_error("unexpected argument '%s' (quote the program as one argument)", argv[optind]);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (o.simplify && (o.check || o.nwrt)) {
+        usage_error("%s", "--simplify prints the function itself: it takes no --wrt or --check");
         rc = EXIT_USAGE;
         goto out;
     }

@@ -948,7 +948,14 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
     out->f = build(&st, last->expr);
     if (!out->f) goto done;
     out->floc = last->expr->loc;
-    out->ftext = loc_text(st.src, last->expr->loc);
+    /* the statement's end: a parenthesised last operand ends after its ')' */
+    md_loc whole = last->expr->loc;
+    if (last->loc.end_line > whole.end_line ||
+        (last->loc.end_line == whole.end_line && last->loc.end_col > whole.end_col)) {
+        whole.end_line = last->loc.end_line;
+        whole.end_col = last->loc.end_col;
+    }
+    out->ftext = loc_text(st.src, whole);
     rc = 0;
 done:
     free(st.dv);
