@@ -1,6 +1,8 @@
 # matdiff -- one non-recursive GNU Makefile.
 #
 #   make            build ./matdiff and build/libmatdiff.a
+#   make demo       build and run the built-in example (seed 003, checked numerically)
+#   make test       what CI runs: make check, then the same suite under ASan + UBSan
 #   make check      unit tests (Check) + golden CLI cases + property test
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the unit tests and golden cases under valgrind
@@ -26,7 +28,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all check unit golden property asan valgrind bench clean help
+.PHONY: all demo test check unit golden property asan valgrind bench clean help
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -61,7 +63,11 @@ $(B):
 $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(CHECK_LIBS) $(LDLIBS)
 
-# The README's test command.  CK_FORK=no keeps valgrind/ASan reports in one process.
+# The README's test command.
+test:
+	$(MAKE) check
+	$(MAKE) asan
+
 check: unit golden property
 
 unit: $(TEST_BINS)
@@ -92,3 +98,6 @@ clean:
 
 help:
 	@sed -n '3,10p' Makefile | sed 's/^# //'
+
+demo: $(BIN)
+	./$(BIN) --check --wrt U,V "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"

@@ -1,0 +1,49 @@
+#!/bin/sh
+# tests/bench.sh -- `make bench`: wall time per seed (process start included)
+# and, for norm2(W_{L+1}*tanh(W_L*...tanh(W1*x)...) - y)^2 with L layers,
+# the time and the size of the printed gradient with respect to W1.
+# Both must grow linearly in L: shared subexpressions are named, not copied.
+set -eu
+M=${MATDIFF:-./matdiff}
+RUNS=${RUNS:-20}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+now() { date +%s%N; }
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+echo "matdiff bench on $(uname -m), $(nproc) cores${cpu:+, $cpu}"
+echo "command: make bench   (each time is the mean of $RUNS runs, process start included)"
+echo
+
+# name|wrt|program
+cat > "$tmp/seeds" <<'SEEDS'
+seed 000|V|function f; norm2(vector(1)'*f(X*V))^2
+seed 001|W|vector alpha; function h; norm2(h(X*W)*alpha - y)^2
+seed 002|Phi|scalar beta; matrix Phi; beta*sum(abs(Phi'*Phi - eye))
+seed 003|U,V|scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2
+seed 004|gamma|matrix gamma; norm2(R - P.*(gamma*gamma'))^2
+SEEDS
+printf '%-10s %12s\n' case "ms/run"
+while IFS='|' read -r name wrt prog; do
+    t0=$(now)
+    i=0
+    while [ $i -lt "$RUNS" ]; do $M -w "$wrt" "$prog" >/dev/null; i=$((i + 1)); done
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" -v n="$RUNS" -v c="$name" 'BEGIN { printf "%-10s %12.2f\n", c, (b - a) / n / 1e6 }'
+done < "$tmp/seeds"
+echo
+
+printf '%-8s %12s %14s %14s\n' layers "ms/run" "output bytes" "bytes/layer"
+for L in 1 10 100 1000; do
+    awk -v L="$L" 'BEGIN { e = "tanh(W1*x)"; for (i = 2; i <= L; i++) e = "tanh(W" i "*" e ")";
+                           printf "norm2(W%d*%s - y)^2\n", L + 1, e }' > "$tmp/net$L"
+    runs=$RUNS
+    [ "$L" -ge 1000 ] && runs=5
+    t0=$(now)
+    i=0
+    while [ $i -lt "$runs" ]; do $M -w W1 -f "$tmp/net$L" > "$tmp/out$L"; i=$((i + 1)); done
+    t1=$(now)
+    size=$(wc -c < "$tmp/out$L")
+    awk -v a="$t0" -v b="$t1" -v n="$runs" -v L="$L" -v s="$size" \
+        'BEGIN { printf "%-8d %12.2f %14d %14.1f\n", L, (b - a) / n / 1e6, s, s / L }'
+done
