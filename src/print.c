@@ -157,10 +157,12 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         if (!first) md_buf_putc(p->out, '*');
         /* scalar factors that are products (x'*y) need no parentheses:
            the chain re-reads to the same canonical product */
+        /* a .* product as a factor gets parentheses although .* binds
+           tighter: readers coming from MATLAB give .* and * one level */
         int need = (i < s && a->kind == MD_MUL && md_level(p, a) == L_PROD &&
                     !(a->args[0]->kind == MD_NUM))
                        ? L_PROD
-                       : L_HAD;
+                       : L_NEG;
         pr_wrap(p, a, need);
         first = 0;
     }

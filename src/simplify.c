@@ -93,7 +93,8 @@ static md_expr *md_join(md_ctx *ctx, const mpq_t coef, md_expr *core, int rows, 
 /*
  * A sum used as a factor is made primitive: returns the primitive sum and
  * sets content so that e == content * result.  Coefficients of the result
- * are coprime integers and the first is positive.
+ * are coprime integers; the constant term, if any, is positive, else the
+ * first term is.
  */
 static md_expr *md_primitive(md_ctx *ctx, md_expr *e, mpq_t content)
 {
@@ -109,7 +110,12 @@ static md_expr *md_primitive(md_ctx *ctx, md_expr *e, mpq_t content)
         mpz_gcd(g, g, mpq_numref(c));
         mpz_lcm(l, l, mpq_denref(c));
     }
-    md_split(ctx, e->args[0], c);
+    /* the sign: a constant term (a number, c*matrix(1)) is made positive,
+       as in 1 - x.^2; otherwise the first term */
+    md_expr *lead = e->args[0];
+    md_expr *lastcore = md_split(ctx, e->args[e->nargs - 1], c);
+    if (!lastcore || lastcore->kind == MD_ONES) lead = e->args[e->nargs - 1];
+    md_split(ctx, lead, c);
     mpq_set_num(content, g);
     mpq_set_den(content, l);
     mpq_canonicalize(content);
@@ -535,8 +541,11 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
     for (int i = 0; i < p.ns; i++) {
         md_sfac *f = &p.s[i];
         if (mpq_sgn(f->exp) == 0) continue;
-        md_expr *e = mpq_cmp_ui(f->exp, 1, 1) == 0 ? f->base
-                                                    : md_pow(ctx, f->base, md_num(ctx, f->exp));
+        md_expr *e = f->base;
+        if (mpq_cmp_ui(f->exp, 1, 1) != 0) {
+            mpq_srcptr k = f->exp;
+            e = md_pow(ctx, f->base, md_num(ctx, k));
+        }
         if (e->kind == MD_NUM) {
             mpq_mul(p.coef, p.coef, e->q);
             continue;
