@@ -149,7 +149,7 @@ md_expr *md_expr_make(md_ctx *ctx, md_kind kind, int rows, int cols, int ival,
                       const mpq_t q);
 
 /* Convenience raw constructors for leaves. */
-md_expr *md_num(md_ctx *ctx, const mpq_t q);
+md_expr *md_num(md_ctx *ctx, mpq_srcptr q);
 md_expr *md_num_si(md_ctx *ctx, long num, unsigned long den);
 md_expr *md_sym(md_ctx *ctx, int sym);
 md_expr *md_diff_of(md_ctx *ctx, int sym);

@@ -237,7 +237,7 @@ md_expr *md_expr_make(md_ctx *ctx, md_kind kind, int rows, int cols, int ival,
     return e;
 }
 
-md_expr *md_num(md_ctx *ctx, const mpq_t q)
+md_expr *md_num(md_ctx *ctx, mpq_srcptr q)
 {
     return md_expr_make(ctx, MD_NUM, MD_DIM_ONE, MD_DIM_ONE, 0, 0, 0, 0, NULL, q);
 }
