@@ -230,7 +230,9 @@ static void pr_sum(md_pr *p, md_expr *e)
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < e->nargs; i++) {
             md_expr *t = e->args[i];
-            term_coef(t, c);
+            /* a term printed by name carries its sign inside the name */
+            if (tmp_name(p, t) || trans_rep(p, t)) mpq_set_ui(c, 1, 1);
+            else term_coef(t, c);
             int neg = mpq_sgn(c) < 0;
             if (neg != pass) continue;
             if (neg) md_buf_puts(p->out, first ? "-" : " - ");

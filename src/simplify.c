@@ -164,12 +164,23 @@ static int md_chain_start(const md_expr *e)
     return i;
 }
 
-static void md_flatten_add(md_vec *out, md_expr *e)
+/* Flattens nested sums, distributing numbers over them: c*(a + b) as a
+   term becomes c*a + c*b, so that no sum ever has a sum as a term. */
+static void md_flatten_add(md_ctx *ctx, md_vec *out, md_expr *e, mpq_srcptr coef)
 {
-    if (e->kind == MD_ADD)
-        for (int i = 0; i < e->nargs; i++) md_flatten_add(out, e->args[i]);
-    else if (!md_is_zero(e))
-        md_vec_push(out, e);
+    if (e->kind == MD_ADD) {
+        for (int i = 0; i < e->nargs; i++) md_flatten_add(ctx, out, e->args[i], coef);
+    } else if (e->kind == MD_MUL && e->nargs == 2 && e->args[0]->kind == MD_NUM &&
+               e->args[1]->kind == MD_ADD) {
+        mpq_t c;
+        mpq_init(c);
+        if (coef) mpq_mul(c, coef, e->args[0]->q);
+        else mpq_set(c, e->args[0]->q);
+        md_flatten_add(ctx, out, e->args[1], c);
+        mpq_clear(c);
+    } else if (!md_is_zero(e)) {
+        md_vec_push(out, coef ? md_scale(ctx, coef, e) : e);
+    }
 }
 
 md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
@@ -177,7 +188,7 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
     if (n == 0) return md_num_si(ctx, 0, 1);
     int rows = terms[0]->rows, cols = terms[0]->cols;
     md_vec flat = {0};
-    for (int i = 0; i < n; i++) md_flatten_add(&flat, terms[i]);
+    for (int i = 0; i < n; i++) md_flatten_add(ctx, &flat, terms[i], NULL);
     if (flat.n == 0) {
         free(flat.v);
         return md_zero(ctx, rows, cols);
