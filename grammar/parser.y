@@ -73,6 +73,7 @@ typedef struct md_parser {
     size_t off;
     int nl_line, nl_col;       /* the last newline seen */
     int at_start;              /* the next token starts a statement */
+    int parens;                /* open parentheses: newlines inside are blanks */
     const char *cur_kw;        /* the current token if a keyword */
     const char *prev_kw;       /* the token before it if a keyword */
     size_t tok_off, tok_len;   /* the current token's bytes */

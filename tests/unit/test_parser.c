@@ -319,6 +319,9 @@ START_TEST(test_statements)
     ok("# only a comment", "");
     ok("a # comment ; b\n# another\nc", "a ; c");
     ok("a\r\n\tb\r\n", "a ; b");
+    /* inside parentheses a newline is a blank */
+    ok("norm2(Y -\n  X*W)^2; b", "(^ (call norm2 (Y - (X * W))) 2) ; b");
+    ok("(a\n+ b)\nc", "[(a + b)] ; c");
     ok("y = x + 1", "y = (x + 1)");
     ok("scalar a, b", "scalar a b");
     ok("vector x, w(n)", "vector x w(n)");
