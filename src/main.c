@@ -235,6 +235,11 @@ static int md_run(md_opts *o)
         }
     }
 
+    if (nv == 0) {
+        md_error_at(&src, typed.floc, "the function has no variables to differentiate");
+        rc = EXIT_INPUT;
+        goto done;
+    }
     grads = md_xcalloc((size_t)nv + 1, sizeof *grads);
     gnames = md_xcalloc((size_t)nv + 1, sizeof *gnames);
     owned = md_xcalloc((size_t)nv + 1, sizeof *owned);
