@@ -27,6 +27,17 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/*
+ * Flattening is bounded: an n-ary node with more than MD_FLAT_MAX operands
+ * is kept as one operand of a new node instead of being spliced in.
+ * Without the bound, the differential of sin(sin(...sin(x)...)) rebuilds a
+ * Hadamard product one factor longer at every level: quadratic time and
+ * memory.  With it, work per level is constant.  Canonical forms stay
+ * deterministic; only very wide products lose normalisation across
+ * different bracketings.
+ */
+enum { MD_FLAT_MAX = 32 };
+
 typedef struct md_vec {
     md_expr **v;
     int n, cap;
@@ -168,10 +179,10 @@ static int md_chain_start(const md_expr *e)
    term becomes c*a + c*b, so that no sum ever has a sum as a term. */
 static void md_flatten_add(md_ctx *ctx, md_vec *out, md_expr *e, mpq_srcptr coef)
 {
-    if (e->kind == MD_ADD) {
+    if (e->kind == MD_ADD && e->nargs <= MD_FLAT_MAX) {
         for (int i = 0; i < e->nargs; i++) md_flatten_add(ctx, out, e->args[i], coef);
     } else if (e->kind == MD_MUL && e->nargs == 2 && e->args[0]->kind == MD_NUM &&
-               e->args[1]->kind == MD_ADD) {
+               e->args[1]->kind == MD_ADD && e->args[1]->nargs <= MD_FLAT_MAX) {
         mpq_t c;
         mpq_init(c);
         if (coef) mpq_mul(c, coef, e->args[0]->q);
@@ -406,7 +417,7 @@ static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int whole_is_sca
         md_vec_push(&p->chain, f);   /* keeps the shape; the result is zero anyway */
         return;
     }
-    if (f->kind == MD_MUL) {
+    if (f->kind == MD_MUL && f->nargs <= MD_FLAT_MAX) {
         int s = md_chain_start(f);
         for (int i = 0; i < s; i++) md_prod_add_scalar(ctx, p, f->args[i]);
         if (s < f->nargs) {
@@ -608,7 +619,7 @@ md_expr *md_mul3(md_ctx *ctx, md_expr *a, md_expr *b, md_expr *c)
 
 static void md_had_collect(md_ctx *ctx, md_expr *e, md_vec *scal, md_vec *args)
 {
-    if (e->kind == MD_HAD) {
+    if (e->kind == MD_HAD && e->nargs <= MD_FLAT_MAX) {
         for (int i = 0; i < e->nargs; i++) md_had_collect(ctx, e->args[i], scal, args);
         return;
     }
