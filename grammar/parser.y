@@ -109,7 +109,7 @@ md_ast *md_parser_pow(md_parser *p, md_ast_kind kind, md_ast *l, md_loc oploc, m
 md_ast *md_parser_transpose(md_parser *p, md_ast *kid, int count, md_loc oploc);
 md_ast *md_parser_call(md_parser *p, const char *name, int primes, md_loc nameloc,
                        md_list *args, md_loc loc);
-md_ast *md_parser_parens(md_parser *p, md_ast *inner);
+md_ast *md_parser_parens(md_parser *p, md_ast *inner, md_loc loc);
 md_list *md_parser_list(md_parser *p, void *first);
 md_list *md_parser_push(md_parser *p, md_list *l, void *x);
 md_decl_item *md_parser_item(md_parser *p, const char *name, md_loc loc,
@@ -252,7 +252,7 @@ postfix:
 primary:
     NUM                         { $$ = md_parser_leaf(p, MD_AST_NUM, $1, @1); }
 |   NAME                        { $$ = md_parser_leaf(p, MD_AST_NAME, $1, @1); }
-|   "(" expr ")"                { $$ = md_parser_parens(p, $2); }
+|   "(" expr ")"                { $$ = md_parser_parens(p, $2, @$); }
 |   NAME "(" args ")"           { CHECK($$ = md_parser_call(p, $1, 0, @1, $3, @$)); }
 |   CALLNAME "(" args ")"       { CHECK($$ = md_parser_call(p, $1.name, $1.count, @1, $3, @$)); }
 ;

@@ -132,9 +132,9 @@ static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
     case MD_POW: {
         md_expr *b = e->args[0], *x = e->args[1];
         if (!md_depends(st, x)) {
-            /* d(B.^k) = k*B.^(k-1) .* dB */
-            md_expr *km1 = md_sub(ctx, x, md_num_si(ctx, 1, 1));
-            return md_had2(ctx, md_mul2(ctx, x, md_pow(ctx, b, km1)), md_d(st, b));
+            /* d(B.^K) = K .* B.^(K-1) .* dB   (K a scalar or of B's shape) */
+            md_expr *km1 = md_sub(ctx, x, md_ones(ctx, x->rows, x->cols));
+            return md_had(ctx, 3, (md_expr *[]){x, md_pow(ctx, b, km1), md_d(st, b)});
         }
         /* d(B.^X) = B.^X .* (log(B) .* dX + X .* dB ./ B) */
         md_expr *t1 = md_had2(ctx, md_func(ctx, MD_FN_LOG, b), md_d(st, x));

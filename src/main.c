@@ -118,6 +118,25 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* Does variable sym occur in e? */
+static int md_occurs_rec(md_expr *e, int sym, char *seen)
+{
+    if (seen[e->id]) return 0;
+    seen[e->id] = 1;
+    if (e->kind == MD_SYM && e->ival == sym) return 1;
+    for (int i = 0; i < e->nargs; i++)
+        if (md_occurs_rec(e->args[i], sym, seen)) return 1;
+    return 0;
+}
+
+static int md_occurs(md_ctx *ctx, md_expr *e, int sym)
+{
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    int r = md_occurs_rec(e, sym, seen);
+    free(seen);
+    return r;
+}
+
 static int md_run(md_opts *o)
 {
     size_t len = 0;
@@ -151,6 +170,7 @@ static int md_run(md_opts *o)
     const char **gnames = NULL;
     char **owned = NULL;
     int nv = 0;
+    int check_no_domain = 0;
     md_buf out = {0};
     if (!prog || md_typecheck(prog, ctx, &typed)) {
         rc = EXIT_INPUT;
@@ -212,7 +232,8 @@ static int md_run(md_opts *o)
                     goto done;
                 }
                 const char *best = NULL;
-                int bd = 3;
+                size_t wl = strlen(w);
+                int bd = wl <= 2 ? 0 : wl <= 4 ? 2 : 3;
                 for (int k = 0; k < nsyms_prog; k++) {
                     int d = md_edit_distance(w, ctx->syms[k].name);
                     if (d < bd) bd = d, best = ctx->syms[k].name;
@@ -267,13 +288,18 @@ static int md_run(md_opts *o)
     md_buf_putc(&out, '\n');
     for (int i = 0; i < nv; i++)
         if (md_is_zero(grads[i]))
-            md_buf_printf(&out, "# %s does not occur in the function: its gradient is 0\n", ctx->syms[wrt[i]].name);
+            md_buf_printf(&out, wrt[i] >= nsyms_prog || !md_occurs(ctx, typed.f, wrt[i])
+                                    ? "# %s does not occur in the function: its gradient is 0\n"
+                                    : "# the gradient with respect to %s is 0\n",
+                          ctx->syms[wrt[i]].name);
 
     if (o->check) {
         md_check_result *res = md_xcalloc((size_t)nv + 1, sizeof *res);
         int crc = md_check(ctx, typed.f, nv, wrt, grads, o->seed, 1e-6, res, stderr);
+        check_no_domain = crc < 0;
         if (crc < 0) {
             rc = EXIT_CHECK;
+            md_buf_puts(&out, "# check: no point inside the function's domain was found; nothing was checked\n");
         } else {
             for (int i = 0; i < nv; i++)
                 md_buf_printf(&out, "# check d/d%s: worst relative error %.1e against finite differences (%s)\n",
@@ -299,7 +325,10 @@ static int md_run(md_opts *o)
     md_print_program(ctx, &out, nv, grads, nv > 1 ? gnames : NULL, avoid);
     free(avoid);
     fputs(out.s, stdout);
-    if (rc == EXIT_CHECK) fprintf(stderr, "matdiff: --check failed: a gradient disagrees with finite differences\n");
+    if (rc == EXIT_CHECK)
+        fprintf(stderr, "matdiff: --check failed: %s\n",
+                check_no_domain ? "no point inside the function's domain was found"
+                                : "a gradient disagrees with finite differences");
 
 done:
     if (owned)
@@ -382,7 +411,8 @@ int main(int argc, char **argv)
         case 'V': printf("matdiff %s\n", MD_VERSION); goto out;
         case ':': {
             char opt[64];
-            if (optopt) snprintf(opt, sizeof opt, "-%c", optopt);
+            if (optopt == 'S') snprintf(opt, sizeof opt, "--seed");
+            else if (optopt) snprintf(opt, sizeof opt, "-%c", optopt);
             else snprintf(opt, sizeof opt, "%s", argv[optind - 1]);
             usage_error("option '%s' needs an argument", opt);
             rc = EXIT_USAGE;

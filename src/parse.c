@@ -64,9 +64,13 @@ md_ast *md_parser_leaf(md_parser *p, md_ast_kind kind, const char *text, md_loc 
     return a;
 }
 
-md_ast *md_parser_parens(md_parser *p, md_ast *inner)
+/* A parenthesised expression: its location includes the parentheses, so
+   that the source text of an operand (in messages, in the echoed
+   function) is what was written. */
+md_ast *md_parser_parens(md_parser *p, md_ast *inner, md_loc loc)
 {
     inner->parens = 1;
+    inner->loc = loc;
     return inner;
 }
 

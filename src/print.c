@@ -431,7 +431,15 @@ static void count_uses(md_walk *w, md_expr *e)
     w->uses[e->id]++;
     if (w->visited[e->id]) return;
     w->visited[e->id] = 1;
-    for (int i = 0; i < e->nargs; i++) count_uses(w, e->args[i]);
+    for (int i = 0; i < e->nargs; i++) {
+        md_expr *a = e->args[i];
+        /* what the printer writes for the operand: a/b and A./B write b
+           and B, not the power node */
+        int as_div = a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0 &&
+                     ((e->kind == MD_MUL && md_is_scalar(a)) ||
+                      (e->kind == MD_HAD && md_is_num(a->args[1], -1)));
+        count_uses(w, as_div ? a->args[0] : a);
+    }
 }
 
 static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)

@@ -170,6 +170,12 @@ static const char *const md_builtins[] = {
     "inv", "diag", "vector", "matrix", NULL
 };
 
+static int md_is_keyword(const char *name)
+{
+    return !strcmp(name, "scalar") || !strcmp(name, "vector") || !strcmp(name, "matrix") ||
+           !strcmp(name, "symmetric") || !strcmp(name, "function");
+}
+
 int md_is_builtin(const char *name)
 {
     for (int i = 0; md_builtins[i]; i++)
@@ -344,7 +350,9 @@ static const char *fn_arity_name(const char *n) { return n; }
 static int suggest(md_st *st, const char *name, md_loc loc)
 {
     const char *best = NULL;
-    int bd = 3;
+    /* a hint only when the name is long enough for a typo to be likely */
+    size_t len = strlen(name);
+    int bd = len <= 2 ? 0 : len <= 4 ? 2 : 3;
     for (int i = 0; md_builtins[i]; i++) {
         int d = md_edit_distance(name, md_builtins[i]);
         if (d < bd) bd = d, best = md_builtins[i];
@@ -380,6 +388,10 @@ static int use_name(md_st *st, md_ast *a, md_shp *out)
         int d = dv_new(st, NULL, 0);
         *out = (md_shp){d, d};
         return 0;
+    }
+    if (!n && md_is_keyword(name)) {
+        md_error_at(st->src, a->loc, "'%s' is a keyword and cannot name a variable", name);
+        return -1;
     }
     if (!n) n = sym_add(st, name, md_default_kind(name), a->loc, NULL, NULL);
     *out = (md_shp){n->r, n->c};
@@ -900,7 +912,7 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
             break;
         case MD_STMT_ASSIGN: {
             md_name *old = name_find(&st, s->name);
-            if (old || !strcmp(s->name, "eye") || md_is_builtin(s->name)) {
+            if (old || !strcmp(s->name, "eye") || md_is_builtin(s->name) || md_is_keyword(s->name)) {
                 md_error_at(st.src, s->nameloc, "cannot assign to '%s': %s", s->name,
                             !old ? "it is a built-in name"
                             : old->kind == MD_NAME_BOUND ? "it is already defined"

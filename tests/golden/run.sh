@@ -27,7 +27,7 @@ trap 'exit 130' INT TERM
 # Split every .test file into one directory per case: files name, where,
 # args, exit, and the optional sections program, program-printf, program-gen,
 # stdout, stderr, stdout-contains, stderr-contains, stdout-max-bytes,
-# max-seconds, no-extra.  Trailing blank lines of a section are dropped.
+# max-seconds, no-extra, any-output.  Trailing blank lines of a section are dropped.
 awk -v work="$work" '
 function flush(   f) {
     if (dir == "") return
@@ -66,7 +66,7 @@ dir == "" { next }
     a = $0; sub(/^%%[a-z-]+[ \t]+/, "", a)
     put(k, a); sec = ""; next
 }
-/^%%no-extra[ \t]*$/ { put("no-extra", "1"); sec = ""; next }
+/^%%(no-extra|any-output)[ \t]*$/ { k = $1; sub(/^%%/, "", k); put(k, "1"); sec = ""; next }
 /^%%(program|stdout|stderr)[ \t]*$/ { k = $1; sub(/^%%/, "", k); section(k); next }
 /^%%/ { printf "%s:%d: unknown directive %s\n", FILENAME, FNR, $1 > "/dev/stderr"; bad = 1; next }
 sec != "" { lines[sec, ++nlines[sec]] = $0; next }
@@ -158,6 +158,7 @@ for d in "$work"/[0-9]*; do
     fi
 
     for s in stdout stderr; do
+        [ -f "$d/any-output" ] && break
         if [ "$s" = stdout ]; then act=$d/out; else act=$d/err; fi
         if [ -f "$d/$s-contains" ]; then
             read -r needle < "$d/$s-contains"

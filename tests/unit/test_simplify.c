@@ -1,0 +1,463 @@
+/*
+ * test_simplify.c -- the canonical form of md_simplify.h.
+ *
+ * One test per rule of the list in md_simplify.h.  Each builds the
+ * "before" expression with the raw constructor md_expr_make, so that it is
+ * not already simplified, runs md_simplify, and checks three things:
+ *
+ *   - structure: the result is the expected node, built another way (by
+ *     md_expr_make, so pointer equality is structural equality thanks to
+ *     hash consing) or, where the canonical order is the simplifier's own
+ *     business, its printed form;
+ *   - value: before and after agree entrywise (1e-10 relative) under
+ *     md_eval on three random draws of md_env_random;
+ *   - idempotence: md_simplify(after) == after.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_eval.h"
+#include "md_print.h"
+#include "md_simplify.h"
+#include "md_test.h"
+
+/*
+ * The fixture: dimensions n, m and
+ *   A, B, C: n x n   M: n x m   S: n x n symmetric   x, y: n   a, b: scalars
+ */
+static md_ctx *c;
+static int n, m;
+static md_expr *A, *B, *C, *M, *S, *x, *y, *a, *b;
+
+static void setup(void)
+{
+    c = md_ctx_new();
+    n = md_ctx_add_dim(c, "n", 1);
+    m = md_ctx_add_dim(c, "m", 1);
+    A = md_sym(c, md_ctx_add_sym(c, "A", MD_SYM_MATRIX, n, n));
+    B = md_sym(c, md_ctx_add_sym(c, "B", MD_SYM_MATRIX, n, n));
+    C = md_sym(c, md_ctx_add_sym(c, "C", MD_SYM_MATRIX, n, n));
+    M = md_sym(c, md_ctx_add_sym(c, "M", MD_SYM_MATRIX, n, m));
+    S = md_sym(c, md_ctx_add_sym(c, "S", MD_SYM_SYMMETRIC, n, n));
+    x = md_sym(c, md_ctx_add_sym(c, "x", MD_SYM_VECTOR, n, MD_DIM_ONE));
+    y = md_sym(c, md_ctx_add_sym(c, "y", MD_SYM_VECTOR, n, MD_DIM_ONE));
+    a = md_sym(c, md_ctx_add_sym(c, "a", MD_SYM_SCALAR, MD_DIM_ONE, MD_DIM_ONE));
+    b = md_sym(c, md_ctx_add_sym(c, "b", MD_SYM_SCALAR, MD_DIM_ONE, MD_DIM_ONE));
+}
+
+static void teardown(void) { md_ctx_free(c); }
+
+/* ---- raw construction ---- */
+
+static md_expr *raw(md_kind k, int r, int cl, int nargs, md_expr **args)
+{
+    return md_expr_make(c, k, r, cl, 0, 0, 0, nargs, args, NULL);
+}
+#define RAW(k, r, cl, ...) \
+    raw(k, r, cl, (int)(sizeof((md_expr *[]){__VA_ARGS__}) / sizeof(md_expr *)), (md_expr *[]){__VA_ARGS__})
+
+/* Shapes follow the operands: the first/last non-scalar of a product. */
+static md_expr *mul_(int nargs, md_expr **f)
+{
+    int r = MD_DIM_ONE, cl = MD_DIM_ONE, first = 1;
+    for (int i = 0; i < nargs; i++) {
+        if (md_is_scalar(f[i])) continue;
+        if (first) r = f[i]->rows;
+        cl = f[i]->cols;
+        first = 0;
+    }
+    return raw(MD_MUL, r, cl, nargs, f);
+}
+#define MUL(...) mul_((int)(sizeof((md_expr *[]){__VA_ARGS__}) / sizeof(md_expr *)), (md_expr *[]){__VA_ARGS__})
+
+static md_expr *shaped_(md_kind k, int nargs, md_expr **f)   /* ADD, HAD */
+{
+    int r = MD_DIM_ONE, cl = MD_DIM_ONE;
+    for (int i = 0; i < nargs; i++)
+        if (!md_is_scalar(f[i])) r = f[i]->rows, cl = f[i]->cols;
+    return raw(k, r, cl, nargs, f);
+}
+#define ADD(...) shaped_(MD_ADD, (int)(sizeof((md_expr *[]){__VA_ARGS__}) / sizeof(md_expr *)), (md_expr *[]){__VA_ARGS__})
+#define HAD(...) shaped_(MD_HAD, (int)(sizeof((md_expr *[]){__VA_ARGS__}) / sizeof(md_expr *)), (md_expr *[]){__VA_ARGS__})
+
+static md_expr *T(md_expr *e) { return RAW(MD_TRANS, e->cols, e->rows, e); }
+static md_expr *num(long p, unsigned long q) { return md_num_si(c, p, q); }
+static md_expr *POW(md_expr *e, md_expr *k) { return RAW(MD_POW, e->rows, e->cols, e, k); }
+static md_expr *MPOW(md_expr *e, int k)
+{
+    return md_expr_make(c, MD_MPOW, e->rows, e->cols, k, 0, 0, 1, &e, NULL);
+}
+static md_expr *ZERO(int r, int cl) { return md_expr_make(c, MD_ZERO, r, cl, 0, 0, 0, 0, NULL, NULL); }
+static md_expr *ONES(int r, int cl) { return md_expr_make(c, MD_ONES, r, cl, 0, 0, 0, 0, NULL, NULL); }
+static md_expr *EYE(int d) { return md_expr_make(c, MD_EYE, d, d, 0, 0, 0, 0, NULL, NULL); }
+
+/* ---- checks ---- */
+
+/* e1 and e2 have the same value on three random draws. */
+static void same_value(md_expr *e1, md_expr *e2)
+{
+    for (unsigned long seed = 1; seed <= 3; seed++) {
+        md_env env;
+        ck_assert_int_eq(md_env_random(c, e1, seed, &env), 0);
+        md_mat v1, v2;
+        ck_assert_int_eq(md_eval(&env, e1, &v1), 0);
+        ck_assert_int_eq(md_eval(&env, e2, &v2), 0);
+        ck_assert_int_eq(v1.rows, v2.rows);
+        ck_assert_int_eq(v1.cols, v2.cols);
+        double scale = 1;
+        for (long i = 0; i < v1.rows * v1.cols; i++) scale = fmax(scale, fabs(v1.v[i]));
+        for (long i = 0; i < v1.rows * v1.cols; i++)
+            ck_assert_msg(fabs(v1.v[i] - v2.v[i]) <= 1e-10 * scale,
+                          "seed %lu, entry %ld: before %.17g, after %.17g", seed, i, v1.v[i], v2.v[i]);
+        md_mat_free(&v1);
+        md_mat_free(&v2);
+        md_env_free(&env);
+    }
+}
+
+/* Simplifies the raw before; checks shape, value and idempotence. */
+static md_expr *simp(md_expr *before)
+{
+    md_expr *after = md_simplify(c, before);
+    ck_assert_ptr_nonnull(after);
+    ck_assert_int_eq(after->rows, before->rows);
+    ck_assert_int_eq(after->cols, before->cols);
+    ck_assert_ptr_eq(md_simplify(c, after), after);
+    same_value(before, after);
+    return after;
+}
+
+/* simp(before) is exactly want. */
+static void simp_to(md_expr *before, md_expr *want)
+{
+    md_expr *got = simp(before);
+    if (got != want) {
+        char *g = md_expr_to_string(c, got), *w = md_expr_to_string(c, want);
+        ck_abort_msg("simplified to '%s' (kind %d), want '%s' (kind %d)", g, (int)got->kind, w,
+                     (int)want->kind);
+        free(g);
+        free(w);
+    }
+}
+
+/* simp(before) prints as want_a (or want_b). */
+static md_expr *simp_print(md_expr *before, const char *want_a, const char *want_b)
+{
+    md_expr *got = simp(before);
+    char *s = md_expr_to_string(c, got);
+    ck_assert_msg(!strcmp(s, want_a) || (want_b && !strcmp(s, want_b)), "printed '%s', want '%s'%s%s",
+                  s, want_a, want_b ? " or " : "", want_b ? want_b : "");
+    free(s);
+    return got;
+}
+
+/* ---- one test per rule ---- */
+
+START_TEST(test_like_terms)
+{
+    /* A + A = 2*A */
+    simp_to(ADD(A, A), MUL(num(2, 1), A));
+    simp_to(ADD(A, B, A, MUL(num(-1, 1), B)), MUL(num(2, 1), A));
+    simp_to(ADD(a, a, a), MUL(num(3, 1), a));
+    /* terms that cancel leave a zero of the sum's shape */
+    md_expr *z = simp(ADD(MUL(num(2, 1), A), MUL(num(-2, 1), A)));
+    ck_assert_int_eq(z->kind, MD_ZERO);
+    /* a sum of several cores keeps one term per core */
+    md_expr *s = simp(ADD(A, B, A, B, B));
+    ck_assert_int_eq(s->kind, MD_ADD);
+    ck_assert_int_eq(s->nargs, 2);
+}
+END_TEST
+
+START_TEST(test_rational_coefficients)
+{
+    /* exact: 1/3 + 1/6 = 1/2, 1/10 + 2/10 = 3/10 */
+    simp_to(ADD(num(1, 3), num(1, 6)), num(1, 2));
+    simp_to(ADD(num(1, 10), num(2, 10)), num(3, 10));
+    simp_to(ADD(MUL(num(1, 3), A), MUL(num(1, 6), A)), MUL(num(1, 2), A));
+    simp_to(ADD(MUL(num(1, 3), a), MUL(num(-1, 3), a), b), b);
+    /* coefficients multiply: (2/3)*((9/4)*A) = (3/2)*A */
+    simp_to(MUL(num(2, 3), MUL(num(9, 4), A)), MUL(num(3, 2), A));
+    /* beyond machine integers: 2^70/3^40 stays exact */
+    mpq_t q;
+    mpq_init(q);
+    mpz_ui_pow_ui(mpq_numref(q), 2, 70);
+    mpz_ui_pow_ui(mpq_denref(q), 3, 40);
+    mpq_canonicalize(q);
+    md_expr *big = md_num(c, q);
+    md_expr *s = md_simplify(c, ADD(MUL(big, A), MUL(big, A)));
+    mpq_mul_2exp(q, q, 1);
+    ck_assert_ptr_eq(s, MUL(md_num(c, q), A));
+    mpq_clear(q);
+}
+END_TEST
+
+START_TEST(test_flattening)
+{
+    md_expr *s1 = simp(ADD(A, ADD(B, C)));
+    md_expr *s2 = simp(ADD(ADD(C, A), B));
+    ck_assert_ptr_eq(s1, s2);
+    ck_assert_int_eq(s1->kind, MD_ADD);
+    ck_assert_int_eq(s1->nargs, 3);
+    /* products flatten without reordering the chain */
+    simp_to(MUL(A, MUL(B, C)), MUL(A, B, C));
+    simp_to(MUL(MUL(A, B), MUL(C, M)), MUL(A, B, C, M));
+    /* Hadamard products flatten (and sort) */
+    md_expr *h1 = simp(HAD(A, HAD(B, C)));
+    ck_assert_int_eq(h1->kind, MD_HAD);
+    ck_assert_int_eq(h1->nargs, 3);
+    ck_assert_ptr_eq(h1, simp(HAD(HAD(C, B), A)));
+}
+END_TEST
+
+START_TEST(test_scalar_factors_front)
+{
+    simp_to(MUL(A, a, B), MUL(a, A, B));
+    simp_to(MUL(A, num(2, 1), B), MUL(num(2, 1), A, B));
+    /* the coefficient first, then the other scalars */
+    md_expr *r = simp(MUL(A, a, num(3, 1), B));
+    ck_assert_ptr_eq(r->args[0], num(3, 1));
+    ck_assert_ptr_eq(r->args[1], a);
+    /* x'*y is a scalar: it moves out of the chain, in front */
+    md_expr *xty = MUL(T(x), y);
+    simp_to(MUL(A, xty), MUL(xty, A));
+    simp_print(MUL(A, x, T(x), y), "x'*y*A*x", NULL);
+    /* ... but a product that is itself 1x1 keeps its chain */
+    simp_to(MUL(T(x), A, y), MUL(T(x), A, y));
+}
+END_TEST
+
+START_TEST(test_powers_merge)
+{
+    /* a*a^2 = a^3 */
+    simp_to(MUL(a, POW(a, num(2, 1))), POW(a, num(3, 1)));
+    simp_to(MUL(a, a), POW(a, num(2, 1)));
+    simp_to(MUL(POW(a, num(2, 1)), POW(a, num(-2, 1))), num(1, 1));
+    simp_to(MUL(a, b, POW(a, num(-1, 1))), b);
+    /* rational exponents add exactly: a^(1/2)*a^(1/3) = a^(5/6) */
+    simp_to(MUL(POW(a, num(1, 2)), POW(a, num(1, 3))), POW(a, num(5, 6)));
+    /* scalar powers in front of a matrix chain */
+    simp_to(MUL(a, A, a), MUL(POW(a, num(2, 1)), A));
+}
+END_TEST
+
+START_TEST(test_eye_dropped)
+{
+    simp_to(MUL(A, EYE(n), B), MUL(A, B));
+    simp_to(MUL(EYE(n), A), A);
+    simp_to(MUL(EYE(n), EYE(n)), EYE(n));
+    simp_to(MUL(a, EYE(n), x), MUL(a, x));
+}
+END_TEST
+
+START_TEST(test_inverse_cancels)
+{
+    /* X*inv(X) = eye */
+    simp_to(MUL(A, MPOW(A, -1)), EYE(n));
+    simp_to(MUL(MPOW(A, -1), A), EYE(n));
+    simp_to(MUL(B, A, MPOW(A, -1)), B);
+    simp_to(MUL(MPOW(A, -1), A, x), x);
+    simp_to(MUL(B, MPOW(A, -1), A, C), MUL(B, C));
+}
+END_TEST
+
+START_TEST(test_matrix_powers_merge)
+{
+    /* X*X = X^2 */
+    simp_to(MUL(A, A), MPOW(A, 2));
+    simp_to(MUL(A, MPOW(A, 2)), MPOW(A, 3));
+    simp_to(MUL(MPOW(A, 2), MPOW(A, -3)), MPOW(A, -1));
+    simp_to(MUL(B, A, A, B), MUL(B, MPOW(A, 2), B));
+    /* non-neighbours do not merge: A*B*A stays */
+    simp_to(MUL(A, B, A), MUL(A, B, A));
+}
+END_TEST
+
+/* The sum's coefficients are coprime integers and the first is positive. */
+static void assert_primitive(md_expr *s)
+{
+    ck_assert_int_eq(s->kind, MD_ADD);
+    mpz_t g;
+    mpz_init(g);
+    for (int i = 0; i < s->nargs; i++) {
+        md_expr *t = s->args[i];
+        long k = 1;
+        if (t->kind == MD_MUL && t->args[0]->kind == MD_NUM) {
+            ck_assert_msg(mpz_cmp_ui(mpq_denref(t->args[0]->q), 1) == 0, "term %d not integral", i);
+            mpz_gcd(g, g, mpq_numref(t->args[0]->q));
+            if (i == 0) k = mpq_sgn(t->args[0]->q);
+        } else {
+            mpz_gcd_ui(g, g, 1);
+        }
+        if (i == 0) ck_assert_int_gt(k, 0);
+    }
+    ck_assert_int_eq(mpz_cmp_ui(g, 1), 0);
+    mpz_clear(g);
+}
+
+START_TEST(test_primitive_sum_factor)
+{
+    /* 2*A - 2*B as a factor becomes 2*(A - B) */
+    md_expr *r = simp_print(MUL(ADD(MUL(num(2, 1), A), MUL(num(-2, 1), B)), C), "2*(A - B)*C",
+                            "-2*(B - A)*C");
+    ck_assert_ptr_eq(r->args[0], num(2, 1));
+    assert_primitive(r->args[1]);
+    /* fractions: (A/2 + B/3)*x = (1/6)*(3*A + 2*B)*x */
+    r = simp(MUL(ADD(MUL(num(1, 2), A), MUL(num(1, 3), B)), x));
+    ck_assert_int_eq(r->kind, MD_MUL);
+    ck_assert_ptr_eq(r->args[0], num(1, 6));
+    assert_primitive(r->args[1]);
+    /* a negative first coefficient goes out too: (-A - B)*x = -(A + B)*x */
+    r = simp(MUL(ADD(MUL(num(-1, 1), A), MUL(num(-1, 1), B)), x));
+    ck_assert_ptr_eq(r->args[0], num(-1, 1));
+    assert_primitive(r->args[1]);
+    /* also as a scalar factor and inside .* */
+    r = simp(MUL(ADD(MUL(num(4, 1), a), MUL(num(6, 1), b)), A));
+    ck_assert_ptr_eq(r->args[0], num(2, 1));
+    assert_primitive(r->args[1]);
+    r = simp(HAD(ADD(MUL(num(3, 1), A), MUL(num(3, 1), B)), C));
+    ck_assert_ptr_eq(r->args[0], num(3, 1));
+    /* a sum that is not a factor keeps its coefficients */
+    simp_to(ADD(MUL(num(2, 1), A), MUL(num(-2, 1), B)),
+            simp(ADD(MUL(num(-2, 1), B), MUL(num(2, 1), A))));
+    ck_assert_int_eq(simp(ADD(MUL(num(2, 1), A), MUL(num(-2, 1), B)))->kind, MD_ADD);
+}
+END_TEST
+
+START_TEST(test_hadamard_sort_merge)
+{
+    /* commutative: sorted, so both orders give one node */
+    ck_assert_ptr_eq(simp(HAD(B, A)), simp(HAD(A, B)));
+    ck_assert_ptr_eq(simp(HAD(C, A, B)), simp(HAD(B, C, A)));
+    /* A .* A = A.^2, A .* A.^2 = A.^3 */
+    simp_to(HAD(A, A), POW(A, num(2, 1)));
+    simp_to(HAD(A, POW(A, num(2, 1))), POW(A, num(3, 1)));
+    simp_to(HAD(A, POW(A, num(-1, 1)), B), B);
+    md_expr *r = simp(HAD(A, B, A));
+    ck_assert_int_eq(r->kind, MD_HAD);
+    ck_assert_int_eq(r->nargs, 2);
+    /* scalars move out: (a*A) .* B = a*(A .* B), 2 .* A = 2*A */
+    simp_to(HAD(MUL(a, A), B), MUL(a, simp(HAD(A, B))));
+    simp_to(HAD(num(2, 1), A), MUL(num(2, 1), A));
+    /* matrix products are operands, not reordered inside */
+    r = simp(HAD(MUL(A, B), C));
+    ck_assert_int_eq(r->kind, MD_HAD);
+}
+END_TEST
+
+START_TEST(test_ones_neutral_in_hadamard)
+{
+    simp_to(HAD(ONES(n, n), A), A);
+    simp_to(HAD(A, ONES(n, n), B), simp(HAD(A, B)));
+    simp_to(HAD(ONES(n, m), ONES(n, m)), ONES(n, m));
+    simp_to(HAD(ONES(n, MD_DIM_ONE), x), x);
+}
+END_TEST
+
+START_TEST(test_transposes_to_leaves)
+{
+    /* (A*B)' = B'*A' */
+    simp_to(T(MUL(A, B)), MUL(T(B), T(A)));
+    simp_to(T(MUL(a, T(M), x)), MUL(a, T(x), M));
+    /* A'' = A */
+    simp_to(T(T(A)), A);
+    simp_to(T(T(T(M))), T(M));
+    /* S' = S for symmetric S, eye' = eye, diag(v)' = diag(v) */
+    simp_to(T(S), S);
+    simp_to(T(MUL(S, A)), MUL(T(A), S));
+    simp_to(T(EYE(n)), EYE(n));
+    md_expr *D = RAW(MD_DIAGM, n, n, x);
+    simp_to(T(D), D);
+    /* through sums, Hadamard products, powers and functions */
+    simp_to(T(ADD(A, B)), simp(ADD(T(A), T(B))));
+    simp_to(T(HAD(A, B)), simp(HAD(T(A), T(B))));
+    simp_to(T(MPOW(A, -1)), MPOW(T(A), -1));
+    md_expr *sinA = md_expr_make(c, MD_FUNC, n, n, MD_FN_SIN, 0, 0, 1, &A, NULL);
+    md_expr *At = T(A);
+    simp_to(T(sinA), md_expr_make(c, MD_FUNC, n, n, MD_FN_SIN, 0, 0, 1, &At, NULL));
+    /* a scalar is its own transpose */
+    md_expr *xty = MUL(T(x), y);
+    simp_to(T(xty), xty);
+    /* the ones of a column are the ones of a row, transposed */
+    simp_to(T(ONES(n, m)), ONES(m, n));
+}
+END_TEST
+
+START_TEST(test_zero_elimination)
+{
+    simp_to(ADD(A, ZERO(n, n)), A);
+    simp_to(ADD(a, num(0, 1)), a);
+    simp_to(MUL(A, ZERO(n, n)), ZERO(n, n));
+    simp_to(MUL(T(M), ZERO(n, n)), ZERO(m, n));
+    simp_to(MUL(num(0, 1), a), num(0, 1));
+    simp_to(MUL(num(0, 1), M), ZERO(n, m));
+    simp_to(HAD(A, ZERO(n, n)), ZERO(n, n));
+    /* and the other neutral elements: 1*A, A.^1, A^1 */
+    simp_to(MUL(num(1, 1), A), A);
+    simp_to(POW(A, num(1, 1)), A);
+    simp_to(MUL(a, num(1, 1)), a);
+}
+END_TEST
+
+START_TEST(test_common_factor)
+{
+    /* A*x + B*x = (A + B)*x, in either order of A and B */
+    md_expr *r = simp_print(ADD(MUL(A, x), MUL(B, x)), "(A + B)*x", "(B + A)*x");
+    ck_assert_int_eq(r->kind, MD_MUL);
+    ck_assert_ptr_eq(r->args[1], x);
+    /* with coefficients */
+    simp_print(ADD(MUL(num(2, 1), A, x), MUL(num(3, 1), B, x)), "(2*A + 3*B)*x", "(3*B + 2*A)*x");
+    /* on the left: x'*A + x'*B = x'*(A + B) */
+    r = simp_print(ADD(MUL(T(x), A), MUL(T(x), B)), "x'*(A + B)", "x'*(B + A)");
+    ck_assert_ptr_eq(r->args[0], T(x));
+    /* A*x + A'*x = (A + A')*x, the gradient of x'*A*x */
+    simp_print(ADD(MUL(A, x), MUL(T(A), x)), "(A + A')*x", "(A' + A)*x");
+    /* nothing shared: stays a sum */
+    ck_assert_int_eq(simp(ADD(MUL(A, x), MUL(B, y)))->kind, MD_ADD);
+}
+END_TEST
+
+START_TEST(test_idempotent_on_mixed)
+{
+    /* a bigger mixed expression through every rule at once */
+    md_expr *e = ADD(MUL(T(MUL(A, B)), EYE(n), HAD(A, ONES(n, n), A), x),
+                     MUL(num(1, 3), B, T(A), POW(A, num(2, 1)), x),
+                     MUL(num(1, 6), T(B), MPOW(A, -1), A, T(T(A)), x),
+                     MUL(a, ZERO(n, n), x), MUL(MUL(T(x), y), C, x));
+    md_expr *r = simp(e);
+    ck_assert_ptr_eq(md_simplify(c, md_simplify(c, r)), r);
+}
+END_TEST
+
+static Suite *simplify_suite(void)
+{
+    Suite *s = suite_create("simplify");
+    TCase *t = tcase_create("simplify");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, test_like_terms);
+    tcase_add_test(t, test_rational_coefficients);
+    tcase_add_test(t, test_flattening);
+    tcase_add_test(t, test_scalar_factors_front);
+    tcase_add_test(t, test_powers_merge);
+    tcase_add_test(t, test_eye_dropped);
+    tcase_add_test(t, test_inverse_cancels);
+    tcase_add_test(t, test_matrix_powers_merge);
+    tcase_add_test(t, test_primitive_sum_factor);
+    tcase_add_test(t, test_hadamard_sort_merge);
+    tcase_add_test(t, test_ones_neutral_in_hadamard);
+    tcase_add_test(t, test_transposes_to_leaves);
+    tcase_add_test(t, test_zero_elimination);
+    tcase_add_test(t, test_common_factor);
+    tcase_add_test(t, test_idempotent_on_mixed);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+MD_TEST_MAIN(simplify_suite)
