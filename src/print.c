@@ -99,7 +99,8 @@ static int md_level(md_pr *p, md_expr *e)
         return L_PROD;
     case MD_HAD: return L_HAD;
     case MD_POW:
-        return L_POW;
+        /* a reciprocal B.^-1 prints as 1./B */
+        return md_is_num(e->args[1], -1) && !md_is_scalar(e) ? L_HAD : L_POW;
     case MD_MPOW: return e->ival == -1 ? L_ATOM : L_POW;
     case MD_TRANS: return L_POST;
     default: return L_ATOM;
@@ -145,7 +146,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         first = 0;
     }
     /* numerator: args with positive exponents */
-    int nden = 0;
+    int nden = 0, seen_matrix = 0;
     for (int i = 0; i < n; i++) {
         md_expr *a = args[i];
         if (a->kind == MD_NUM) continue;
@@ -157,12 +158,16 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         if (!first) md_buf_putc(p->out, '*');
         /* scalar factors that are products (x'*y) need no parentheses:
            the chain re-reads to the same canonical product */
-        /* a .* product as a factor gets parentheses although .* binds
-           tighter: readers coming from MATLAB give .* and * one level */
+        /* a .* product after a matrix factor gets parentheses although .*
+           binds tighter: readers coming from MATLAB give .* and * one
+           level, and X*A.*B would mean (X*A).*B to them.  After scalars
+           only, both readings agree, so 2*A.*B needs none. */
         int need = (i < s && a->kind == MD_MUL && md_level(p, a) == L_PROD &&
                     !(a->args[0]->kind == MD_NUM))
                        ? L_PROD
-                       : L_NEG;
+                   : seen_matrix ? L_NEG
+                                 : L_HAD;
+        if (!md_is_scalar(a)) seen_matrix = 1;
         pr_wrap(p, a, need);
         first = 0;
     }
@@ -261,11 +266,26 @@ static void pr_had(md_pr *p, md_expr *e)
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < e->nargs; i++) {
             md_expr *a = e->args[i];
-            int inv = a->kind == MD_POW && md_is_num(a->args[1], -1) && !tmp_name(p, a);
+            int inv = a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0 &&
+                      !tmp_name(p, a);
             if (inv != pass) continue;
             if (inv) {
                 md_buf_puts(p->out, first ? "1./" : "./");
-                pr_wrap(p, a->args[0], L_NEG);
+                if (md_is_num(a->args[1], -1)) {
+                    pr_wrap(p, a->args[0], L_NEG);
+                } else {
+                    /* ./B.^k for B.^-k */
+                    mpq_t k;
+                    mpq_init(k);
+                    mpq_neg(k, a->args[1]->q);
+                    pr_wrap(p, a->args[0], L_POST);
+                    md_buf_puts(p->out, ".^");
+                    int frac = mpz_cmp_ui(mpq_denref(k), 1) != 0;
+                    if (frac) md_buf_putc(p->out, '(');
+                    pr_num(p, k);
+                    if (frac) md_buf_putc(p->out, ')');
+                    mpq_clear(k);
+                }
             } else {
                 if (!first) md_buf_puts(p->out, ".*");
                 pr_wrap(p, a, L_NEG);
@@ -319,6 +339,11 @@ static void pr(md_pr *p, md_expr *e, int need)
     case MD_HAD: pr_had(p, e); break;
     case MD_POW: {
         md_expr *b = e->args[0], *x = e->args[1];
+        if (md_is_num(x, -1) && !md_is_scalar(e)) {
+            md_buf_puts(p->out, "1./");
+            pr_wrap(p, b, L_NEG);
+            break;
+        }
         pr_wrap(p, b, L_POST);
         md_buf_puts(p->out, md_is_scalar(b) && md_is_scalar(x) ? "^" : ".^");
         if (x->kind == MD_NUM && mpz_cmp_ui(mpq_denref(x->q), 1) == 0) pr_num(p, x->q);
@@ -437,7 +462,7 @@ static void count_uses(md_walk *w, md_expr *e)
            and B, not the power node */
         int as_div = a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0 &&
                      ((e->kind == MD_MUL && md_is_scalar(a)) ||
-                      (e->kind == MD_HAD && md_is_num(a->args[1], -1)));
+                      e->kind == MD_HAD);
         count_uses(w, as_div ? a->args[0] : a);
     }
 }
