@@ -782,6 +782,17 @@ md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *ex)
             free(a);
             return r;
         }
+        /* a sum's content: (2A - 2B).^k = 2^k (A - B).^k for integer k */
+        if (integral && base->kind == MD_ADD) {
+            mpq_t c;
+            mpq_init(c);
+            md_expr *prim = md_primitive(ctx, base, c);
+            md_expr *r = NULL;
+            if (mpq_cmp_ui(c, 1, 1) != 0)
+                r = md_mul2(ctx, md_pow(ctx, md_num(ctx, c), ex), md_pow(ctx, prim, ex));
+            mpq_clear(c);
+            if (r) return r;
+        }
         /* c*A with a number c: (cA).^k = c^k A.^k for integer k */
         if (integral && base->kind == MD_MUL && base->args[0]->kind == MD_NUM) {
             mpq_t c;
@@ -809,6 +820,17 @@ md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k)
     if (md_is_scalar(base)) return md_pow_si(ctx, base, k, 1);
     if (base->kind == MD_EYE) return base;
     if (base->kind == MD_MPOW) return md_mpow(ctx, base->args[0], base->ival * k);
+    if (base->kind == MD_ADD) {
+        /* (2A - 2B)^k = 2^k (A - B)^k */
+        mpq_t c;
+        mpq_init(c);
+        md_expr *prim = md_primitive(ctx, base, c);
+        md_expr *r = NULL;
+        if (mpq_cmp_ui(c, 1, 1) != 0)
+            r = md_mul2(ctx, md_pow_si(ctx, md_num(ctx, c), k, 1), md_mpow(ctx, prim, k));
+        mpq_clear(c);
+        if (r) return r;
+    }
     if (base->kind == MD_MUL && base->args[0]->kind == MD_NUM) {
         /* (c*A)^k = c^k * A^k */
         mpq_t c;

