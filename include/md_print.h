@@ -26,6 +26,23 @@ char *md_expr_to_string(md_ctx *ctx, md_expr *e);   /* malloc'd */
 void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
                       const char *const *names, const char *const *avoid);
 
+/*
+ * The temporaries of a set of results, shared by every printer (text,
+ * LaTeX): which nodes get a name, in dependency order, and which nodes
+ * print as the transpose of a named one (T').
+ */
+typedef struct md_temps {
+    uint32_t n;            /* size of name[] and transof[] (node ids) */
+    const char **name;     /* name[id]: the temporary's name, or NULL */
+    md_expr **transof;     /* transof[id]: the node is the transpose of this one */
+    md_expr **defs;        /* the named nodes, each after the ones it uses */
+    char **owned;          /* owned[k]: the name of defs[k] */
+    int ndefs;
+} md_temps;
+
+void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
+void md_temps_free(md_temps *t);
+
 /* "X: n×p, U: p×d, x: n, S: n×n symmetric" for the non-scalar variables. */
 void md_print_shapes(md_ctx *ctx, md_buf *out);
 

@@ -477,13 +477,13 @@ static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
     return 0;
 }
 
-void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
-                      const char *const *names, const char *const *avoid)
+void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t)
 {
     /* transposes of every reachable node are made first, so that the
        arrays below cover them */
     md_walk w;
     memset(&w, 0, sizeof w);
+    memset(t, 0, sizeof *t);
     uint32_t n0 = ctx->nnodes;
     w.seen = md_xcalloc(n0, 1);
     for (int i = 0; i < n; i++) collect(&w, roots[i]);
@@ -515,37 +515,55 @@ void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
 
     /* name the shared, non-trivial nodes in dependency order */
     const char **nm = md_xcalloc(N, sizeof *nm);
-    int ntemps = 0;
+    t->defs = md_xcalloc(w.len ? w.len : 1, sizeof *t->defs);
     for (uint32_t i = 0; i < w.len; i++) {
         md_expr *e = w.order[i];
         int is_root = 0;
         for (int r = 0; r < n; r++) is_root |= roots[r] == e;
         if (is_root || w.transof[e->id] || w.uses[e->id] < 2 || e->depth < 3 || is_leafish(e)) continue;
-        nm[e->id] = "";
-        ntemps++;
+        t->defs[t->ndefs++] = e;
     }
-    char **owned = md_xcalloc((size_t)ntemps + 1, sizeof *owned);
-    int k = 0, idx = 0;
-    for (uint32_t i = 0; i < w.len; i++) {
-        md_expr *e = w.order[i];
-        if (!nm[e->id]) continue;
+    t->owned = md_xcalloc((size_t)t->ndefs + 1, sizeof *t->owned);
+    for (int k = 0, idx = 0; k < t->ndefs; k++) {
         char buf[32];
         do {
-            if (ntemps == 1 && idx == 0) snprintf(buf, sizeof buf, "T");
-            else snprintf(buf, sizeof buf, "T%d", idx + (ntemps == 1 ? 0 : 1));
+            if (t->ndefs == 1 && idx == 0) snprintf(buf, sizeof buf, "T");
+            else snprintf(buf, sizeof buf, "T%d", idx + (t->ndefs == 1 ? 0 : 1));
             idx++;
         } while (name_taken(ctx, buf, avoid));
-        owned[k] = md_xstrdup(buf);
-        nm[e->id] = owned[k++];
+        t->owned[k] = md_xstrdup(buf);
+        nm[t->defs[k]->id] = t->owned[k];
     }
+    t->n = N;
+    t->name = nm;
+    t->transof = w.transof;
+    free(tr);
+    free(w.order);
+    free(w.seen);
+    free(w.uses);
+    free(w.visited);
+}
 
-    md_pr p = {ctx, out, nm, w.transof, N, NULL};
-    for (uint32_t i = 0; i < w.len; i++) {
-        md_expr *e = w.order[i];
-        if (!nm[e->id] || !*nm[e->id]) continue;
-        md_buf_printf(out, "%s = ", nm[e->id]);
-        p.top = e;
-        pr(&p, e, 0);
+void md_temps_free(md_temps *t)
+{
+    for (int k = 0; k < t->ndefs; k++) free(t->owned[k]);
+    free(t->owned);
+    free(t->defs);
+    free((void *)t->name);
+    free(t->transof);
+    memset(t, 0, sizeof *t);
+}
+
+void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                      const char *const *names, const char *const *avoid)
+{
+    md_temps t;
+    md_temps_find(ctx, n, roots, avoid, &t);
+    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL};
+    for (int k = 0; k < t.ndefs; k++) {
+        md_buf_printf(out, "%s = ", t.owned[k]);
+        p.top = t.defs[k];
+        pr(&p, t.defs[k], 0);
         md_buf_putc(out, '\n');
     }
     for (int i = 0; i < n; i++) {
@@ -554,15 +572,7 @@ void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
         pr(&p, roots[i], 0);
         md_buf_putc(out, '\n');
     }
-    for (int i = 0; i < k; i++) free(owned[i]);
-    free(owned);
-    free(nm);
-    free(tr);
-    free(w.order);
-    free(w.seen);
-    free(w.uses);
-    free(w.transof);
-    free(w.visited);
+    md_temps_free(&t);
 }
 
 void md_print_shapes(md_ctx *ctx, md_buf *out)
