@@ -15,17 +15,6 @@
 
 #include "md_expr.h"
 
-void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out);
-char *md_expr_to_string(md_ctx *ctx, md_expr *e);   /* malloc'd */
-
-/*
- * Writes temporaries and then, for each root, "names[i] = expr" (or just
- * the expression when names[i] is NULL).  avoid lists names the
- * temporaries must not take (NULL-terminated; may be NULL).
- */
-void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
-                      const char *const *names, const char *const *avoid);
-
 /*
  * The temporaries of a set of results, shared by every printer (text,
  * LaTeX): which nodes get a name, in dependency order, and which nodes
@@ -39,6 +28,27 @@ typedef struct md_temps {
     char **owned;          /* owned[k]: the name of defs[k] */
     int ndefs;
 } md_temps;
+
+void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out);
+
+/* Precedence levels of the printed forms, loosest first. */
+enum { MD_LEVEL_SUM = 1, MD_LEVEL_PROD, MD_LEVEL_HAD, MD_LEVEL_NEG, MD_LEVEL_POW,
+       MD_LEVEL_POST, MD_LEVEL_ATOM };
+
+/* e in the ASCII or the Unicode style (∘ ᵀ Greek letters, juxtaposed
+   products, ‖A‖, X⁻¹) with temporaries t (may be NULL), in parentheses if
+   its level is below need.  The Unicode style is for reading, not input. */
+void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out);
+int md_print_level(md_ctx *ctx, md_expr *e);
+char *md_expr_to_string(md_ctx *ctx, md_expr *e);   /* malloc'd */
+
+/*
+ * Writes temporaries and then, for each root, "names[i] = expr" (or just
+ * the expression when names[i] is NULL).  avoid lists names the
+ * temporaries must not take (NULL-terminated; may be NULL).
+ */
+void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                      const char *const *names, const char *const *avoid);
 
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
 void md_temps_free(md_temps *t);

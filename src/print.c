@@ -31,7 +31,7 @@
 #include "md_shape.h"
 #include "md_simplify.h"
 
-enum { L_SUM = 1, L_PROD, L_HAD, L_NEG, L_POW, L_POST, L_ATOM };
+enum { L_SUM = MD_LEVEL_SUM, L_PROD, L_HAD, L_NEG, L_POW, L_POST, L_ATOM };
 
 typedef struct md_pr {
     md_ctx *ctx;
@@ -40,7 +40,55 @@ typedef struct md_pr {
     md_expr **transof;     /* transof[id]: print as (transof[id])' */
     uint32_t n;            /* size of the two arrays */
     md_expr *top;          /* the node being defined (not replaced by its name) */
+    int uni;               /* Unicode style for derivations: ∘ ᵀ λ, juxtaposition */
 } md_pr;
+
+/* ---- the Unicode style ---------------------------------------------- */
+
+static const char *const md_greek_names[][2] = {
+    {"alpha", "α"}, {"beta", "β"}, {"gamma", "γ"}, {"delta", "δ"}, {"epsilon", "ε"},
+    {"varepsilon", "ε"}, {"zeta", "ζ"}, {"eta", "η"}, {"theta", "θ"}, {"vartheta", "ϑ"},
+    {"iota", "ι"}, {"kappa", "κ"}, {"lambda", "λ"}, {"mu", "μ"}, {"nu", "ν"}, {"xi", "ξ"},
+    {"omicron", "ο"}, {"pi", "π"}, {"rho", "ρ"}, {"sigma", "σ"}, {"tau", "τ"}, {"upsilon", "υ"},
+    {"phi", "φ"}, {"varphi", "φ"}, {"chi", "χ"}, {"psi", "ψ"}, {"omega", "ω"},
+    {"Gamma", "Γ"}, {"Delta", "Δ"}, {"Theta", "Θ"}, {"Lambda", "Λ"}, {"Xi", "Ξ"}, {"Pi", "Π"},
+    {"Sigma", "Σ"}, {"Upsilon", "Υ"}, {"Phi", "Φ"}, {"Psi", "Ψ"}, {"Omega", "Ω"}, {NULL, NULL}};
+
+static void pr_name(md_pr *p, const char *name)
+{
+    if (p->uni)
+        for (int i = 0; md_greek_names[i][0]; i++)
+            if (!strcmp(md_greek_names[i][0], name)) {
+                md_buf_puts(p->out, md_greek_names[i][1]);
+                return;
+            }
+    md_buf_puts(p->out, name);
+}
+
+static void pr_tr(md_pr *p) { md_buf_puts(p->out, p->uni ? "ᵀ" : "'"); }
+
+static int is_ident_byte(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Unicode products are juxtaposed (2Xᵀ(XU - Y)V); a space separates two
+   factors only where juxtaposition would glue ASCII names together. */
+static void pr_join(md_pr *p, size_t at)
+{
+    md_buf *b = p->out;
+    if (at == 0 || at >= b->len) return;
+    size_t l = at, r = at;
+    while (l > 0 && is_ident_byte(b->s[l - 1])) l--;
+    while (r < b->len && is_ident_byte(b->s[r])) r++;
+    int left_word = at - l > 1 || (at - l == 1 && b->s[l] >= '0' && b->s[l] <= '9' && r > at &&
+                                    b->s[at] >= '0' && b->s[at] <= '9');
+    int right_word = r - at > 1;
+    if (!(at > l && r > at && (left_word || right_word))) return;
+    md_buf_putc(b, ' ');
+    memmove(b->s + at + 1, b->s + at, b->len - at - 1);
+    b->s[at] = ' ';
+}
 
 static const char *tmp_name(md_pr *p, md_expr *e)
 {
@@ -58,6 +106,7 @@ static md_expr *trans_rep(md_pr *p, md_expr *e)
 
 
 static void pr(md_pr *p, md_expr *e, int need);
+static int pr_unicode_special(md_pr *p, md_expr *e);
 
 static int num_level(const mpq_t q)
 {
@@ -155,7 +204,8 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
             continue;
         }
         if (skip_ones && i == n - 1 && a->kind == MD_ONES) continue;
-        if (!first) md_buf_putc(p->out, '*');
+        size_t at = p->out->len;
+        if (!first && !p->uni) md_buf_putc(p->out, '*');
         /* scalar factors that are products (x'*y) need no parentheses:
            the chain re-reads to the same canonical product */
         /* a .* product after a matrix factor gets parentheses although .*
@@ -169,6 +219,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
                                  : L_HAD;
         if (!md_is_scalar(a)) seen_matrix = 1;
         pr_wrap(p, a, need);
+        if (!first && p->uni) pr_join(p, at);
         first = 0;
     }
     if (first) md_buf_putc(p->out, '1');
@@ -189,13 +240,16 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
     for (int i = 0; i < s; i++) {
         md_expr *a = args[i];
         if (!(a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0)) continue;
-        if (!f) md_buf_putc(p->out, '*');
+        size_t at = p->out->len;
+        if (!f && !p->uni) md_buf_putc(p->out, '*');
+        int joined = !f;
         f = 0;
         mpq_t k;
         mpq_init(k);
         mpq_neg(k, a->args[1]->q);
         if (mpq_cmp_ui(k, 1, 1) == 0) {
             pr_wrap(p, a->args[0], (nden + dn > 1) ? L_HAD : L_NEG + 1);
+            if (joined && p->uni) pr_join(p, at);
         } else {
             pr_wrap(p, a->args[0], L_POST);
             md_buf_putc(p->out, '^');
@@ -270,7 +324,7 @@ static void pr_had(md_pr *p, md_expr *e)
                       !tmp_name(p, a);
             if (inv != pass) continue;
             if (inv) {
-                md_buf_puts(p->out, first ? "1./" : "./");
+                md_buf_puts(p->out, first ? (p->uni ? "1⊘" : "1./") : (p->uni ? "⊘" : "./"));
                 if (md_is_num(a->args[1], -1)) {
                     pr_wrap(p, a->args[0], L_NEG);
                 } else {
@@ -279,7 +333,7 @@ static void pr_had(md_pr *p, md_expr *e)
                     mpq_init(k);
                     mpq_neg(k, a->args[1]->q);
                     pr_wrap(p, a->args[0], L_POST);
-                    md_buf_puts(p->out, ".^");
+                    md_buf_puts(p->out, p->uni ? "^∘" : ".^");
                     int frac = mpz_cmp_ui(mpq_denref(k), 1) != 0;
                     if (frac) md_buf_putc(p->out, '(');
                     pr_num(p, k);
@@ -287,7 +341,7 @@ static void pr_had(md_pr *p, md_expr *e)
                     mpq_clear(k);
                 }
             } else {
-                if (!first) md_buf_puts(p->out, ".*");
+                if (!first) md_buf_puts(p->out, p->uni ? "∘" : ".*");
                 pr_wrap(p, a, L_NEG);
             }
             first = 0;
@@ -305,6 +359,54 @@ static void pr_const(md_pr *p, md_expr *e, const char *v)
     else md_buf_printf(p->out, "matrix(%s)", v);
 }
 
+/* Unicode spellings that differ in shape from the ASCII ones. */
+static int pr_unicode_special(md_pr *p, md_expr *e)
+{
+    md_buf *b = p->out;
+    switch (e->kind) {
+    case MD_EYE: md_buf_puts(b, "I"); return 1;
+    case MD_ZERO: md_buf_puts(b, "0"); return 1;
+    case MD_ONES:
+        md_buf_puts(b, e->cols == MD_DIM_ONE ? "1" : e->rows == MD_DIM_ONE ? "1ᵀ" : "11ᵀ");
+        return 1;
+    case MD_NORM2:
+    case MD_NORM1:
+        md_buf_puts(b, "‖");
+        pr(p, e->args[0], 0);
+        md_buf_puts(b, e->kind == MD_NORM2 ? "‖" : "‖₁");
+        return 1;
+    case MD_MPOW:
+        if (e->ival > 0) return 0;
+        pr_wrap(p, e->args[0], L_ATOM);
+        md_buf_puts(b, "⁻¹");
+        if (e->ival != -1) md_buf_printf(b, "^%d", -e->ival);
+        return 1;
+    case MD_FUNC:
+        if (e->ival == MD_FN_ABS) {
+            md_buf_putc(b, '|');
+            pr(p, e->args[0], 0);
+            md_buf_putc(b, '|');
+            return 1;
+        }
+        if (e->ival == MD_FN_GENERIC) {
+            /* f'(x) prints with primes, not transposes */
+            md_buf_puts(b, p->ctx->funcs[e->aux]);
+            for (int i = 0; i < e->order; i++) md_buf_putc(b, '\'');
+            md_buf_putc(b, '(');
+            pr(p, e->args[0], 0);
+            md_buf_putc(b, ')');
+            return 1;
+        }
+        return 0;
+    case MD_LOGDET:
+        md_buf_puts(b, "log det(");
+        pr(p, e->args[0], 0);
+        md_buf_putc(b, ')');
+        return 1;
+    default: return 0;
+    }
+}
+
 static void pr(md_pr *p, md_expr *e, int need)
 {
     md_ctx *ctx = p->ctx;
@@ -316,14 +418,18 @@ static void pr(md_pr *p, md_expr *e, int need)
     md_expr *rep = trans_rep(p, e);
     if (rep) {
         pr_wrap(p, rep, L_ATOM);
-        md_buf_putc(p->out, '\'');
+        pr_tr(p);
         return;
     }
+    if (p->uni && pr_unicode_special(p, e)) return;
     mpq_t c;
     switch (e->kind) {
     case MD_NUM: pr_num(p, e->q); break;
-    case MD_SYM: md_buf_puts(p->out, ctx->syms[e->ival].name); break;
-    case MD_DIFF: md_buf_printf(p->out, "d%s", ctx->syms[e->ival].name); break;
+    case MD_SYM: pr_name(p, ctx->syms[e->ival].name); break;
+    case MD_DIFF:
+        md_buf_putc(p->out, 'd');
+        pr_name(p, ctx->syms[e->ival].name);
+        break;
     case MD_ZERO: pr_const(p, e, "0"); break;
     case MD_ONES: pr_const(p, e, "1"); break;
     case MD_EYE: pr_const(p, e, "1"); break;
@@ -340,12 +446,12 @@ static void pr(md_pr *p, md_expr *e, int need)
     case MD_POW: {
         md_expr *b = e->args[0], *x = e->args[1];
         if (md_is_num(x, -1) && !md_is_scalar(e)) {
-            md_buf_puts(p->out, "1./");
+            md_buf_puts(p->out, p->uni ? "1⊘" : "1./");
             pr_wrap(p, b, L_NEG);
             break;
         }
         pr_wrap(p, b, L_POST);
-        md_buf_puts(p->out, md_is_scalar(b) && md_is_scalar(x) ? "^" : ".^");
+        md_buf_puts(p->out, md_is_scalar(b) && md_is_scalar(x) ? "^" : p->uni ? "^∘" : ".^");
         if (x->kind == MD_NUM && mpz_cmp_ui(mpq_denref(x->q), 1) == 0) pr_num(p, x->q);
         else pr_wrap(p, x, L_NEG);
         break;
@@ -363,7 +469,7 @@ static void pr(md_pr *p, md_expr *e, int need)
         break;
     case MD_TRANS:
         pr_wrap(p, e->args[0], L_ATOM);
-        md_buf_putc(p->out, '\'');
+        pr_tr(p);
         break;
     case MD_FUNC:
         if (e->ival == MD_FN_GENERIC) {
@@ -391,8 +497,20 @@ static void pr(md_pr *p, md_expr *e, int need)
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out)
 {
-    md_pr p = {ctx, out, NULL, NULL, 0, NULL};
+    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0};
     pr(&p, e, 0);
+}
+
+void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out)
+{
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode};
+    pr_wrap(&p, e, need);
+}
+
+int md_print_level(md_ctx *ctx, md_expr *e)
+{
+    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0};
+    return md_level(&p, e);
 }
 
 char *md_expr_to_string(md_ctx *ctx, md_expr *e)
@@ -559,7 +677,7 @@ void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
 {
     md_temps t;
     md_temps_find(ctx, n, roots, avoid, &t);
-    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL};
+    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0};
     for (int k = 0; k < t.ndefs; k++) {
         md_buf_printf(out, "%s = ", t.owned[k]);
         p.top = t.defs[k];
