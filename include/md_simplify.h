@@ -59,6 +59,10 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a);  /* SUM, NORM1, NORM2,
    a'*b for vectors, a*b for scalars, sum(b) for matrix(1):b, tr(b) for eye:b. */
 md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b);
 
+/* A node of e's kind (and payload) with arguments a, through the
+   constructors above. */
+md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a);
+
 /* Rebuilds e bottom-up through the constructors above (memoised). */
 md_expr *md_simplify(md_ctx *ctx, md_expr *e);
 

@@ -1084,12 +1084,8 @@ md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b)
 
 /* ---- rebuilding ------------------------------------------------------- */
 
-static md_expr *md_simplify_uncached(md_ctx *ctx, md_expr *e)
+md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
 {
-    if (e->nargs == 0) return e;
-    md_expr *stack[2];
-    md_expr **a = e->nargs <= 2 ? stack : md_xmalloc((size_t)e->nargs * sizeof *a);
-    for (int i = 0; i < e->nargs; i++) a[i] = md_simplify(ctx, e->args[i]);
     md_expr *r;
     switch (e->kind) {
     case MD_ADD: r = md_add(ctx, e->nargs, a); break;
@@ -1102,9 +1098,18 @@ static md_expr *md_simplify_uncached(md_ctx *ctx, md_expr *e)
         r = e->ival == MD_FN_GENERIC ? md_generic(ctx, e->aux, e->order, a[0])
                                      : md_func(ctx, (md_fn)e->ival, a[0]);
         break;
-    default: r = md_unary(ctx, e->kind, a[0]); break;
+    default: r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e; break;
     }
-    if (a != stack) free(a);
+    return r;
+}
+
+static md_expr *md_simplify_uncached(md_ctx *ctx, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    for (int i = 0; i < e->nargs; i++) a[i] = md_simplify(ctx, e->args[i]);
+    md_expr *r = md_rebuild(ctx, e, a);
+    free(a);
     return r;
 }
 

@@ -1030,6 +1030,53 @@ static int confirm_gradient(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_e
     return bad;
 }
 
+static void collect_exps(md_expr *e, char *seen, md_expr ***v, int *n, int *cap)
+{
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    if (e->kind == MD_FUNC && e->ival == MD_FN_EXP) {
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 16;
+            *v = md_xrealloc(*v, (size_t)*cap * sizeof **v);
+        }
+        (*v)[(*n)++] = e;
+    }
+    for (int i = 0; i < e->nargs; i++) collect_exps(e->args[i], seen, v, n, cap);
+}
+
+/*
+ * Does f work at the edge of the double range at md_check's point: |f|
+ * above 1e100, or some exp(...) in f above 1e100 or below 1e-100?  Then a
+ * correct gradient may overflow or underflow where f does not
+ * (norm2(w - sqrt(exp(X)))^2 has exp(X)./sqrt(exp(X)) in its gradient,
+ * 0/0 once exp(X) underflows), and "cannot be evaluated" says nothing
+ * about its correctness.
+ */
+static int huge_value(md_ctx *ctx, md_expr *f, unsigned long seed)
+{
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    md_expr **v = NULL;
+    int n = 0, cap = 0, edge = 0;
+    collect_exps(f, seen, &v, &n, &cap);
+    free(seen);
+    md_env env;
+    if (md_env_random(ctx, f, seed, &env) == 0) {
+        md_mat m;
+        if (md_eval(&env, f, &m) == 0) {
+            edge = fabs(m.v[0]) > 1e100;
+            md_mat_free(&m);
+        }
+        for (int i = 0; i < n && !edge; i++) {
+            if (md_eval(&env, v[i], &m) < 0) continue;
+            for (long j = 0; j < m.rows * m.cols; j++) edge |= m.v[j] > 1e100 || m.v[j] < 1e-100;
+            md_mat_free(&m);
+        }
+    }
+    md_env_free(&env);
+    free(v);
+    return edge;
+}
+
 enum { P4_PASS, P4_SKIP, P4_KINK, P4_COARSE, P4_CHAOTIC, P4_FAIL };
 
 /* md_check at one seed, and when it fails, why. */
@@ -1044,6 +1091,7 @@ static int p4_verdict(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **
     for (int i = 0; i < n; i++) finite &= isfinite(res[i].worst_rel_err) != 0;
     if (finite && confirm_gradient(ctx, f, n, wrt, grads, seed) == 0) return P4_COARSE;
     if (finite && ill_conditioned(ctx, f, n, grads, seed)) return P4_CHAOTIC;
+    if (!finite && huge_value(ctx, f, seed)) return P4_CHAOTIC;
     return P4_FAIL;
 }
 

@@ -5,8 +5,8 @@
 #
 # MATDIFF is used as a command prefix, unquoted, so it may start with a
 # valgrind invocation.  Without FILE arguments every tests/golden/*.test runs.
-# Each failing case prints one FAIL line followed by a diff; the last line is
-# "N passed, N failed" and the exit status is 1 when anything failed.
+# Each failing case prints a FAIL line (then a diff or the messages); the last
+# line is "N passed, N failed" and the exit status is 1 when anything failed.
 #
 # Every case that exits 0 and computes a gradient is also re-run with
 # --check (must exit 0, no "FAILED") and its output is fed back to
@@ -24,50 +24,49 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/matdiff-golden.XXXXXX") || exit 3
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-# Split every .test file into one directory per case: files name, where,
-# args, exit, and the optional sections program, program-printf, program-gen,
-# stdout, stderr, stdout-contains, stderr-contains, stdout-max-bytes,
-# max-seconds, no-extra, any-output.  Trailing blank lines of a section are dropped.
+# Split the .test files: case N gets $work/N.sh (shell assignments for the
+# one-line directives) and the files $work/N.program, N.stdout, N.stderr for
+# the sections present (the program goes straight to N.prog.md).  Trailing blank lines of a section are dropped.
 awk -v work="$work" '
-function flush(   f) {
-    if (dir == "") return
-    for (f in body) {
-        out = dir "/" f
+function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
+function set(var, val) { printf "%s=%s\n", var, q(val) > meta }
+function flush(   f, out, n, i) {
+    if (meta == "") return
+    for (f in nlines) {
+        out = base "." (f == "program" ? "prog.md" : f)
         n = nlines[f]
         while (n > 0 && lines[f, n] == "") n--
         printf "" > out
         for (i = 1; i <= n; i++) print lines[f, i] > out
         close(out)
+        set("has_" f, 1)
     }
-    split("", body); split("", nlines); split("", lines)
+    close(meta)
+    meta = ""
+    split("", nlines); split("", lines)
 }
-function put(f, text,   out) {
-    out = dir "/" f; print text > out; close(out)
-}
-function section(f) { sec = f; body[f] = 1; nlines[f] = 0 }
-FNR == 1 { flush(); dir = ""; sec = "" }
+function rest() { r = $0; sub(/^%%[a-z-]+[ \t]*/, "", r); sec = ""; return r }
+FNR == 1 { flush(); sec = "" }
 /^%%case[ \t]/ {
     flush()
-    ncase++
-    dir = sprintf("%s/%05d", work, ncase)
-    system("mkdir \"" dir "\"")
-    name = $0; sub(/^%%case[ \t]+/, "", name)
-    put("name", name); put("where", FILENAME ":" FNR)
-    put("exit", "0"); put("args", "")
-    sec = ""
+    base = sprintf("%s/%05d", work, ++ncase)
+    meta = base ".sh"
+    set("name", rest()); set("where", FILENAME ":" FNR)
     next
 }
-dir == "" { next }
+meta == "" { next }
 /^%%#/ { next }
-/^%%args([ \t]|$)/ { a = $0; sub(/^%%args[ \t]*/, "", a); put("args", a); sec = ""; next }
-/^%%exit[ \t]/ { a = $0; sub(/^%%exit[ \t]+/, "", a); put("exit", a); sec = ""; next }
-/^%%(program-printf|program-gen|stdout-contains|stderr-contains|stdout-max-bytes|max-seconds)[ \t]/ {
-    k = $1; sub(/^%%/, "", k)
-    a = $0; sub(/^%%[a-z-]+[ \t]+/, "", a)
-    put(k, a); sec = ""; next
-}
-/^%%(no-extra|any-output)[ \t]*$/ { k = $1; sub(/^%%/, "", k); put(k, "1"); sec = ""; next }
-/^%%(program|stdout|stderr)[ \t]*$/ { k = $1; sub(/^%%/, "", k); section(k); next }
+/^%%args([ \t]|$)/ { set("args", rest()); next }
+/^%%exit[ \t]/ { set("want_exit", rest()); next }
+/^%%program-printf[ \t]/ { set("program_printf", rest()); next }
+/^%%program-gen[ \t]/ { set("program_gen", rest()); next }
+/^%%stdout-contains[ \t]/ { set("stdout_contains", rest()); next }
+/^%%stderr-contains[ \t]/ { set("stderr_contains", rest()); next }
+/^%%stdout-max-bytes[ \t]/ { set("stdout_max_bytes", rest()); next }
+/^%%max-seconds[ \t]/ { set("max_seconds", rest()); next }
+/^%%no-extra[ \t]*$/ { set("no_extra", 1); sec = ""; next }
+/^%%any-output[ \t]*$/ { set("any_output", 1); sec = ""; next }
+/^%%(program|stdout|stderr)[ \t]*$/ { sec = substr($1, 3); nlines[sec] = 0; next }
 /^%%/ { printf "%s:%d: unknown directive %s\n", FILENAME, FNR, $1 > "/dev/stderr"; bad = 1; next }
 sec != "" { lines[sec, ++nlines[sec]] = $0; next }
 /^[ \t]*$/ { next }
@@ -77,49 +76,55 @@ END { flush(); exit bad }
 
 pass=0
 fail=0
-
-# fail_case REASON [DIFF-EXPECTED DIFF-ACTUAL]
+# fail_case REASON [EXPECTED-FILE ACTUAL-FILE]: one FAIL line per case,
+# further reasons indented under it.
 fail_case() {
-    if [ "$failed" = 0 ]; then fail=$((fail + 1)); echo "FAIL $where $name: $1"
-    else echo "     and: $1"; fi
-    if [ $# -ge 3 ]; then diff -u "$2" "$3" | sed '1,2d'; fi
+    if [ "$failed" = 0 ]; then
+        fail=$((fail + 1))
+        echo "FAIL $where $name: $1"
+    else
+        echo "  and: $1"
+    fi
     failed=1
+    if [ $# -ge 3 ]; then diff -u "$2" "$3" | sed '1,2d'; fi
 }
+show() { sed 's/^/  | /' "$1" | head -n "${2:-5}"; }
 
-# Replaces every occurrence of the case's temporary directory by nothing,
-# so a -f file shows up in messages as plain "prog.md".
+# Drops "$work/00001." from messages about a -f file: it shows as prog.md.
 strip_work() {
-    awk -v w="$d/" '{ while ((i = index($0, w)) > 0) $0 = substr($0, 1, i - 1) substr($0, i + length(w)); print }' "$1" > "$1.n" &&
+    awk -v w="$p." '{ while ((i = index($0, w)) > 0) $0 = substr($0, 1, i - 1) substr($0, i + length(w)); print }' "$1" > "$1.n" &&
         mv "$1.n" "$1"
 }
 
-last_line() { tail -n 1 "$1"; }
+# last_line FILE: sets $last to the last line of FILE, without a process.
+last_line() {
+    last=
+    while IFS= read -r l || [ -n "$l" ]; do last=$l; done < "$1"
+}
 
-for d in "$work"/[0-9]*; do
-    [ -d "$d" ] || continue
-    read -r name < "$d/name"
-    read -r where < "$d/where"
-    read -r args < "$d/args" || args=
-    read -r want_exit < "$d/exit"
+for meta in "$work"/*.sh; do
+    [ -f "$meta" ] || continue
+    p=${meta%.sh}
+    name= where= args= want_exit=0 program_printf= program_gen= stdout_contains=
+    stderr_contains= stdout_max_bytes= max_seconds= no_extra= any_output=
+    has_program= has_stdout= has_stderr=
+    . "$meta"
     failed=0
 
-    # The program text, into $d/prog.md.
-    if [ -f "$d/program-printf" ]; then
-        read -r fmt < "$d/program-printf"
+    # The program text, into $p.prog.md.
+    file=$p.prog.md
+    if [ -n "$program_printf" ]; then
         # shellcheck disable=SC2059
-        printf "$fmt" > "$d/prog.md"
-    elif [ -f "$d/program-gen" ]; then
-        read -r gen < "$d/program-gen"
-        (LC_ALL=C; export LC_ALL; eval "$gen") > "$d/prog.md"
-    elif [ -f "$d/program" ]; then
-        mv "$d/program" "$d/prog.md"
-    else
-        : > "$d/prog.md"
+        printf "$program_printf" > "$file"
+    elif [ -n "$program_gen" ]; then
+        (LC_ALL=C; export LC_ALL; eval "$program_gen") > "$file"
+    elif [ -z "$has_program" ]; then
+        : > "$file"
     fi
 
     # @PROG in args is the program as one argument, @FILE the path of the
     # program file; otherwise the program goes to standard input.
-    file=$d/prog.md
+    stdin=$file
     strip=0
     case $args in *@FILE*) strip=1 ;; esac
     case $args in
@@ -127,51 +132,53 @@ for d in "$work"/[0-9]*; do
             prog=$(cat "$file")
             args=$(printf '%s\n' "$args" | sed 's/@PROG/"$prog"/g; s/@FILE/"$file"/g')
             stdin=/dev/null ;;
-        *) stdin=$file ;;
     esac
     eval "set -- $args"
 
-    lim=
-    if [ "$timed" = 1 ] && [ -f "$d/max-seconds" ]; then
-        read -r lim < "$d/max-seconds"
-        t0=$(date +%s)
-    fi
-    $MATDIFF "$@" < "$stdin" > "$d/out" 2> "$d/err"
+    [ "$timed" = 1 ] || max_seconds=
+    [ -n "$max_seconds" ] && t0=$(date +%s)
+    $MATDIFF "$@" < "$stdin" > "$p.out" 2> "$p.err"
     rc=$?
-    if [ -n "$lim" ]; then t1=$(date +%s); fi
+    if [ -n "$max_seconds" ]; then
+        t1=$(date +%s)
+        [ $((t1 - t0)) -le "$max_seconds" ] || fail_case "took $((t1 - t0)) s, limit $max_seconds s"
+    fi
     if [ "$strip" = 1 ]; then
-        strip_work "$d/out"
-        strip_work "$d/err"
+        strip_work "$p.out"
+        strip_work "$p.err"
     fi
 
     if [ "$rc" -ge 128 ]; then
         fail_case "crashed: exit $rc"
-        sed 's/^/  | /' "$d/err" | head -n 5
+        show "$p.err"
         continue
     fi
     case "|$want_exit|" in
         *"|$rc|"*) ;;
-        *) fail_case "exit $rc, want $want_exit"; sed 's/^/  | /' "$d/err" | head -n 5 ;;
+        *) fail_case "exit $rc, want $want_exit"; show "$p.err" ;;
     esac
-    if [ -n "$lim" ] && [ $((t1 - t0)) -gt "$lim" ]; then
-        fail_case "took $((t1 - t0)) s, limit $lim s"
-    fi
 
-    for s in stdout stderr; do
-        [ -f "$d/any-output" ] && break
-        if [ "$s" = stdout ]; then act=$d/out; else act=$d/err; fi
-        if [ -f "$d/$s-contains" ]; then
-            read -r needle < "$d/$s-contains"
-            grep -F -e "$needle" "$act" > /dev/null || fail_case "$s lacks '$needle'"
-        elif [ -f "$d/$s-max-bytes" ]; then
-            read -r lim < "$d/$s-max-bytes"
-            size=$(wc -c < "$act")
-            [ "$size" -le "$lim" ] || fail_case "$s has $size bytes, limit $lim"
-        else
-            [ -f "$d/$s" ] || : > "$d/$s"
-            cmp -s "$d/$s" "$act" || fail_case "$s differs" "$d/$s" "$act"
+    if [ -z "$any_output" ]; then
+        if [ -n "$stdout_contains" ]; then
+            grep -F -e "$stdout_contains" "$p.out" > /dev/null || fail_case "stdout lacks '$stdout_contains'"
+        elif [ -n "$stdout_max_bytes" ]; then
+            size=$(wc -c < "$p.out")
+            [ "$size" -le "$stdout_max_bytes" ] || fail_case "stdout has $size bytes, limit $stdout_max_bytes"
+        elif [ -n "$has_stdout" ]; then
+            cmp -s "$p.stdout" "$p.out" || fail_case "stdout differs" "$p.stdout" "$p.out"
+        elif [ -s "$p.out" ]; then
+            : > "$p.stdout"
+            fail_case "stdout differs" "$p.stdout" "$p.out"
         fi
-    done
+        if [ -n "$stderr_contains" ]; then
+            grep -F -e "$stderr_contains" "$p.err" > /dev/null || fail_case "stderr lacks '$stderr_contains'"
+        elif [ -n "$has_stderr" ]; then
+            cmp -s "$p.stderr" "$p.err" || fail_case "stderr differs" "$p.stderr" "$p.err"
+        elif [ -s "$p.err" ]; then
+            : > "$p.stderr"
+            fail_case "stderr differs" "$p.stderr" "$p.err"
+        fi
+    fi
 
     # The automatic extra checks, for successful gradient and --simplify runs.
     kind=gradient
@@ -181,30 +188,31 @@ for d in "$work"/[0-9]*; do
             -h | --help | -V | --version) kind=none ;;
         esac
     done
-    [ -f "$d/no-extra" ] && kind=none
+    [ -n "$no_extra" ] && kind=none
     if [ "$rc" = 0 ] && [ "$failed" = 0 ] && [ "$kind" != none ]; then
         if [ "$kind" = gradient ]; then
-            $MATDIFF --check "$@" < "$stdin" > "$d/cout" 2>&1
+            $MATDIFF --check "$@" < "$stdin" > "$p.cout" 2>&1
             crc=$?
-            if [ "$crc" != 0 ] || grep FAILED "$d/cout" > /dev/null; then
-                fail_case "--check: exit $crc"
-                sed 's/^/  | /' "$d/cout" | head -n 8
-            fi
+            while IFS= read -r l; do
+                case $l in *FAILED*) crc="$crc, FAILED" ;; esac
+            done < "$p.cout"
+            [ "$crc" = 0 ] || { fail_case "--check: exit $crc"; show "$p.cout" 8; }
         fi
-        $MATDIFF --simplify < "$d/out" > "$d/rout" 2> "$d/rerr"
+        $MATDIFF --simplify < "$p.out" > "$p.rout" 2> "$p.rerr"
         rrc=$?
         if [ "$rrc" != 0 ]; then
             fail_case "round trip: --simplify of the output exits $rrc"
-            sed 's/^/  | /' "$d/rerr" | head -n 5
+            show "$p.rerr"
         else
-            want=$(last_line "$d/out")
+            last_line "$p.out"
+            want=$last
+            last_line "$p.rout"
             case $kind/$want in
                 gradient/*=*) ;;   # several gradients: 'dX = ...' lines
                 *)
-                    got=$(last_line "$d/rout")
-                    if [ "$want" != "$got" ]; then
-                        fail_case "round trip: last line changes"
-                        printf '  - %s\n  + %s\n' "$want" "$got"
+                    if [ "$want" != "$last" ]; then
+                        fail_case "round trip: the last line changes"
+                        printf '  - %s\n  + %s\n' "$want" "$last"
                     fi ;;
             esac
         fi
