@@ -27,6 +27,7 @@
 #include "md_print.h"
 #include "md_shape.h"
 #include "md_simplify.h"
+#include "md_steps.h"
 
 #define MD_VERSION "0.1.0"
 
@@ -46,6 +47,9 @@ static const char md_usage[] =
     "                            on random data inside the function's domain; fails (exit 4)\n"
     "                            when the worst relative error exceeds 1e-6\n"
     "      --seed N              random seed for --check (default 1)\n"
+    "      --steps               show the derivation step by step (Unicode text: ∘ : ᵀ ∂),\n"
+    "                            each identity named; with --check every line is verified\n"
+    "                            numerically against the gradient\n"
     "  -s, --simplify            print the function itself, simplified, instead of a gradient\n"
     "                            (any shape; the output is again a valid program)\n"
     "  -h, --help                show this help and exit\n"
@@ -80,6 +84,7 @@ typedef struct md_opts {
     const char *program;
     int check;
     int simplify;
+    int steps;
     unsigned long seed;
 } md_opts;
 
@@ -274,6 +279,31 @@ static int md_run(md_opts *o)
         }
     }
 
+    if (o->steps) {
+        md_derivation der;
+        if (md_steps_derive(ctx, typed.f, nv, wrt, &der)) {
+            fprintf(stderr, "matdiff: internal error: the derivation left the identities it knows\n");
+            md_steps_free(&der);
+            rc = EXIT_INTERNAL;
+            goto done;
+        }
+        md_steps_text(ctx, &der, &out);
+        if (o->check) {
+            double w = md_steps_check(ctx, typed.f, &der, o->seed);
+            if (w < 0) {
+                md_buf_puts(&out, "# check: no point inside the function's domain was found\n");
+                rc = EXIT_CHECK;
+            } else {
+                md_buf_printf(&out, "# check: every line agrees with the gradient to %.1e (%s)\n", w,
+                              w <= 1e-9 ? "ok" : "FAILED");
+                if (w > 1e-9) rc = EXIT_CHECK;
+            }
+        }
+        md_steps_free(&der);
+        fputs(out.s, stdout);
+        goto done;
+    }
+
     /* the output */
     md_buf_printf(&out, "# ");
     if (nv == 1) md_buf_printf(&out, "d/d%s of %s", ctx->syms[wrt[0]].name, typed.ftext);
@@ -357,7 +387,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"wrt", required_argument, NULL, 'w'},   {"file", required_argument, NULL, 'f'},
         {"check", no_argument, NULL, 'c'},       {"seed", required_argument, NULL, 'S'},
-        {"simplify", no_argument, NULL, 's'},
+        {"simplify", no_argument, NULL, 's'},     {"steps", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     md_opts o = {0};
@@ -395,6 +425,7 @@ int main(int argc, char **argv)
         case 'f': o.file = optarg; break;
         case 'c': o.check = 1; break;
         case 's': o.simplify = 1; break;
+        case 'D': o.steps = 1; break;
         case 'S': {
             char *end;
             errno = 0;

@@ -74,20 +74,22 @@ static int is_ident_byte(char c)
 
 /* Unicode products are juxtaposed (2Xᵀ(XU - Y)V); a space separates two
    factors only where juxtaposition would glue ASCII names together. */
-static void pr_join(md_pr *p, size_t at)
+static void pr_join(md_pr *p, size_t from, size_t at)
 {
     md_buf *b = p->out;
     if (at == 0 || at >= b->len) return;
     size_t l = at, r = at;
-    while (l > 0 && is_ident_byte(b->s[l - 1])) l--;
+    while (l > from && is_ident_byte(b->s[l - 1])) l--;
     while (r < b->len && is_ident_byte(b->s[r])) r++;
-    int left_word = at - l > 1 || (at - l == 1 && b->s[l] >= '0' && b->s[l] <= '9' && r > at &&
-                                    b->s[at] >= '0' && b->s[at] <= '9');
-    int right_word = r - at > 1;
-    if (!(at > l && r > at && (left_word || right_word))) return;
-    md_buf_putc(b, ' ');
-    memmove(b->s + at + 1, b->s + at, b->len - at - 1);
-    b->s[at] = ' ';
+    int digit_l = b->s[at - 1] >= '0' && b->s[at - 1] <= '9', digit_r = b->s[at] >= '0' && b->s[at] <= '9';
+    const char *sep = NULL;
+    if (digit_l && digit_r) sep = "·";                       /* 2·1, not 21 */
+    else if ((at - l > 1 && !(b->s[l] >= '0' && b->s[l] <= '9')) || r - at > 1) sep = " ";   /* β sign(A), W1 x */
+    if (!sep) return;
+    size_t k = strlen(sep);
+    for (size_t i = 0; i < k; i++) md_buf_putc(b, ' ');
+    memmove(b->s + at + k, b->s + at, b->len - at - k);
+    memcpy(b->s + at, sep, k);
 }
 
 static const char *tmp_name(md_pr *p, md_expr *e)
@@ -196,6 +198,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
     }
     /* numerator: args with positive exponents */
     int nden = 0, seen_matrix = 0;
+    size_t prev_at = p->out->len;
     for (int i = 0; i < n; i++) {
         md_expr *a = args[i];
         if (a->kind == MD_NUM) continue;
@@ -218,8 +221,10 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
                    : seen_matrix ? L_NEG
                                  : L_HAD;
         if (!md_is_scalar(a)) seen_matrix = 1;
+        if (p->uni && a->kind == MD_HAD && n - s > 1) need = L_NEG;   /* (P∘M)γ */
         pr_wrap(p, a, need);
-        if (!first && p->uni) pr_join(p, at);
+        if (!first && p->uni) pr_join(p, prev_at, at);
+        prev_at = at;
         first = 0;
     }
     if (first) md_buf_putc(p->out, '1');
@@ -249,7 +254,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         mpq_neg(k, a->args[1]->q);
         if (mpq_cmp_ui(k, 1, 1) == 0) {
             pr_wrap(p, a->args[0], (nden + dn > 1) ? L_HAD : L_NEG + 1);
-            if (joined && p->uni) pr_join(p, at);
+            if (joined && p->uni) pr_join(p, at > 0 ? at - 1 : 0, at);
         } else {
             pr_wrap(p, a->args[0], L_POST);
             md_buf_putc(p->out, '^');

@@ -1012,7 +1012,7 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
             mpq_init(c);
             md_expr *core = md_coef_out(ctx, a, c);
             if (kind == MD_NORM1 || kind == MD_NORM2) mpq_abs(c, c);
-            if (mpq_cmp_ui(c, 1, 1) != 0) {
+            if (core != a) {
                 r = md_scale(ctx, c, md_unary(ctx, kind, core));
                 mpq_clear(c);
                 return r;

@@ -37,10 +37,25 @@
  *   P4 every gradient md_gradient gives for a scalar function f made from
  *      e (e itself, sum(e .* K) or norm2(e)^2) agrees with finite
  *      differences (md_check with tolerance 1e-6).  md_check returning -1
- *      (no point inside f's domain) counts as a skip.
+ *      (no point inside f's domain) counts as a skip.  When md_check
+ *      fails, the failure stands unless one of these explains it (each is
+ *      counted in the summary): f is not differentiable at the point (a
+ *      relu/abs/sign/step/norm1 argument with an entry exactly 0, a
+ *      norm2 argument exactly 0); a more careful finite difference (same
+ *      data, steps 1e-2 .. 1e-9, rounding noise allowed for) agrees; f or
+ *      its gradient is numerically chaotic at the point, or works at the
+ *      edge of the double range.  See p4_verdict.
  *
+ * Every generated node is first checked against the shape contracts of
+ * md_expr.h (wf_check), because the evaluator refuses malformed graphs.
  * Values are compared with a normwise relative error:
  * max |u - v| / max(1, max |u|, max |v|) < 1e-9.
+ *
+ * A failure prints the seed, the program (declarations and e) and what
+ * went wrong; `property 1 SEED` prints the raw tree, the node tree of e
+ * with shapes and the finite-difference details as well.  The last line
+ * is always "property: N passed, N failed"; the exit status is 1 when a
+ * case failed.
  */
 #include <math.h>
 #include <stdint.h>

@@ -1,0 +1,55 @@
+/*
+ * md_latex.h -- LaTeX output (--format latex).
+ *
+ * The same expressions as the text printer (md_print.h), written the way a
+ * paper would: products by juxtaposition (2X^\top(XUV^\top - Y)V), scalar
+ * coefficients first, exact rationals as \frac, transposes as ^\top,
+ * Hadamard products as \circ, Hadamard powers as B^{\circ k}, norms as
+ * \|A\|_F, named temporaries (md_temps, shared with the text printer) as
+ * T or T_{1} and their transposes as T^\top.  Everything compiles with
+ * plain amsmath; the conventions are documented at the top of src/latex.c.
+ */
+#ifndef MD_LATEX_H
+#define MD_LATEX_H
+
+#include "md_expr.h"
+#include "md_print.h"
+
+typedef struct md_latex_style {
+    int transpose_T;   /* ^T instead of ^\top */
+    int odot;          /* \odot instead of \circ (also in Hadamard powers) */
+} md_latex_style;
+
+/* One expression.  st may be NULL (the default style).  t (may be NULL)
+   names temporaries and transposes of temporaries, as md_temps_find
+   computed them; e itself is always written out, never replaced by its
+   own name (so a temporary's definition prints with this call too). */
+void md_latex_expr(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out);
+
+/* The same, as a malloc'd string, without temporaries. */
+char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st);
+
+/* An identifier: Greek names (alpha..omega, varepsilon, vartheta, varphi,
+   and Gamma, Delta, Theta, Lambda, Xi, Pi, Sigma, Upsilon, Phi, Psi,
+   Omega) as \alpha, \Phi; trailing digits or a _suffix as a subscript
+   (W1 -> W_{1}, x_i -> x_{i}, W_10 -> W_{10}, alpha_2 -> \alpha_{2}); other
+   multi-letter names as \mathit{name} (underscores escaped). */
+void md_latex_name(const char *name, md_buf *out);
+
+/*
+ * The whole answer: an align* environment with the function (f = ...,
+ * or \ell = ... when the program uses the name f) and one line
+ * \frac{\partial f}{\partial U} &= ... per variable; then, when the
+ * gradients share temporaries (md_temps_find over the gradients, avoiding
+ * the variables' names), "where $T = ...$." for one or "where" and a
+ * second align* for several, in dependency order.  f is the function,
+ * grads[i] the gradient with respect to symbol wrt[i].
+ */
+void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+                        const md_latex_style *st, md_buf *out);
+
+/* --standalone: body in a complete document that pdflatex compiles with
+   amsmath and amssymb only (\documentclass{article} ... \end{document}). */
+void md_latex_document(const char *body, md_buf *out);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * md_steps.h -- step-by-step derivations in the style of the seeds' best
+ * answers.
+ *
+ * A derivation is a list of lines kept as data: each equation line holds
+ * the md_expr nodes it shows, so the test suite can evaluate every line on
+ * random data and a random direction and check that it equals the one
+ * before (md_steps_check).  Rendering (md_steps_text, and LaTeX later) is
+ * separate from deriving.
+ *
+ * The shape of a derivation, for f = norm2(R - P.*(gamma*gamma'))^2:
+ *
+ *     γ ∈ ℝ^{n×m}, P ∈ ℝ^{n×n}, R ∈ ℝ^{n×n}
+ *     M = P∘γγᵀ - R                          substitutions that keep lines short
+ *     f = M : M                              the function in Frobenius form
+ *     df = 2M : dM
+ *     dM = P∘(dγγᵀ + γdγᵀ)
+ *     df = 2M : P∘(dγγᵀ + γdγᵀ)              chain rule
+ *        = 2P∘M : dγγᵀ + 2P∘M : γdγᵀ         A:(B∘C) = (A∘B):C, ...
+ *        = ...
+ *        = 2(P∘M + (P∘M)ᵀ)γ : dγ
+ *     ∂f/∂γ = 2(P∘M + (P∘M)ᵀ)γ
+ *
+ * Each equation line of the df chain is a sum of Frobenius products
+ * A_i : E_i with E_i linear in the differential; one line applies one
+ * identity to each term that is not yet of the form G : dX, and terms
+ * with equal right sides are collected.
+ */
+#ifndef MD_STEPS_H
+#define MD_STEPS_H
+
+#include "md_eval.h"
+#include "md_expr.h"
+
+typedef enum md_line_kind {
+    MD_LINE_SHAPES,   /* the variables and their shapes */
+    MD_LINE_DEF,      /* lhs = expr: a substitution (lhs is a new symbol) */
+    MD_LINE_EQ,       /* lhs = expr, expr shown in Frobenius form where it can be */
+    MD_LINE_PAIRS,    /* lhs (or a continuation "=") = sum of a_i : e_i */
+    MD_LINE_RESULT,   /* ∂f/∂X = expr */
+    MD_LINE_TEXT      /* a sentence: "with V held constant:" */
+} md_line_kind;
+
+typedef struct md_pair {
+    md_expr *a, *e;   /* a : e, e linear in differentials */
+} md_pair;
+
+typedef struct md_line {
+    md_line_kind kind;
+    char *lhs;           /* NULL: a continuation line "   = ..." */
+    md_expr *expr;
+    md_pair *pairs;
+    int npairs;
+    char *why;           /* the identity used, or NULL */
+    int block;           /* index into wrt of the variable this line is about, -1 for shared lines */
+} md_line;
+
+typedef struct md_subst {
+    int sym;             /* the new symbol (M) */
+    md_expr *expr;       /* what it stands for */
+} md_subst;
+
+typedef struct md_derivation {
+    md_line *lines;
+    int nlines, cap;
+    md_subst *subst;
+    int nsubst;
+    md_expr **grads;     /* the result for each variable */
+    int nwrt;
+    const int *wrt;
+} md_derivation;
+
+/* Derives f with respect to wrt[0..n).  Adds the substitution symbols to
+   ctx.  Returns 0, or -1 when a step falls outside the identities (an
+   internal error). */
+int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivation *d);
+void md_steps_free(md_derivation *d);
+
+/* The derivation as Unicode text (∘ : ᵀ ∂), identities in the margin. */
+void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out);
+
+/*
+ * The numerical check of a derivation: on random data (seed), with the
+ * substitution symbols set to the values of what they stand for and their
+ * differentials to the matching directional derivatives, every equation
+ * line of a variable's df chain must equal the first one, and the result
+ * line must match md_gradient's gradient.  Returns the worst relative
+ * discrepancy, or a negative value if no point in the domain was found.
+ */
+double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed);
+
+#endif

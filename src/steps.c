@@ -1,0 +1,699 @@
+/*
+ * steps.c -- step-by-step derivations (see md_steps.h).
+ *
+ * The derivation is written the way the best answers in the seeds write
+ * it by hand, and built from the same machinery as the gradient itself:
+ *
+ *  1. Substitutions.  The argument of each outermost norm2, norm1, sum or
+ *     tr that depends on a variable gets a name (M, N, ...), a new symbol
+ *     of its shape, so that lines stay short.
+ *  2. The function with the names substituted, shown in Frobenius form
+ *     (norm2(M)^2 as M : M, sum(M) as 1 : M, tr(M) as I : M).
+ *  3. df with respect to the names (md_differential treats them as
+ *     variables), then, per variable X, the differential of each named
+ *     subexpression, and df again with those substituted (chain rule).
+ *  4. The identification, as a sequence of lines.  A line is a sum of
+ *     Frobenius products a_i : e_i; the next line applies to every term
+ *     whose e_i is not yet dX the one identity its outermost operator
+ *     calls for (the same table as md_identify), then collects terms with
+ *     equal right sides.  The identities used are named in the margin.
+ *  5. df = G : dX, hence ∂f/∂X = G (for symmetric X, sym(G)).
+ *
+ * Nothing here is only printed: every line keeps its expressions, and
+ * md_steps_check evaluates each equation line on random data to confirm
+ * that it equals the previous one.
+ */
+#include "md_steps.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_diff.h"
+#include "md_print.h"
+#include "md_simplify.h"
+
+/* ---- lines ------------------------------------------------------------ */
+
+static md_line *add_line(md_derivation *d, md_line_kind kind, const char *lhs, int block)
+{
+    if (d->nlines == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 32;
+        d->lines = md_xrealloc(d->lines, (size_t)d->cap * sizeof *d->lines);
+    }
+    md_line *l = &d->lines[d->nlines++];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->lhs = lhs ? md_xstrdup(lhs) : NULL;
+    l->block = block;
+    return l;
+}
+
+void md_steps_free(md_derivation *d)
+{
+    for (int i = 0; i < d->nlines; i++) {
+        free(d->lines[i].lhs);
+        free(d->lines[i].pairs);
+        free(d->lines[i].why);
+    }
+    free(d->lines);
+    free(d->subst);
+    free(d->grads);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---- substitution ----------------------------------------------------- */
+
+typedef struct md_repl {
+    md_ctx *ctx;
+    int n;
+    md_expr **from, **to;
+    md_expr **memo;
+    uint32_t cap;
+} md_repl;
+
+static md_expr *repl_rec(md_repl *r, md_expr *e)
+{
+    for (int i = 0; i < r->n; i++)
+        if (e == r->from[i]) return r->to[i];
+    if (e->nargs == 0) return e;
+    if (e->id < r->cap && r->memo[e->id]) return r->memo[e->id];
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    int changed = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = repl_rec(r, e->args[i]);
+        changed |= a[i] != e->args[i];
+    }
+    md_expr *res = changed ? md_rebuild(r->ctx, e, a) : e;
+    free(a);
+    if (e->id < r->cap) r->memo[e->id] = res;
+    return res;
+}
+
+/* e with every from[i] replaced by to[i], rebuilt through the simplifier. */
+static md_expr *replace(md_ctx *ctx, md_expr *e, int n, md_expr **from, md_expr **to)
+{
+    md_repl r = {ctx, n, from, to, NULL, ctx->nnodes};
+    r.memo = md_xcalloc(r.cap, sizeof *r.memo);
+    md_expr *res = repl_rec(&r, e);
+    free(r.memo);
+    return res;
+}
+
+static int depends_rec(md_expr *e, const int *wrt, int n, char *seen)
+{
+    if (seen[e->id]) return 0;
+    seen[e->id] = 1;
+    if (e->kind == MD_SYM)
+        for (int i = 0; i < n; i++)
+            if (e->ival == wrt[i]) return 1;
+    for (int i = 0; i < e->nargs; i++)
+        if (depends_rec(e->args[i], wrt, n, seen)) return 1;
+    return 0;
+}
+
+static int depends(md_ctx *ctx, md_expr *e, const int *wrt, int n)
+{
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    int r = depends_rec(e, wrt, n, seen);
+    free(seen);
+    return r;
+}
+
+static int is_leafish(md_expr *e)
+{
+    return e->nargs == 0 || (e->kind == MD_TRANS && e->args[0]->nargs == 0);
+}
+
+/* The outermost arguments of norm2, norm1, sum and tr worth a name. */
+static void find_subst(md_ctx *ctx, md_expr *e, const int *wrt, int n, md_expr ***out, int *nout, char *seen)
+{
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    if ((e->kind == MD_NORM2 || e->kind == MD_NORM1 || e->kind == MD_SUM || e->kind == MD_TR) &&
+        !is_leafish(e->args[0]) && e->args[0]->weight >= 3 && depends(ctx, e->args[0], wrt, n)) {
+        for (int i = 0; i < *nout; i++)
+            if ((*out)[i] == e->args[0]) return;
+        *out = md_xrealloc(*out, (size_t)(*nout + 1) * sizeof **out);
+        (*out)[(*nout)++] = e->args[0];
+        return;
+    }
+    for (int i = 0; i < e->nargs; i++) find_subst(ctx, e->args[i], wrt, n, out, nout, seen);
+}
+
+static const char *subst_name(md_ctx *ctx, int k)
+{
+    static const char *const pool[] = {"M", "N", "K", "L", "Z", "E", "F", "H", NULL};
+    static char buf[32];
+    int seen = 0;
+    for (int i = 0; pool[i]; i++)
+        if (md_ctx_find_sym(ctx, pool[i]) < 0 && md_ctx_find_func(ctx, pool[i]) < 0 && seen++ == k)
+            return pool[i];
+    for (int i = 1;; i++) {
+        snprintf(buf, sizeof buf, "M%d", i);
+        if (md_ctx_find_sym(ctx, buf) < 0 && seen++ == k) return buf;
+    }
+}
+
+/* ---- pairs ------------------------------------------------------------ */
+
+typedef struct md_pairs {
+    md_pair *v;
+    int n, cap;
+} md_pairs;
+
+static void pairs_push(md_pairs *p, md_expr *a, md_expr *e)
+{
+    if (md_is_zero(a) || md_is_zero(e)) return;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 8;
+        p->v = md_xrealloc(p->v, (size_t)p->cap * sizeof *p->v);
+    }
+    p->v[p->n++] = (md_pair){a, e};
+}
+
+/* Collects terms with the same right side: a:e + b:e = (a + b):e. */
+static int pairs_collect(md_ctx *ctx, md_pairs *p)
+{
+    int changed = 0;
+    for (int i = 0; i < p->n; i++)
+        for (int j = i + 1; j < p->n; j++)
+            if (p->v[j].e == p->v[i].e) {
+                p->v[i].a = md_add2(ctx, p->v[i].a, p->v[j].a);
+                memmove(p->v + j, p->v + j + 1, (size_t)(p->n - j - 1) * sizeof *p->v);
+                p->n--;
+                j--;
+                changed = 1;
+            }
+    int m = 0;
+    for (int i = 0; i < p->n; i++)
+        if (!md_is_zero(p->v[i].a)) p->v[m++] = p->v[i];
+    p->n = m;
+    return changed;
+}
+
+/* A scalar term c * (B : C) in Frobenius form: fills a, e.  For
+   sum(B .* C) and x'*y, the side with the differential is e. */
+static void frob_split(md_ctx *ctx, md_expr *t, md_expr **a, md_expr **e)
+{
+    md_expr *coef = md_num_si(ctx, 1, 1);
+    md_expr *core = t;
+    if (t->kind == MD_MUL) {
+        /* the factor with the differential, or (without one) the last */
+        int k = t->nargs - 1;
+        for (int i = 0; i < t->nargs; i++)
+            if (t->args[i]->has_diff) k = i;
+        md_expr **rest = md_xmalloc((size_t)t->nargs * sizeof *rest);
+        int m = 0, s = 0;
+        while (s < t->nargs && md_is_scalar(t->args[s])) s++;
+        if (k < s) {
+            for (int i = 0; i < t->nargs; i++)
+                if (i != k) rest[m++] = t->args[i];
+            coef = md_mul(ctx, m, rest);
+            core = t->args[k];
+        } else {
+            /* a 1x1 chain: all of it is the core, the scalars the coefficient */
+            coef = md_mul(ctx, s, t->args);
+            core = md_mul(ctx, t->nargs - s, t->args + s);
+            if (s == 0) coef = md_num_si(ctx, 1, 1);
+        }
+        free(rest);
+    }
+    if (core->kind == MD_SUM && core->args[0]->kind == MD_HAD) {
+        md_expr *h = core->args[0];
+        int k = h->nargs - 1;
+        for (int i = 0; i < h->nargs; i++)
+            if (h->args[i]->has_diff) k = i;
+        md_expr **rest = md_xmalloc((size_t)h->nargs * sizeof *rest);
+        int m = 0;
+        for (int i = 0; i < h->nargs; i++)
+            if (i != k) rest[m++] = h->args[i];
+        *a = md_mul2(ctx, coef, md_had(ctx, m, rest));
+        *e = h->args[k];
+        free(rest);
+        return;
+    }
+    if (core->kind == MD_SUM) {
+        *a = md_mul2(ctx, coef, md_ones(ctx, core->args[0]->rows, core->args[0]->cols));
+        *e = core->args[0];
+        return;
+    }
+    if (core->kind == MD_TR) {
+        *a = md_mul2(ctx, coef, md_eye(ctx, core->args[0]->rows));
+        *e = core->args[0];
+        return;
+    }
+    if (core->kind == MD_POW && core->args[0]->kind == MD_NORM2 && md_is_num(core->args[1], 2)) {
+        *a = md_mul2(ctx, coef, core->args[0]->args[0]);
+        *e = core->args[0]->args[0];
+        return;
+    }
+    /* p*q of a row and a column vector: x'*y is x : y, m*n' is m : n */
+    if (core->kind == MD_MUL && core->nargs == 2 && md_is_scalar(core) && !md_is_scalar(core->args[0])) {
+        md_expr *p = core->args[0], *q = core->args[1], *u, *v;
+        if (p->kind == MD_TRANS) u = p->args[0], v = q;
+        else u = p, v = md_trans(ctx, q);
+        if (u->has_diff) {
+            md_expr *w = u;
+            u = v;
+            v = w;
+        }
+        *a = md_mul2(ctx, coef, u);
+        *e = v;
+        return;
+    }
+    *a = coef;
+    *e = core;
+}
+
+static void to_pairs(md_ctx *ctx, md_expr *L, md_pairs *out)
+{
+    if (L->kind == MD_ADD) {
+        for (int i = 0; i < L->nargs; i++) to_pairs(ctx, L->args[i], out);
+        return;
+    }
+    md_expr *a, *e;
+    frob_split(ctx, L, &a, &e);
+    pairs_push(out, a, e);
+}
+
+/* One identity applied to the pair (a, e); appends the results and returns
+   the identity's name. */
+static const char *rewrite(md_ctx *ctx, md_expr *A, md_expr *E, md_pairs *out)
+{
+    md_expr **t;
+    switch (E->kind) {
+    case MD_ADD:
+        for (int i = 0; i < E->nargs; i++)
+            if (E->args[i]->has_diff) pairs_push(out, A, E->args[i]);
+        return "A:(B + C) = A:B + A:C";
+    case MD_MUL: {
+        int s = 0;
+        while (s < E->nargs && md_is_scalar(E->args[s])) s++;
+        int k = -1;
+        for (int i = 0; i < E->nargs; i++)
+            if (E->args[i]->has_diff) k = i;
+        if (k < 0) return NULL;
+        t = md_xmalloc((size_t)(E->nargs + 2) * sizeof *t);
+        int m = 0;
+        const char *why;
+        if (k < s) {
+            /* A:(bC) = (A:C) b for the scalar factor b */
+            for (int i = 0; i < E->nargs; i++)
+                if (i != k) t[m++] = E->args[i];
+            pairs_push(out, md_frob(ctx, A, md_mul(ctx, m, t)), E->args[k]);
+            why = "A:(bC) = (A:C)b";
+        } else {
+            for (int i = 0; i < s; i++) t[m++] = E->args[i];
+            if (k > s) t[m++] = md_trans(ctx, md_mul(ctx, k - s, E->args + s));
+            t[m++] = A;
+            if (k + 1 < E->nargs) t[m++] = md_trans(ctx, md_mul(ctx, E->nargs - k - 1, E->args + k + 1));
+            pairs_push(out, md_mul(ctx, m, t), E->args[k]);
+            int left = k > s, right = k + 1 < E->nargs;
+            why = left && right ? "A:BCD = BᵀADᵀ:C"
+                  : left        ? "A:BC = BᵀA:C"
+                  : right       ? "A:BC = ACᵀ:B"
+                                : "A:(bC) = (bA):C";
+        }
+        free(t);
+        return why;
+    }
+    case MD_HAD: {
+        int k = -1;
+        for (int i = 0; i < E->nargs; i++)
+            if (E->args[i]->has_diff) k = i;
+        if (k < 0) return NULL;
+        t = md_xmalloc((size_t)(E->nargs + 1) * sizeof *t);
+        int m = 0;
+        t[m++] = A;
+        for (int i = 0; i < E->nargs; i++)
+            if (i != k) t[m++] = E->args[i];
+        pairs_push(out, md_had(ctx, m, t), E->args[k]);
+        free(t);
+        return "A:(B∘C) = (A∘B):C";
+    }
+    case MD_TRANS: pairs_push(out, md_trans(ctx, A), E->args[0]); return "A:Bᵀ = Aᵀ:B";
+    case MD_SUM:
+        pairs_push(out, md_mul2(ctx, A, md_ones(ctx, E->args[0]->rows, E->args[0]->cols)), E->args[0]);
+        return "sum(B) = 1:B";
+    case MD_TR: pairs_push(out, md_mul2(ctx, A, md_eye(ctx, E->args[0]->rows)), E->args[0]); return "tr(B) = I:B";
+    case MD_DIAGM: pairs_push(out, md_unary(ctx, MD_DIAGV, A), E->args[0]); return "A:diag(v) = diag(A):v";
+    case MD_DIAGV: pairs_push(out, md_unary(ctx, MD_DIAGM, A), E->args[0]); return "A:diag(B) = diag(A):B";
+    default: return NULL;
+    }
+}
+
+static void set_pairs(md_line *l, const md_pairs *p)
+{
+    l->npairs = p->n;
+    l->pairs = md_xmalloc((size_t)(p->n ? p->n : 1) * sizeof *l->pairs);
+    memcpy(l->pairs, p->v, (size_t)p->n * sizeof *l->pairs);
+}
+
+static int pairs_final(const md_pairs *p, md_expr *dX)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->v[i].e != dX) return 0;
+    return 1;
+}
+
+/* ---- deriving --------------------------------------------------------- */
+
+int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivation *d)
+{
+    memset(d, 0, sizeof *d);
+    d->nwrt = n;
+    d->wrt = wrt;
+    d->grads = md_xcalloc((size_t)n + 1, sizeof *d->grads);
+    add_line(d, MD_LINE_SHAPES, NULL, -1);
+
+    /* 1. substitutions */
+    md_expr **subs = NULL;
+    int nsubs = 0;
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    find_subst(ctx, f, wrt, n, &subs, &nsubs, seen);
+    free(seen);
+    md_expr **syms = md_xcalloc((size_t)nsubs + 1, sizeof *syms);
+    d->subst = md_xcalloc((size_t)nsubs + 1, sizeof *d->subst);
+    for (int i = 0; i < nsubs; i++) {
+        md_expr *E = subs[i];
+        md_symkind k = md_is_scalar(E) ? MD_SYM_SCALAR : E->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX;
+        int s = md_ctx_add_sym(ctx, subst_name(ctx, 0), k, E->rows, E->cols);
+        /* a sum is named with the sign that makes its first term positive
+           (M = XUVᵀ - Y rather than Y - XUVᵀ); the function uses -M */
+        int neg = E->kind == MD_ADD && E->args[0]->kind == MD_MUL && E->args[0]->args[0]->kind == MD_NUM &&
+                  mpq_sgn(E->args[0]->args[0]->q) < 0;
+        md_expr *named = neg ? md_neg(ctx, E) : E;
+        syms[i] = neg ? md_neg(ctx, md_sym(ctx, s)) : md_sym(ctx, s);
+        d->subst[d->nsubst++] = (md_subst){s, named};
+        md_line *l = add_line(d, MD_LINE_DEF, ctx->syms[s].name, -1);
+        l->expr = named;
+    }
+    md_expr *fs = nsubs ? replace(ctx, f, nsubs, subs, syms) : f;
+    md_line *lf = add_line(d, MD_LINE_EQ, "f", -1);
+    lf->expr = fs;
+
+    /* 2. df in terms of the names and of the variables used directly */
+    md_expr **terms = md_xcalloc((size_t)(nsubs + n) + 1, sizeof *terms);
+    int nterms = 0;
+    for (int i = 0; i < nsubs; i++) terms[nterms++] = md_differential(ctx, fs, d->subst[i].sym);
+    for (int i = 0; i < n; i++) terms[nterms++] = md_differential(ctx, fs, wrt[i]);
+    md_expr *dfs = md_add(ctx, nterms, terms);
+    free(terms);
+    if (nsubs) {
+        md_pairs p0 = {0};
+        to_pairs(ctx, dfs, &p0);
+        md_line *l = add_line(d, MD_LINE_PAIRS, "df", -1);
+        set_pairs(l, &p0);
+        free(p0.v);
+    }
+
+    int rc = 0;
+    for (int b = 0; b < n && rc == 0; b++) {
+        int X = wrt[b];
+        md_expr *dX = md_diff_of(ctx, X);
+        if (n > 1) {
+            md_line *t = add_line(d, MD_LINE_TEXT, NULL, b);
+            md_buf s = {0};
+            md_buf_printf(&s, "with respect to %s, the other variables held constant:", ctx->syms[X].name);
+            t->why = md_buf_take(&s);
+        }
+        /* the differentials of the names, and of the other variables (0) */
+        int nf = nsubs + n;
+        md_expr **from = md_xcalloc((size_t)nf + 1, sizeof *from), **to = md_xcalloc((size_t)nf + 1, sizeof *to);
+        int m = 0;
+        for (int i = 0; i < nsubs; i++) {
+            md_expr *dE = md_differential(ctx, d->subst[i].expr, X);
+            from[m] = md_diff_of(ctx, d->subst[i].sym);
+            to[m++] = dE;
+            if (!md_is_zero(dE)) {
+                md_buf s = {0};
+                md_buf_printf(&s, "d%s", ctx->syms[d->subst[i].sym].name);
+                md_line *l = add_line(d, MD_LINE_EQ, s.s, b);
+                l->expr = dE;
+                md_buf_free(&s);
+            }
+        }
+        for (int i = 0; i < n; i++)
+            if (i != b) {
+                from[m] = md_diff_of(ctx, wrt[i]);
+                to[m++] = md_zero(ctx, ctx->syms[wrt[i]].rows, ctx->syms[wrt[i]].cols);
+            }
+        md_pairs p = {0};
+        md_pairs p0 = {0};
+        to_pairs(ctx, dfs, &p0);
+        for (int i = 0; i < p0.n; i++) pairs_push(&p, p0.v[i].a, replace(ctx, p0.v[i].e, m, from, to));
+        free(p0.v);
+        free(from);
+        free(to);
+        pairs_collect(ctx, &p);
+        md_line *l = add_line(d, MD_LINE_PAIRS, "df", b);
+        set_pairs(l, &p);
+        if (nsubs) l->why = md_xstrdup("chain rule");
+
+        /* 3. the identities, one level per line */
+        for (int guard = 0; !pairs_final(&p, dX) && guard < 200; guard++) {
+            md_pairs q = {0};
+            md_buf why = {0};
+            for (int i = 0; i < p.n && rc == 0; i++) {
+                if (p.v[i].e == dX) {
+                    pairs_push(&q, p.v[i].a, p.v[i].e);
+                    continue;
+                }
+                const char *w = rewrite(ctx, p.v[i].a, p.v[i].e, &q);
+                if (!w) {
+                    rc = -1;
+                    break;
+                }
+                if (!why.s || !strstr(why.s, w)) md_buf_printf(&why, "%s%s", why.len ? ", " : "", w);
+            }
+            if (rc) {
+                free(q.v);
+                md_buf_free(&why);
+                break;
+            }
+            if (pairs_collect(ctx, &q)) md_buf_printf(&why, "%scollect terms", why.len ? ", " : "");
+            free(p.v);
+            p = q;
+            l = add_line(d, MD_LINE_PAIRS, NULL, b);
+            set_pairs(l, &p);
+            l->why = md_buf_take(&why);
+        }
+        if (rc == 0) {
+            md_expr *G = p.n ? p.v[0].a : md_zero(ctx, ctx->syms[X].rows, ctx->syms[X].cols);
+            if (md_sym_is_symmetric(ctx, X)) {
+                G = md_scale_si(ctx, 1, 2, md_add2(ctx, G, md_trans(ctx, G)));
+                md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
+                r->expr = G;
+                r->why = md_xstrdup("X symmetric: sym(G) = (G + Gᵀ)/2");
+            } else {
+                md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
+                r->expr = G;
+            }
+            d->grads[b] = G;
+        }
+        free(p.v);
+    }
+    free(subs);
+    free(syms);
+    return rc;
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+static void print_pair_side(md_ctx *ctx, md_expr *e, md_buf *out)
+{
+    /* ':' binds looser than products and ∘, tighter than + */
+    md_print_styled(ctx, e, 1, NULL, MD_LEVEL_PROD, out);
+}
+
+static void print_pairs(md_ctx *ctx, const md_pair *v, int n, md_buf *out)
+{
+    if (n == 0) {
+        md_buf_puts(out, "0");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        md_expr *a = v[i].a;
+        /* a leading negative number becomes the sign of the term */
+        int neg = a->kind == MD_NUM ? mpq_sgn(a->q) < 0
+                                    : a->kind == MD_MUL && a->args[0]->kind == MD_NUM && mpq_sgn(a->args[0]->q) < 0;
+        if (neg) a = md_neg(ctx, a);
+        if (i) md_buf_puts(out, neg ? " - " : " + ");
+        else if (neg) md_buf_puts(out, "-");
+        if (!md_is_num(a, 1)) {
+            print_pair_side(ctx, a, out);
+            md_buf_puts(out, " : ");
+        }
+        print_pair_side(ctx, v[i].e, out);
+    }
+}
+
+/* An expression in Frobenius form where it has one: the terms of a sum
+   that are c*(B:C) print as cB : C. */
+static void print_frob(md_ctx *ctx, md_expr *e, md_buf *out)
+{
+    md_pairs p = {0};
+    if (md_is_scalar(e)) {
+        md_expr **t = e->kind == MD_ADD ? e->args : &e;
+        int nt = e->kind == MD_ADD ? e->nargs : 1;
+        for (int i = 0; i < nt; i++) {
+            md_expr *a, *b;
+            frob_split(ctx, t[i], &a, &b);
+            if (p.n == p.cap) {
+                p.cap = p.cap ? 2 * p.cap : 8;
+                p.v = md_xrealloc(p.v, (size_t)p.cap * sizeof *p.v);
+            }
+            p.v[p.n++] = (md_pair){a, b};
+        }
+        print_pairs(ctx, p.v, p.n, out);
+        free(p.v);
+        return;
+    }
+    md_print_styled(ctx, e, 1, NULL, 0, out);
+}
+
+void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
+{
+    enum { MARGIN = 44 };
+    for (int i = 0; i < d->nlines; i++) {
+        const md_line *l = &d->lines[i];
+        size_t start = out->len;
+        switch (l->kind) {
+        case MD_LINE_SHAPES: {
+            int first = 1;
+            for (int s = 0; s < ctx->nsyms; s++) {
+                int is_subst = 0;
+                for (int k = 0; k < d->nsubst; k++) is_subst |= d->subst[k].sym == s;
+                if (is_subst) continue;
+                md_symbol *y = &ctx->syms[s];
+                md_buf_puts(out, first ? "" : ", ");
+                first = 0;
+                md_print_styled(ctx, md_sym(ctx, s), 1, NULL, 0, out);
+                if (y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE) md_buf_puts(out, " ∈ ℝ");
+                else if (y->cols == MD_DIM_ONE) md_buf_printf(out, " ∈ ℝ^%s", ctx->dims[y->rows].name);
+                else md_buf_printf(out, " ∈ ℝ^{%s×%s}%s", ctx->dims[y->rows].name, ctx->dims[y->cols].name,
+                                   y->kind == MD_SYM_SYMMETRIC ? ", symmetric" : "");
+            }
+            md_buf_putc(out, '\n');
+            continue;
+        }
+        case MD_LINE_TEXT:
+            md_buf_printf(out, "\n%s\n", l->why);
+            continue;
+        case MD_LINE_DEF:
+            md_buf_printf(out, "%s = ", l->lhs);
+            md_print_styled(ctx, l->expr, 1, NULL, 0, out);
+            break;
+        case MD_LINE_EQ:
+            md_buf_printf(out, "%s = ", l->lhs);
+            print_frob(ctx, l->expr, out);
+            break;
+        case MD_LINE_PAIRS:
+            md_buf_printf(out, "%s = ", l->lhs ? l->lhs : "  ");
+            print_pairs(ctx, l->pairs, l->npairs, out);
+            break;
+        case MD_LINE_RESULT:
+            md_buf_printf(out, "∂f/∂");
+            md_print_styled(ctx, md_sym(ctx, d->wrt[l->block]), 1, NULL, 0, out);
+            md_buf_puts(out, " = ");
+            md_print_styled(ctx, l->expr, 1, NULL, 0, out);
+            break;
+        }
+        if (l->why) {
+            /* the identity in the margin, aligned when the line is short */
+            size_t width = 0;
+            for (size_t k = start; k < out->len; k++)
+                if (((unsigned char)out->s[k] & 0xC0) != 0x80) width++;
+            do md_buf_putc(out, ' ');
+            while (++width < MARGIN);
+            md_buf_printf(out, " [%s]", l->why);
+        }
+        md_buf_putc(out, '\n');
+    }
+}
+
+/* ---- the numerical check ---------------------------------------------- */
+
+static double pairs_value(md_ctx *ctx, const md_env *env, const md_pair *v, int n, int *ok)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        md_expr *t = md_frob(ctx, v[i].a, v[i].e);
+        md_mat m;
+        if (md_eval(env, t, &m)) {
+            *ok = 0;
+            return 0;
+        }
+        s += m.v[0];
+        md_mat_free(&m);
+    }
+    return s;
+}
+
+static double rel(double a, double b)
+{
+    double scale = fmax(fmax(fabs(a), fabs(b)), 1e-12);
+    return fabs(a - b) / scale;
+}
+
+double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed)
+{
+    md_env env;
+    if (md_env_random(ctx, f, seed, &env)) return -1;
+    double worst = 0;
+    for (int b = 0; b < d->nwrt; b++) {
+        /* directions: dX random, the other variables fixed */
+        int X = d->wrt[b];
+        for (int s = 0; s < ctx->nsyms; s++)
+            if (s != X)
+                for (long i = 0; i < env.dir[s].rows * env.dir[s].cols; i++) env.dir[s].v[i] = 0;
+        /* names: their values and their differentials along dX */
+        for (int k = 0; k < d->nsubst; k++) {
+            md_mat v, dv;
+            if (md_eval(&env, d->subst[k].expr, &v)) goto fail;
+            md_expr *dE = md_differential(ctx, d->subst[k].expr, X);
+            if (md_eval(&env, dE, &dv)) {
+                md_mat_free(&v);
+                goto fail;
+            }
+            md_mat_free(&env.val[d->subst[k].sym]);
+            md_mat_free(&env.dir[d->subst[k].sym]);
+            env.val[d->subst[k].sym] = v;
+            env.dir[d->subst[k].sym] = dv;
+        }
+        /* the reference: df along dX from the gradient md_gradient gives */
+        md_expr *G = md_gradient(ctx, f, X);
+        int ok = 1;
+        md_pair ref = {G, md_diff_of(ctx, X)};
+        double want = pairs_value(ctx, &env, &ref, 1, &ok);
+        if (!ok) goto fail;
+        for (int i = 0; i < d->nlines; i++) {
+            const md_line *l = &d->lines[i];
+            if (l->block != b) continue;
+            double got;
+            if (l->kind == MD_LINE_PAIRS) got = pairs_value(ctx, &env, l->pairs, l->npairs, &ok);
+            else if (l->kind == MD_LINE_RESULT) {
+                md_pair r = {l->expr, md_diff_of(ctx, X)};
+                got = pairs_value(ctx, &env, &r, 1, &ok);
+            } else continue;
+            if (!ok) goto fail;
+            double e = rel(got, want);
+            if (e > worst) worst = e;
+        }
+        /* and the shared df line, with the other directions at zero */
+        for (int i = 0; i < d->nlines; i++) {
+            const md_line *l = &d->lines[i];
+            if (l->block != -1 || l->kind != MD_LINE_PAIRS) continue;
+            double got = pairs_value(ctx, &env, l->pairs, l->npairs, &ok);
+            if (!ok) goto fail;
+            double e = rel(got, want);
+            if (e > worst) worst = e;
+        }
+    }
+    md_env_free(&env);
+    return worst;
+fail:
+    md_env_free(&env);
+    return -1;
+}
