@@ -215,6 +215,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
            binds tighter: readers coming from MATLAB give .* and * one
            level, and X*A.*B would mean (X*A).*B to them.  After scalars
            only, both readings agree, so 2*A.*B needs none. */
+        int after_scalars = !seen_matrix;
         int need = (i < s && a->kind == MD_MUL && md_level(p, a) == L_PROD &&
                     !(a->args[0]->kind == MD_NUM))
                        ? L_PROD
@@ -222,6 +223,17 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
                                  : L_HAD;
         if (!md_is_scalar(a)) seen_matrix = 1;
         if (p->uni && a->kind == MD_HAD && n - s > 1) need = L_NEG;   /* (P∘M)γ */
+        if (!first && after_scalars && !p->uni && a->kind == MD_POW && md_is_num(a->args[1], -1) &&
+            !md_is_scalar(a) && !tmp_name(p, a) && i == n - 1) {
+            /* c./B rather than c*1./B: after scalars both readings agree */
+            p->out->len = at;
+            p->out->s[at] = 0;
+            md_buf_puts(p->out, "./");
+            pr_wrap(p, a->args[0], L_NEG);
+            prev_at = at;
+            seen_matrix = 1;
+            continue;
+        }
         pr_wrap(p, a, need);
         if (!first && p->uni) pr_join(p, prev_at, at);
         prev_at = at;
@@ -275,11 +287,16 @@ static void term_coef(md_expr *e, mpq_t c)
     else mpq_set_ui(c, 1, 1);
 }
 
+/* c*matrix(1) with a scalar c: the scalar broadcast over the sum */
 static int is_broadcast(md_expr *e, md_expr *sum)
 {
     if (e->kind == MD_ONES) return 1;
-    return e->kind == MD_MUL && e->args[e->nargs - 1]->kind == MD_ONES &&
-           e->args[e->nargs - 1]->rows == sum->rows && e->args[e->nargs - 1]->cols == sum->cols;
+    if (e->kind != MD_MUL) return 0;
+    md_expr *last = e->args[e->nargs - 1];
+    if (last->kind != MD_ONES || last->rows != sum->rows || last->cols != sum->cols) return 0;
+    for (int i = 0; i < e->nargs - 1; i++)
+        if (!md_is_scalar(e->args[i])) return 0;
+    return 1;
 }
 
 static void pr_sum(md_pr *p, md_expr *e)

@@ -507,13 +507,14 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
 md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
 {
     if (n == 1) return factors[0];
-    /* the shape of the product */
-    int rows = MD_DIM_ONE, cols = MD_DIM_ONE, first = 1;
+    /* the shape of the product, left to right: a 1x1 result so far (x'*y
+       in x'*y*z) scales what follows */
+    int rows = MD_DIM_ONE, cols = MD_DIM_ONE;
     for (int i = 0; i < n; i++) {
-        if (md_is_scalar(factors[i])) continue;
-        if (first) rows = factors[i]->rows;
-        cols = factors[i]->cols;
-        first = 0;
+        md_expr *f = factors[i];
+        if (md_is_scalar(f)) continue;
+        if (rows == MD_DIM_ONE && cols == MD_DIM_ONE) rows = f->rows;
+        cols = f->cols;
     }
     int whole_is_scalar = rows == MD_DIM_ONE && cols == MD_DIM_ONE;
 
@@ -528,9 +529,11 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         r = md_zero(ctx, rows, cols);
         goto done;
     }
-    md_chain_normalise(ctx, &p.chain);
-
-    /* a 1x1 stretch inside a longer chain is a scalar: pull it out */
+    /* a 1x1 stretch inside a longer chain is a scalar: pull it out, before
+       and after the chain is normalised (eye, merging) so that nothing is
+       merged across it */
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) md_chain_normalise(ctx, &p.chain);
     for (;;) {
         int i0 = -1, j0 = -1;
         for (int i = 0; i < p.chain.n && i0 < 0; i++) {
@@ -551,6 +554,7 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
                scalar, which it is; nothing else to do */
         }
         if (p.chain.n == 0) break;
+    }
     }
     if (mpq_sgn(p.coef) == 0) {
         r = md_zero(ctx, rows, cols);

@@ -1,0 +1,766 @@
+/*
+ * latex.c -- the LaTeX printer (see md_latex.h).
+ *
+ * It walks the same canonical expressions as the text printer (print.c)
+ * and shares its analysis of temporaries (md_temps), but writes them the
+ * way a paper would.  The conventions, chosen once:
+ *
+ *   products      juxtaposition, scalar coefficient first: 2\lambda UV^\top V.
+ *                 A thin space \, only where juxtaposition would be
+ *                 ambiguous: next to a multi-letter \mathit name, and
+ *                 before a differential \mathrm{d}X; \cdot before a factor
+ *                 that starts with a digit (3 \cdot 2^{x}).
+ *   fractions     the scalar part of a product is one fraction, the matrix
+ *                 chain follows it: \frac{1}{2}X, \frac{\lambda}{2x}A^\top B,
+ *                 \frac{1}{x^{2}} for a lone negative power.  Exponents stay
+ *                 inline (x^{1/2}) so that superscripts do not grow tall.
+ *   transposes    ^\top (or ^T); (X^\top)^{-1} rather than a double superscript.
+ *   Hadamard      A \circ B (or \odot); B.^k is the Hadamard power B^{\circ k}
+ *                 and B.^-1 is B^{\circ -1}.  A matrix product that is an
+ *                 operand of \circ, and a \circ product that is a factor
+ *                 next to other matrices, get parentheses: there is no
+ *                 agreed precedence between the two.  After scalars only
+ *                 (2A \circ B) both readings agree and none are needed.
+ *   constants     \mathbf{1}, \mathbf{1}^\top, \mathbf{1}\mathbf{1}^\top for
+ *                 any matrix of ones (LaTeX has no broadcasting, so
+ *                 1 - T.^2 is \mathbf{1}\mathbf{1}^\top - T^{\circ 2}), I, 0.
+ *   functions     \sin(X) ... \tanh, \operatorname{sign}, relu, step, \sqrt{X},
+ *                 \lvert X\rvert, f'(XV), \operatorname{sum}, \operatorname{tr},
+ *                 \det, \log\det, \operatorname{diag}; norms \|A\|_F for
+ *                 matrices, \|x\|_2 for vectors, |a| for scalars, \|A\|_1.
+ *   grouping      the fewest parentheses that keep the meaning; nested groups
+ *                 cycle ( ), [ ], \{ \} from the inside out, as in
+ *                 2X^\top[(\mathbf{1}\mathbf{1}^\top f(XV)) \circ f'(XV)];
+ *                 \left \right only around content with a \frac in it.
+ *
+ * Each operand is rendered into its own buffer first (render), so that a
+ * group can choose its bracket and its size after seeing its content, and
+ * a product can choose the separator between two factors.  This copies
+ * each character once per enclosing group; named temporaries keep the
+ * nesting shallow.  All output goes through put, which inserts the one
+ * space TeX needs between a control word and a following letter
+ * (\lambda U, X^\top V).
+ */
+#include "md_latex.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { L_SUM = 1, L_NEG, L_PROD, L_HAD, L_POST, L_ATOM };
+
+typedef struct lx {
+    md_ctx *ctx;
+    md_buf *out;
+    const md_temps *t;
+    md_expr *top;          /* the node being written (never by its own name) */
+    const char *tr;        /* "^\\top" or "^T" */
+    const char *had;       /* "\\circ" or "\\odot" */
+    int gmax;              /* deepest group written inside the current one */
+} lx;
+
+static void emit(lx *p, md_expr *e, int need);
+static void pr(lx *p, md_expr *e);
+
+/* ---- output ----------------------------------------------------------- */
+
+static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Does the buffer end with a control word (\alpha, ^\top)? */
+static int ends_in_control_word(const md_buf *b)
+{
+    size_t i = b->len;
+    while (i > 0 && is_alpha(b->s[i - 1])) i--;
+    if (i == b->len) return 0;
+    int n = 0;
+    while (i > 0 && b->s[i - 1] == '\\') n++, i--;
+    return n % 2 == 1;
+}
+
+static void put(lx *p, const char *s)
+{
+    if (is_alpha(s[0]) && ends_in_control_word(p->out)) md_buf_putc(p->out, ' ');
+    md_buf_puts(p->out, s);
+}
+
+static void put_mpz(lx *p, mpz_srcptr z)
+{
+    char *s = mpz_get_str(NULL, 10, z);
+    put(p, s);
+    void (*freefn)(void *, size_t);
+    mp_get_memory_functions(NULL, NULL, &freefn);
+    freefn(s, strlen(s) + 1);
+}
+
+/* q inline, for exponents: 2, -1, 1/2, -3/2. */
+static void put_rat_inline(lx *p, mpq_srcptr q)
+{
+    put_mpz(p, mpq_numref(q));
+    if (mpz_cmp_ui(mpq_denref(q), 1) != 0) {
+        put(p, "/");
+        put_mpz(p, mpq_denref(q));
+    }
+}
+
+/* q >= 0 as a number or \frac{a}{b}. */
+static void put_rat_frac(lx *p, mpq_srcptr q)
+{
+    if (mpz_cmp_ui(mpq_denref(q), 1) == 0) {
+        put_mpz(p, mpq_numref(q));
+        return;
+    }
+    put(p, "\\frac{");
+    put_mpz(p, mpq_numref(q));
+    put(p, "}{");
+    put_mpz(p, mpq_denref(q));
+    put(p, "}");
+}
+
+/* Runs fn's output into a fresh string. */
+static char *render(lx *p, md_expr *e, int need)
+{
+    md_buf b = {0};
+    md_buf *save = p->out;
+    p->out = &b;
+    emit(p, e, need);
+    p->out = save;
+    return md_buf_take(&b);
+}
+
+static int starts_with(const char *s, const char *pre) { return strncmp(s, pre, strlen(pre)) == 0; }
+
+/* Does s end with a whole \mathit{...} (a multi-letter name)? */
+static int ends_mathit(const char *s)
+{
+    const char *m = NULL;
+    for (const char *q = strstr(s, "\\mathit{"); q; q = strstr(q + 1, "\\mathit{")) m = q;
+    if (!m) return 0;
+    const char *close = strchr(m, '}');
+    return close && close[1] == 0;
+}
+
+/* Writes factors side by side with the separator each pair needs. */
+static void join(lx *p, char **f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i > 0) {
+            if (is_digit(f[i][0])) put(p, " \\cdot ");
+            else if (ends_mathit(f[i - 1]) || starts_with(f[i], "\\mathit{") ||
+                     starts_with(f[i], "\\mathrm{d}"))
+                put(p, "\\,");
+        }
+        put(p, f[i]);
+    }
+}
+
+/* open content close, with \left \right when the content is tall. */
+static void delimit(lx *p, const char *open, const char *s, const char *close)
+{
+    int tall = strstr(s, "\\frac") != NULL;
+    if (tall) put(p, "\\left");
+    put(p, open);
+    put(p, s);
+    if (tall) put(p, "\\right");
+    put(p, close);
+}
+
+/* e in a group: ( ), [ ] or \{ \} by how deeply groups nest inside it. */
+static void group(lx *p, md_expr *e)
+{
+    static const char *const open[] = {"(", "[", "\\{"}, *const close[] = {")", "]", "\\}"};
+    int saved = p->gmax;
+    p->gmax = 0;
+    char *s = render(p, e, 0);
+    int d = p->gmax;
+    delimit(p, open[d % 3], s, close[d % 3]);
+    free(s);
+    p->gmax = saved > d + 1 ? saved : d + 1;
+}
+
+/* head(arg): function calls; their parentheses are not groups. */
+static void call(lx *p, const char *head, md_expr *arg)
+{
+    put(p, head);
+    char *s = render(p, arg, 0);
+    delimit(p, "(", s, ")");
+    free(s);
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+static const char *const greek[][2] = {
+    {"alpha", "\\alpha"}, {"beta", "\\beta"}, {"gamma", "\\gamma"}, {"delta", "\\delta"},
+    {"epsilon", "\\epsilon"}, {"varepsilon", "\\varepsilon"}, {"zeta", "\\zeta"},
+    {"eta", "\\eta"}, {"theta", "\\theta"}, {"vartheta", "\\vartheta"}, {"iota", "\\iota"},
+    {"kappa", "\\kappa"}, {"lambda", "\\lambda"}, {"mu", "\\mu"}, {"nu", "\\nu"},
+    {"xi", "\\xi"}, {"omicron", "o"}, {"pi", "\\pi"}, {"rho", "\\rho"},
+    {"sigma", "\\sigma"}, {"tau", "\\tau"}, {"upsilon", "\\upsilon"}, {"phi", "\\phi"},
+    {"varphi", "\\varphi"}, {"chi", "\\chi"}, {"psi", "\\psi"}, {"omega", "\\omega"},
+    {"Gamma", "\\Gamma"}, {"Delta", "\\Delta"}, {"Theta", "\\Theta"}, {"Lambda", "\\Lambda"},
+    {"Xi", "\\Xi"}, {"Pi", "\\Pi"}, {"Sigma", "\\Sigma"}, {"Upsilon", "\\Upsilon"},
+    {"Phi", "\\Phi"}, {"Psi", "\\Psi"}, {"Omega", "\\Omega"}, {NULL, NULL}};
+
+static const char *greek_of(const char *s, size_t n)
+{
+    for (int i = 0; greek[i][0]; i++)
+        if (strlen(greek[i][0]) == n && strncmp(greek[i][0], s, n) == 0) return greek[i][1];
+    return NULL;
+}
+
+/* s[0..n) as one symbol: Greek, a letter, or \mathit / \operatorname. */
+static void name_word(const char *s, size_t n, int op, md_buf *out)
+{
+    const char *g = greek_of(s, n);
+    if (g) {
+        md_buf_puts(out, g);
+        return;
+    }
+    if (n == 1 && is_alpha(s[0])) {
+        md_buf_putc(out, s[0]);
+        return;
+    }
+    md_buf_puts(out, op ? "\\operatorname{" : "\\mathit{");
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '_') md_buf_putc(out, '\\');
+        md_buf_putc(out, s[i]);
+    }
+    md_buf_putc(out, '}');
+}
+
+/* A subscript: digits and single letters as they are, Greek names as
+   Greek, other words in \mathit. */
+static void name_sub(const char *s, md_buf *out)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && is_digit(s[i])) i++;
+    if (i == n) md_buf_puts(out, s);
+    else name_word(s, n, 0, out);
+}
+
+/* op: generic functions, whose multi-letter names are operators. */
+static void name_ident(const char *name, int op, md_buf *out)
+{
+    size_t n = strlen(name);
+    const char *us = strrchr(name, '_');
+    const char *sub = NULL;
+    size_t base = n;
+    if (us && us > name && us[1]) {
+        base = (size_t)(us - name);
+        sub = us + 1;
+    }
+    /* trailing digits of the base are a subscript too: W1 -> W_{1} */
+    size_t k = base;
+    while (k > 0 && is_digit(name[k - 1])) k--;
+    if (k == 0 || name[k - 1] == '_') k = base;
+    name_word(name, k, op, out);
+    if (k == base && !sub) return;
+    md_buf_puts(out, "_{");
+    for (size_t i = k; i < base; i++) md_buf_putc(out, name[i]);
+    if (k < base && sub) md_buf_putc(out, ',');
+    if (sub) name_sub(sub, out);
+    md_buf_putc(out, '}');
+}
+
+void md_latex_name(const char *name, md_buf *out) { name_ident(name, 0, out); }
+
+static void put_name(lx *p, const char *name, int op)
+{
+    md_buf b = {0};
+    name_ident(name, op, &b);
+    put(p, b.s);
+    md_buf_free(&b);
+}
+
+/* ---- levels ----------------------------------------------------------- */
+
+static const char *tmp_name(lx *p, md_expr *e)
+{
+    if (e == p->top || !p->t || !p->t->name || e->id >= p->t->n) return NULL;
+    return p->t->name[e->id];
+}
+
+static md_expr *trans_rep(lx *p, md_expr *e)
+{
+    if (e == p->top || !p->t || !p->t->transof || e->id >= p->t->n) return NULL;
+    md_expr *r = p->t->transof[e->id];
+    return r && r->id < p->t->n && p->t->name[r->id] ? r : NULL;
+}
+
+static int chain_first(const md_expr *e)
+{
+    int i = 0;
+    while (i < e->nargs && md_is_scalar(e->args[i])) i++;
+    return i;
+}
+
+static int is_neg_power(const md_expr *a)
+{
+    return a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0;
+}
+
+static int level(lx *p, md_expr *e)
+{
+    if (tmp_name(p, e)) return L_ATOM;
+    if (trans_rep(p, e)) return L_POST;
+    switch (e->kind) {
+    case MD_NUM:
+        if (mpq_sgn(e->q) < 0) return L_NEG;
+        return mpz_cmp_ui(mpq_denref(e->q), 1) == 0 ? L_ATOM : L_PROD;
+    case MD_DIFF: return L_POST;
+    case MD_ONES:
+        if (e->cols == MD_DIM_ONE) return L_ATOM;
+        return e->rows == MD_DIM_ONE ? L_POST : L_PROD;
+    case MD_ADD: return L_SUM;
+    case MD_MUL:
+        return e->args[0]->kind == MD_NUM && mpq_sgn(e->args[0]->q) < 0 ? L_NEG : L_PROD;
+    case MD_HAD: return L_HAD;
+    case MD_POW: return md_is_scalar(e) && is_neg_power(e) ? L_PROD : L_POST;
+    case MD_MPOW:
+    case MD_TRANS: return L_POST;
+    default: return L_ATOM;
+    }
+}
+
+static void emit(lx *p, md_expr *e, int need)
+{
+    if (level(p, e) < need) group(p, e);
+    else pr(p, e);
+}
+
+/* ---- products, sums, powers ------------------------------------------ */
+
+/* base^{k} or base^{\circ k} for a rational k. */
+static void pr_power_q(lx *p, md_expr *base, mpq_srcptr k, int elementwise)
+{
+    emit(p, base, L_ATOM);
+    put(p, "^{");
+    if (elementwise) {
+        put(p, p->had);
+        put(p, " ");
+    }
+    put_rat_inline(p, k);
+    put(p, "}");
+}
+
+/* A denominator factor: b for b^-1, b^{k} for b^-k. */
+static char *den_factor(lx *p, md_expr *a, int alone)
+{
+    mpq_t k;
+    mpq_init(k);
+    mpq_neg(k, a->args[1]->q);
+    char *s;
+    if (mpq_cmp_ui(k, 1, 1) == 0) {
+        s = render(p, a->args[0], alone ? 0 : L_POST);
+    } else {
+        md_buf b = {0};
+        md_buf *save = p->out;
+        p->out = &b;
+        pr_power_q(p, a->args[0], k, 0);
+        p->out = save;
+        s = md_buf_take(&b);
+    }
+    mpq_clear(k);
+    return s;
+}
+
+static char *mpz_string(mpz_srcptr z)
+{
+    char *t = mpz_get_str(NULL, 10, z);
+    char *s = md_xstrdup(t);
+    void (*freefn)(void *, size_t);
+    mp_get_memory_functions(NULL, NULL, &freefn);
+    freefn(t, strlen(t) + 1);
+    return s;
+}
+
+/* The joined factors as one string. */
+static char *join_string(lx *p, char **f, int n)
+{
+    md_buf b = {0};
+    md_buf *save = p->out;
+    p->out = &b;
+    join(p, f, n);
+    p->out = save;
+    return md_buf_take(&b);
+}
+
+/* A product without its sign; c is |coefficient|.  The scalar factors
+   form one fraction when there is a denominator, then the chain follows. */
+static void pr_product(lx *p, md_expr *e, mpq_srcptr c)
+{
+    int n = e->nargs, s = chain_first(e);
+    char **f = md_xcalloc((size_t)n + 2, sizeof *f);
+    char **num = md_xcalloc((size_t)n + 2, sizeof *num);
+    char **den = md_xcalloc((size_t)n + 2, sizeof *den);
+    int nf = 0, nn = 0, nd = 0;
+    int c_num1 = mpz_cmp_ui(mpq_numref(c), 1) == 0, c_den1 = mpz_cmp_ui(mpq_denref(c), 1) == 0;
+    int nsn = 0, nsd = 0, scalar_products = 0;
+    for (int i = 0; i < s; i++) {
+        md_expr *a = e->args[i];
+        if (a->kind == MD_NUM) continue;
+        if (is_neg_power(a) && !tmp_name(p, a) && !trans_rep(p, a)) nsd++;
+        else nsn++;
+        if (level(p, a) == L_PROD) scalar_products = 1;
+    }
+    if (nsd > 0 || !c_den1) {
+        int items_n = (!c_num1 || nsn == 0) + nsn, items_d = !c_den1 + nsd;
+        if (!c_num1 || nsn == 0) num[nn++] = mpz_string(mpq_numref(c));
+        if (!c_den1) den[nd++] = mpz_string(mpq_denref(c));
+        for (int i = 0; i < s; i++) {
+            md_expr *a = e->args[i];
+            if (a->kind == MD_NUM) continue;
+            if (is_neg_power(a) && !tmp_name(p, a) && !trans_rep(p, a)) den[nd++] = den_factor(p, a, items_d == 1);
+            else num[nn++] = render(p, a, items_n > 1 ? L_POST : 0);
+        }
+        char *ns = join_string(p, num, nn), *ds = join_string(p, den, nd);
+        md_buf b = {0};
+        md_buf_printf(&b, "\\frac{%s}{%s}", ns, ds);
+        f[nf++] = md_buf_take(&b);
+        free(ns);
+        free(ds);
+    } else {
+        if (!c_num1) f[nf++] = mpz_string(mpq_numref(c));
+        for (int i = 0; i < s; i++)
+            if (e->args[i]->kind != MD_NUM) f[nf++] = render(p, e->args[i], L_POST);
+    }
+    for (int i = s; i < n; i++) {
+        md_expr *a = e->args[i];
+        int need = L_POST;
+        if (a->kind == MD_ONES) need = L_PROD;   /* 11^T inside a chain */
+        else if (n - s == 1 && !scalar_products) need = L_HAD;   /* 2A \circ B */
+        f[nf++] = render(p, a, need);
+    }
+    if (nf == 0) f[nf++] = md_xstrdup("1");
+    join(p, f, nf);
+    for (int i = 0; i < nf; i++) free(f[i]);
+    for (int i = 0; i < nn; i++) free(num[i]);
+    for (int i = 0; i < nd; i++) free(den[i]);
+    free(f);
+    free(num);
+    free(den);
+}
+
+static void term_coef(md_expr *e, mpq_t c)
+{
+    if (e->kind == MD_NUM) mpq_set(c, e->q);
+    else if (e->kind == MD_MUL && e->args[0]->kind == MD_NUM) mpq_set(c, e->args[0]->q);
+    else mpq_set_ui(c, 1, 1);
+}
+
+/* Positive terms first, then the negative ones, each group in order. */
+static void pr_sum(lx *p, md_expr *e)
+{
+    mpq_t c;
+    mpq_init(c);
+    int first = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < e->nargs; i++) {
+            md_expr *t = e->args[i];
+            int named = tmp_name(p, t) || trans_rep(p, t);
+            if (named) mpq_set_ui(c, 1, 1);
+            else term_coef(t, c);
+            int neg = mpq_sgn(c) < 0;
+            if (neg != pass) continue;
+            if (neg) put(p, first ? "-" : " - ");
+            else if (!first) put(p, " + ");
+            first = 0;
+            mpq_abs(c, c);
+            if (named) emit(p, t, L_NEG);
+            else if (t->kind == MD_NUM) put_rat_frac(p, c);
+            else if (t->kind == MD_MUL) pr_product(p, t, c);
+            else emit(p, t, L_NEG);
+        }
+    mpq_clear(c);
+}
+
+/* Reciprocals (B^{\circ -1}) last, as the text printer writes A./B. */
+static void pr_had(lx *p, md_expr *e)
+{
+    int first = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < e->nargs; i++) {
+            md_expr *a = e->args[i];
+            int inv = is_neg_power(a) && !tmp_name(p, a) && !trans_rep(p, a);
+            if (inv != pass) continue;
+            if (!first) {
+                put(p, " ");
+                put(p, p->had);
+                put(p, " ");
+            }
+            first = 0;
+            emit(p, a, L_POST);
+        }
+}
+
+static void pr_pow(lx *p, md_expr *e)
+{
+    md_expr *b = e->args[0], *x = e->args[1];
+    int scalar = md_is_scalar(e);
+    if (x->kind == MD_NUM) {
+        if (scalar && mpq_sgn(x->q) < 0) {
+            /* 1/x, 1/x^{k} */
+            mpq_t k;
+            mpq_init(k);
+            mpq_neg(k, x->q);
+            put(p, "\\frac{1}{");
+            if (mpq_cmp_ui(k, 1, 1) == 0) emit(p, b, 0);
+            else pr_power_q(p, b, k, 0);
+            put(p, "}");
+            mpq_clear(k);
+            return;
+        }
+        pr_power_q(p, b, x->q, !scalar);
+        return;
+    }
+    emit(p, b, L_ATOM);
+    put(p, "^{");
+    if (!scalar) {
+        put(p, p->had);
+        put(p, " ");
+    }
+    char *s = render(p, x, 0);
+    put(p, s);
+    free(s);
+    put(p, "}");
+}
+
+/* ---- everything else ------------------------------------------------- */
+
+static void pr_func(lx *p, md_expr *e)
+{
+    static const char *const heads[MD_NFNS] = {
+        [MD_FN_SIN] = "\\sin", [MD_FN_COS] = "\\cos", [MD_FN_TAN] = "\\tan",
+        [MD_FN_ARCSIN] = "\\arcsin", [MD_FN_ARCCOS] = "\\arccos", [MD_FN_ARCTAN] = "\\arctan",
+        [MD_FN_EXP] = "\\exp", [MD_FN_LOG] = "\\log", [MD_FN_TANH] = "\\tanh",
+        [MD_FN_SIGN] = "\\operatorname{sign}", [MD_FN_RELU] = "\\operatorname{relu}",
+        [MD_FN_STEP] = "\\operatorname{step}"};
+    md_expr *a = e->args[0];
+    if (e->ival == MD_FN_ABS) {
+        char *s = render(p, a, 0);
+        delimit(p, "\\lvert ", s, "\\rvert");
+        free(s);
+        return;
+    }
+    if (e->ival == MD_FN_SQRT) {
+        char *s = render(p, a, 0);
+        put(p, "\\sqrt{");
+        put(p, s);
+        put(p, "}");
+        free(s);
+        return;
+    }
+    if (e->ival == MD_FN_GENERIC) {
+        put_name(p, p->ctx->funcs[e->aux], 1);
+        if (e->order <= 3) {
+            for (int i = 0; i < e->order; i++) put(p, "'");
+        } else {
+            char b[32];
+            snprintf(b, sizeof b, "^{(%d)}", e->order);
+            put(p, b);
+        }
+        call(p, "", a);
+        return;
+    }
+    call(p, heads[e->ival] ? heads[e->ival] : "\\operatorname{?}", a);
+}
+
+/* \|A\|_F, \|x\|_2, \|A\|_1; |a| for a scalar. */
+static void pr_norm(lx *p, md_expr *e)
+{
+    md_expr *a = e->args[0];
+    char *s = render(p, a, 0);
+    if (md_is_scalar(a)) {
+        delimit(p, "\\lvert ", s, "\\rvert");
+    } else {
+        delimit(p, "\\|", s, "\\|");
+        int vec = a->rows == MD_DIM_ONE || a->cols == MD_DIM_ONE;
+        put(p, e->kind == MD_NORM1 ? "_1" : vec ? "_2" : "_F");
+    }
+    free(s);
+}
+
+static void pr(lx *p, md_expr *e)
+{
+    const char *tn = tmp_name(p, e);
+    if (tn) {
+        put_name(p, tn, 0);
+        return;
+    }
+    md_expr *rep = trans_rep(p, e);
+    if (rep) {
+        put_name(p, tmp_name(p, rep), 0);
+        put(p, p->tr);
+        return;
+    }
+    switch (e->kind) {
+    case MD_NUM:
+        if (mpq_sgn(e->q) < 0) {
+            mpq_t c;
+            mpq_init(c);
+            mpq_abs(c, e->q);
+            put(p, "-");
+            put_rat_frac(p, c);
+            mpq_clear(c);
+        } else {
+            put_rat_frac(p, e->q);
+        }
+        break;
+    case MD_SYM: put_name(p, p->ctx->syms[e->ival].name, 0); break;
+    case MD_DIFF:
+        put(p, "\\mathrm{d}");
+        put_name(p, p->ctx->syms[e->ival].name, 0);
+        break;
+    case MD_ZERO: put(p, "0"); break;
+    case MD_EYE: put(p, "I"); break;
+    case MD_ONES:
+        if (e->cols == MD_DIM_ONE) put(p, "\\mathbf{1}");
+        else if (e->rows == MD_DIM_ONE) {
+            put(p, "\\mathbf{1}");
+            put(p, p->tr);
+        } else {
+            put(p, "\\mathbf{1}\\mathbf{1}");
+            put(p, p->tr);
+        }
+        break;
+    case MD_ADD: pr_sum(p, e); break;
+    case MD_MUL: {
+        mpq_t c;
+        mpq_init(c);
+        term_coef(e, c);
+        if (mpq_sgn(c) < 0) put(p, "-");
+        mpq_abs(c, c);
+        pr_product(p, e, c);
+        mpq_clear(c);
+        break;
+    }
+    case MD_HAD: pr_had(p, e); break;
+    case MD_POW: pr_pow(p, e); break;
+    case MD_MPOW: {
+        char b[32];
+        emit(p, e->args[0], L_ATOM);
+        snprintf(b, sizeof b, "^{%d}", e->ival);
+        put(p, b);
+        break;
+    }
+    case MD_TRANS:
+        emit(p, e->args[0], L_ATOM);
+        put(p, p->tr);
+        break;
+    case MD_FUNC: pr_func(p, e); break;
+    case MD_SUM: call(p, "\\operatorname{sum}", e->args[0]); break;
+    case MD_NORM1:
+    case MD_NORM2: pr_norm(p, e); break;
+    case MD_TR: call(p, "\\operatorname{tr}", e->args[0]); break;
+    case MD_DET: call(p, "\\det", e->args[0]); break;
+    case MD_LOGDET: call(p, "\\log\\det", e->args[0]); break;
+    case MD_DIAGM:
+    case MD_DIAGV: call(p, "\\operatorname{diag}", e->args[0]); break;
+    default: put(p, "?"); break;
+    }
+}
+
+/* ---- the API ---------------------------------------------------------- */
+
+static lx lx_make(md_ctx *ctx, const md_latex_style *st, const md_temps *t, md_buf *out)
+{
+    lx p = {ctx, out, t, NULL, "^\\top", "\\circ", 0};
+    if (st && st->transpose_T) p.tr = "^T";
+    if (st && st->odot) p.had = "\\odot";
+    return p;
+}
+
+void md_latex_expr(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out)
+{
+    lx p = lx_make(ctx, st, t, out);
+    p.top = e;
+    pr(&p, e);
+}
+
+char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st)
+{
+    md_buf b = {0};
+    md_latex_expr(ctx, e, st, NULL, &b);
+    return md_buf_take(&b);
+}
+
+/* Temporaries are T, T1, T2, ... and print as T, T_{1}, T_{2}: a variable
+   T_1 would print like T1, so T1 is avoided too. */
+static char **temp_avoid(md_ctx *ctx)
+{
+    char **avoid = md_xcalloc((size_t)ctx->nsyms + 1, sizeof *avoid);
+    int k = 0;
+    for (int i = 0; i < ctx->nsyms; i++) {
+        const char *s = ctx->syms[i].name;
+        if (s[0] != 'T' || s[1] != '_' || !s[2]) continue;
+        size_t j = 2;
+        while (is_digit(s[j])) j++;
+        if (s[j]) continue;
+        md_buf b = {0};
+        md_buf_printf(&b, "T%s", s + 2);
+        avoid[k++] = md_buf_take(&b);
+    }
+    return avoid;
+}
+
+void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+                        const md_latex_style *st, md_buf *out)
+{
+    /* a function that is a large DAG shares temporaries too, so that it
+       does not print as an exponentially large tree */
+    int with_f = f->weight > 20000;
+    md_expr **roots = md_xcalloc((size_t)n + 1, sizeof *roots);
+    for (int i = 0; i < n; i++) roots[i] = grads[i];
+    if (with_f) roots[n] = f;
+    char **avoid = temp_avoid(ctx);
+    md_temps t;
+    md_temps_find(ctx, n + with_f, roots, (const char *const *)avoid, &t);
+    const char *fn = md_ctx_find_sym(ctx, "f") >= 0 || md_ctx_find_func(ctx, "f") >= 0 ? "\\ell" : "f";
+
+    lx p = lx_make(ctx, st, with_f ? &t : NULL, out);
+    put(&p, "\\begin{align*}\n");
+    put(&p, fn);
+    put(&p, " &= ");
+    p.top = f;
+    pr(&p, f);
+    p.t = &t;
+    for (int i = 0; i < n; i++) {
+        put(&p, " \\\\\n\\frac{\\partial ");
+        put(&p, fn);
+        put(&p, "}{\\partial ");
+        put_name(&p, ctx->syms[wrt[i]].name, 0);
+        put(&p, "} &= ");
+        p.top = grads[i];
+        pr(&p, grads[i]);
+    }
+    put(&p, "\n\\end{align*}\n");
+    if (t.ndefs == 1) {
+        put(&p, "where $");
+        put_name(&p, t.owned[0], 0);
+        put(&p, " = ");
+        p.top = t.defs[0];
+        pr(&p, t.defs[0]);
+        put(&p, "$.\n");
+    } else if (t.ndefs > 1) {
+        put(&p, "where\n\\begin{align*}\n");
+        for (int k = 0; k < t.ndefs; k++) {
+            if (k) put(&p, " \\\\\n");
+            put_name(&p, t.owned[k], 0);
+            put(&p, " &= ");
+            p.top = t.defs[k];
+            pr(&p, t.defs[k]);
+        }
+        put(&p, "\n\\end{align*}\n");
+    }
+    md_temps_free(&t);
+    for (int i = 0; avoid[i]; i++) free(avoid[i]);
+    free(avoid);
+    free(roots);
+}
+
+void md_latex_document(const char *body, md_buf *out)
+{
+    md_buf_puts(out, "\\documentclass{article}\n\\usepackage{amsmath,amssymb}\n\\begin{document}\n");
+    md_buf_puts(out, body);
+    if (body[0] && body[strlen(body) - 1] != '\n') md_buf_putc(out, '\n');
+    md_buf_puts(out, "\\end{document}\n");
+}
