@@ -46,6 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_simplify.h"
+
 enum { L_SUM = 1, L_NEG, L_PROD, L_HAD, L_POST, L_ATOM };
 
 typedef struct lx {
@@ -420,8 +422,11 @@ static void pr_product(lx *p, md_expr *e, mpq_srcptr c)
         free(ds);
     } else {
         if (!c_num1) f[nf++] = mpz_string(mpq_numref(c));
+        /* an inner product among other scalars is grouped, (x^\top y)A,
+           except at the very end: 2ax^\top y */
         for (int i = 0; i < s; i++)
-            if (e->args[i]->kind != MD_NUM) f[nf++] = render(p, e->args[i], L_POST);
+            if (e->args[i]->kind != MD_NUM)
+                f[nf++] = render(p, e->args[i], i == n - 1 ? L_PROD : L_POST);
     }
     for (int i = s; i < n; i++) {
         md_expr *a = e->args[i];
@@ -564,10 +569,25 @@ static void pr_func(lx *p, md_expr *e)
     call(p, heads[e->ival] ? heads[e->ival] : "\\operatorname{?}", a);
 }
 
-/* \|A\|_F, \|x\|_2, \|A\|_1; |a| for a scalar. */
+static unsigned count_trans(md_expr *e, int budget)
+{
+    if (budget <= 0) return 0;
+    unsigned c = e->kind == MD_TRANS;
+    for (int i = 0; i < e->nargs; i++) c += count_trans(e->args[i], budget - 1);
+    return c;
+}
+
+/* \|A\|_F, \|x\|_2, \|A\|_1; |a| for a scalar.  A norm does not see a
+   transpose: the argument is written the way round with fewer of them
+   (\|\mathbf{1}^\top f(XV)\|_2, not \|f(V^\top X^\top)\mathbf{1}\|_2), unless
+   the temporaries were found without that form. */
 static void pr_norm(lx *p, md_expr *e)
 {
     md_expr *a = e->args[0];
+    if (!md_is_scalar(a) && !tmp_name(p, a) && !trans_rep(p, a)) {
+        md_expr *b = md_trans(p->ctx, a);
+        if ((!p->t || b->id < p->t->n) && count_trans(b, 64) < count_trans(a, 64)) a = b;
+    }
     char *s = render(p, a, 0);
     if (md_is_scalar(a)) {
         delimit(p, "\\lvert ", s, "\\rvert");

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "md_ast.h"
 #include "md_diag.h"
@@ -123,23 +124,21 @@ static int valid_name(const char *s)
     return 1;
 }
 
-/* Does variable sym occur in e? */
-static int md_occurs_rec(md_expr *e, int sym, char *seen)
+/* Is name written in an expression of the program (not only declared)?
+   A variable that cancels out (a - b - a) is mentioned but has gradient 0. */
+static int md_ast_mentions(const md_ast *a, const char *name)
 {
-    if (seen[e->id]) return 0;
-    seen[e->id] = 1;
-    if (e->kind == MD_SYM && e->ival == sym) return 1;
-    for (int i = 0; i < e->nargs; i++)
-        if (md_occurs_rec(e->args[i], sym, seen)) return 1;
+    if ((a->kind == MD_AST_NAME) && !strcmp(a->text, name)) return 1;
+    for (int i = 0; i < a->nkids; i++)
+        if (md_ast_mentions(a->kids[i], name)) return 1;
     return 0;
 }
 
-static int md_occurs(md_ctx *ctx, md_expr *e, int sym)
+static int md_mentioned(const md_program *prog, const char *name)
 {
-    char *seen = md_xcalloc(ctx->nnodes, 1);
-    int r = md_occurs_rec(e, sym, seen);
-    free(seen);
-    return r;
+    for (int i = 0; i < prog->nstmts; i++)
+        if (prog->stmts[i]->expr && md_ast_mentions(prog->stmts[i]->expr, name)) return 1;
+    return 0;
 }
 
 static int md_run(md_opts *o)
@@ -157,7 +156,14 @@ static int md_run(md_opts *o)
             return EXIT_USAGE;
         }
         text = read_all(f, &len);
+        int bad = ferror(f);
+        int e = errno;
         fclose(f);
+        if (bad) {
+            fprintf(stderr, "matdiff: cannot read '%s': %s\n", o->file, strerror(e));
+            free(text);
+            return EXIT_USAGE;
+        }
         name = o->file;
     } else {
         text = read_all(stdin, &len);
@@ -222,8 +228,9 @@ static int md_run(md_opts *o)
             const char *w = o->wrt[i];
             int s = md_ctx_find_sym(ctx, w);
             if (s < 0) {
-                if (md_ctx_find_func(ctx, w) >= 0) {
-                    fprintf(stderr, "matdiff: --wrt %s: '%s' is a function, not a variable\n", w, w);
+                if (md_ctx_find_func(ctx, w) >= 0 || md_is_builtin(w) || !strcmp(w, "eye")) {
+                    fprintf(stderr, "matdiff: --wrt %s: '%s' is a %s, not a variable\n", w, w,
+                            md_ctx_find_func(ctx, w) >= 0 ? "function" : "built-in name");
                     rc = EXIT_USAGE;
                     goto done;
                 }
@@ -237,9 +244,11 @@ static int md_run(md_opts *o)
                     goto done;
                 }
                 const char *best = NULL;
+                for (int k = 0; k < nsyms_prog && !best; k++)
+                    if (strcasecmp(w, ctx->syms[k].name) == 0) best = ctx->syms[k].name;
                 size_t wl = strlen(w);
-                int bd = wl <= 2 ? 0 : wl <= 4 ? 2 : 3;
-                for (int k = 0; k < nsyms_prog; k++) {
+                int bd = wl <= 1 ? 0 : wl <= 4 ? 2 : 3;
+                for (int k = 0; k < nsyms_prog && !best; k++) {
                     int d = md_edit_distance(w, ctx->syms[k].name);
                     if (d < bd) bd = d, best = ctx->syms[k].name;
                 }
@@ -318,7 +327,7 @@ static int md_run(md_opts *o)
     md_buf_putc(&out, '\n');
     for (int i = 0; i < nv; i++)
         if (md_is_zero(grads[i]))
-            md_buf_printf(&out, wrt[i] >= nsyms_prog || !md_occurs(ctx, typed.f, wrt[i])
+            md_buf_printf(&out, wrt[i] >= nsyms_prog || !md_mentioned(prog, ctx->syms[wrt[i]].name)
                                     ? "# %s does not occur in the function: its gradient is 0\n"
                                     : "# the gradient with respect to %s is 0\n",
                           ctx->syms[wrt[i]].name);
@@ -430,6 +439,11 @@ int main(int argc, char **argv)
             char *end;
             errno = 0;
             unsigned long v = strtoul(optarg, &end, 10);
+            if (errno == ERANGE) {
+                usage_error("--seed: '%s' is too large", optarg);
+                rc = EXIT_USAGE;
+                goto out;
+            }
             if (errno || *end || !*optarg || optarg[0] == '-') {
                 usage_error("--seed: '%s' is not a non-negative integer", optarg);
                 rc = EXIT_USAGE;
@@ -442,17 +456,29 @@ int main(int argc, char **argv)
         case 'V': printf("matdiff %s\n", MD_VERSION); goto out;
         case ':': {
             char opt[64];
-            if (optopt == 'S') snprintf(opt, sizeof opt, "--seed");
-            else if (optopt) snprintf(opt, sizeof opt, "-%c", optopt);
-            else snprintf(opt, sizeof opt, "%s", argv[optind - 1]);
+            const char *written = argv[optind - 1];
+            if (!strncmp(written, "--", 2)) snprintf(opt, sizeof opt, "%.60s", written);
+            else snprintf(opt, sizeof opt, "-%c", optopt);
             usage_error("option '%s' needs an argument", opt);
             rc = EXIT_USAGE;
             goto out;
         }
         default: {
             char opt[64];
-            if (optopt) snprintf(opt, sizeof opt, "-%c", optopt);
-            else snprintf(opt, sizeof opt, "%s", argv[optind - 1]);
+            const char *written = argv[optind - 1];
+            if (!strncmp(written, "--", 2)) {
+                snprintf(opt, sizeof opt, "%.60s", written);
+                char *eq = strchr(opt, '=');
+                if (eq && optopt) {
+                    *eq = 0;
+                    usage_error("option '%s' takes no argument", opt);
+                    rc = EXIT_USAGE;
+                    goto out;
+                }
+                if (eq) *eq = 0;
+            } else {
+                snprintf(opt, sizeof opt, "-%c", optopt);
+            }
             usage_error("unknown option '%s'", opt);
             rc = EXIT_USAGE;
             goto out;

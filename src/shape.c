@@ -352,7 +352,7 @@ static int suggest(md_st *st, const char *name, md_loc loc)
     const char *best = NULL;
     /* a hint only when the name is long enough for a typo to be likely */
     size_t len = strlen(name);
-    int bd = len <= 2 ? 0 : len <= 4 ? 2 : 3;
+    int bd = len <= 1 ? 0 : len <= 4 ? 2 : 3;
     for (int i = 0; md_builtins[i]; i++) {
         int d = md_edit_distance(name, md_builtins[i]);
         if (d < bd) bd = d, best = md_builtins[i];
@@ -522,9 +522,11 @@ static int infer_chain(md_st *st, md_ast *a, md_shp *out)
                 name_dims_for_message(st);
                 shape_str(st, k.r, k.c, s1, sizeof s1);
                 md_error_at(st->src, at,
-                            "division by a matrix: %s is %s; '/' divides by scalars only (use './' "
-                            "for elementwise division or inv() for the inverse)",
-                            describe(st, kid, d1, sizeof d1), s1);
+                            "division by a %s: %s is %s; '/' divides by scalars only (use './' "
+                            "for elementwise division%s)",
+                            dv_is_one(st, k.c) || dv_is_one(st, k.r) ? "vector" : "matrix",
+                            describe(st, kid, d1, sizeof d1), s1,
+                            dv_is_one(st, k.c) || dv_is_one(st, k.r) ? "" : " or inv() for the inverse");
                 return -1;
             }
             break;
@@ -875,6 +877,10 @@ static int declare(md_st *st, md_stmt *s)
             md_error_at(st->src, it->dimlocs[1], "a symmetric matrix is square: write %s(%s)", it->name, it->dims[0]);
             return -1;
         }
+        if (s->decl == MD_DECL_MATRIX && it->ndims == 1) {
+            md_error_at(st->src, it->dimlocs[0], "a matrix has two dimensions: write %s(%s, p)", it->name, it->dims[0]);
+            return -1;
+        }
         if (it->ndims > want) {
             md_error_at(st->src, it->dimlocs[want], "a %s has %d dimension%s", s->decl == MD_DECL_VECTOR ? "vector" : "matrix",
                         want, want > 1 ? "s" : "");
@@ -968,6 +974,7 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
         whole.end_col = last->loc.end_col;
     }
     out->ftext = loc_text(st.src, whole);
+    if (strlen(out->ftext) > 300) strcpy(out->ftext + 290, " ...");   /* a 1 MB program */
     rc = 0;
 done:
     free(st.dv);

@@ -89,7 +89,9 @@ static md_expr *md_join(md_ctx *ctx, const mpq_t coef, md_expr *core, int rows, 
     if (mpq_sgn(coef) == 0) return md_zero(ctx, rows, cols);
     if (mpq_cmp_ui(coef, 1, 1) == 0) return core;
     md_expr *c = md_num_q(ctx, coef);
-    if (core->kind == MD_MUL) {
+    /* a 1x1 chain (x'*y) stays one factor: c*(x'*y), as md_mul builds it */
+    int pure_chain = core->kind == MD_MUL && md_is_scalar(core) && !md_is_scalar(core->args[0]);
+    if (core->kind == MD_MUL && !pure_chain) {
         md_expr **a = md_xmalloc((size_t)(core->nargs + 1) * sizeof *a);
         a[0] = c;
         memcpy(a + 1, core->args, (size_t)core->nargs * sizeof *a);
@@ -560,6 +562,32 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         r = md_zero(ctx, rows, cols);
         goto done;
     }
+    /* v'*vector(1) and vector(1)'*v are sum(v) */
+    if (p.chain.n == 2 && p.chain.v[0]->rows == MD_DIM_ONE && p.chain.v[1]->cols == MD_DIM_ONE &&
+        (p.chain.v[0]->kind == MD_ONES || p.chain.v[1]->kind == MD_ONES)) {
+        md_expr *v = p.chain.v[0]->kind == MD_ONES ? p.chain.v[1] : p.chain.v[0];
+        md_expr *sm = md_unary(ctx, MD_SUM, v);
+        p.chain.n = 0;
+        md_prod_absorb(ctx, &p, sm, 0);
+    }
+
+    /* in a 1x1 product with other factors, an inner product x'*A*y is one
+       scalar factor among the others (sorted with them), whichever way it
+       came in: 2*a*(x'*y), never 2*a*x'*y with x', y as a chain */
+    if (whole_is_scalar && p.chain.n > 0) {
+        int others = mpq_cmp_ui(p.coef, 1, 1) != 0;
+        for (int i = 0; i < p.ns; i++) others |= mpq_sgn(p.s[i].exp) != 0;
+        if (others) {
+            md_expr *inner = md_mul(ctx, p.chain.n, p.chain.v);
+            p.chain.n = 0;
+            mpq_t one;
+            mpq_init(one);
+            mpq_set_ui(one, 1, 1);
+            if (inner->kind == MD_MUL) md_prod_scalar(ctx, &p, inner, one);
+            else md_prod_add_scalar(ctx, &p, inner);
+            mpq_clear(one);
+        }
+    }
 
     /* scalar factors: drop exponent 0, numbers fold into the coefficient */
     md_vec args = {0};
@@ -1007,6 +1035,8 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
             return a;
         }
         if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
+        /* sum and norms of a row vector are those of the column vector */
+        if (kind != MD_TR && a->rows == MD_DIM_ONE) return md_unary(ctx, kind, md_trans(ctx, a));
         if (kind == MD_TR && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
         if (kind == MD_SUM && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
         if (kind == MD_TR && a->kind == MD_EYE) break;
@@ -1077,12 +1107,12 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
 md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b)
 {
     if (md_is_scalar(a) && md_is_scalar(b)) return md_mul2(ctx, a, b);
-    if (a->cols == MD_DIM_ONE) return md_mul2(ctx, md_trans(ctx, a), b);
-    if (a->rows == MD_DIM_ONE) return md_mul2(ctx, a, md_trans(ctx, b));
     if (a->kind == MD_ONES) return md_unary(ctx, MD_SUM, b);
     if (b->kind == MD_ONES) return md_unary(ctx, MD_SUM, a);
     if (a->kind == MD_EYE) return md_unary(ctx, MD_TR, b);
     if (b->kind == MD_EYE) return md_unary(ctx, MD_TR, a);
+    if (a->cols == MD_DIM_ONE) return md_mul2(ctx, md_trans(ctx, a), b);
+    if (a->rows == MD_DIM_ONE) return md_mul2(ctx, a, md_trans(ctx, b));
     return md_unary(ctx, MD_SUM, md_had2(ctx, a, b));
 }
 
