@@ -7,6 +7,7 @@
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the unit tests and golden cases under valgrind
 #   make bench      timing of the seeds and of deep tanh networks
+#   make docs       regenerate README.md and docs/ from docs/src/*.in (needs python3)
 #   make help       this list
 #
 # Generated parser and scanner sources go to $(B)/, never to grammar/.
@@ -28,7 +29,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo test check unit golden property asan valgrind bench clean help
+.PHONY: all demo docs test check unit golden property asan valgrind bench clean help
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -97,7 +98,13 @@ clean:
 	rm -rf build build-asan matdiff
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# //'
+	@sed -n '3,11p' Makefile | sed 's/^# //'
+
+docs: $(BIN)
+	python3 docs/gen.py docs/src/README.md.in README.md
+	python3 docs/gen.py docs/src/language.md.in docs/language.md
+	python3 docs/gen.py docs/src/developer.md.in docs/developer.md
+	python3 docs/gen.py docs/src/matdiff.1.in docs/matdiff.1 man
 
 demo: $(BIN)
 	./$(BIN) --check --wrt U,V "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
