@@ -41,6 +41,7 @@ typedef struct md_pr {
     uint32_t n;            /* size of the two arrays */
     md_expr *top;          /* the node being defined (not replaced by its name) */
     int uni;               /* Unicode style for derivations: ∘ ᵀ λ, juxtaposition */
+    md_expr *negated;      /* a sum printed with its signs flipped: -2*(x - y) as 2*(y - x) */
 } md_pr;
 
 /* ---- the Unicode style ---------------------------------------------- */
@@ -314,6 +315,7 @@ static void pr_sum(md_pr *p, md_expr *e)
             /* a term printed by name carries its sign inside the name */
             if (tmp_name(p, t) || trans_rep(p, t)) mpq_set_ui(c, 1, 1);
             else term_coef(t, c);
+            if (e == p->negated) mpq_neg(c, c);
             int neg = mpq_sgn(c) < 0;
             if (neg != pass) continue;
             if (neg) md_buf_puts(p->out, first ? "-" : " - ");
@@ -456,14 +458,39 @@ static void pr(md_pr *p, md_expr *e, int need)
     case MD_ONES: pr_const(p, e, "1"); break;
     case MD_EYE: pr_const(p, e, "1"); break;
     case MD_ADD: pr_sum(p, e); break;
-    case MD_MUL:
+    case MD_MUL: {
         mpq_init(c);
         term_coef(e, c);
-        if (mpq_sgn(c) < 0) md_buf_putc(p->out, '-');
+        md_expr *saved = p->negated;
+        if (mpq_sgn(c) < 0) {
+            /* -2*(x - y) reads better as 2*(y - x): with exactly one sum
+               among the factors, the sign goes into the sum */
+            md_expr *sum = NULL;
+            int nsums = 0;
+            for (int i = 0; i < e->nargs; i++)
+                if (e->args[i]->kind == MD_ADD && !tmp_name(p, e->args[i]) && !trans_rep(p, e->args[i]))
+                    sum = e->args[i], nsums++;
+            int npos = 0, nneg = 0;
+            if (nsums == 1) {
+                mpq_t k;
+                mpq_init(k);
+                for (int i = 0; i < sum->nargs; i++) {
+                    term_coef(sum->args[i], k);
+                    if (mpq_sgn(k) < 0) nneg++;
+                    else npos++;
+                }
+                mpq_clear(k);
+            }
+            /* only when that leaves fewer minus signs: not (-A' - A)*x */
+            if (nsums == 1 && nneg >= npos) p->negated = sum;
+            else md_buf_putc(p->out, '-');
+        }
         mpq_abs(c, c);
         pr_product(p, e, c, 0);
+        p->negated = saved;
         mpq_clear(c);
         break;
+    }
     case MD_HAD: pr_had(p, e); break;
     case MD_POW: {
         md_expr *b = e->args[0], *x = e->args[1];
@@ -519,19 +546,19 @@ static void pr(md_pr *p, md_expr *e, int need)
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out)
 {
-    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0};
+    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL};
     pr(&p, e, 0);
 }
 
 void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out)
 {
-    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode};
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL};
     pr_wrap(&p, e, need);
 }
 
 int md_print_level(md_ctx *ctx, md_expr *e)
 {
-    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0};
+    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL};
     return md_level(&p, e);
 }
 
@@ -699,7 +726,7 @@ void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
 {
     md_temps t;
     md_temps_find(ctx, n, roots, avoid, &t);
-    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0};
+    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0, NULL};
     for (int k = 0; k < t.ndefs; k++) {
         md_buf_printf(out, "%s = ", t.owned[k]);
         p.top = t.defs[k];

@@ -196,9 +196,12 @@ static void md_flatten_add(md_ctx *ctx, md_vec *out, md_expr *e, mpq_srcptr coef
     }
 }
 
+static md_expr *md_common_scalar(md_ctx *ctx, md_term *t, int n, int rows, int cols);
+
 md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
 {
     if (n == 0) return md_num_si(ctx, 0, 1);
+    if (n == 1 && terms[0]->kind != MD_ADD) return terms[0];   /* c*(a + b) stays factored */
     int rows = terms[0]->rows, cols = terms[0]->cols;
     md_vec flat = {0};
     for (int i = 0; i < n; i++) md_flatten_add(ctx, &flat, terms[i], NULL);
@@ -254,6 +257,7 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
     md_expr *r = NULL;
     if (m == 0) r = md_zero(ctx, rows, cols);
     else if (m == 1) r = md_join(ctx, t[0].coef, t[0].core, rows, cols);
+    if (!r) r = md_common_scalar(ctx, t, m, rows, cols);
     if (!r) r = md_factor_common(ctx, t, m, rows, cols, 1);
     if (!r) r = md_factor_common(ctx, t, m, rows, cols, 0);
     if (!r) {
@@ -264,6 +268,52 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
     }
     for (int i = 0; i < m; i++) mpq_clear(t[i].coef);
     free(t);
+    return r;
+}
+
+/*
+ * A symbolic scalar factor common to every term comes out:
+ * c*A*x + c*B*x = c*(A*x + B*x) (and then the factoring below gives
+ * c*(A + B)*x).  Returns NULL when there is none.
+ */
+static md_expr *md_common_scalar(md_ctx *ctx, md_term *t, int n, int rows, int cols)
+{
+    if (!t[0].core || t[0].core->kind != MD_MUL) return NULL;
+    md_expr *f = NULL;
+    for (int k = 0; k < t[0].core->nargs && !f; k++) {
+        md_expr *cand = t[0].core->args[k];
+        if (!md_is_scalar(cand) || cand->kind == MD_NUM) continue;
+        int all = 1;
+        for (int i = 1; i < n && all; i++) {
+            md_expr *e = t[i].core;
+            int has = 0;
+            if (e && e->kind == MD_MUL)
+                for (int j = 0; j < e->nargs; j++) has |= e->args[j] == cand;
+            all = has;
+        }
+        if (all) f = cand;
+    }
+    if (!f) return NULL;
+    md_expr **rest = md_xmalloc((size_t)n * sizeof *rest);
+    for (int i = 0; i < n; i++) {
+        md_expr *e = t[i].core;
+        md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+        int m = 0, dropped = 0;
+        for (int j = 0; j < e->nargs; j++) {
+            if (!dropped && e->args[j] == f) {
+                dropped = 1;
+                continue;
+            }
+            a[m++] = e->args[j];
+        }
+        md_expr *core = m == 0 ? md_num_si(ctx, 1, 1) : md_mul(ctx, m, a);
+        if (md_is_scalar(core) && !(rows == MD_DIM_ONE && cols == MD_DIM_ONE))
+            core = md_mul2(ctx, core, md_ones(ctx, rows, cols));
+        rest[i] = md_scale(ctx, t[i].coef, core);
+        free(a);
+    }
+    md_expr *r = md_mul2(ctx, f, md_add(ctx, n, rest));
+    free(rest);
     return r;
 }
 
