@@ -79,6 +79,11 @@ void md_steps_free(md_derivation *d);
 /* The derivation as Unicode text (∘ : ᵀ ∂), identities in the margin. */
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out);
 
+/* The derivation in LaTeX: the shapes, then align* environments with the
+   identities in a second column (&&).  st may be NULL. */
+struct md_latex_style;
+void md_steps_latex(md_ctx *ctx, const md_derivation *d, const struct md_latex_style *st, md_buf *out);
+
 /*
  * The numerical check of a derivation: on random data (seed), with the
  * substitution symbols set to the values of what they stand for and their

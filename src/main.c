@@ -28,6 +28,7 @@
 #include "md_print.h"
 #include "md_shape.h"
 #include "md_simplify.h"
+#include "md_latex.h"
 #include "md_steps.h"
 
 #define MD_VERSION "0.1.0"
@@ -48,6 +49,12 @@ static const char md_usage[] =
     "                            on random data inside the function's domain; fails (exit 4)\n"
     "                            when the worst relative error exceeds 1e-6\n"
     "      --seed N              random seed for --check (default 1)\n"
+    "      --format FORMAT       text (default: a program matdiff reads back) or latex\n"
+    "                            (\\frac{\\partial f}{\\partial X} = ... in an align* environment)\n"
+    "      --standalone          with --format latex: a complete document for pdflatex\n"
+    "                            (amsmath and amssymb only)\n"
+    "      --transpose top|T     LaTeX transposes as ^\\top (default) or ^T\n"
+    "      --hadamard circ|odot  LaTeX Hadamard products as \\circ (default) or \\odot\n"
     "      --steps               show the derivation step by step (Unicode text: ∘ : ᵀ ∂),\n"
     "                            each identity named; with --check every line is verified\n"
     "                            numerically against the gradient\n"
@@ -86,6 +93,9 @@ typedef struct md_opts {
     int check;
     int simplify;
     int steps;
+    int latex;          /* --format latex */
+    int standalone;
+    md_latex_style style;
     unsigned long seed;
 } md_opts;
 
@@ -139,6 +149,19 @@ static int md_mentioned(const md_program *prog, const char *name)
     for (int i = 0; i < prog->nstmts; i++)
         if (prog->stmts[i]->expr && md_ast_mentions(prog->stmts[i]->expr, name)) return 1;
     return 0;
+}
+
+/* Writes the result; --standalone wraps LaTeX in a document. */
+static void md_emit_output(const md_opts *o, md_buf *out)
+{
+    if (o->latex && o->standalone) {
+        md_buf doc = {0};
+        md_latex_document(out->s ? out->s : "", &doc);
+        fputs(doc.s, stdout);
+        md_buf_free(&doc);
+    } else if (out->s) {
+        fputs(out->s, stdout);
+    }
 }
 
 static int md_run(md_opts *o)
@@ -296,20 +319,42 @@ static int md_run(md_opts *o)
             rc = EXIT_INTERNAL;
             goto done;
         }
-        md_steps_text(ctx, &der, &out);
+        if (o->latex) md_steps_latex(ctx, &der, &o->style, &out);
+        else md_steps_text(ctx, &der, &out);
+        const char *cm = o->latex ? "%" : "#";
         if (o->check) {
             double w = md_steps_check(ctx, typed.f, &der, o->seed);
             if (w < 0) {
-                md_buf_puts(&out, "# check: no point inside the function's domain was found\n");
+                md_buf_printf(&out, "%s check: no point inside the function's domain was found\n", cm);
                 rc = EXIT_CHECK;
             } else {
-                md_buf_printf(&out, "# check: every line agrees with the gradient to %.1e (%s)\n", w,
+                md_buf_printf(&out, "%s check: every line agrees with the gradient to %.1e (%s)\n", cm, w,
                               w <= 1e-9 ? "ok" : "FAILED");
                 if (w > 1e-9) rc = EXIT_CHECK;
             }
         }
         md_steps_free(&der);
-        fputs(out.s, stdout);
+        md_emit_output(o, &out);
+        goto done;
+    }
+
+    if (o->latex) {
+        md_latex_gradients(ctx, typed.f, nv, wrt, grads, &o->style, &out);
+        if (o->check) {
+            md_check_result *res = md_xcalloc((size_t)nv + 1, sizeof *res);
+            int crc = md_check(ctx, typed.f, nv, wrt, grads, o->seed, 1e-6, res, stderr);
+            check_no_domain = crc < 0;
+            for (int i = 0; i < nv && crc >= 0; i++)
+                md_buf_printf(&out, "%% check d/d%s: worst relative error %.1e against finite differences (%s)\n",
+                              ctx->syms[wrt[i]].name, res[i].worst_rel_err, res[i].ok ? "ok" : "FAILED");
+            if (crc) rc = EXIT_CHECK;
+            free(res);
+        }
+        md_emit_output(o, &out);
+        if (rc == EXIT_CHECK)
+            fprintf(stderr, "matdiff: --check failed: %s\n",
+                    check_no_domain ? "no point inside the function's domain was found"
+                                    : "a gradient disagrees with finite differences");
         goto done;
     }
 
@@ -397,6 +442,8 @@ int main(int argc, char **argv)
         {"wrt", required_argument, NULL, 'w'},   {"file", required_argument, NULL, 'f'},
         {"check", no_argument, NULL, 'c'},       {"seed", required_argument, NULL, 'S'},
         {"simplify", no_argument, NULL, 's'},     {"steps", no_argument, NULL, 'D'},
+        {"format", required_argument, NULL, 'F'}, {"standalone", no_argument, NULL, 'L'},
+        {"transpose", required_argument, NULL, 'T'}, {"hadamard", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     md_opts o = {0};
@@ -435,6 +482,34 @@ int main(int argc, char **argv)
         case 'c': o.check = 1; break;
         case 's': o.simplify = 1; break;
         case 'D': o.steps = 1; break;
+        case 'F':
+            if (!strcmp(optarg, "latex")) o.latex = 1;
+            else if (!strcmp(optarg, "text")) o.latex = 0;
+            else {
+                usage_error("--format: '%s' is not a format (text, latex)", optarg);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case 'L': o.standalone = 1; break;
+        case 'T':
+            if (!strcmp(optarg, "T")) o.style.transpose_T = 1;
+            else if (!strcmp(optarg, "top")) o.style.transpose_T = 0;
+            else {
+                usage_error("--transpose: '%s' is not a style (top for ^\\top, T for ^T)", optarg);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case 'H':
+            if (!strcmp(optarg, "odot")) o.style.odot = 1;
+            else if (!strcmp(optarg, "circ")) o.style.odot = 0;
+            else {
+                usage_error("--hadamard: '%s' is not a style (circ, odot)", optarg);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            break;
         case 'S': {
             char *end;
             errno = 0;
@@ -488,6 +563,16 @@ int main(int argc, char **argv)
     if (optind < argc) o.program = argv[optind++];
     if (optind < argc) {
         usage_error("unexpected argument '%s' (quote the program as one argument)", argv[optind]);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (o.standalone && !o.latex) {
+        usage_error("%s", "--standalone makes a LaTeX document: use it with --format latex");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (o.simplify && o.latex) {
+        usage_error("%s", "--simplify prints a program: it has no LaTeX form (use --format text)");
         rc = EXIT_USAGE;
         goto out;
     }

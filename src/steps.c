@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "md_diff.h"
+#include "md_latex.h"
 #include "md_print.h"
 #include "md_simplify.h"
 
@@ -611,6 +612,158 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         }
         md_buf_putc(out, '\n');
     }
+}
+
+/* ---- LaTeX ------------------------------------------------------------ */
+
+static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out)
+{
+    /* ':' binds looser than products and \circ, tighter than + */
+    int paren = md_print_level(ctx, e) <= MD_LEVEL_SUM;
+    if (paren) md_buf_puts(out, "\\left(");
+    md_latex_expr(ctx, e, st, NULL, out);
+    if (paren) md_buf_puts(out, "\\right)");
+}
+
+static void latex_pairs(md_ctx *ctx, const md_pair *v, int n, const md_latex_style *st, md_buf *out)
+{
+    if (n == 0) {
+        md_buf_puts(out, "0");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        md_expr *a = v[i].a;
+        int neg = a->kind == MD_NUM ? mpq_sgn(a->q) < 0
+                                    : a->kind == MD_MUL && a->args[0]->kind == MD_NUM && mpq_sgn(a->args[0]->q) < 0;
+        if (neg) a = md_neg(ctx, a);
+        if (i) md_buf_puts(out, neg ? " - " : " + ");
+        else if (neg) md_buf_puts(out, "-");
+        if (!md_is_num(a, 1)) {
+            latex_side(ctx, a, st, out);
+            md_buf_puts(out, " : ");
+        }
+        latex_side(ctx, v[i].e, st, out);
+    }
+}
+
+static void latex_frob(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out)
+{
+    if (!md_is_scalar(e)) {
+        md_latex_expr(ctx, e, st, NULL, out);
+        return;
+    }
+    md_expr **t = e->kind == MD_ADD ? e->args : &e;
+    int nt = e->kind == MD_ADD ? e->nargs : 1;
+    md_pair *p = md_xmalloc((size_t)nt * sizeof *p);
+    for (int i = 0; i < nt; i++) frob_split(ctx, t[i], &p[i].a, &p[i].e);
+    latex_pairs(ctx, p, nt, st, out);
+    free(p);
+}
+
+/* "A:BC = BᵀA:C, collect terms" in LaTeX: identities in math, words in \text */
+static void latex_why(const char *why, const md_latex_style *st, md_buf *out)
+{
+    md_buf_puts(out, " && ");
+    const char *p = why;
+    int first = 1;
+    while (*p) {
+        const char *q = strstr(p, ", ");
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (!first) md_buf_puts(out, ",\\; ");
+        first = 0;
+        int math = memchr(p, '=', n) != NULL || memchr(p, ':', n) != NULL;
+        if (!math) md_buf_puts(out, "\\text{");
+        for (size_t i = 0; i < n;) {
+            if (!strncmp(p + i, "ᵀ", strlen("ᵀ"))) {
+                md_buf_puts(out, st && st->transpose_T ? "^T" : "^\\top ");
+                i += strlen("ᵀ");
+            } else if (!strncmp(p + i, "∘", strlen("∘"))) {
+                md_buf_puts(out, st && st->odot ? "\\odot " : "\\circ ");
+                i += strlen("∘");
+            } else {
+                md_buf_putc(out, p[i]);
+                i++;
+            }
+        }
+        if (!math) md_buf_putc(out, '}');
+        p += n;
+        if (q) p += 2;
+    }
+}
+
+static void latex_lhs(const char *lhs, md_buf *out)
+{
+    if (lhs[0] == 'd' && lhs[1]) {
+        md_buf_puts(out, "\\mathrm{d}");
+        md_latex_name(lhs + 1, out);
+    } else {
+        md_latex_name(lhs, out);
+    }
+}
+
+void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *st, md_buf *out)
+{
+    int open = 0;
+    for (int i = 0; i < d->nlines; i++) {
+        const md_line *l = &d->lines[i];
+        if (l->kind == MD_LINE_SHAPES) {
+            md_buf_puts(out, "\\[\n");
+            int first = 1;
+            for (int s = 0; s < ctx->nsyms; s++) {
+                int is_subst = 0;
+                for (int k = 0; k < d->nsubst; k++) is_subst |= d->subst[k].sym == s;
+                if (is_subst) continue;
+                md_symbol *y = &ctx->syms[s];
+                md_buf_puts(out, first ? "" : ",\\quad ");
+                first = 0;
+                md_latex_name(y->name, out);
+                if (y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE) md_buf_puts(out, " \\in \\mathbb{R}");
+                else if (y->cols == MD_DIM_ONE) md_buf_printf(out, " \\in \\mathbb{R}^{%s}", ctx->dims[y->rows].name);
+                else
+                    md_buf_printf(out, " \\in \\mathbb{R}^{%s\\times %s}%s", ctx->dims[y->rows].name,
+                                  ctx->dims[y->cols].name, y->kind == MD_SYM_SYMMETRIC ? "\\text{ symmetric}" : "");
+            }
+            md_buf_puts(out, "\n\\]\n");
+            continue;
+        }
+        if (l->kind == MD_LINE_TEXT) {
+            if (open) md_buf_puts(out, "\n\\end{align*}\n");
+            open = 0;
+            md_buf_printf(out, "With respect to $");
+            md_latex_name(ctx->syms[d->wrt[l->block]].name, out);
+            md_buf_puts(out, "$, the other variables held constant:\n");
+            continue;
+        }
+        if (!open) md_buf_puts(out, "\\begin{align*}\n");
+        else md_buf_puts(out, " \\\\\n");
+        open = 1;
+        switch (l->kind) {
+        case MD_LINE_DEF:
+            latex_lhs(l->lhs, out);
+            md_buf_puts(out, " &= ");
+            md_latex_expr(ctx, l->expr, st, NULL, out);
+            break;
+        case MD_LINE_EQ:
+            latex_lhs(l->lhs, out);
+            md_buf_puts(out, " &= ");
+            latex_frob(ctx, l->expr, st, out);
+            break;
+        case MD_LINE_PAIRS:
+            if (l->lhs) latex_lhs(l->lhs, out);
+            md_buf_puts(out, " &= ");
+            latex_pairs(ctx, l->pairs, l->npairs, st, out);
+            break;
+        case MD_LINE_RESULT:
+            md_buf_puts(out, "\\frac{\\partial f}{\\partial ");
+            md_latex_name(ctx->syms[d->wrt[l->block]].name, out);
+            md_buf_puts(out, "} &= ");
+            md_latex_expr(ctx, l->expr, st, NULL, out);
+            break;
+        default: break;
+        }
+        if (l->why) latex_why(l->why, st, out);
+    }
+    if (open) md_buf_puts(out, "\n\\end{align*}\n");
 }
 
 /* ---- the numerical check ---------------------------------------------- */
