@@ -14,7 +14,8 @@
  *                 chain follows it: \frac{1}{2}X, \frac{\lambda}{2x}A^\top B,
  *                 \frac{1}{x^{2}} for a lone negative power.  Exponents stay
  *                 inline (x^{1/2}) so that superscripts do not grow tall.
- *   transposes    ^\top (or ^T); (X^\top)^{-1} rather than a double superscript.
+ *   transposes    ^\top (or ^T); (X^\top)^{-1} rather than a double superscript,
+ *                 (\mathrm{d}X)^\top for the transpose of a differential.
  *   Hadamard      A \circ B (or \odot); B.^k is the Hadamard power B^{\circ k}
  *                 and B.^-1 is B^{\circ -1}.  A matrix product that is an
  *                 operand of \circ, and a \circ product that is a factor
@@ -118,7 +119,7 @@ static void put_rat_frac(lx *p, mpq_srcptr q)
     put(p, "}");
 }
 
-/* Runs fn's output into a fresh string. */
+/* e (in a group if its level is below need) as a fresh string. */
 static char *render(lx *p, md_expr *e, int need)
 {
     md_buf b = {0};
