@@ -29,7 +29,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property asan valgrind bench clean help
+.PHONY: all demo docs test check unit golden property latex asan valgrind bench clean help
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -69,13 +69,16 @@ test:
 	$(MAKE) check
 	$(MAKE) asan
 
-check: unit golden property
+check: unit golden property latex
 
 unit: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $(VALGRIND) $$t; done
 
 golden: $(BIN)
 	@MATDIFF="$(VALGRIND) ./$(BIN)" sh tests/golden/run.sh
+
+latex: $(BIN)
+	@MATDIFF="./$(BIN)" sh tests/latex.sh
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300

@@ -482,7 +482,9 @@ static void pr(md_pr *p, md_expr *e, int need)
                 mpq_clear(k);
             }
             /* only when that leaves fewer minus signs: not (-A' - A)*x */
-            if (nsums == 1 && nneg >= npos) p->negated = sum;
+            /* (not for -(a - b) alone: that must read back as the same node) */
+            if (nsums == 1 && nneg >= npos && !(e->nargs == 2 && md_is_num(e->args[0], -1)))
+                p->negated = sum;
             else md_buf_putc(p->out, '-');
         }
         mpq_abs(c, c);

@@ -105,24 +105,30 @@ static md_expr *md_join(md_ctx *ctx, const mpq_t coef, md_expr *core, int rows, 
 
 /*
  * A sum used as a factor is made primitive: returns the primitive sum and
- * sets content so that e == content * result.  Coefficients of the result
- * are coprime integers; the constant term, if any, is positive, else the
- * first term is.
+ * sets content so that e == content * result.  The content is the gcd of
+ * the coefficients' numerators, divided by their denominator when they all
+ * have the same one; the constant term of the result, if any, is positive,
+ * else the first term is.
  */
 static md_expr *md_primitive(md_ctx *ctx, md_expr *e, mpq_t content)
 {
     mpq_set_ui(content, 1, 1);
     if (e->kind != MD_ADD) return e;
+    /* the content is the gcd of the numerators, over the denominator only
+       when all coefficients share it: (x + y)/2, but x/2 + y/3 and
+       A'*r + x/500 rather than (500*A'*r + x)/500 */
     mpz_t g, l;
     mpz_inits(g, l, NULL);
-    mpz_set_ui(l, 1);
     mpq_t c;
     mpq_init(c);
+    int same_den = 1;
     for (int i = 0; i < e->nargs; i++) {
         md_split(ctx, e->args[i], c);
         mpz_gcd(g, g, mpq_numref(c));
-        mpz_lcm(l, l, mpq_denref(c));
+        if (i == 0) mpz_set(l, mpq_denref(c));
+        else if (mpz_cmp(l, mpq_denref(c)) != 0) same_den = 0;
     }
+    if (!same_den) mpz_set_ui(l, 1);
     /* the sign: a constant term (a number, c*matrix(1)) is made positive,
        as in 1 - x.^2; otherwise the first term */
     md_expr *lead = e->args[0];

@@ -1,0 +1,38 @@
+#!/bin/sh
+# tests/latex.sh -- every --standalone case of tests/golden/latex.test must
+# compile with `pdflatex -halt-on-error` (amsmath and amssymb only).
+#
+# Without pdflatex the check is skipped with a message, except under CI
+# (CI=true), where .ci/run installs texlive-latex-base and a missing
+# pdflatex is a failure.
+set -u
+M=${MATDIFF:-./matdiff}
+if ! command -v pdflatex >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then
+        echo "latex: pdflatex not found (CI installs texlive-latex-base)"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    echo "latex: pdflatex not found: skipping (apt-get install texlive-latex-base)"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# the cases: name, args, program (one line each)
+awk '/^%%case /{name=$2} /^%%args /{args=substr($0, 8)}
+     /^%%program$/{getline prog; if (args ~ /--standalone/) print name "\t" args "\t" prog}' \
+    tests/golden/latex.test > "$tmp/cases"
+pass=0 fail=0
+while IFS="$(printf '\t')" read -r name args prog; do
+    # shellcheck disable=SC2086 # args are words
+    printf '%s\n' "$prog" | $M $args > "$tmp/$name.tex" 2> "$tmp/$name.err"
+    if (cd "$tmp" && pdflatex -halt-on-error -interaction=nonstopmode "$name.tex" > "$name.out" 2>&1); then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL latex $name: pdflatex could not compile the document:"
+        grep -A4 '^!' "$tmp/$name.log" | head -12
+    fi
+done < "$tmp/cases"
+echo "latex: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
