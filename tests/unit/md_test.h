@@ -8,7 +8,13 @@
 #define MD_TEST_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "md_ast.h"
+#include "md_expr.h"
+#include "md_shape.h"
 
 #define MD_TEST_MAIN(suite_fn)                                         \
     int main(void)                                                     \
@@ -19,5 +25,58 @@
         srunner_free(sr);                                              \
         return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;             \
     }
+
+/* A program parsed and typechecked, with everything it reported. */
+typedef struct tprog {
+    md_source src;
+    md_program *prog;
+    md_ctx *ctx;
+    md_typed typed;
+    FILE *errf;
+    char *err;        /* everything reported, NUL-terminated */
+    size_t errlen;
+    int rc;           /* 0: parsed and typechecked */
+} tprog;
+
+/* Parses and typechecks text; rc says whether that worked. */
+static inline tprog *load_any(const char *text)
+{
+    tprog *p = calloc(1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    md_source_init(&p->src, "<t>", text, strlen(text));
+    p->errf = open_memstream(&p->err, &p->errlen);
+    ck_assert_ptr_nonnull(p->errf);
+    p->src.err = p->errf;
+    p->ctx = md_ctx_new();
+    p->prog = md_parse(&p->src);
+    p->rc = p->prog && md_typecheck(p->prog, p->ctx, &p->typed) == 0 ? 0 : -1;
+    fflush(p->errf);
+    return p;
+}
+
+/* The same for a text that must be valid. */
+static inline tprog *load(const char *text)
+{
+    tprog *p = load_any(text);
+    ck_assert_msg(p->rc == 0, "'%s' failed: %s", text, p->err);
+    return p;
+}
+
+static inline void unload(tprog *p)
+{
+    fclose(p->errf);
+    free(p->err);
+    md_typed_free(&p->typed);
+    md_program_free(p->prog);
+    md_ctx_free(p->ctx);
+    free(p);
+}
+
+static inline int find(const tprog *p, const char *name)
+{
+    int s = md_ctx_find_sym(p->ctx, name);
+    ck_assert_msg(s >= 0, "no variable '%s'", name);
+    return s;
+}
 
 #endif

@@ -33,48 +33,7 @@
 
 /* ---- programs ---- */
 
-typedef struct tprog {
-    md_source src;
-    md_program *prog;
-    md_ctx *ctx;
-    md_typed typed;
-    FILE *errf;
-    char *err;
-    size_t errlen;
-} tprog;
-
-static tprog *load(const char *text)
-{
-    tprog *p = calloc(1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    md_source_init(&p->src, "<t>", text, strlen(text));
-    p->errf = open_memstream(&p->err, &p->errlen);
-    ck_assert_ptr_nonnull(p->errf);
-    p->src.err = p->errf;
-    p->ctx = md_ctx_new();
-    p->prog = md_parse(&p->src);
-    int rc = p->prog && md_typecheck(p->prog, p->ctx, &p->typed) == 0 ? 0 : -1;
-    fflush(p->errf);
-    ck_assert_msg(rc == 0, "'%s' failed: %s", text, p->err);
-    return p;
-}
-
-static void unload(tprog *p)
-{
-    fclose(p->errf);
-    free(p->err);
-    md_typed_free(&p->typed);
-    md_program_free(p->prog);
-    md_ctx_free(p->ctx);
-    free(p);
-}
-
-static int find(const tprog *p, const char *name)
-{
-    int s = md_ctx_find_sym(p->ctx, name);
-    ck_assert_msg(s >= 0, "no variable '%s'", name);
-    return s;
-}
+/* tprog, load, unload and find come from md_test.h */
 
 /* Every string the tests pin is appended to a file that the pdflatex test
    compiles: a file, because with CK_FORK each test runs in its own process.

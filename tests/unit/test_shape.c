@@ -30,46 +30,12 @@
 
 /* ---- helpers ---- */
 
-typedef struct tprog {
-    md_source src;
-    md_program *prog;
-    md_ctx *ctx;
-    md_typed typed;
-    FILE *errf;
-    char *err;        /* everything reported, NUL-terminated */
-    size_t errlen;
-    int rc;           /* 0: parsed and typechecked */
-} tprog;
-
-static tprog *load(const char *text)
-{
-    tprog *p = calloc(1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    md_source_init(&p->src, "<t>", text, strlen(text));
-    p->errf = open_memstream(&p->err, &p->errlen);
-    ck_assert_ptr_nonnull(p->errf);
-    p->src.err = p->errf;
-    p->ctx = md_ctx_new();
-    p->prog = md_parse(&p->src);
-    p->rc = p->prog && md_typecheck(p->prog, p->ctx, &p->typed) == 0 ? 0 : -1;
-    fflush(p->errf);
-    return p;
-}
-
-static void unload(tprog *p)
-{
-    fclose(p->errf);
-    free(p->err);
-    md_typed_free(&p->typed);
-    md_program_free(p->prog);
-    md_ctx_free(p->ctx);
-    free(p);
-}
+/* tprog, load_any, load, unload and find come from md_test.h */
 
 /* A program that must typecheck. */
 static tprog *ok(const char *text)
 {
-    tprog *p = load(text);
+    tprog *p = load_any(text);
     ck_assert_msg(p->rc == 0, "'%s' failed: %s", text, p->err);
     ck_assert_ptr_nonnull(p->typed.f);
     return p;
@@ -103,7 +69,7 @@ static const char *err_line(const tprog *p, int k)
 /* The program must fail with exactly this first line. */
 static void expect_error(const char *text, const char *first)
 {
-    tprog *p = load(text);
+    tprog *p = load_any(text);
     ck_assert_msg(p->rc == -1, "'%s' should fail", text);
     ck_assert_str_eq(err_line(p, 0), first);
     unload(p);
@@ -507,7 +473,7 @@ END_TEST
 START_TEST(test_error_messages)
 {
     /* the brief's example, with its caret under the operator */
-    tprog *p = load("norm2(X + y)^2");
+    tprog *p = load_any("norm2(X + y)^2");
     ck_assert_int_eq(p->rc, -1);
     ck_assert_str_eq(err_line(p, 0),
                      "<t>:1:9: error: cannot add: 'X' is a matrix (n×m) but 'y' is a vector (n)");
@@ -515,7 +481,7 @@ START_TEST(test_error_messages)
     ck_assert_str_eq(err_line(p, 2), "        ^");
     unload(p);
     /* a two-character operator gets a caret and a tilde */
-    p = load("sum(X .* y)");
+    p = load_any("sum(X .* y)");
     ck_assert_str_eq(err_line(p, 0),
                      "<t>:1:7: error: elementwise operands differ in shape: 'X' is a matrix (n×m) "
                      "but 'y' is a vector (n)");

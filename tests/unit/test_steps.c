@@ -8,6 +8,10 @@
  * line must also be the gradient itself, and the text must contain the
  * identities it claims to use.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <stdio.h>
 #include <string.h>
 
@@ -49,13 +53,9 @@ static const prog progs[] = {
 
 static void check_prog(const prog *p)
 {
-    md_source src;
-    md_source_init(&src, "<t>", p->text, strlen(p->text));
-    md_program *pg = md_parse(&src);
-    ck_assert_msg(pg != NULL, "%s: parse", p->text);
-    md_ctx *ctx = md_ctx_new();
-    md_typed t;
-    ck_assert_msg(md_typecheck(pg, ctx, &t) == 0, "%s: typecheck", p->text);
+    tprog *tp = load(p->text);
+    md_ctx *ctx = tp->ctx;
+    md_typed t = tp->typed;
     int wrt[8], n = 0;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", p->wrt);
@@ -82,9 +82,7 @@ static void check_prog(const prog *p)
     ck_assert_ptr_nonnull(strstr(out.s, "∂f/∂"));
     md_buf_free(&out);
     md_steps_free(&d);
-    md_typed_free(&t);
-    md_program_free(pg);
-    md_ctx_free(ctx);
+    unload(tp);
 }
 
 START_TEST(test_every_line_checks)
@@ -97,14 +95,10 @@ END_TEST
    2(Pᵀ∘Mᵀ + P∘M)γ, as the accepted answer does. */
 START_TEST(test_seed_004_text)
 {
-    const char *text = "matrix gamma; norm2(R - P.*(gamma*gamma'))^2";
-    md_source src;
-    md_source_init(&src, "<t>", text, strlen(text));
-    md_program *pg = md_parse(&src);
-    md_ctx *ctx = md_ctx_new();
-    md_typed t;
-    ck_assert_int_eq(md_typecheck(pg, ctx, &t), 0);
-    int wrt = md_ctx_find_sym(ctx, "gamma");
+    tprog *tp = load("matrix gamma; norm2(R - P.*(gamma*gamma'))^2");
+    md_ctx *ctx = tp->ctx;
+    md_typed t = tp->typed;
+    int wrt = find(tp, "gamma");
     md_derivation d;
     ck_assert_int_eq(md_steps_derive(ctx, t.f, 1, &wrt, &d), 0);
     md_buf out = {0};
@@ -116,9 +110,7 @@ START_TEST(test_seed_004_text)
     ck_assert_ptr_nonnull(strstr(out.s, "∂f/∂γ = 2(Pᵀ∘Mᵀ + P∘M)γ\n"));
     md_buf_free(&out);
     md_steps_free(&d);
-    md_typed_free(&t);
-    md_program_free(pg);
-    md_ctx_free(ctx);
+    unload(tp);
 }
 END_TEST
 
