@@ -1133,20 +1133,15 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         if (a->kind == MD_ZERO) return md_zero(ctx, rows, cols);
         if (a->kind == MD_ONES) return md_eye(ctx, a->rows);
         if (a->kind == MD_DIAGV) break;
-        if (a->kind == MD_MUL && a->args[0]->kind == MD_NUM) {
-            mpq_init(c);
-            md_expr *core = md_coef_out(ctx, a, c);
-            r = md_scale(ctx, c, md_unary(ctx, kind, core));
-            mpq_clear(c);
-            return r;
-        }
-        break;
+        goto diag_linear;
     case MD_DIAGV:
         if (md_is_scalar(a)) return a;
         if (a->kind == MD_ZERO) return md_zero(ctx, rows, cols);
         if (a->kind == MD_EYE) return md_ones(ctx, rows, cols);
         if (a->kind == MD_DIAGM) return a->args[0];
         if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
+    diag_linear:
+        /* both diags are linear: numbers come out */
         if (a->kind == MD_MUL && a->args[0]->kind == MD_NUM) {
             mpq_init(c);
             md_expr *core = md_coef_out(ctx, a, c);
