@@ -1140,6 +1140,18 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         if (a->kind == MD_EYE) return md_ones(ctx, rows, cols);
         if (a->kind == MD_DIAGM) return a->args[0];
         if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
+        /* diag(u*w') = u .* w for column vectors u, w (scalars stay outside) */
+        if (a->kind == MD_MUL) {
+            int k = md_chain_start(a);
+            if (a->nargs - k == 2 && a->args[k]->cols == MD_DIM_ONE && a->args[k + 1]->rows == MD_DIM_ONE) {
+                md_expr **t = md_xmalloc((size_t)(k + 1) * sizeof *t);
+                memcpy(t, a->args, (size_t)k * sizeof *t);
+                t[k] = md_had2(ctx, a->args[k], md_trans(ctx, a->args[k + 1]));
+                r = md_mul(ctx, k + 1, t);
+                free(t);
+                return r;
+            }
+        }
     diag_linear:
         /* both diags are linear: numbers come out */
         if (a->kind == MD_MUL && a->args[0]->kind == MD_NUM) {
