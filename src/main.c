@@ -28,6 +28,7 @@
 #include "md_print.h"
 #include "md_shape.h"
 #include "md_simplify.h"
+#include "md_emit.h"
 #include "md_latex.h"
 #include "md_steps.h"
 
@@ -49,11 +50,17 @@ static const char md_usage[] =
     "                            on random data inside the function's domain; fails (exit 4)\n"
     "                            when the worst relative error exceeds 1e-6\n"
     "      --seed N              random seed for --check (default 1)\n"
-    "      --format FORMAT       text (default: a program matdiff reads back) or latex\n"
+    "      --format FORMAT       text (default: a program matdiff reads back), latex, or c\n"
     "                            (\\frac{\\partial f}{\\partial X} = ... in an align* environment)\n"
     "      --standalone          with --format latex: a complete document for pdflatex\n"
     "                            (amsmath and amssymb only)\n"
     "      --transpose top|T     LaTeX transposes as ^\\top (default) or ^T\n"
+    "  With --format c (a C99 function computing f and its gradients; docs/codegen.md):\n"
+    "      --name NAME           the function's name (default f)\n"
+    "      --header              print the matching declarations instead\n"
+    "      --layout col|row      matrices column-major (default) or row-major\n"
+    "      --no-blas             plain loops instead of CBLAS calls (no dependency)\n"
+    "      --size n=1000,p=50    dimension sizes to choose product bracketings at emit time\n"
     "      --hadamard circ|odot  LaTeX Hadamard products as \\circ (default) or \\odot\n"
     "      --steps               show the derivation step by step (Unicode text: ∘ : ᵀ ∂),\n"
     "                            each identity named; with --check every line is verified\n"
@@ -94,6 +101,10 @@ typedef struct md_opts {
     int simplify;
     int steps;
     int latex;          /* --format latex */
+    int c;              /* --format c */
+    int header;         /* --header: the declarations only */
+    md_emit_opts emit;
+    char *sizes;        /* --size n=1000,p=50 */
     int standalone;
     md_latex_style style;
     unsigned long seed;
@@ -338,6 +349,54 @@ static int md_run(md_opts *o)
         goto done;
     }
 
+    if (o->c) {
+        /* size hints: --size n=1000,p=50 by dimension name */
+        long *hint = md_xcalloc((size_t)ctx->ndims + 1, sizeof *hint);
+        for (char *item = o->sizes; item && *item;) {
+            char *comma = strchr(item, ',');
+            char *eq = strchr(item, '=');
+            size_t ilen = comma ? (size_t)(comma - item) : strlen(item);
+            int found = 0;
+            if (eq && (size_t)(eq - item) < ilen) {
+                /* a dimension by its name (n), or by the generated field
+                   name of the first variable that carries it (X_rows) */
+                char nm[256];
+                snprintf(nm, sizeof nm, "%.*s", (int)(eq - item), item);
+                long v = strtol(eq + 1, NULL, 10);
+                for (int d = 1; d < ctx->ndims; d++)
+                    if (ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) hint[d] = v, found = 1;
+                for (int k = 0; k < ctx->nsyms && !found; k++) {
+                    const md_symbol *y = &ctx->syms[k];
+                    char f1[300], f2[300], f3[300];
+                    snprintf(f1, sizeof f1, "%s_rows", y->name);
+                    snprintf(f2, sizeof f2, "%s_cols", y->name);
+                    snprintf(f3, sizeof f3, "%s_len", y->name);
+                    if (!strcmp(nm, f1) || !strcmp(nm, f3)) hint[y->rows] = v, found = y->rows != MD_DIM_ONE;
+                    else if (!strcmp(nm, f2)) hint[y->cols] = v, found = y->cols != MD_DIM_ONE;
+                }
+                if (v < 1) found = 0;
+            }
+            if (!found) {
+                fprintf(stderr, "matdiff: --size: '%.*s' names no dimension of the program (write NAME=SIZE, SIZE >= 1)\n",
+                        (int)ilen, item);
+                free(hint);
+                rc = EXIT_USAGE;
+                goto done;
+            }
+            item = comma ? comma + 1 : item + ilen;
+        }
+        md_emit_opts eo = o->emit;
+        eo.size_hint = hint;
+        int erc = o->header ? md_emit_header(ctx, nv, wrt, &eo, &out, stderr)
+                            : md_emit_c(ctx, typed.f, nv, wrt, grads, &eo, &out, stderr);
+        free(hint);
+        if (erc) {
+            rc = EXIT_INPUT;
+            goto done;
+        }
+        fputs(out.s ? out.s : "", stdout);
+        goto done;
+    }
     if (o->latex) {
         md_latex_gradients(ctx, typed.f, nv, wrt, grads, &o->style, &out);
         if (o->check) {
@@ -444,10 +503,15 @@ int main(int argc, char **argv)
         {"simplify", no_argument, NULL, 's'},     {"steps", no_argument, NULL, 'D'},
         {"format", required_argument, NULL, 'F'}, {"standalone", no_argument, NULL, 'L'},
         {"transpose", required_argument, NULL, 'T'}, {"hadamard", required_argument, NULL, 'H'},
+        {"name", required_argument, NULL, 'N'},  {"header", no_argument, NULL, 'E'},
+        {"layout", required_argument, NULL, 'Y'}, {"no-blas", no_argument, NULL, 'B'},
+        {"size", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     md_opts o = {0};
     o.seed = 1;
+    o.emit.name = "f";
+    o.emit.blas = 1;
     int c, rc = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":w:f:cshV", longopts, NULL)) != -1) {
@@ -483,15 +547,30 @@ int main(int argc, char **argv)
         case 's': o.simplify = 1; break;
         case 'D': o.steps = 1; break;
         case 'F':
+            o.latex = o.c = 0;
             if (!strcmp(optarg, "latex")) o.latex = 1;
+            else if (!strcmp(optarg, "c")) o.c = 1;
             else if (!strcmp(optarg, "text")) o.latex = 0;
             else {
-                usage_error("--format: '%s' is not a format (text, latex)", optarg);
+                usage_error("--format: '%s' is not a format (text, latex, c)", optarg);
                 rc = EXIT_USAGE;
                 goto out;
             }
             break;
         case 'L': o.standalone = 1; break;
+        case 'N': o.emit.name = optarg; break;
+        case 'E': o.header = 1; break;
+        case 'Y':
+            if (!strcmp(optarg, "row")) o.emit.row_major = 1;
+            else if (!strcmp(optarg, "col")) o.emit.row_major = 0;
+            else {
+                usage_error("--layout: '%s' is not a layout (col, row)", optarg);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case 'B': o.emit.blas = 0; break;
+        case 'Z': o.sizes = optarg; break;
         case 'T':
             if (!strcmp(optarg, "T")) o.style.transpose_T = 1;
             else if (!strcmp(optarg, "top")) o.style.transpose_T = 0;
@@ -563,6 +642,16 @@ int main(int argc, char **argv)
     if (optind < argc) o.program = argv[optind++];
     if (optind < argc) {
         usage_error("unexpected argument '%s' (quote the program as one argument)", argv[optind]);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if ((o.header || o.emit.row_major || !o.emit.blas || o.sizes || strcmp(o.emit.name, "f")) && !o.c) {
+        usage_error("%s", "--name, --header, --layout, --no-blas and --size go with --format c");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (o.c && (o.steps || o.simplify)) {
+        usage_error("%s", "--format c emits the function and its gradients: no --steps or --simplify");
         rc = EXIT_USAGE;
         goto out;
     }

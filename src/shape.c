@@ -36,7 +36,8 @@
 
 typedef struct md_dvar {
     int parent;
-    const char *name;   /* user name, or NULL */
+    const char *name;   /* user name, or NULL (later: a letter for messages) */
+    int user;           /* the name is the user's (matrix X(n, p)) */
     int nonone;         /* may not be 1 */
     int final;          /* pass 2: the md_ctx dimension id */
 } md_dvar;
@@ -79,7 +80,7 @@ static int dv_new(md_st *st, const char *name, int nonone)
         st->dvcap = st->dvcap ? 2 * st->dvcap : 64;
         st->dv = md_xrealloc(st->dv, (size_t)st->dvcap * sizeof *st->dv);
     }
-    st->dv[st->ndv] = (md_dvar){st->ndv, name, nonone, -1};
+    st->dv[st->ndv] = (md_dvar){st->ndv, name, name != NULL, nonone, -1};
     return st->ndv++;
 }
 
@@ -645,7 +646,7 @@ static int final_dim(md_st *st, int d)
 {
     d = dv_find(st, d);
     if (d == 0) return MD_DIM_ONE;
-    if (st->dv[d].final < 0) st->dv[d].final = md_ctx_add_dim(st->ctx, st->dv[d].name, 1);
+    if (st->dv[d].final < 0) st->dv[d].final = md_ctx_add_dim(st->ctx, st->dv[d].name, st->dv[d].user);
     return st->dv[d].final;
 }
 

@@ -1,0 +1,53 @@
+/*
+ * md_emit.h -- C code generation: a self-contained C99 translation unit
+ * that computes f and its gradients, for other projects to compile and
+ * call in their inner loop (see docs/codegen.md).
+ *
+ * The emitted interface, for a function named NAME:
+ *
+ *     typedef struct NAME_dims { long n, p, ...; } NAME_dims;
+ *     size_t NAME_workspace(const NAME_dims *dims);   doubles of scratch
+ *     double NAME(const NAME_dims *dims, <inputs>, <gradients>, double *work);
+ *
+ * one dims field per dimension (declared names, or X_rows / X_cols / x_len
+ * after the first variable that carries an undeclared one), the inputs in
+ * the order of ctx->syms (double for scalars, const double * otherwise),
+ * the gradients as double *d_<name> in wrt order (NULL skips one).  No
+ * allocation, no global state: reentrant.  Generic functions (`function
+ * h`) become callbacks the caller defines: double NAME_h(double) and
+ * double NAME_h_d1(double), NAME_h_d2, ... for the derivatives used.
+ */
+#ifndef MD_EMIT_H
+#define MD_EMIT_H
+
+#include <stdio.h>
+
+#include "md_expr.h"
+
+typedef struct md_emit_opts {
+    const char *name;      /* function name, default "f" */
+    int row_major;         /* --layout row */
+    int blas;              /* 1: CBLAS calls (link -lopenblas), 0: --no-blas portable loops */
+    const long *size_hint; /* per dim id, 0 = unknown (run-time bracketing); may be NULL */
+} md_emit_opts;
+
+/*
+ * Emits one self-contained C99 translation unit computing f and its
+ * gradients with respect to wrt[0..n) (grads[i] from md_gradient).
+ * Returns 0, or -1 with a clear message on err for an unsupported
+ * construct (never code that computes a wrong value).
+ */
+int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+              const md_emit_opts *o, md_buf *out, FILE *err);
+
+/*
+ * The matching declarations (--header): the dims struct, the two
+ * prototypes and the callbacks for generic functions.  Call it after
+ * md_gradient: the callbacks declared are those of the generic-function
+ * nodes in ctx (a derivative that the simplifier made and later dropped
+ * may be declared without being called).
+ */
+int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o,
+                   md_buf *out, FILE *err);
+
+#endif

@@ -1,0 +1,662 @@
+/*
+ * test_emit.c -- the C code generator (src/emit.c), checked by compiling
+ * and running what it emits.
+ *
+ * For each program of the table: parse, typecheck, take the gradient with
+ * respect to every variable, draw data with md_env_random and evaluate f
+ * and the gradients with the internal evaluator (the ground truth).  Then
+ * emit the code in five variants -- CBLAS and loops, column- and
+ * row-major, and CBLAS with emit-time bracketing from size hints -- each
+ * under its own function name, together with its --header and a small
+ * wrapper that calls it through arrays (and defines the callbacks of
+ * generic functions as the evaluator's family).  One `cc -shared`
+ * invocation per program compiles them all with -std=c99 -Wall -Wextra
+ * -Wpedantic -Werror; the test dlopens the result and compares f and every
+ * gradient with the evaluator (relative error under 1e-10), once with
+ * every gradient requested and once with all but one pointer NULL.  The
+ * workspace is exactly the size the emitted NAME_workspace asks for and
+ * filled with NaN first, so a read of scratch that was never written
+ * shows up as a mismatch.
+ *
+ * Separate tests: the generated code under AddressSanitizer and
+ * UndefinedBehaviorSanitizer (as an executable, since a sanitized shared
+ * object cannot be loaded into an uninstrumented process), with clang,
+ * and the emit-time errors.
+ *
+ * The CBLAS variants are skipped, with a message, when cblas.h or
+ * -lopenblas is missing.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "md_ast.h"
+#include "md_diff.h"
+#include "md_emit.h"
+#include "md_eval.h"
+#include "md_shape.h"
+#include "md_test.h"
+
+/* ---- the programs ---- */
+
+typedef struct ecase {
+    const char *name;
+    const char *prog;
+    int hints;           /* also emit with emit-time bracketing from size hints */
+} ecase;
+
+static const ecase cases[] = {
+    {"seed000", "function f; norm2(vector(1)'*f(X*V))^2", 0},
+    {"seed001", "vector alpha; function h; norm2(h(X*W)*alpha - y)^2", 1},
+    {"seed002", "scalar beta; matrix Phi; beta*sum(abs(Phi'*Phi - eye))", 0},
+    {"seed003", "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2", 1},
+    {"seed004", "matrix gamma; norm2(R - P.*(gamma*gamma'))^2", 0},
+    {"quadratic", "x'*A*x", 0},
+    {"logdet", "logdet(X)", 0},
+    {"trace", "tr(A*X*B)", 1},
+    {"logistic", "sum(log(1 + exp(-y.*(X*w))))", 0},
+    {"twolayer", "norm2(W2*tanh(W1*x) - y)^2", 0},
+    {"invdet", "det(X) + tr(inv(A)*X)", 0},
+    {"diag", "sum(diag(X)) + x'*diag(x)*y + tr(diag(diag(X)*x'*X*z))", 0},
+    {"symmetric", "symmetric S; x'*S*x + logdet(S) + tr(S*A*S)", 0},
+    {"powers", "sum(X.^3) + norm1(X) + tr(X^2) + tr(X^-2) + sum(sqrt(exp(X))) + sum(X.^X)", 0},
+    {"scalars", "a^2*b + sin(a) + exp(b)/a", 0},
+    {"chain5", "tr(A*B*C*D*E) + x'*A*B*C*D*y", 1},
+    {"functions", "sum(sin(x) + cos(x) + tan(x).*arctan(x) + relu(x) + sqrt(abs(x)) + sign(x).*x + step(x).*x"
+                  " + arcsin(x/4) + arccos(x/4))", 0},
+    {"ridge", "norm2(X*w - y)^2 + c*norm2(w)^2", 0},
+    {"quartic", "(x'*x)^2 + x'*A'*A*x + norm2(x'*A)^2", 1},
+    {"mpow", "tr(X^3) + sum(inv(X)*x) + sum(X^-1*x)", 0},
+    {"unused", "scalar a; matrix B; vector z; a*sum(x) + 0*sum(z)", 0},
+    {"rowvec", "norm2(x'*A - y')^2 + x'*A*y", 0},
+    {"keywords", "scalar double, md_x; vector for; matrix int; double*for'*int*for + md_x*sum(int)", 0},
+};
+enum { NCASES = sizeof cases / sizeof cases[0] };
+
+/* ---- loading ---- */
+
+/* A program with its gradients with respect to every variable. */
+typedef struct eprog {
+    tprog *t;
+    md_ctx *ctx;
+    md_expr *f;
+    int n;
+    int *wrt;
+    md_expr **grads;
+} eprog;
+
+static eprog *eload(const char *text)
+{
+    eprog *p = calloc(1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    p->t = load(text);
+    p->ctx = p->t->ctx;
+    p->f = p->t->typed.f;
+    p->n = p->ctx->nsyms;
+    p->wrt = calloc((size_t)p->n + 1, sizeof *p->wrt);
+    p->grads = calloc((size_t)p->n + 1, sizeof *p->grads);
+    for (int i = 0; i < p->n; i++) {
+        p->wrt[i] = i;
+        p->grads[i] = md_gradient(p->ctx, p->f, i);
+        ck_assert_ptr_nonnull(p->grads[i]);
+    }
+    return p;
+}
+
+static void eunload(eprog *p)
+{
+    free(p->wrt);
+    free(p->grads);
+    unload(p->t);
+    free(p);
+}
+
+/* ---- files ---- */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/md_emit_XXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+/* Runs a shell command; returns its exit status, its output in *out. */
+static int run(const char *cmd, char **out)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    md_buf b = {0};
+    char chunk[4096];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, p)) > 0) {
+        chunk[k] = 0;
+        md_buf_puts(&b, chunk);
+    }
+    int st = pclose(p);
+    if (out) *out = b.s ? md_buf_take(&b) : strdup("");
+    else md_buf_free(&b);
+    return st;
+}
+
+static int have_blas(void)
+{
+    static int known = -1;
+    if (known >= 0) return known;
+    make_tmpdir();
+    write_file("probe.c", "#include <cblas.h>\nint main(void) { double x = 1; return (int)cblas_ddot(1, &x, 1, &x, 1) - 1; }\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cc -o %s/probe %s/probe.c -lopenblas", tmpdir, tmpdir);
+    known = run(cmd, NULL) == 0;
+    remove_tmpdir();
+    if (!known) fprintf(stderr, "test_emit: cblas.h or -lopenblas missing: CBLAS variants skipped\n");
+    return known;
+}
+
+/* ---- variants ---- */
+
+typedef struct variant {
+    const char *name;
+    int blas, row, hints;
+} variant;
+
+static const variant variants[] = {
+    {"bc", 1, 0, 0}, {"br", 1, 1, 0}, {"lc", 0, 0, 0}, {"lr", 0, 1, 0}, {"bh", 1, 0, 1},
+};
+enum { NVARIANTS = sizeof variants / sizeof variants[0] };
+
+/* The evaluator's generic family (md_eval.h): f_k^(m)(x). */
+static void write_generic(md_buf *w, const char *cname, int k, int m)
+{
+    double a = 0.7 + 0.3 * k, b = 0.4 + 0.5 * k;
+    static const char *const phase[4] = {"sin(t)", "cos(t)", "-sin(t)", "-cos(t)"};
+    md_buf_printf(w, "double %s(double x) { double t = %.17g * x + %.17g; return pow(%.17g, %d) * (%s); }\n",
+                  cname, a, b, a, m, phase[m & 3]);
+}
+
+/* The wrapper of variant v: call_<v>(dims, in, g, work), ws_<v>(dims). */
+static void write_wrapper(md_buf *w, const eprog *p, const char *v)
+{
+    md_ctx *ctx = p->ctx;
+    md_buf_printf(w, "#include \"%s.h\"\n", v);
+    md_buf_printf(w, "double call_%s(const long *dims, const double *const *in, double *const *g, double *work)\n{\n"
+                     "    %s_dims d;\n    memcpy(&d, dims, sizeof d);\n    return %s(&d", v, v, v);
+    for (int s = 0; s < ctx->nsyms; s++) {
+        int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
+        md_buf_printf(w, ", in[%d]%s", s, sc ? "[0]" : "");
+    }
+    for (int i = 0; i < p->n; i++) md_buf_printf(w, ", g[%d]", i);
+    md_buf_puts(w, ", work);\n}\n");
+    md_buf_printf(w, "size_t ws_%s(const long *dims)\n{\n    %s_dims d;\n    memcpy(&d, dims, sizeof d);\n"
+                     "    return %s_workspace(&d);\n}\n", v, v, v);
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int m = 0; m <= 3; m++) {
+            char cname[256];
+            if (m) snprintf(cname, sizeof cname, "%s_%s_d%d", v, ctx->funcs[k], m);
+            else snprintf(cname, sizeof cname, "%s_%s", v, ctx->funcs[k]);
+            write_generic(w, cname, k, m);
+        }
+}
+
+/* A copy of the column-major r x c m in the other layout when row. */
+static double *layout(const double *m, long r, long c, int row)
+{
+    double *x = malloc((size_t)(r * c) * sizeof *x + 8);
+    for (long j = 0; j < c; j++)
+        for (long i = 0; i < r; i++) x[row ? i * c + j : i + j * r] = m[i + j * r];
+    return x;
+}
+
+static double rel_err(const double *got, const double *want, long n)
+{
+    double e = 0, w = 0;
+    for (long i = 0; i < n; i++) {
+        e += (got[i] - want[i]) * (got[i] - want[i]);
+        w += want[i] * want[i];
+    }
+    if (isnan(e)) return INFINITY;
+    return sqrt(e) / (w > 0 ? sqrt(w) : 1e-200);
+}
+
+typedef double (*call_fn)(const long *, const double *const *, double *const *, double *);
+typedef size_t (*ws_fn)(const long *);
+
+/* Calls variant v with the gradients in mask and checks against want. */
+static void check_call(const eprog *p, const md_env *env, const md_mat *want, const variant *v, call_fn call,
+                       ws_fn ws, const char *cname, unsigned long mask)
+{
+    md_ctx *ctx = p->ctx;
+    long dims[64] = {0};
+    ck_assert_int_lt(ctx->ndims, 64);
+    for (int d = 1; d < ctx->ndims; d++) dims[d - 1] = env->dimsize[d];
+    size_t nw = ws(dims);
+    double *work = malloc(nw * sizeof(double) + 8);
+    for (size_t i = 0; i < nw; i++) work[i] = NAN;
+    const double **in = calloc((size_t)ctx->nsyms + 1, sizeof *in);
+    for (int s = 0; s < ctx->nsyms; s++)
+        in[s] = layout(env->val[s].v, env->val[s].rows, env->val[s].cols, v->row);
+    double **g = calloc((size_t)p->n + 1, sizeof *g);
+    for (int i = 0; i < p->n; i++)
+        if (mask >> i & 1) {
+            long sz = want[i + 1].rows * want[i + 1].cols;
+            g[i] = malloc((size_t)sz * sizeof(double) + 8);
+            for (long k = 0; k < sz; k++) g[i][k] = NAN;
+        }
+    double fv = call(dims, in, (double *const *)g, work);
+    double ef = fabs(fv - want[0].v[0]) / (fabs(want[0].v[0]) > 0 ? fabs(want[0].v[0]) : 1e-200);
+    ck_assert_msg(ef < 1e-10, "%s/%s: f = %.17g, evaluator %.17g", cname, v->name, fv, want[0].v[0]);
+    for (int i = 0; i < p->n; i++) {
+        if (!g[i]) continue;
+        const md_mat *m = &want[i + 1];
+        double *back = malloc((size_t)(m->rows * m->cols) * sizeof *back + 8);
+        /* undo the layout: back[i + j*r] = g[row ? i*c + j : ...] */
+        for (long c = 0; c < m->cols; c++)
+            for (long r = 0; r < m->rows; r++)
+                back[r + c * m->rows] = g[i][v->row ? r * m->cols + c : r + c * m->rows];
+        double e = rel_err(back, m->v, m->rows * m->cols);
+        ck_assert_msg(e < 1e-10, "%s/%s: d/d%s relative error %.3g (first entry %.17g, evaluator %.17g)", cname,
+                      v->name, ctx->syms[p->wrt[i]].name, e, back[0], m->v[0]);
+        free(back);
+    }
+    for (int i = 0; i < p->n; i++) free(g[i]);
+    free(g);
+    for (int s = 0; s < ctx->nsyms; s++) free((void *)in[s]);
+    free(in);
+    free(work);
+}
+
+/* The data and the evaluator's values for case c. */
+typedef struct prepared {
+    eprog *p;
+    md_env env;
+    md_mat *want;      /* want[0] = f, want[1 + i] = gradient i */
+} prepared;
+
+static void prepare(const ecase *c, prepared *r)
+{
+    r->p = eload(c->prog);
+    memset(&r->env, 0, sizeof r->env);
+    ck_assert_msg(md_env_random(r->p->ctx, r->p->f, 1, &r->env) == 0, "%s: no point in the domain", c->name);
+    md_expr **roots = calloc((size_t)r->p->n + 1, sizeof *roots);
+    r->want = calloc((size_t)r->p->n + 1, sizeof *r->want);
+    roots[0] = r->p->f;
+    for (int i = 0; i < r->p->n; i++) roots[i + 1] = r->p->grads[i];
+    ck_assert_msg(md_eval_many(&r->env, r->p->n + 1, roots, r->want) == 0, "%s: the evaluator failed", c->name);
+    free(roots);
+}
+
+static void release(prepared *r)
+{
+    for (int i = 0; i <= r->p->n; i++) md_mat_free(&r->want[i]);
+    free(r->want);
+    md_env_free(&r->env);
+    eunload(r->p);
+}
+
+static int variant_used(const ecase *c, const variant *v, int blas)
+{
+    if (v->blas && !blas) return 0;
+    return !v->hints || c->hints;
+}
+
+/*
+ * The fixture: emits every variant of every case into tmpdir/<case>/ and
+ * compiles all cases at once with make -j (the compiler's time dominates
+ * the suite).  Each case's compiler output is kept in its build.log.
+ */
+static int suite_blas;
+static char suitedir[256];   /* the fixture's directory (tests may make others) */
+
+static void compile_all(void)
+{
+    suite_blas = have_blas();
+    make_tmpdir();
+    md_buf mk = {0};
+    md_buf_puts(&mk, "all:");
+    for (int i = 0; i < NCASES; i++) md_buf_printf(&mk, " %s/case.so", cases[i].name);
+    md_buf_puts(&mk, "\n");
+    for (int i = 0; i < NCASES; i++) {
+        const ecase *c = &cases[i];
+        prepared r;
+        prepare(c, &r);
+        md_ctx *ctx = r.p->ctx;
+        char dir[64];
+        snprintf(dir, sizeof dir, "%s", c->name);
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, dir);
+        mkdir(path, 0700);
+        md_buf cmd = {0}, wrap = {0};
+        md_buf_printf(&cmd, "cc -shared -fPIC -O2 -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/case.so", dir);
+        md_buf_puts(&wrap, "#include <math.h>\n#include <string.h>\n");
+        long *hints = calloc((size_t)ctx->ndims + 1, sizeof *hints);
+        for (int d = 1; d < ctx->ndims; d++) hints[d] = r.env.dimsize[d];
+        for (int k = 0; k < NVARIANTS; k++) {
+            const variant *v = &variants[k];
+            if (!variant_used(c, v, suite_blas)) continue;
+            md_emit_opts o = {v->name, v->row, v->blas, v->hints ? hints : NULL};
+            md_buf code = {0}, hdr = {0};
+            ck_assert_int_eq(md_emit_c(ctx, r.p->f, r.p->n, r.p->wrt, r.p->grads, &o, &code, stderr), 0);
+            ck_assert_int_eq(md_emit_header(ctx, r.p->n, r.p->wrt, &o, &hdr, stderr), 0);
+            char fn[128];
+            snprintf(fn, sizeof fn, "%s/%s.c", dir, v->name);
+            write_file(fn, code.s);
+            snprintf(fn, sizeof fn, "%s/%s.h", dir, v->name);
+            write_file(fn, hdr.s);
+            md_buf_printf(&cmd, " %s/%s.c", dir, v->name);
+            write_wrapper(&wrap, r.p, v->name);
+            md_buf_free(&code);
+            md_buf_free(&hdr);
+        }
+        char fn[128];
+        snprintf(fn, sizeof fn, "%s/wrap.c", dir);
+        write_file(fn, wrap.s);
+        md_buf_printf(&cmd, " %s/wrap.c -lm%s", dir, suite_blas ? " -lopenblas" : "");
+        md_buf_printf(&mk, "%s/case.so:\n\t@%s > %s/build.log 2>&1\n", dir, cmd.s, dir);
+        md_buf_free(&cmd);
+        md_buf_free(&wrap);
+        free(hints);
+        release(&r);
+    }
+    write_file("Makefile", mk.s);
+    md_buf_free(&mk);
+    snprintf(suitedir, sizeof suitedir, "%s", tmpdir);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "make -k -s -j%ld -C %s", ncpu > 0 ? ncpu + 1 : 2, tmpdir);
+    run(cmd, NULL);   /* failures show per case */
+}
+
+static void cleanup_all(void)
+{
+    if (getenv("MD_EMIT_KEEP")) {
+        fprintf(stderr, "test_emit: kept %s\n", suitedir);
+        return;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "%s", suitedir);
+    remove_tmpdir();
+}
+
+START_TEST(emitted_code_matches_evaluator)
+{
+    const ecase *c = &cases[_i];
+    char so[600], log[600];
+    snprintf(so, sizeof so, "%s/%s/case.so", suitedir, c->name);
+    snprintf(log, sizeof log, "%s/%s/build.log", suitedir, c->name);
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        char cmd[700], *out = NULL;
+        snprintf(cmd, sizeof cmd, "cat %s", log);
+        run(cmd, &out);
+        ck_abort_msg("%s: the emitted code does not compile (%s):\n%s", c->name, dlerror(), out);
+    }
+    prepared r;
+    prepare(c, &r);
+    for (int k = 0; k < NVARIANTS; k++) {
+        const variant *v = &variants[k];
+        if (!variant_used(c, v, suite_blas)) continue;
+        char sym[64];
+        snprintf(sym, sizeof sym, "call_%s", v->name);
+        call_fn call;
+        *(void **)&call = dlsym(h, sym);
+        snprintf(sym, sizeof sym, "ws_%s", v->name);
+        ws_fn ws;
+        *(void **)&ws = dlsym(h, sym);
+        ck_assert(call && ws);
+        int n = r.p->n;
+        unsigned long all = n >= 63 ? ~0ul : (1ul << n) - 1;
+        check_call(r.p, &r.env, r.want, v, call, ws, c->name, all);
+        check_call(r.p, &r.env, r.want, v, call, ws, c->name, n ? 1ul << (n - 1) : 0);   /* only the last */
+        check_call(r.p, &r.env, r.want, v, call, ws, c->name, 0);                        /* f alone */
+    }
+    dlclose(h);
+    release(&r);
+}
+END_TEST
+
+/* ---- sanitizers and clang ---- */
+
+/* A standalone program that runs variant "f" of p on env's data with an
+   exactly sized workspace and prints f. */
+static void write_driver(md_buf *w, const eprog *p, const md_env *env)
+{
+    md_ctx *ctx = p->ctx;
+    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int m = 0; m <= 3; m++) {
+            char cname[256];
+            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
+            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
+            write_generic(w, cname, k, m);
+        }
+    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
+    if (ctx->ndims <= 1) md_buf_puts(w, "0");
+    for (int dd = 1; dd < ctx->ndims; dd++) md_buf_printf(w, "%s%ld", dd > 1 ? ", " : "", env->dimsize[dd]);
+    md_buf_puts(w, "};\n");
+    for (int s = 0; s < ctx->nsyms; s++) {
+        long n = env->val[s].rows * env->val[s].cols;
+        md_buf_printf(w, "    double *in%d = malloc(%ld * sizeof(double));\n", s, n);
+        for (long i = 0; i < n; i++) md_buf_printf(w, "    in%d[%ld] = %.17g;\n", s, i, env->val[s].v[i]);
+    }
+    for (int i = 0; i < p->n; i++) {
+        const md_symbol *sy = &ctx->syms[p->wrt[i]];
+        md_buf_printf(w, "    double *g%d = malloc(%ld * sizeof(double));\n", i,
+                      env->dimsize[sy->rows] * env->dimsize[sy->cols]);
+    }
+    md_buf_puts(w, "    double *work = malloc(f_workspace(&d) * sizeof(double) + 1);\n");
+    md_buf_puts(w, "    double v = f(&d");
+    for (int s = 0; s < ctx->nsyms; s++) {
+        int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
+        md_buf_printf(w, ", in%d%s", s, sc ? "[0]" : "");
+    }
+    for (int i = 0; i < p->n; i++) md_buf_printf(w, ", g%d", i);
+    md_buf_puts(w, ", work);\n    printf(\"%.17g\\n\", v);\n");
+    for (int s = 0; s < ctx->nsyms; s++) md_buf_printf(w, "    free(in%d);\n", s);
+    for (int i = 0; i < p->n; i++) md_buf_printf(w, "    free(g%d);\n", i);
+    md_buf_puts(w, "    free(work);\n    return 0;\n}\n");
+}
+
+/* Compiles case c (variant blas/row) with cc_flags into an executable and
+   checks that it runs cleanly and prints f. */
+static void run_standalone(const ecase *c, int blas, int row, const char *cc_flags)
+{
+    eprog *p = eload(c->prog);
+    md_env env = {0};
+    ck_assert_int_eq(md_env_random(p->ctx, p->f, 2, &env), 0);
+    md_mat fv;
+    ck_assert_int_eq(md_eval(&env, p->f, &fv), 0);
+    if (row)   /* the driver passes data as is: transpose the matrices */
+        for (int s = 0; s < p->ctx->nsyms; s++) {
+            md_mat *m = &env.val[s];
+            double *t = layout(m->v, m->rows, m->cols, 1);
+            memcpy(m->v, t, (size_t)(m->rows * m->cols) * sizeof *t);
+            free(t);
+        }
+    md_emit_opts o = {"f", row, blas, NULL};
+    md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
+    ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
+    write_driver(&drv, p, &env);
+    make_tmpdir();
+    write_file("f.c", code.s);
+    write_file("f.h", hdr.s);
+    write_file("main.c", drv.s);
+    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog",
+                  cc_flags, tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+    char *out = NULL;
+    int st = run(cmd.s, &out);
+    ck_assert_msg(st == 0, "%s (%s): failed:\n%s", c->name, cc_flags, out);
+    double got = strtod(out, NULL);
+    ck_assert_msg(fabs(got - fv.v[0]) <= 1e-10 * fabs(fv.v[0]), "%s: f = %.17g, evaluator %.17g", c->name, got,
+                  fv.v[0]);
+    free(out);
+    remove_tmpdir();
+    md_buf_free(&code);
+    md_buf_free(&hdr);
+    md_buf_free(&drv);
+    md_buf_free(&cmd);
+    md_mat_free(&fv);
+    md_env_free(&env);
+    eunload(p);
+}
+
+static const ecase *find_case(const char *name)
+{
+    for (int i = 0; i < NCASES; i++)
+        if (!strcmp(cases[i].name, name)) return &cases[i];
+    return NULL;
+}
+
+START_TEST(sanitizers)
+{
+    /* the executable is built by the compiler, not by this (possibly
+       sanitized) process, so this works in every build */
+    static const char *const names[] = {"seed003", "mpow", "chain5", "diag"};
+    const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
+    if (run("echo 'int main(void){return 0;}' | cc -fsanitize=address,undefined -x c -o /dev/null -", NULL) != 0) {
+        fprintf(stderr, "test_emit: the compiler cannot build sanitized programs: skipped\n");
+        return;
+    }
+    for (int i = 0; i < 4; i++) run_standalone(find_case(names[i]), i % 2 == 0 && have_blas(), i >= 2, flags);
+}
+END_TEST
+
+START_TEST(clang)
+{
+    if (run("clang --version", NULL) != 0) {
+        fprintf(stderr, "test_emit: clang is missing: skipped\n");
+        return;
+    }
+    run_standalone(find_case("seed001"), 0, 0, "clang -O2");
+    run_standalone(find_case("seed003"), have_blas(), 1, "clang -O2");
+}
+END_TEST
+
+/* ---- the interface and the errors ---- */
+
+START_TEST(interface_text)
+{
+    eprog *p = eload("matrix X(n, p); scalar lambda; norm2(X*w - y)^2 + lambda*sum(w)");
+    md_emit_opts o = {"lsq", 0, 0, NULL};
+    md_buf code = {0}, hdr = {0};
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
+    ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
+    ck_assert_ptr_nonnull(strstr(hdr.s, "typedef struct lsq_dims {\n    long n;"));
+    ck_assert_ptr_nonnull(strstr(hdr.s, "size_t lsq_workspace(const lsq_dims *dims);"));
+    /* the prototype, with its line breaks folded */
+    char *flat = strdup(hdr.s);
+    char *w = flat;
+    for (const char *r = hdr.s; *r; r++) {
+        if (*r == '\n' || (*r == ' ' && w > flat && w[-1] == ' ')) {
+            if (w > flat && w[-1] != ' ') *w++ = ' ';
+            continue;
+        }
+        *w++ = *r;
+    }
+    *w = 0;
+    ck_assert_msg(strstr(flat, "double lsq(const lsq_dims *dims, const double *X, double lambda, const double *w, "
+                               "const double *y, double *d_X, double *d_lambda, double *d_w, double *d_y, "
+                               "double *work);") != NULL, "%s", flat);
+    free(flat);
+    ck_assert_ptr_null(strstr(code.s, "cblas"));   /* --no-blas needs no CBLAS */
+    ck_assert_ptr_null(strstr(code.s, "malloc"));
+    md_buf_free(&code);
+    md_buf_free(&hdr);
+    eunload(p);
+}
+END_TEST
+
+START_TEST(auto_named_dimensions)
+{
+    /* dimensions the program does not name are named after the first
+       variable that carries them */
+    eprog *p = eload("x'*A*x + sum(B*z)");
+    for (int d = 1; d < p->ctx->ndims; d++) p->ctx->dims[d].declared = 0;
+    md_buf hdr = {0};
+    ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, NULL, &hdr, stderr), 0);
+    ck_assert_ptr_nonnull(strstr(hdr.s, "long x_len;"));
+    ck_assert_ptr_nonnull(strstr(hdr.s, "long B_cols;"));
+    ck_assert_ptr_null(strstr(hdr.s, "A_rows"));   /* A's rows are x's length */
+    md_buf_free(&hdr);
+    eunload(p);
+}
+END_TEST
+
+START_TEST(errors)
+{
+    eprog *p = eload("x'*A*x");
+    md_buf code = {0};
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&msg, &len);
+    md_emit_opts o = {"not a name", 0, 1, NULL};
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -1);
+    o.name = "double";
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -1);
+    fclose(err);
+    ck_assert_ptr_nonnull(strstr(msg, "--name 'not a name'"));
+    free(msg);
+    md_buf_free(&code);
+    eunload(p);
+
+    /* a generic function named like the callbacks' own interface names */
+    p = eload("function dims; sum(dims(x))");
+    err = open_memstream(&msg, &len);
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, NULL, &code, err), -1);
+    fclose(err);
+    ck_assert_ptr_nonnull(strstr(msg, "clash"));
+    free(msg);
+    md_buf_free(&code);
+    eunload(p);
+}
+END_TEST
+
+static Suite *emit_suite(void)
+{
+    Suite *s = suite_create("emit");
+    TCase *tc = tcase_create("compile-and-run");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, compile_all, cleanup_all);
+    tcase_add_loop_test(tc, emitted_code_matches_evaluator, 0, NCASES);
+    suite_add_tcase(s, tc);
+    TCase *tx = tcase_create("sanitizers-and-clang");
+    tcase_set_timeout(tx, 120);
+    tcase_add_test(tx, sanitizers);
+    tcase_add_test(tx, clang);
+    suite_add_tcase(s, tx);
+    TCase *ti = tcase_create("interface");
+    tcase_add_test(ti, interface_text);
+    tcase_add_test(ti, auto_named_dimensions);
+    tcase_add_test(ti, errors);
+    suite_add_tcase(s, ti);
+    return s;
+}
+
+MD_TEST_MAIN(emit_suite)
