@@ -47,3 +47,18 @@ for L in 1 10 100 1000; do
     awk -v a="$t0" -v b="$t1" -v n="$runs" -v L="$L" -v s="$size" \
         'BEGIN { printf "%-8d %12.2f %14d %14.1f\n", L, (b - a) / n / 1e6, s, s / L }'
 done
+
+# The emitted C code (issue "C code generation") against a hand-written
+# CBLAS gradient of seed 003, when CBLAS is installed (libopenblas-dev).
+echo
+if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || \
+   ls /usr/include/*/cblas.h >/dev/null 2>&1; then
+    P="scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
+    $M --format c --name seed003 -w U,V "$P" > "$tmp/seed003.c"
+    $M --format c --name seed003 --header -w U,V "$P" > "$tmp/seed003.h"
+    cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c" tests/bench/bench_c.c tests/bench/seed003_hand.c \
+        "$tmp/seed003.c" -lopenblas -lm
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c" "${BENCH_N:-1000}" "${BENCH_D:-50}" "${BENCH_R:-3}"
+else
+    echo "C code benchmark skipped: no cblas.h (apt-get install libopenblas-dev)"
+fi
