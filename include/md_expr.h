@@ -126,6 +126,10 @@ typedef struct md_ctx {
     /* declared generic functions */
     const char **funcs;
     int nfuncs, funccap;
+    /* no factoring of sums (A*x + B*x stays): set by the C backend, where
+       (A + B)*x can cost far more than A*x + B*x with good bracketing;
+       must be set before any node is made */
+    int no_factor;
     /* memo tables of the simplifier, indexed by node id (src/simplify.c) */
     md_expr **memo_trans, **memo_simp;
     uint32_t memocap;

@@ -208,6 +208,7 @@ static int md_run(md_opts *o)
     md_source_init(&src, name, text, len);
     int rc = 0;
     md_ctx *ctx = md_ctx_new();
+    ctx->no_factor = o->c;   /* see md_ctx: factoring can make emitted code slower */
     md_typed typed = {0};
     md_program *prog = md_parse(&src);
     int *wrt = NULL;

@@ -263,9 +263,9 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
     md_expr *r = NULL;
     if (m == 0) r = md_zero(ctx, rows, cols);
     else if (m == 1) r = md_join(ctx, t[0].coef, t[0].core, rows, cols);
-    if (!r) r = md_common_scalar(ctx, t, m, rows, cols);
-    if (!r) r = md_factor_common(ctx, t, m, rows, cols, 1);
-    if (!r) r = md_factor_common(ctx, t, m, rows, cols, 0);
+    if (!r && !ctx->no_factor) r = md_common_scalar(ctx, t, m, rows, cols);
+    if (!r && !ctx->no_factor) r = md_factor_common(ctx, t, m, rows, cols, 1);
+    if (!r && !ctx->no_factor) r = md_factor_common(ctx, t, m, rows, cols, 0);
     if (!r) {
         md_expr **a = md_xmalloc((size_t)m * sizeof *a);
         for (int i = 0; i < m; i++) a[i] = md_join(ctx, t[i].coef, t[i].core, rows, cols);
