@@ -38,8 +38,9 @@ typedef struct tprog {
     int rc;           /* 0: parsed and typechecked */
 } tprog;
 
-/* Parses and typechecks text; rc says whether that worked. */
-static inline tprog *load_any(const char *text)
+/* Parses and typechecks text; rc says whether that worked.  no_factor
+   builds the graph as the C backend does (md_ctx.no_factor). */
+static inline tprog *load_with(const char *text, int no_factor)
 {
     tprog *p = calloc(1, sizeof *p);
     ck_assert_ptr_nonnull(p);
@@ -48,11 +49,14 @@ static inline tprog *load_any(const char *text)
     ck_assert_ptr_nonnull(p->errf);
     p->src.err = p->errf;
     p->ctx = md_ctx_new();
+    p->ctx->no_factor = no_factor;
     p->prog = md_parse(&p->src);
     p->rc = p->prog && md_typecheck(p->prog, p->ctx, &p->typed) == 0 ? 0 : -1;
     fflush(p->errf);
     return p;
 }
+
+static inline tprog *load_any(const char *text) { return load_with(text, 0); }
 
 /* The same for a text that must be valid. */
 static inline tprog *load(const char *text)

@@ -97,7 +97,9 @@ static eprog *eload(const char *text)
 {
     eprog *p = calloc(1, sizeof *p);
     ck_assert_ptr_nonnull(p);
-    p->t = load(text);
+    /* the graph the C backend emits: no factoring of sums */
+    p->t = load_with(text, 1);
+    ck_assert_msg(p->t->rc == 0, "'%s' failed: %s", text, p->t->err);
     p->ctx = p->t->ctx;
     p->f = p->t->typed.f;
     p->n = p->ctx->nsyms;
@@ -108,6 +110,12 @@ static eprog *eload(const char *text)
         p->grads[i] = md_gradient(p->ctx, p->f, i);
         ck_assert_ptr_nonnull(p->grads[i]);
     }
+    /* the gradients emitted are checked against finite differences too
+       (the emitted code is then compared with their values) */
+    md_check_result *res = calloc((size_t)p->n + 1, sizeof *res);
+    int crc = md_check(p->ctx, p->f, p->n, p->wrt, p->grads, 1, 1e-6, res, NULL);
+    ck_assert_msg(crc != 1, "'%s': a gradient disagrees with finite differences", text);
+    free(res);
     return p;
 }
 
