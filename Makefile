@@ -109,6 +109,7 @@ docs: $(BIN)
 	python3 docs/gen.py docs/src/developer.md.in docs/developer.md
 	python3 docs/gen.py docs/src/matdiff.1.in docs/matdiff.1 man
 	python3 docs/gen.py docs/src/derivations.md.in docs/derivations.md
+	python3 docs/gen.py docs/src/codegen.md.in docs/codegen.md
 
 demo: $(BIN)
 	./$(BIN) --check --wrt U,V "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
