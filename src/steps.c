@@ -348,7 +348,7 @@ static void set_pairs(md_line *l, const md_pairs *p)
 {
     l->npairs = p->n;
     l->pairs = md_xmalloc((size_t)(p->n ? p->n : 1) * sizeof *l->pairs);
-    memcpy(l->pairs, p->v, (size_t)p->n * sizeof *l->pairs);
+    if (p->n) memcpy(l->pairs, p->v, (size_t)p->n * sizeof *l->pairs);
 }
 
 static int pairs_final(const md_pairs *p, md_expr *dX)
