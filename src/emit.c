@@ -65,6 +65,7 @@
  * Nothing here allocates nodes: emission reads the graph, it never builds.
  */
 #include "md_emit.h"
+#include "md_costopt.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -1513,10 +1514,19 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     emitter E;
     em_init(&E, ctx, n, wrt, o, err);
     int rc = -1;
+    md_expr **roots = NULL;
     if (!md_is_scalar(f)) {
         fprintf(E.err, "matdiff: the function must be scalar-valued to emit C code\n");
         goto done;
     }
+    /* with every size known: products bracketed by cost, shared
+       sub-products, Gram matrices for norms of products (costopt.c) */
+    roots = md_xmalloc((size_t)(n + 1) * sizeof *roots);
+    roots[0] = f;
+    for (int i = 0; i < n; i++) roots[i + 1] = grads[i];
+    md_cost_rewrite(ctx, o ? o->size_hint : NULL, n + 1, roots);
+    f = roots[0];
+    grads = roots + 1;
     if (em_scan(&E, f, grads) < 0) goto done;
     if (em_names(&E) < 0) goto done;
     em_values(&E);
@@ -1626,6 +1636,7 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     md_buf_puts(out, "}\n");
     rc = 0;
 done:
+    free(roots);
     em_free(&E);
     return rc;
 }

@@ -54,7 +54,7 @@ echo
 if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || \
    ls /usr/include/*/cblas.h >/dev/null 2>&1; then
     P="scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
-    $M --format c --name seed003 -w U,V "$P" > "$tmp/seed003.c"
+    $M --format c --name seed003 --size "n=${BENCH_N:-1000},p=${BENCH_N:-1000},q=${BENCH_N:-1000},d=${BENCH_D:-50}" -w U,V "$P" > "$tmp/seed003.c"
     $M --format c --name seed003 --header -w U,V "$P" > "$tmp/seed003.h"
     cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c" tests/bench/bench_c.c tests/bench/seed003_hand.c \
         "$tmp/seed003.c" -lopenblas -lm

@@ -1,0 +1,142 @@
+/*
+ * costopt.c -- cost-based rewriting for the C backend, when every
+ * dimension has a size (--size hints).
+ *
+ * Three rewrites, all exact:
+ *
+ *  - Every matrix product chain is bracketed by the classic matrix-chain
+ *    dynamic program and rebuilt as nested two-factor products (raw nodes:
+ *    the simplifier would flatten them again).  Because nodes are
+ *    hash-consed, a sub-product that two chains choose (X*U in X*U*V' and
+ *    in E'*X*U) becomes one node, which the emitter computes once.
+ *  - A node whose transpose was rewritten already becomes the transpose of
+ *    that rewrite (the emitter reads it through a BLAS transpose flag)
+ *    instead of a second computation: seed 003's X*U*V' - Y and its
+ *    transpose in d_V.
+ *  - norm2(A*B)^2 with A a×k and B k×b is sum((A'*A) .* (B*B')) when the
+ *    two k×k Gram matrices cost less than forming the a×b product:
+ *    seed 003's ||U V'||^2 with d = 50 and p = q = 1000.
+ *
+ * Everything else is rebuilt with its kind and payload unchanged (raw), so
+ * the graph keeps the canonical form the gradients were built in.  The
+ * evaluator and the emitter accept nested products; the values are equal
+ * up to rounding.
+ */
+#include "md_costopt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_simplify.h"
+
+typedef struct md_copt {
+    md_ctx *ctx;
+    const long *size;
+    uint32_t n;
+    md_expr **memo;
+} md_copt;
+
+static double dsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1.0 : (double)c->size[d]; }
+
+static md_expr *copt(md_copt *c, md_expr *e);
+
+/* The chain f[i..j] bracketed by split[][], as raw two-factor products. */
+static md_expr *build(md_copt *c, md_expr **f, int *split, int L, int i, int j)
+{
+    if (i == j) return f[i];
+    int k = split[i * L + j];
+    md_expr *a[2] = {build(c, f, split, L, i, k), build(c, f, split, L, k + 1, j)};
+    return md_expr_make(c->ctx, MD_MUL, a[0]->rows, a[1]->cols, 0, 0, 0, 2, a, NULL);
+}
+
+static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
+{
+    int s = 0;
+    while (s < e->nargs && md_is_scalar(a[s])) s++;
+    int L = e->nargs - s;
+    if (L <= 2) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
+    md_expr **f = a + s;
+    double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
+    sz[0] = dsz(c, f[0]->rows);
+    for (int i = 0; i < L; i++) sz[i + 1] = dsz(c, f[i]->cols);
+    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
+    int *split = md_xcalloc((size_t)(L * L), sizeof *split);
+    for (int len = 2; len <= L; len++)
+        for (int i = 0; i + len - 1 < L; i++) {
+            int j = i + len - 1;
+            cost[i * L + j] = -1;
+            for (int k = i; k < j; k++) {
+                double t = cost[i * L + k] + cost[(k + 1) * L + j] + sz[i] * sz[k + 1] * sz[j + 1];
+                if (cost[i * L + j] < 0 || t < cost[i * L + j]) cost[i * L + j] = t, split[i * L + j] = k;
+            }
+        }
+    md_expr *chain = build(c, f, split, L, 0, L - 1);
+    free(sz);
+    free(cost);
+    free(split);
+    if (s == 0) return chain;
+    md_expr **t = md_xmalloc((size_t)(s + 1) * sizeof *t);
+    memcpy(t, a, (size_t)s * sizeof *t);
+    t[s] = chain;
+    md_expr *r = md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, s + 1, t, NULL);
+    free(t);
+    return r;
+}
+
+/* norm2(A*B)^2 through Gram matrices when cheaper; NULL when not. */
+static md_expr *gram(md_copt *c, md_expr *e)
+{
+    if (e->kind != MD_POW || !md_is_num(e->args[1], 2) || e->args[0]->kind != MD_NORM2) return NULL;
+    md_expr *m = e->args[0]->args[0];
+    if (m->kind != MD_MUL || m->nargs != 2 || md_is_scalar(m->args[0])) return NULL;
+    md_expr *A = m->args[0], *B = m->args[1];
+    double a = dsz(c, A->rows), k = dsz(c, A->cols), b = dsz(c, B->cols);
+    if (k * k * (a + b) >= a * k * b) return NULL;
+    md_ctx *ctx = c->ctx;
+    md_expr *ga[2] = {copt(c, md_trans(ctx, A)), copt(c, A)};
+    md_expr *gb[2] = {copt(c, B), copt(c, md_trans(ctx, B))};
+    md_expr *h[2] = {md_expr_make(ctx, MD_MUL, A->cols, A->cols, 0, 0, 0, 2, ga, NULL),
+                     md_expr_make(ctx, MD_MUL, B->rows, B->rows, 0, 0, 0, 2, gb, NULL)};
+    md_expr *had = md_expr_make(ctx, MD_HAD, A->cols, A->cols, 0, 0, 0, 2, h, NULL);
+    return md_expr_make(ctx, MD_SUM, MD_DIM_ONE, MD_DIM_ONE, 0, 0, 0, 1, &had, NULL);
+}
+
+static md_expr *copt(md_copt *c, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < c->n && c->memo[e->id]) return c->memo[e->id];
+    /* the transpose of something already rewritten is read as its
+       transpose (a BLAS flag), not recomputed: E' for E = X*U*V' - Y */
+    if (!md_is_scalar(e) && e->kind != MD_TRANS) {
+        md_expr *t = md_trans(c->ctx, e);
+        if (t != e && t->id < c->n && c->memo[t->id]) {
+            md_expr *r = c->memo[t->id];
+            r = md_expr_make(c->ctx, MD_TRANS, e->rows, e->cols, 0, 0, 0, 1, &r, NULL);
+            c->memo[e->id] = r;
+            return r;
+        }
+    }
+    md_expr *r = gram(c, e);
+    if (!r) {
+        md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+        for (int i = 0; i < e->nargs; i++) a[i] = copt(c, e->args[i]);
+        r = e->kind == MD_MUL ? bracket(c, e, a)
+                              : md_expr_make(c->ctx, e->kind, e->rows, e->cols, e->ival, e->aux, e->order,
+                                             e->nargs, a, e->kind == MD_NUM ? e->q : NULL);
+        free(a);
+    }
+    if (e->id < c->n) c->memo[e->id] = r;
+    return r;
+}
+
+int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
+{
+    if (!size) return 0;
+    for (int d = 1; d < ctx->ndims; d++)
+        if (size[d] <= 0) return 0;
+    md_copt c = {ctx, size, ctx->nnodes, NULL};
+    c.memo = md_xcalloc(c.n, sizeof *c.memo);
+    for (int i = 0; i < n; i++) roots[i] = copt(&c, roots[i]);
+    free(c.memo);
+    return 1;
+}
