@@ -59,6 +59,15 @@ if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] |
     cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c" tests/bench/bench_c.c tests/bench/seed003_hand.c \
         "$tmp/seed003.c" -lopenblas -lm
     OPENBLAS_NUM_THREADS=1 "$tmp/bench_c" "${BENCH_N:-1000}" "${BENCH_D:-50}" "${BENCH_R:-3}"
+    R="matrix X(n, p); vector w(p), y(n); scalar lambda; norm2(X*w - y)^2 + lambda*norm2(w)^2"
+    L="matrix X(n, p); vector w(p), y(n); sum(log(1 + exp(-y.*(X*w))))"
+    for c in ridge logreg; do
+        if [ $c = ridge ]; then prog=$R; else prog=$L; fi
+        $M --format c --name $c --size n=4000,p=2000 -w w "$prog" > "$tmp/$c.c"
+        $M --format c --name $c --header -w w "$prog" > "$tmp/$c.h"
+    done
+    cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c2" tests/bench/bench_c2.c "$tmp/ridge.c" "$tmp/logreg.c" -lopenblas -lm
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c2" 4000 2000 "${BENCH_R:-3}"
 else
     echo "C code benchmark skipped: no cblas.h (apt-get install libopenblas-dev)"
 fi
