@@ -508,7 +508,10 @@ static void print_pair_side(md_ctx *ctx, md_expr *e, md_buf *out)
     md_print_styled(ctx, e, 1, NULL, MD_LEVEL_PROD, out);
 }
 
-static void print_pairs(md_ctx *ctx, const md_pair *v, int n, md_buf *out)
+static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out);
+
+/* a_1 : e_1 + a_2 : e_2 - ..., as Unicode text or (latex) LaTeX */
+static void render_pairs(md_ctx *ctx, const md_pair *v, int n, const md_latex_style *st, int latex, md_buf *out)
 {
     if (n == 0) {
         md_buf_puts(out, "0");
@@ -522,12 +525,19 @@ static void print_pairs(md_ctx *ctx, const md_pair *v, int n, md_buf *out)
         if (neg) a = md_neg(ctx, a);
         if (i) md_buf_puts(out, neg ? " - " : " + ");
         else if (neg) md_buf_puts(out, "-");
-        if (!md_is_num(a, 1)) {
-            print_pair_side(ctx, a, out);
-            md_buf_puts(out, " : ");
+        for (int side = 0; side < 2; side++) {
+            md_expr *x = side ? v[i].e : a;
+            if (!side && md_is_num(a, 1)) continue;
+            if (latex) latex_side(ctx, x, st, out);
+            else print_pair_side(ctx, x, out);
+            if (!side) md_buf_puts(out, " : ");
         }
-        print_pair_side(ctx, v[i].e, out);
     }
+}
+
+static void print_pairs(md_ctx *ctx, const md_pair *v, int n, md_buf *out)
+{
+    render_pairs(ctx, v, n, NULL, 0, out);
 }
 
 /* An expression in Frobenius form where it has one: the terms of a sum
@@ -627,23 +637,7 @@ static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf
 
 static void latex_pairs(md_ctx *ctx, const md_pair *v, int n, const md_latex_style *st, md_buf *out)
 {
-    if (n == 0) {
-        md_buf_puts(out, "0");
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        md_expr *a = v[i].a;
-        int neg = a->kind == MD_NUM ? mpq_sgn(a->q) < 0
-                                    : a->kind == MD_MUL && a->args[0]->kind == MD_NUM && mpq_sgn(a->args[0]->q) < 0;
-        if (neg) a = md_neg(ctx, a);
-        if (i) md_buf_puts(out, neg ? " - " : " + ");
-        else if (neg) md_buf_puts(out, "-");
-        if (!md_is_num(a, 1)) {
-            latex_side(ctx, a, st, out);
-            md_buf_puts(out, " : ");
-        }
-        latex_side(ctx, v[i].e, st, out);
-    }
+    render_pairs(ctx, v, n, st, 1, out);
 }
 
 static void latex_frob(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out)
