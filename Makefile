@@ -5,7 +5,7 @@
 #   make test       what CI runs: make check, then the same suite under ASan + UBSan
 #   make check      unit tests (Check) + golden CLI cases + property test
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
-#   make valgrind   the unit tests and golden cases under valgrind
+#   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
 #   make bench      timing of the seeds and of deep tanh networks
 #   make docs       regenerate README.md and docs/ from docs/src/*.in (needs python3)
 #   make help       this list
@@ -74,8 +74,9 @@ check: unit golden property latex
 unit: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $(VALGRIND) $$t; done
 
+# GOLDEN: the case files to run (default all of tests/golden/*.test)
 golden: $(BIN)
-	@MATDIFF="$(VALGRIND) ./$(BIN)" sh tests/golden/run.sh
+	@MATDIFF="$(VALGRIND) ./$(BIN)" sh tests/golden/run.sh $(GOLDEN)
 
 latex: $(BIN)
 	@MATDIFF="./$(BIN)" sh tests/latex.sh
@@ -91,8 +92,13 @@ asan:
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 
+# Under valgrind every golden case costs seconds (and is run three times:
+# the case, --check, the round trip), so make valgrind runs the seeds, the
+# derivations and the error paths; GOLDEN= (empty) runs them all (> 1 hour).
+VALGRIND_GOLDEN ?= tests/golden/seeds.test tests/golden/steps.test tests/golden/errors.test
 valgrind: $(BIN) $(TEST_BINS)
-	$(MAKE) VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" CK_FORK=no check
+	$(MAKE) VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" \
+	    CK_FORK=no GOLDEN="$(VALGRIND_GOLDEN)" check
 
 bench: $(BIN)
 	@sh tests/bench.sh
