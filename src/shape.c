@@ -346,8 +346,6 @@ static int shape_error(md_st *st, md_loc at, const char *what, md_loc l, md_shp 
     return -1;
 }
 
-static const char *fn_arity_name(const char *n) { return n; }
-
 static int suggest(md_st *st, const char *name, md_loc loc)
 {
     const char *best = NULL;
@@ -422,7 +420,7 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
         return -1;
     }
     if (a->nkids != 1) {
-        md_error_at(st->src, a->loc, "%s takes 1 argument, %d given", fn_arity_name(f), a->nkids);
+        md_error_at(st->src, a->loc, "%s takes 1 argument, %d given", f, a->nkids);
         return -1;
     }
     md_shp s;
@@ -721,12 +719,7 @@ static md_expr *build_chain(md_st *st, md_ast *a)
         r = md_mul(st->ctx, n, t);
     } else {
         for (int i = 1; i < n; i++)
-            if (a->ops[i] == MD_OP_HDIV) {
-                if (md_is_scalar(t[i]) && !md_is_scalar(t[0]))
-                    t[i] = md_pow_si(st->ctx, t[i], -1, 1);
-                else
-                    t[i] = md_pow_si(st->ctx, t[i], -1, 1);
-            }
+            if (a->ops[i] == MD_OP_HDIV) t[i] = md_pow_si(st->ctx, t[i], -1, 1);   /* A./B = A.*B.^-1 */
         r = md_had(st->ctx, n, t);
     }
 out:

@@ -62,8 +62,6 @@ static md_expr *md_raw1(md_ctx *ctx, md_kind kind, int rows, int cols, md_expr *
     return md_raw(ctx, kind, rows, cols, 1, &a);
 }
 
-static md_expr *md_num_q(md_ctx *ctx, const mpq_t q) { return md_num(ctx, q); }
-
 static int md_is_integer(const mpq_t q) { return mpz_cmp_ui(mpq_denref(q), 1) == 0; }
 
 /* Splits e into coefficient * core.  core == NULL means e is the number. */
@@ -85,10 +83,10 @@ static md_expr *md_split(md_ctx *ctx, md_expr *e, mpq_t coef)
 /* coef * core, core canonical and without a coefficient of its own. */
 static md_expr *md_join(md_ctx *ctx, const mpq_t coef, md_expr *core, int rows, int cols)
 {
-    if (!core) return md_num_q(ctx, coef);
+    if (!core) return md_num(ctx, coef);
     if (mpq_sgn(coef) == 0) return md_zero(ctx, rows, cols);
     if (mpq_cmp_ui(coef, 1, 1) == 0) return core;
-    md_expr *c = md_num_q(ctx, coef);
+    md_expr *c = md_num(ctx, coef);
     /* a 1x1 chain (x'*y) stays one factor: c*(x'*y), as md_mul builds it */
     int pure_chain = core->kind == MD_MUL && md_is_scalar(core) && !md_is_scalar(core->args[0]);
     if (core->kind == MD_MUL && !pure_chain) {
@@ -606,11 +604,7 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         md_expr *sc = md_mul(ctx, j0 - i0 + 1, p.chain.v + i0);
         memmove(p.chain.v + i0, p.chain.v + j0 + 1, (size_t)(p.chain.n - j0 - 1) * sizeof *p.chain.v);
         p.chain.n -= j0 - i0 + 1;
-        if (sc->kind == MD_MUL || md_is_scalar(sc)) {
-            md_prod_absorb(ctx, &p, sc, 0);
-            /* absorbing may have appended chain factors only if sc was not
-               scalar, which it is; nothing else to do */
-        }
+        md_prod_absorb(ctx, &p, sc, 0);   /* sc is 1x1: it joins the scalars */
         if (p.chain.n == 0) break;
     }
     }

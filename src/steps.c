@@ -502,6 +502,14 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
 
 /* ---- rendering -------------------------------------------------------- */
 
+/* Is symbol s a substitution (M), not a variable of the program? */
+static int is_subst_sym(const md_derivation *d, int s)
+{
+    for (int k = 0; k < d->nsubst; k++)
+        if (d->subst[k].sym == s) return 1;
+    return 0;
+}
+
 static void print_pair_side(md_ctx *ctx, md_expr *e, md_buf *out)
 {
     /* ':' binds looser than products and ∘, tighter than + */
@@ -574,9 +582,7 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         case MD_LINE_SHAPES: {
             int first = 1;
             for (int s = 0; s < ctx->nsyms; s++) {
-                int is_subst = 0;
-                for (int k = 0; k < d->nsubst; k++) is_subst |= d->subst[k].sym == s;
-                if (is_subst) continue;
+                if (is_subst_sym(d, s)) continue;
                 md_symbol *y = &ctx->syms[s];
                 md_buf_puts(out, first ? "" : ", ");
                 first = 0;
@@ -704,9 +710,7 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             md_buf_puts(out, "\\[\n");
             int first = 1;
             for (int s = 0; s < ctx->nsyms; s++) {
-                int is_subst = 0;
-                for (int k = 0; k < d->nsubst; k++) is_subst |= d->subst[k].sym == s;
-                if (is_subst) continue;
+                if (is_subst_sym(d, s)) continue;
                 md_symbol *y = &ctx->syms[s];
                 md_buf_puts(out, first ? "" : ",\\quad ");
                 first = 0;
