@@ -85,8 +85,22 @@ typedef enum {
     EM_INLINE,    /* elementwise, used once by an elementwise node: val is
                      an expression in md_i, written into that node's loop */
     EM_ALIAS,     /* the transpose of a vector: the argument's memory */
-    EM_VIEW       /* a transpose used only as a product factor: no memory */
+    EM_VIEW,      /* a transpose used only as a product factor: no memory */
+    EM_SOLVE,     /* an inverse used only as a product factor: no memory;
+                     products apply it by solving with its LU factors */
+    EM_TRACED     /* a product used only by a trace: never formed, the
+                     trace is computed from its factors */
 } em_mode;
+
+/* The LU factorisation of one matrix, shared by the det, logdet and
+   inverse nodes of that matrix and of its transpose (inv(A') solves with
+   A's factors, transposed). */
+typedef struct em_lu {
+    md_expr *base;       /* the matrix factored, as stored */
+    int first;           /* topo index of the first node that uses it */
+    uint64_t *need;      /* the union of its users' needs */
+    char *val, *piv;     /* its slices: n*n factors, the pivots */
+} em_lu;
 
 typedef struct em_node {
     int seen;
@@ -100,6 +114,8 @@ typedef struct em_node {
     md_expr *tof;        /* non-NULL: this node is tof', computed as a
                             transpose of tof instead of from its arguments */
     md_expr *user;       /* the (last) node that uses it */
+    int lu;              /* det, logdet, negative power: 1 + its LU's index */
+    int lut;             /* ... of the transpose of the LU's base */
     char *val;           /* C expression: the double, or the pointer */
     uint64_t *need;      /* bit 0: f; bit 1 + i: gradient i */
 } em_node;
@@ -130,6 +146,8 @@ typedef struct emitter {
     em_node *nd;
     md_expr **topo;
     int ntopo, captopo;
+    em_lu *lus;
+    int nlus;
     int nwords;          /* of each need bitset */
     /* output pieces */
     md_buf decl;         /* slice and scalar declarations */
@@ -137,7 +155,7 @@ typedef struct emitter {
     md_buf ws;           /* workspace: slices */
     char **scr;          /* scratch candidates (size expressions) */
     int nscr, capscr;
-    int use_mm, use_chain, use_tcopy, use_lu, use_inv, use_mpow;
+    int use_mm, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_lu, use_det, use_sm, use_inv, use_mpow;
     int fail;
 } emitter;
 
@@ -370,7 +388,37 @@ static int em_nargs(const emitter *E, const md_expr *e)
 
 static md_expr *em_arg(const emitter *E, const md_expr *e, int i)
 {
-    return E->nd[e->id].tof ? E->nd[e->id].tof : e->args[i];
+    const em_node *x = &E->nd[e->id];
+    if (x->tof) return x->tof;
+    if (x->lu) return E->lus[x->lu - 1].base;   /* the matrix factored */
+    return e->args[i];
+}
+
+/* Does e work from an LU factorisation of its argument? */
+static int em_factored(const md_expr *e)
+{
+    return (e->kind == MD_DET || e->kind == MD_LOGDET || (e->kind == MD_MPOW && e->ival < 0)) &&
+           !md_is_scalar(e->args[0]);
+}
+
+/* Gives e the LU of its argument, or of the argument's transpose (then
+   e->lut: the factors are used transposed), created on first need. */
+static void em_assign_lu(emitter *E, md_expr *e)
+{
+    md_expr *base = e->args[0];
+    int t = 0;
+    if (em_kind(E, base) == MD_TRANS) {
+        base = em_arg(E, base, 0);
+        t = 1;
+    }
+    int k = 0;
+    while (k < E->nlus && E->lus[k].base != base) k++;
+    if (k == E->nlus) {
+        E->lus = md_xrealloc(E->lus, (size_t)(E->nlus + 1) * sizeof *E->lus);
+        E->lus[E->nlus++] = (em_lu){base, -1, NULL, NULL, NULL};
+    }
+    E->nd[e->id].lu = k + 1;
+    E->nd[e->id].lut = t;
 }
 
 static void em_collect(emitter *E, md_expr *e)
@@ -378,7 +426,9 @@ static void em_collect(emitter *E, md_expr *e)
     em_node *x = &E->nd[e->id];
     if (x->seen) return;
     x->seen = 1;
+    if (!x->tof && em_factored(e)) em_assign_lu(E, e);
     for (int i = 0; i < em_nargs(E, e); i++) em_collect(E, em_arg(E, e, i));
+    if (x->lu && E->lus[x->lu - 1].first < 0) E->lus[x->lu - 1].first = E->ntopo;
     if (E->ntopo == E->captopo) {
         E->captopo = E->captopo ? 2 * E->captopo : 64;
         E->topo = md_xrealloc(E->topo, (size_t)E->captopo * sizeof *E->topo);
@@ -430,7 +480,9 @@ static void em_twins(emitter *E, int nroots, md_expr **roots)
     for (uint32_t i = 0; i < len; i++) {
         md_expr *a = order[i];
         int leafish = a->nargs == 0 || (a->kind == MD_TRANS && a->args[0]->nargs == 0);
-        if (!leafish && !md_is_scalar(a) && !a->has_diff) tr[i] = md_trans(ctx, a);   /* may add nodes */
+        /* inv(A) and inv(A') share A's LU instead */
+        int inverse = a->kind == MD_MPOW && a->ival < 0;
+        if (!leafish && !inverse && !md_is_scalar(a) && !a->has_diff) tr[i] = md_trans(ctx, a);   /* may add nodes */
     }
     E->nd = md_xcalloc(ctx->nnodes, sizeof *E->nd);
     for (uint32_t i = 0; i < ctx->nnodes; i++) E->nd[i].dest = -1;
@@ -467,13 +519,15 @@ static int em_elementwise(const emitter *E, const md_expr *e)
         for (int i = 0; i < e->nargs; i++)
             if (!md_is_scalar(e->args[i])) {
                 L++;
-                if (E->nd[e->args[i]->id].mode == EM_VIEW) return 0;
+                if (E->nd[e->args[i]->id].mode == EM_VIEW || E->nd[e->args[i]->id].mode == EM_SOLVE) return 0;
             }
         return L == 1;
     }
     default: return 0;
     }
 }
+
+static int em_traceable(const emitter *E, const md_expr *e);
 
 /* Scans the graph: kinds we cannot emit, uses, modes, generic callbacks. */
 static int em_scan(emitter *E, md_expr *f, md_expr **grads)
@@ -520,13 +574,38 @@ static int em_scan(emitter *E, md_expr *f, md_expr **grads)
         E->nd[grads[i]->id].root_of++;
         E->nd[grads[i]->id].other_use = 1;
     }
-    /* needs, from the roots down */
+    /* needs, from the roots down; an LU is needed by whatever needs one
+       of its users */
     E->nd[f->id].need[0] |= 1;
     for (int i = 0; i < E->n; i++) E->nd[grads[i]->id].need[(i + 1) / 64] |= (uint64_t)1 << ((i + 1) % 64);
     for (int k = E->ntopo - 1; k >= 0; k--) {
         md_expr *e = E->topo[k];
         for (int i = 0; i < em_nargs(E, e); i++)
             for (int w = 0; w < E->nwords; w++) E->nd[em_arg(E, e, i)->id].need[w] |= E->nd[e->id].need[w];
+    }
+    for (int k = 0; k < E->nlus; k++) E->lus[k].need = md_xcalloc((size_t)E->nwords, sizeof(uint64_t));
+    for (int k = 0; k < E->ntopo; k++) {
+        const em_node *x = &E->nd[E->topo[k]->id];
+        if (x->lu)
+            for (int w = 0; w < E->nwords; w++) E->lus[x->lu - 1].need[w] |= x->need[w];
+    }
+    /* An inverse used only as a product factor is applied by solving with
+       its LU.  A solve needs a right-hand side, so a product whose matrix
+       factors are all inverses computes all of them but the last (all of
+       one) explicitly. */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        if (em_kind(E, e) != MD_MUL) continue;
+        int L = 0, ninv = 0, last = -1;
+        for (int i = 0; i < e->nargs; i++) {
+            const md_expr *a = e->args[i];
+            if (md_is_scalar(a)) continue;
+            L++;
+            if (a->kind == MD_MPOW && a->ival == -1 && E->nd[a->id].lu) ninv++, last = i;
+        }
+        if (L == 0 || ninv < L) continue;
+        for (int i = 0; i < e->nargs; i++)
+            if (!md_is_scalar(e->args[i]) && (L == 1 || i != last)) E->nd[e->args[i]->id].other_use = 1;
     }
     /* modes */
     for (int k = 0; k < E->ntopo; k++) {
@@ -539,6 +618,9 @@ static int em_scan(emitter *E, md_expr *f, md_expr **grads)
             if (em_is_vector(e)) x->mode = EM_ALIAS;
             else if (!x->other_use) x->mode = EM_VIEW;
             else x->mode = EM_COMPUTED;
+            break;
+        case MD_MPOW:
+            x->mode = e->ival == -1 && x->lu && !x->other_use ? EM_SOLVE : EM_COMPUTED;
             break;
         default: x->mode = EM_COMPUTED; break;
         }
@@ -553,6 +635,16 @@ static int em_scan(emitter *E, md_expr *f, md_expr **grads)
         int ok = (em_elementwise(E, u) && u->rows == e->rows && u->cols == e->cols) ||
                  (!E->nd[u->id].tof && (u->kind == MD_SUM || u->kind == MD_NORM1));
         if (ok) x->mode = EM_INLINE;
+    }
+    /* a product used only by a trace is not formed (em_traceable) */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        if (em_kind(E, e) != MD_TR) continue;
+        md_expr *m = em_arg(E, e, 0);
+        em_node *y = &E->nd[m->id];
+        if (em_kind(E, m) == MD_MUL && y->mode == EM_COMPUTED && y->uses == 1 && !y->root_of &&
+            em_traceable(E, m))
+            y->mode = EM_TRACED;
     }
     /* gradient roots used nowhere else are computed into d_<name> */
     for (int i = 0; i < E->n; i++) {
@@ -589,6 +681,26 @@ static char *em_el(const emitter *E, const md_expr *a)
 
 static void em_rhs(emitter *E, const md_expr *e, md_buf *b);
 
+/* An LU's two slices: the factors and the pivots (MD_PIVOTS(n) doubles:
+   LAPACK integers in BLAS mode, row indices stored as doubles otherwise). */
+static void em_lu_slices(emitter *E, em_lu *lu)
+{
+    md_buf b = {0};
+    md_buf_printf(&b, "md_lu%u", (unsigned)lu->base->id);
+    lu->val = md_buf_take(&b);
+    md_buf_printf(&b, "md_piv%u", (unsigned)lu->base->id);
+    lu->piv = md_buf_take(&b);
+    char *sz = em_size_t(E, lu->base->rows, lu->base->cols);
+    md_buf nn = {0};
+    em_dim(E, lu->base->rows, &nn);
+    md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", lu->val, sz);
+    md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += MD_PIVOTS(%s);\n", lu->piv, nn.s);
+    md_buf_printf(&E->ws, "    md_n += %s;   /* %s */\n", sz, lu->val);
+    md_buf_printf(&E->ws, "    md_n += MD_PIVOTS(%s);   /* %s */\n", nn.s, lu->piv);
+    md_buf_free(&nn);
+    free(sz);
+}
+
 /* Assigns every node its C value: names, slices, aliases. */
 static void em_values(emitter *E)
 {
@@ -597,7 +709,13 @@ static void em_values(emitter *E)
         md_expr *e = E->topo[k];
         em_node *x = &E->nd[e->id];
         md_buf b = {0};
+        for (int l = 0; l < E->nlus; l++)
+            if (E->lus[l].first == k) em_lu_slices(E, &E->lus[l]);
         switch (x->mode) {
+        case EM_SOLVE:
+            x->val = md_xstrdup(E->lus[x->lu - 1].val);
+            break;
+        case EM_TRACED: break;   /* never formed */
         case EM_LEAF:
             if (e->kind == MD_NUM) x->val = em_number(e);
             else x->val = md_xstrdup(E->pname[e->ival]);
@@ -729,10 +847,12 @@ static void em_rhs(emitter *E, const md_expr *e, md_buf *b)
     }
 }
 
-/* A factor of a product chain: op(ptr) is r x c (dim ids). */
+/* A factor of a product chain: op(ptr) is r x c (dim ids); with piv, the
+   factor is inv(op(A)) and ptr, piv are A's LU factors. */
 typedef struct em_fac {
     const char *ptr;
     int t, r, c;
+    const char *piv;
 } em_fac;
 
 /* md_mm(ta, tb, m, n, k, alpha, A, B, C): C = alpha op(A) op(B), col-major. */
@@ -749,16 +869,38 @@ static void em_mm(emitter *E, const em_fac *a, const em_fac *b, const char *alph
     md_buf_printf(o, ", %s, %s, %s, %s);\n", alpha, a->ptr, b->ptr, dst);
 }
 
-/* Emit-time matrix-chain DP over sizes sz[0..L]; split[i*L + j]. */
-static void em_chain_dp(int L, const double *sz, int *split)
+/* dst = alpha a b: a product, or a solve when a or b is an inverse
+   (md_sm(side, tA, tB, m, n, alpha, LU, piv, B, C)); never both. */
+static void em_pair(emitter *E, const em_fac *a, const em_fac *b, const char *alpha, const char *dst)
+{
+    if (!a->piv && !b->piv) {
+        em_mm(E, a, b, alpha, dst);
+        return;
+    }
+    const em_fac *inv = a->piv ? a : b, *rhs = a->piv ? b : a;
+    md_buf *o = &E->body;
+    E->use_sm = 1;
+    md_buf_printf(o, "    md_sm(%d, %d, %d, ", a->piv ? 0 : 1, inv->t, rhs->t);
+    em_dim(E, a->r, o);
+    md_buf_puts(o, ", ");
+    em_dim(E, b->c, o);
+    md_buf_printf(o, ", %s, %s, %s, %s, %s);\n", alpha, inv->ptr, inv->piv, rhs->ptr, dst);
+}
+
+/* Emit-time matrix-chain DP over sizes sz[0..L]; split[i*L + j].  A solve
+   costs what the product costs; two inverses cannot meet (a solve needs a
+   right-hand side). */
+static void em_chain_dp(int L, const double *sz, const em_fac *f, int *split)
 {
     double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
     for (int len = 2; len <= L; len++)
         for (int i = 0; i + len - 1 < L; i++) {
             int j = i + len - 1;
             cost[i * L + j] = INFINITY;
+            split[i * L + j] = i;
             for (int k = i; k < j; k++) {
                 double c = cost[i * L + k] + cost[(k + 1) * L + j] + sz[i] * sz[k + 1] * sz[j + 1];
+                if (k == i && k + 1 == j && f[i].piv && f[j].piv) c = INFINITY;
                 if (c < cost[i * L + j]) cost[i * L + j] = c, split[i * L + j] = k;
             }
         }
@@ -781,7 +923,7 @@ static void em_chain_static(emitter *E, const em_fac *f, const int *split, int L
         md_buf_printf(off, " + %s", sz);
         free(sz);
         em_chain_static(E, f, split, L, i, k, "1.0", lname, off);
-        lf = (em_fac){lname, 0, f[i].r, f[k].c};
+        lf = (em_fac){lname, 0, f[i].r, f[k].c, NULL};
     }
     if (j > k + 1) {
         md_buf b = {0};
@@ -791,11 +933,92 @@ static void em_chain_static(emitter *E, const em_fac *f, const int *split, int L
         md_buf_printf(off, " + %s", sz);
         free(sz);
         em_chain_static(E, f, split, L, k + 1, j, "1.0", rname, off);
-        rf = (em_fac){rname, 0, f[k + 1].r, f[j].c};
+        rf = (em_fac){rname, 0, f[k + 1].r, f[j].c, NULL};
     }
-    em_mm(E, &lf, &rf, alpha, dst);
+    em_pair(E, &lf, &rf, alpha, dst);
     free(lname);
     free(rname);
+}
+
+/* The factors of product e: its scalars multiplied into alpha ("1.0" if
+   none), its matrix factors into f (as stored: row-major code works on
+   the transposed chain, (F1...FL)' = FL'...F1').  Returns L. */
+static int em_factors(emitter *E, const md_expr *e, md_buf *alpha, em_fac *f)
+{
+    int L = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        const md_expr *a = e->args[i];
+        const em_node *ax = &E->nd[a->id];
+        if (ax->scalar) {
+            md_buf_printf(alpha, "%s%s", alpha->len ? " * " : "", ax->val);
+        } else if (ax->mode == EM_VIEW) {
+            f[L++] = (em_fac){ax->val, 1, a->rows, a->cols, NULL};
+        } else if (ax->mode == EM_SOLVE) {
+            const em_lu *lu = &E->lus[ax->lu - 1];
+            f[L++] = (em_fac){lu->val, ax->lut, a->rows, a->cols, lu->piv};
+        } else {
+            f[L++] = (em_fac){ax->val, 0, a->rows, a->cols, NULL};
+        }
+    }
+    if (!alpha->len) md_buf_puts(alpha, "1.0");
+    if (E->row && L > 1) {
+        for (int i = 0; i < L / 2; i++) {
+            em_fac t = f[i];
+            f[i] = f[L - 1 - i];
+            f[L - 1 - i] = t;
+        }
+        for (int i = 0; i < L; i++) {
+            int t = f[i].r;
+            f[i].r = f[i].c;
+            f[i].c = t;
+        }
+    }
+    return L;
+}
+
+/* A chain f[0..L) of L >= 3 factors: its dims (dd[0..L]) and the scratch
+   bound of any bracketing, the sizes of all its proper sub-chains. */
+static int *em_chain_dims(emitter *E, const em_fac *f, int L)
+{
+    int *dd = md_xcalloc((size_t)L + 1, sizeof *dd);
+    dd[0] = f[0].r;
+    for (int i = 0; i < L; i++) dd[i + 1] = f[i].c;
+    md_buf sb = {0};
+    for (int len = 2; len < L; len++)
+        for (int i = 0; i + len <= L; i++) {
+            char *s = em_size_t(E, dd[i], dd[i + len]);
+            md_buf_printf(&sb, "%s%s", sb.len ? " + " : "", s);
+            free(s);
+        }
+    em_add_scratch(E, md_buf_take(&sb));
+    return dd;
+}
+
+/* Opens a block declaring the chain's arrays for md_chain and
+   md_chain_trace: md_d, md_a, md_p (with solves), md_tr.  Returns "md_p"
+   or "NULL". */
+static const char *em_chain_arrays(emitter *E, const em_fac *f, const int *dd, int L)
+{
+    md_buf *o = &E->body;
+    E->use_chain = 1;
+    md_buf_printf(o, "    {\n        const long md_d[%d] = {", L + 1);
+    for (int i = 0; i <= L; i++) {
+        if (i) md_buf_puts(o, ", ");
+        em_dim(E, dd[i], o);
+    }
+    md_buf_printf(o, "};\n        const double *const md_a[%d] = {", L);
+    for (int i = 0; i < L; i++) md_buf_printf(o, "%s%s", i ? ", " : "", f[i].ptr);
+    int solves = 0;
+    for (int i = 0; i < L; i++) solves |= f[i].piv != NULL;
+    if (solves) {
+        E->use_sm = 1;
+        md_buf_printf(o, "};\n        const double *const md_p[%d] = {", L);
+        for (int i = 0; i < L; i++) md_buf_printf(o, "%s%s", i ? ", " : "", f[i].piv ? f[i].piv : "NULL");
+    }
+    md_buf_printf(o, "};\n        static const int md_tr[%d] = {", L);
+    for (int i = 0; i < L; i++) md_buf_printf(o, "%s%d", i ? ", " : "", f[i].t);
+    md_buf_puts(o, "};\n");
+    return solves ? "md_p" : "NULL";
 }
 
 static void em_mul(emitter *E, const md_expr *e)
@@ -803,19 +1026,7 @@ static void em_mul(emitter *E, const md_expr *e)
     const em_node *x = &E->nd[e->id];
     md_buf alpha = {0};
     em_fac *f = md_xcalloc((size_t)e->nargs + 1, sizeof *f);
-    int L = 0;
-    for (int i = 0; i < e->nargs; i++) {
-        const md_expr *a = e->args[i];
-        const em_node *ax = &E->nd[a->id];
-        if (ax->scalar) {
-            md_buf_printf(&alpha, "%s%s", alpha.len ? " * " : "", ax->val);
-        } else if (ax->mode == EM_VIEW) {
-            f[L++] = (em_fac){ax->val, 1, a->rows, a->cols};
-        } else {
-            f[L++] = (em_fac){ax->val, 0, a->rows, a->cols};
-        }
-    }
-    if (!alpha.len) md_buf_puts(&alpha, "1.0");
+    int L = em_factors(E, e, &alpha, f);
     if (L == 0) {
         md_buf_printf(&E->body, "    %s = %s;\n", x->val, alpha.s);
     } else if (L == 1) {
@@ -834,36 +1045,13 @@ static void em_mul(emitter *E, const md_expr *e)
             md_buf_free(&rhs);
         }
     } else {
-        if (E->row) {      /* (F1...FL)' = FL'...F1': reversed, each shape swapped */
-            for (int i = 0; i < L / 2; i++) {
-                em_fac t = f[i];
-                f[i] = f[L - 1 - i];
-                f[L - 1 - i] = t;
-            }
-            for (int i = 0; i < L; i++) {
-                int t = f[i].r;
-                f[i].r = f[i].c;
-                f[i].c = t;
-            }
-        }
         md_buf dst = {0};
         if (x->scalar) md_buf_printf(&dst, "&%s", x->val);
         else md_buf_puts(&dst, x->val);
         if (L == 2) {
-            em_mm(E, &f[0], &f[1], alpha.s, dst.s);
+            em_pair(E, &f[0], &f[1], alpha.s, dst.s);
         } else {
-            /* dims of the chain and the scratch bound: all proper sub-chains */
-            int *dd = md_xcalloc((size_t)L + 1, sizeof *dd);
-            dd[0] = f[0].r;
-            for (int i = 0; i < L; i++) dd[i + 1] = f[i].c;
-            md_buf sb = {0};
-            for (int len = 2; len < L; len++)
-                for (int i = 0; i + len <= L; i++) {
-                    char *s = em_size_t(E, dd[i], dd[i + len]);
-                    md_buf_printf(&sb, "%s%s", sb.len ? " + " : "", s);
-                    free(s);
-                }
-            em_add_scratch(E, md_buf_take(&sb));
+            int *dd = em_chain_dims(E, f, L);
             int hinted = 1;
             for (int i = 0; i <= L; i++)
                 if (dd[i] != MD_DIM_ONE && !(E->o->size_hint && E->o->size_hint[dd[i]] > 0)) hinted = 0;
@@ -874,7 +1062,7 @@ static void em_mul(emitter *E, const md_expr *e)
                             : E->o->size_hint && E->o->size_hint[dd[i]] > 0 ? (double)E->o->size_hint[dd[i]]
                                                                             : 100.0;
                 int *split = md_xcalloc((size_t)(L * L), sizeof *split);
-                em_chain_dp(L, sz, split);
+                em_chain_dp(L, sz, f, split);
                 md_buf off = {0};
                 md_buf_puts(&off, "0");
                 em_chain_static(E, f, split, L, 0, L - 1, alpha.s, dst.s, &off);
@@ -882,23 +1070,73 @@ static void em_mul(emitter *E, const md_expr *e)
                 free(split);
                 free(sz);
             } else {
-                E->use_chain = 1;
-                md_buf *o = &E->body;
-                md_buf_printf(o, "    {\n        const long md_d[%d] = {", L + 1);
-                for (int i = 0; i <= L; i++) {
-                    if (i) md_buf_puts(o, ", ");
-                    em_dim(E, dd[i], o);
-                }
-                md_buf_printf(o, "};\n        const double *const md_a[%d] = {", L);
-                for (int i = 0; i < L; i++) md_buf_printf(o, "%s%s", i ? ", " : "", f[i].ptr);
-                md_buf_printf(o, "};\n        static const int md_tr[%d] = {", L);
-                for (int i = 0; i < L; i++) md_buf_printf(o, "%s%d", i ? ", " : "", f[i].t);
-                md_buf_printf(o, "};\n        md_chain(%d, md_d, md_a, md_tr, %s, %s, md_scr);\n    }\n",
-                              L, alpha.s, dst.s);
+                const char *p = em_chain_arrays(E, f, dd, L);
+                E->use_chain_plain = 1;
+                md_buf_printf(&E->body, "        md_chain(%d, md_d, md_a, %s, md_tr, %s, %s, md_scr);\n    }\n", L, p,
+                              alpha.s, dst.s);
             }
             free(dd);
         }
         md_buf_free(&dst);
+    }
+    md_buf_free(&alpha);
+    free(f);
+}
+
+/*
+ * Can tr(e) for the product e skip forming e?  tr(PQ) = sum(P .* Q') needs
+ * P (r x k) and Q (k x r), not the r x r product: two factors that are
+ * not inverses (the dot of md_trdot), or a chain of at most EM_CHAIN_MAX
+ * that splits into two computable parts (md_chain_trace).  A sub-chain
+ * is computable when it is one factor that is not an inverse, or has a
+ * factor that is not.
+ */
+static int em_traceable(const emitter *E, const md_expr *e)
+{
+    int L = 0, ninv = 0, first_inv = 0, last_inv = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        const md_expr *a = e->args[i];
+        if (md_is_scalar(a)) continue;
+        int inv = E->nd[a->id].mode == EM_SOLVE;
+        if (L == 0) first_inv = inv;
+        last_inv = inv;
+        ninv += inv;
+        L++;
+    }
+    if (L < 2 || L > EM_CHAIN_MAX) return 0;
+    if (L == 2) return ninv == 0;
+    /* some split k: both sides computable (row-major reverses the chain,
+       which keeps the condition) */
+    for (int k = 0; k < L - 1; k++) {
+        int left = k == 0 ? !first_inv : 1, right = k == L - 2 ? !last_inv : 1;
+        if (left && right && ninv < L) return 1;
+    }
+    return 0;
+}
+
+/* v = tr(e) for the product e, fused (em_traceable). */
+static void em_trace_mul(emitter *E, const char *v, const md_expr *e)
+{
+    md_buf alpha = {0};
+    em_fac *f = md_xcalloc((size_t)e->nargs + 1, sizeof *f);
+    int L = em_factors(E, e, &alpha, f);
+    md_buf *o = &E->body;
+    E->use_trdot = 1;
+    if (L == 2) {
+        md_buf_printf(o, "    %s = ", v);
+        if (strcmp(alpha.s, "1.0") != 0) md_buf_printf(o, "%s * ", alpha.s);
+        md_buf_printf(o, "md_trdot(%d, %d, ", f[0].t, f[1].t);
+        em_dim(E, f[0].r, o);
+        md_buf_puts(o, ", ");
+        em_dim(E, f[0].c, o);
+        md_buf_printf(o, ", %s, %s);\n", f[0].ptr, f[1].ptr);
+    } else {
+        int *dd = em_chain_dims(E, f, L);
+        const char *p = em_chain_arrays(E, f, dd, L);
+        E->use_chain_trace = 1;
+        md_buf_printf(o, "        %s = md_chain_trace(%d, md_d, md_a, %s, md_tr, %s, md_scr);\n    }\n", v, L, p,
+                      alpha.s);
+        free(dd);
     }
     md_buf_free(&alpha);
     free(f);
@@ -945,36 +1183,40 @@ static void em_node_code(emitter *E, const md_expr *e)
         md_buf_printf(o, ", 1.0, %s, %s);\n", a0, v);
         break;
     case MD_MPOW: {
-        const char *sq = NULL;
         md_buf nn = {0};
         em_dim(E, e->rows, &nn);
-        sq = nn.s;
-        if (e->ival == -1) {
+        const char *sq = nn.s;
+        char *n2 = em_size_t(E, e->rows, e->rows);
+        md_buf sb = {0};
+        if (e->ival < 0) {
+            /* inverse from the LU (dgetri: 64n doubles of scratch) */
+            const em_lu *lu = &E->lus[x->lu - 1];
             E->use_inv = 1;
-            md_buf_printf(o, "    md_inv(%s, %s, %s, md_scr);\n", sq, a0, v);
-            char *s = em_size_t(E, e->rows, e->rows);
-            em_add_scratch(E, s);
-        } else if (e->ival < 0) {
-            E->use_inv = E->use_mpow = 1;
-            md_buf_printf(o, "    md_inv(%s, %s, md_scr, md_scr + %s * %s);\n", sq, a0, sq, sq);
-            md_buf_printf(o, "    md_mpow(%s, %d, md_scr, %s, md_scr + %s * %s);\n", sq, -e->ival, v, sq, sq);
-            char *s = em_size_t(E, e->rows, e->rows);
-            md_buf sb = {0};
-            md_buf_printf(&sb, "3 * %s", s);
-            free(s);
-            em_add_scratch(E, md_buf_take(&sb));
+            if (e->ival == -1) {
+                md_buf_printf(o, "    md_lu_inv(%d, %s, %s, %s, %s, %s);\n", x->lut, sq, lu->val, lu->piv, v,
+                              E->o->blas ? "md_scr" : "NULL");
+                if (E->o->blas) md_buf_printf(&sb, "64 * (size_t)%s", sq);
+            } else {
+                E->use_mpow = 1;
+                md_buf_printf(o, "    md_lu_inv(%d, %s, %s, %s, md_scr, md_scr + %s * %s);\n", x->lut, sq, lu->val,
+                              lu->piv, sq, sq);
+                md_buf_printf(o, "    md_mpow(%s, %d, md_scr, %s, md_scr + %s * %s);\n", sq, -e->ival, v, sq, sq);
+                if (E->o->blas) md_buf_printf(&sb, "%s + 64 * (size_t)%s", n2, sq);
+                md_buf sb3 = {0};
+                md_buf_printf(&sb3, "3 * %s", n2);
+                em_add_scratch(E, md_buf_take(&sb3));
+            }
         } else if (e->ival == 0) {
             md_buf_printf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(double));\n", v, n);
             md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s[md_i * (%s + 1)] = 1.0;\n", sq, v, sq);
         } else {
             E->use_mpow = 1;
             md_buf_printf(o, "    md_mpow(%s, %d, %s, %s, md_scr);\n", sq, e->ival, a0, v);
-            char *s = em_size_t(E, e->rows, e->rows);
-            md_buf sb = {0};
-            md_buf_printf(&sb, "2 * %s", s);
-            free(s);
-            em_add_scratch(E, md_buf_take(&sb));
+            md_buf_printf(&sb, "2 * %s", n2);
         }
+        if (sb.len) em_add_scratch(E, md_buf_take(&sb));
+        md_buf_free(&sb);
+        free(n2);
         md_buf_free(&nn);
         break;
     }
@@ -999,6 +1241,10 @@ static void em_node_code(emitter *E, const md_expr *e)
         break;
     }
     case MD_TR: {
+        if (E->nd[em_arg(E, e, 0)->id].mode == EM_TRACED) {
+            em_trace_mul(E, v, em_arg(E, e, 0));
+            break;
+        }
         md_buf nn = {0};
         em_dim(E, e->args[0]->rows, &nn);
         md_buf_printf(o, "    %s = 0.0;\n", v);
@@ -1009,11 +1255,16 @@ static void em_node_code(emitter *E, const md_expr *e)
     }
     case MD_DET:
     case MD_LOGDET: {
+        if (!x->lu) {   /* of a 1x1 matrix: not produced by the simplifier */
+            md_buf_printf(o, "    %s = %s%s%s;\n", v, e->kind == MD_LOGDET ? "log(" : "", a0,
+                          e->kind == MD_LOGDET ? ")" : "");
+            break;
+        }
+        const em_lu *lu = &E->lus[x->lu - 1];
         md_buf nn = {0};
         em_dim(E, e->args[0]->rows, &nn);
-        E->use_lu = 1;
-        md_buf_printf(o, "    %s = md_det(%s, %s, md_scr, %d);\n", v, nn.s, a0, e->kind == MD_LOGDET);
-        em_add_scratch(E, em_size_t(E, e->args[0]->rows, e->args[0]->rows));
+        E->use_det = 1;
+        md_buf_printf(o, "    %s = md_lu_det(%s, %s, %s, %d);\n", v, nn.s, lu->val, lu->piv, e->kind == MD_LOGDET);
         md_buf_free(&nn);
         break;
     }
@@ -1041,16 +1292,47 @@ static void em_node_code(emitter *E, const md_expr *e)
     md_buf_free(&rhs);
 }
 
-/* The condition under which e runs: "" (always) or "d_U || d_V". */
-static char *em_cond(const emitter *E, const em_node *x)
+/* The condition under which a statement with needs need runs: "" (always)
+   or "d_U || d_V". */
+static char *em_cond(const emitter *E, const uint64_t *need)
 {
     md_buf b = {0};
-    if (x->need[0] & 1) return md_xstrdup("");
+    if (need[0] & 1) return md_xstrdup("");
     for (int i = 0; i < E->n; i++)
-        if (x->need[(i + 1) / 64] >> ((i + 1) % 64) & 1)
+        if (need[(i + 1) / 64] >> ((i + 1) % 64) & 1)
             md_buf_printf(&b, "%s%s", b.len ? " || " : "", E->gname[i]);
     if (!b.s) return md_xstrdup("");
     return md_buf_take(&b);
+}
+
+/* Opens the condition of a statement with needs need (closing the open
+   one, *open, if it differs); returns where the statement starts. */
+static size_t em_open(emitter *E, char **open, const uint64_t *need)
+{
+    char *c = em_cond(E, need);
+    if (strcmp(c, *open) != 0) {
+        if ((*open)[0]) md_buf_puts(&E->body, "    }\n");
+        if (c[0]) md_buf_printf(&E->body, "    if (%s) {\n", c);
+        free(*open);
+        *open = c;
+    } else {
+        free(c);
+    }
+    return E->body.len;
+}
+
+/* Inside a condition, indents the statement's lines by four more spaces. */
+static void em_indent(emitter *E, const char *open, size_t start)
+{
+    if (!open[0]) return;
+    char *chunk = md_xstrdup(E->body.s + start);
+    E->body.len = start;
+    E->body.s[start] = 0;
+    for (char *s = chunk, *nl; *s; s = nl + 1) {
+        nl = strchr(s, '\n');
+        md_buf_printf(&E->body, "    %.*s\n", (int)(nl - s), s);
+    }
+    free(chunk);
 }
 
 /* ---- the helpers of the emitted file ---------------------------------- */
@@ -1106,55 +1388,163 @@ static const char em_helper_mm_loops[] =
     "    }\n"
     "}\n\n";
 
-static const char em_helper_chain[] =
-    "/* The cheapest bracketing of a product chain, by the matrix-chain dynamic\n"
-    "   programme on the actual sizes: factor i is d[i] x d[i+1] (stored\n"
-    "   transposed when t[i]); split[i][j] is where (i..j) splits. */\n"
-    "static void md_chain_run(const long *d, const double *const *a, const int *t,\n"
-    "                         int split[][MD_CHAIN_MAX], int i, int j, double alpha,\n"
-    "                         double *C, double *scr)\n"
+/* The run-time bracketing helpers; with solves, factor i with p[i] is the
+   inverse of the matrix whose LU is a[i], p[i]; with chain (md_chain) and
+   trace (md_chain_trace) the two entry points used. */
+static void em_helper_chain(md_buf *out, int solves, int chain, int trace)
+{
+    md_buf_puts(out,
+        "/* The matrix-chain dynamic programme on the actual sizes: factor i is\n"
+        "   d[i] x d[i+1]");
+    if (solves) md_buf_puts(out, " (the inverse of the matrix whose LU factors are a[i],\n"
+                                 "   p[i] when p && p[i]; two inverses cannot meet)");
+    md_buf_puts(out,
+        "; cost[i][j] is the cheapest (i..j), split[i][j]\n"
+        "   where it splits. */\n"
+        "static void md_chain_dp(int L, const long *d, const double *const *p, double cost[][MD_CHAIN_MAX],\n"
+        "                        int split[][MD_CHAIN_MAX])\n"
+        "{\n");
+    if (!solves) md_buf_puts(out, "    (void)p;\n");
+    md_buf_puts(out,
+        "    for (int i = 0; i < L; i++) cost[i][i] = 0.0;\n"
+        "    for (int len = 2; len <= L; len++)\n"
+        "        for (int i = 0; i + len - 1 < L; i++) {\n"
+        "            int j = i + len - 1;\n"
+        "            cost[i][j] = HUGE_VAL;\n"
+        "            split[i][j] = i;\n"
+        "            for (int k = i; k < j; k++) {\n"
+        "                double c = cost[i][k] + cost[k + 1][j] + (double)d[i] * (double)d[k + 1] * (double)d[j + 1];\n");
+    if (solves)
+        md_buf_puts(out,
+            "                if (p && k == i && k + 1 == j && p[i] && p[j]) c = HUGE_VAL;\n");
+    md_buf_puts(out,
+        "                if (c < cost[i][j]) {\n"
+        "                    cost[i][j] = c;\n"
+        "                    split[i][j] = k;\n"
+        "                }\n"
+        "            }\n"
+        "        }\n"
+        "}\n\n"
+        "/* C = alpha a[i] ... a[j] bracketed by split (stored transposed when\n"
+        "   t[k]); scr holds the intermediate products. */\n"
+        "static void md_chain_run(const long *d, const double *const *a, const double *const *p, const int *t,\n"
+        "                         int split[][MD_CHAIN_MAX], int i, int j, double alpha,\n"
+        "                         double *C, double *scr)\n"
+        "{\n"
+        "    int k = split[i][j];\n"
+        "    const double *l = a[i], *r = a[j];\n"
+        "    int tl = t[i], tr = t[j];\n"
+        "    if (k > i) {\n"
+        "        double *q = scr;\n"
+        "        scr += d[i] * d[k + 1];\n"
+        "        md_chain_run(d, a, p, t, split, i, k, 1.0, q, scr);\n"
+        "        l = q;\n"
+        "        tl = 0;\n"
+        "    }\n"
+        "    if (j > k + 1) {\n"
+        "        double *q = scr;\n"
+        "        scr += d[k + 1] * d[j + 1];\n"
+        "        md_chain_run(d, a, p, t, split, k + 1, j, 1.0, q, scr);\n"
+        "        r = q;\n"
+        "        tr = 0;\n"
+        "    }\n");
+    if (solves)
+        md_buf_puts(out,
+            "    if (k == i && p && p[i])\n"
+            "        md_sm(0, tl, tr, d[i], d[j + 1], alpha, l, p[i], r, C);\n"
+            "    else if (j == k + 1 && p && p[j])\n"
+            "        md_sm(1, tr, tl, d[i], d[j + 1], alpha, r, p[j], l, C);\n"
+            "    else\n"
+            "        md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, C);\n");
+    else
+        md_buf_puts(out, "    md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, C);\n");
+    md_buf_puts(out, "}\n\n");
+    if (chain)
+        md_buf_puts(out,
+            "/* C = alpha a[0] a[1] ... a[L-1], 3 <= L <= MD_CHAIN_MAX; scr holds the\n"
+            "   intermediate products (at most the sizes of all proper sub-chains). */\n"
+            "static void md_chain(int L, const long *d, const double *const *a, const double *const *p,\n"
+            "                     const int *t, double alpha, double *C, double *scr)\n"
+            "{\n"
+            "    double cost[MD_CHAIN_MAX][MD_CHAIN_MAX];\n"
+            "    int split[MD_CHAIN_MAX][MD_CHAIN_MAX];\n"
+            "    md_chain_dp(L, d, p, cost, split);\n"
+            "    md_chain_run(d, a, p, t, split, 0, L - 1, alpha, C, scr);\n"
+            "}\n\n");
+    if (trace) {
+        md_buf_puts(out,
+            "/* tr(alpha a[0] ... a[L-1]) of a square chain, 3 <= L <= MD_CHAIN_MAX,\n"
+            "   without forming it: the cheapest split into P = a[0..k] and Q =\n"
+            "   a[k+1..L-1], then sum(P .* Q').  scr as for md_chain. */\n"
+            "static double md_chain_trace(int L, const long *d, const double *const *a, const double *const *p,\n"
+            "                             const int *t, double alpha, double *scr)\n"
+            "{\n"
+            "    double cost[MD_CHAIN_MAX][MD_CHAIN_MAX], best = HUGE_VAL;\n"
+            "    int split[MD_CHAIN_MAX][MD_CHAIN_MAX], k = 0;\n"
+            "    md_chain_dp(L, d, p, cost, split);\n"
+            "    for (int s = 0; s < L - 1; s++) {\n"
+            "        double c = cost[0][s] + cost[s + 1][L - 1] + (double)d[0] * (double)d[s + 1];\n");
+        if (solves)
+            md_buf_puts(out,
+                "        if (p && ((s == 0 && p[0]) || (s == L - 2 && p[L - 1]))) continue;   /* an inverse */\n");
+        md_buf_puts(out,
+            "        if (c < best) {\n"
+            "            best = c;\n"
+            "            k = s;\n"
+            "        }\n"
+            "    }\n"
+            "    const double *P = a[0], *Q = a[L - 1];\n"
+            "    int tp = t[0], tq = t[L - 1];\n"
+            "    double *q = scr + (k > 0 ? d[0] * d[k + 1] : 0);\n"
+            "    if (k > 0) {\n"
+            "        md_chain_run(d, a, p, t, split, 0, k, 1.0, scr, q);\n"
+            "        P = scr;\n"
+            "        tp = 0;\n"
+            "    }\n"
+            "    if (k < L - 2) {\n"
+            "        md_chain_run(d, a, p, t, split, k + 1, L - 1, 1.0, q, q + d[k + 1] * d[0]);\n"
+            "        Q = q;\n"
+            "        tq = 0;\n"
+            "    }\n"
+            "    return alpha * md_trdot(tp, tq, d[0], d[k + 1], P, Q);\n"
+            "}\n\n");
+    }
+}
+
+static const char em_helper_trdot_blas[] =
+    "/* tr(op(A) op(B)) = sum(op(A) .* op(B)'), op(A) r x c, op(B) c x r: a dot\n"
+    "   product, without forming the r x r product. */\n"
+    "static double md_trdot(int ta, int tb, long r, long c, const double *A, const double *B)\n"
     "{\n"
-    "    int k = split[i][j];\n"
-    "    const double *l = a[i], *r = a[j];\n"
-    "    int tl = t[i], tr = t[j];\n"
-    "    if (k > i) {\n"
-    "        double *p = scr;\n"
-    "        scr += d[i] * d[k + 1];\n"
-    "        md_chain_run(d, a, t, split, i, k, 1.0, p, scr);\n"
-    "        l = p;\n"
-    "        tl = 0;\n"
+    "    if (ta != tb) return cblas_ddot((int)(r * c), A, 1, B, 1);   /* same layout */\n"
+    "    double s = 0.0;\n"
+    "    if (ta) {   /* A c x r, B r x c */\n"
+    "        const double *T = A;\n"
+    "        A = B;\n"
+    "        B = T;\n"
     "    }\n"
-    "    if (j > k + 1) {\n"
-    "        double *p = scr;\n"
-    "        scr += d[k + 1] * d[j + 1];\n"
-    "        md_chain_run(d, a, t, split, k + 1, j, 1.0, p, scr);\n"
-    "        r = p;\n"
-    "        tr = 0;\n"
-    "    }\n"
-    "    md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, C);\n"
-    "}\n\n"
-    "/* C = alpha a[0] a[1] ... a[L-1], 3 <= L <= MD_CHAIN_MAX; scr holds the\n"
-    "   intermediate products (at most the sizes of all proper sub-chains). */\n"
-    "static void md_chain(int L, const long *d, const double *const *a, const int *t,\n"
-    "                     double alpha, double *C, double *scr)\n"
+    "    for (long md_j = 0; md_j < c; md_j++) s += cblas_ddot((int)r, A + md_j * r, 1, B + md_j, (int)c);\n"
+    "    return s;\n"
+    "}\n\n";
+
+static const char em_helper_trdot_loops[] =
+    "/* tr(op(A) op(B)) = sum(op(A) .* op(B)'), op(A) r x c, op(B) c x r,\n"
+    "   without forming the r x r product. */\n"
+    "static double md_trdot(int ta, int tb, long r, long c, const double *A, const double *B)\n"
     "{\n"
-    "    double cost[MD_CHAIN_MAX][MD_CHAIN_MAX];\n"
-    "    int split[MD_CHAIN_MAX][MD_CHAIN_MAX];\n"
-    "    for (int i = 0; i < L; i++) cost[i][i] = 0.0;\n"
-    "    for (int len = 2; len <= L; len++)\n"
-    "        for (int i = 0; i + len - 1 < L; i++) {\n"
-    "            int j = i + len - 1;\n"
-    "            cost[i][j] = HUGE_VAL;\n"
-    "            split[i][j] = i;\n"
-    "            for (int k = i; k < j; k++) {\n"
-    "                double c = cost[i][k] + cost[k + 1][j] + (double)d[i] * (double)d[k + 1] * (double)d[j + 1];\n"
-    "                if (c < cost[i][j]) {\n"
-    "                    cost[i][j] = c;\n"
-    "                    split[i][j] = k;\n"
-    "                }\n"
-    "            }\n"
-    "        }\n"
-    "    md_chain_run(d, a, t, split, 0, L - 1, alpha, C, scr);\n"
+    "    double s = 0.0;\n"
+    "    if (ta != tb) {   /* same layout */\n"
+    "        for (long md_i = 0; md_i < r * c; md_i++) s += A[md_i] * B[md_i];\n"
+    "        return s;\n"
+    "    }\n"
+    "    if (ta) {   /* A c x r, B r x c */\n"
+    "        const double *T = A;\n"
+    "        A = B;\n"
+    "        B = T;\n"
+    "    }\n"
+    "    for (long md_j = 0; md_j < c; md_j++)\n"
+    "        for (long md_i = 0; md_i < r; md_i++) s += A[md_i + md_j * r] * B[md_j + md_i * c];\n"
+    "    return s;\n"
     "}\n\n";
 
 static const char em_helper_tcopy[] =
@@ -1165,78 +1555,286 @@ static const char em_helper_tcopy[] =
     "        for (long md_i = 0; md_i < r; md_i++) B[md_i + md_j * r] = alpha * A[md_j + md_i * c];\n"
     "}\n\n";
 
-static const char em_helper_lu[] =
-    "/* det(A), or log det(A) when logdet, of the n x n A, by LU with partial\n"
-    "   pivoting of a copy in scr (n*n doubles).  log det of a matrix whose\n"
-    "   determinant is not positive is NaN. */\n"
-    "static double md_det(long n, const double *A, double *scr, int logdet)\n"
+/*
+ * LU factorisations.  Both backends have the same interface: md_lu
+ * factors, md_lu_det reads the determinant off the factors, md_lu_solve
+ * and md_lu_rsolve apply inv(A) or inv(A') from the left or the right,
+ * md_lu_inv forms an inverse explicitly.  The pivots live in the workspace
+ * (MD_PIVOTS(n) doubles); md_pivot reads the row swapped with row k.
+ */
+static const char em_helper_lapack[] =
+    "/* LAPACK through its Fortran interface, which OpenBLAS provides (LAPACKE\n"
+    "   would allocate).  MD_LAPACK_INT is LAPACK's integer: define it as long\n"
+    "   long for an ILP64 LAPACK. */\n"
+    "#ifndef MD_LAPACK_INT\n"
+    "#define MD_LAPACK_INT int\n"
+    "#endif\n"
+    "void dgetrf_(const MD_LAPACK_INT *m, const MD_LAPACK_INT *n, double *a, const MD_LAPACK_INT *lda,\n"
+    "             MD_LAPACK_INT *ipiv, MD_LAPACK_INT *info);\n"
+    "void dgetrs_(const char *trans, const MD_LAPACK_INT *n, const MD_LAPACK_INT *nrhs, const double *a,\n"
+    "             const MD_LAPACK_INT *lda, const MD_LAPACK_INT *ipiv, double *b, const MD_LAPACK_INT *ldb,\n"
+    "             MD_LAPACK_INT *info, size_t trans_len);\n"
+    "void dgetri_(const MD_LAPACK_INT *n, double *a, const MD_LAPACK_INT *lda, const MD_LAPACK_INT *ipiv,\n"
+    "             double *work, const MD_LAPACK_INT *lwork, MD_LAPACK_INT *info);\n\n"
+    "/* The pivots of an n x n LU: MD_PIVOTS(n) doubles of the workspace hold n\n"
+    "   LAPACK integers (read with memcpy, so work may be any double array). */\n"
+    "#define MD_PIVOTS(n) (((size_t)(n) * sizeof(MD_LAPACK_INT) + sizeof(double) - 1) / sizeof(double))\n\n"
+    "/* LU (n x n) = the LU factors of A with partial pivoting: dgetrf on a copy.\n"
+    "   A singular A leaves a zero on U's diagonal. */\n"
+    "static void md_lu(long n, const double *A, double *LU, double *piv)\n"
     "{\n"
-    "    double det = 1.0, logabs = 0.0;\n"
-    "    int perm = 1, neg = 0;\n"
-    "    memcpy(scr, A, (size_t)(n * n) * sizeof(double));\n"
-    "    for (long k = 0; k < n; k++) {\n"
-    "        long p = k;\n"
-    "        for (long i = k + 1; i < n; i++)\n"
-    "            if (fabs(scr[i + k * n]) > fabs(scr[p + k * n])) p = i;\n"
-    "        if (p != k) {\n"
-    "            perm = -perm;\n"
-    "            for (long j = 0; j < n; j++) {\n"
-    "                double t = scr[k + j * n];\n"
-    "                scr[k + j * n] = scr[p + j * n];\n"
-    "                scr[p + j * n] = t;\n"
-    "            }\n"
-    "        }\n"
-    "        const double d = scr[k + k * n];\n"
-    "        if (d == 0.0) return logdet ? NAN : 0.0;\n"
-    "        det *= d;\n"
-    "        neg ^= d < 0.0;\n"
-    "        logabs += log(fabs(d));\n"
-    "        for (long i = k + 1; i < n; i++) {\n"
-    "            const double l = scr[i + k * n] /= d;\n"
-    "            if (l == 0.0) continue;\n"
-    "            for (long j = k + 1; j < n; j++) scr[i + j * n] -= l * scr[k + j * n];\n"
-    "        }\n"
-    "    }\n"
-    "    if (!logdet) return perm * det;\n"
-    "    return (perm > 0) == !neg ? logabs : NAN;\n"
+    "    const MD_LAPACK_INT nn = (MD_LAPACK_INT)n;\n"
+    "    MD_LAPACK_INT info = 0;\n"
+    "    memcpy(LU, A, (size_t)(n * n) * sizeof(double));\n"
+    "    dgetrf_(&nn, &nn, LU, &nn, (MD_LAPACK_INT *)(void *)piv, &info);\n"
     "}\n\n";
 
-static const char em_helper_inv[] =
-    "/* C = inv(A) for the n x n A, by Gauss-Jordan elimination with partial\n"
-    "   pivoting on a copy in scr (n*n doubles).  A singular A gives\n"
-    "   infinities or NaN. */\n"
-    "static void md_inv(long n, const double *A, double *C, double *scr)\n"
+static const char em_helper_pivot_lapack[] =
+    "/* The row (0-based) that the LU's pivoting swapped with row k. */\n"
+    "static long md_pivot(const double *piv, long k)\n"
     "{\n"
-    "    memcpy(scr, A, (size_t)(n * n) * sizeof(double));\n"
-    "    memset(C, 0, (size_t)(n * n) * sizeof(double));\n"
-    "    for (long i = 0; i < n; i++) C[i + i * n] = 1.0;\n"
+    "    MD_LAPACK_INT p;\n"
+    "    memcpy(&p, (const char *)piv + (size_t)k * sizeof p, sizeof p);\n"
+    "    return (long)p - 1;\n"
+    "}\n\n";
+
+static const char em_helper_lu_loops[] =
+    "/* The pivots of an n x n LU: n doubles of the workspace, row indices. */\n"
+    "#define MD_PIVOTS(n) ((size_t)(n))\n\n"
+    "/* LU (n x n) = the LU factors of A with partial pivoting, on a copy: P A =\n"
+    "   L U, L unit lower below the diagonal, U on and above it; piv[k] is the\n"
+    "   row swapped with row k at step k.  A column with no nonzero candidate\n"
+    "   is skipped (U gets a zero pivot). */\n"
+    "static void md_lu(long n, const double *A, double *LU, double *piv)\n"
+    "{\n"
+    "    memcpy(LU, A, (size_t)(n * n) * sizeof(double));\n"
     "    for (long k = 0; k < n; k++) {\n"
     "        long p = k;\n"
     "        for (long i = k + 1; i < n; i++)\n"
-    "            if (fabs(scr[i + k * n]) > fabs(scr[p + k * n])) p = i;\n"
+    "            if (fabs(LU[i + k * n]) > fabs(LU[p + k * n])) p = i;\n"
+    "        piv[k] = (double)p;\n"
     "        if (p != k)\n"
     "            for (long j = 0; j < n; j++) {\n"
-    "                double t = scr[k + j * n];\n"
-    "                scr[k + j * n] = scr[p + j * n];\n"
-    "                scr[p + j * n] = t;\n"
-    "                t = C[k + j * n];\n"
-    "                C[k + j * n] = C[p + j * n];\n"
-    "                C[p + j * n] = t;\n"
+    "                const double s = LU[k + j * n];\n"
+    "                LU[k + j * n] = LU[p + j * n];\n"
+    "                LU[p + j * n] = s;\n"
     "            }\n"
-    "        const double d = 1.0 / scr[k + k * n];\n"
-    "        for (long j = 0; j < n; j++) {\n"
-    "            scr[k + j * n] *= d;\n"
-    "            C[k + j * n] *= d;\n"
+    "        const double d = LU[k + k * n];\n"
+    "        if (d == 0.0) continue;\n"
+    "        for (long i = k + 1; i < n; i++) LU[i + k * n] /= d;\n"
+    "        for (long j = k + 1; j < n; j++) {\n"
+    "            const double u = LU[k + j * n];\n"
+    "            if (u == 0.0) continue;\n"
+    "            for (long i = k + 1; i < n; i++) LU[i + j * n] -= LU[i + k * n] * u;\n"
     "        }\n"
-    "        for (long i = 0; i < n; i++) {\n"
-    "            const double l = scr[i + k * n];\n"
-    "            if (i == k || l == 0.0) continue;\n"
-    "            for (long j = 0; j < n; j++) {\n"
-    "                scr[i + j * n] -= l * scr[k + j * n];\n"
-    "                C[i + j * n] -= l * C[k + j * n];\n"
+    "    }\n"
+    "}\n\n";
+
+static const char em_helper_pivot_loops[] =
+    "/* The row that the LU's pivoting swapped with row k. */\n"
+    "static long md_pivot(const double *piv, long k)\n"
+    "{\n"
+    "    return (long)piv[k];\n"
+    "}\n\n";
+
+static const char em_helper_lu_det[] =
+    "/* det(A), or log det(A) when logdet, from A's LU (n x n).  log det of a\n"
+    "   matrix whose determinant is not positive is NaN. */\n"
+    "static double md_lu_det(long n, const double *LU, const double *piv, int logdet)\n"
+    "{\n"
+    "    double det = 1.0, logabs = 0.0;\n"
+    "    int neg = 0;\n"
+    "    for (long k = 0; k < n; k++) {\n"
+    "        const double d = LU[k + k * n];\n"
+    "        neg ^= md_pivot(piv, k) != k;\n"
+    "        if (!logdet) {\n"
+    "            det *= d;\n"
+    "        } else if (d == 0.0) {\n"
+    "            return NAN;\n"
+    "        } else {\n"
+    "            neg ^= d < 0.0;\n"
+    "            logabs += log(fabs(d));\n"
+    "        }\n"
+    "    }\n"
+    "    if (!logdet) return neg ? -det : det;\n"
+    "    return neg ? NAN : logabs;\n"
+    "}\n\n";
+
+static const char em_helper_solve_lapack[] =
+    "/* B (n x m) = inv(op(A)) B, op(A) = A' when t, from A's LU: dgetrs. */\n"
+    "static void md_lu_solve(int t, long n, long m, const double *LU, const double *piv, double *B)\n"
+    "{\n"
+    "    const MD_LAPACK_INT nn = (MD_LAPACK_INT)n, mm = (MD_LAPACK_INT)m;\n"
+    "    MD_LAPACK_INT info = 0;\n"
+    "    dgetrs_(t ? \"T\" : \"N\", &nn, &mm, LU, &nn, (const MD_LAPACK_INT *)(const void *)piv, B, &nn, &info, 1);\n"
+    "}\n\n";
+
+static const char em_helper_rsolve_lapack[] =
+    "/* B (m x n) = B inv(op(A)), op(A) = A' when t, from A's LU = P L U: the\n"
+    "   triangular solves from the right (dtrsm) and the pivots' column swaps\n"
+    "   (inv(A) = inv(U) inv(L) P', inv(A') = P inv(L') inv(U')). */\n"
+    "static void md_lu_rsolve(int t, long m, long n, const double *LU, const double *piv, double *B)\n"
+    "{\n"
+    "    if (m == 1) {   /* a row: the transposed solve of its column */\n"
+    "        md_lu_solve(!t, n, 1, LU, piv, B);\n"
+    "        return;\n"
+    "    }\n"
+    "    if (t) {\n"
+    "        for (long k = 0; k < n; k++) {\n"
+    "            const long p = md_pivot(piv, k);\n"
+    "            if (p != k) cblas_dswap((int)m, B + k * m, 1, B + p * m, 1);\n"
+    "        }\n"
+    "        cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasUnit, (int)m, (int)n, 1.0, LU,\n"
+    "                    (int)n, B, (int)m);\n"
+    "        cblas_dtrsm(CblasColMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, (int)m, (int)n, 1.0, LU,\n"
+    "                    (int)n, B, (int)m);\n"
+    "        return;\n"
+    "    }\n"
+    "    cblas_dtrsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)m, (int)n, 1.0, LU,\n"
+    "                (int)n, B, (int)m);\n"
+    "    cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasUnit, (int)m, (int)n, 1.0, LU,\n"
+    "                (int)n, B, (int)m);\n"
+    "    for (long k = n - 1; k >= 0; k--) {\n"
+    "        const long p = md_pivot(piv, k);\n"
+    "        if (p != k) cblas_dswap((int)m, B + k * m, 1, B + p * m, 1);\n"
+    "    }\n"
+    "}\n\n";
+
+static const char em_helper_solve_loops[] =
+    "/* B (n x m) = inv(op(A)) B, op(A) = A' when t, from A's LU = P L U:\n"
+    "   the row swaps and the two triangular solves, column by column. */\n"
+    "static void md_lu_solve(int t, long n, long m, const double *LU, const double *piv, double *B)\n"
+    "{\n"
+    "    for (long c = 0; c < m; c++) {\n"
+    "        double *b = B + c * n;\n"
+    "        if (!t) {   /* L U x = P' b */\n"
+    "            for (long k = 0; k < n; k++) {\n"
+    "                const long p = md_pivot(piv, k);\n"
+    "                const double s = b[k];\n"
+    "                b[k] = b[p];\n"
+    "                b[p] = s;\n"
+    "            }\n"
+    "            for (long k = 0; k < n; k++)\n"
+    "                for (long i = k + 1; i < n; i++) b[i] -= LU[i + k * n] * b[k];\n"
+    "            for (long k = n - 1; k >= 0; k--) {\n"
+    "                b[k] /= LU[k + k * n];\n"
+    "                for (long i = 0; i < k; i++) b[i] -= LU[i + k * n] * b[k];\n"
+    "            }\n"
+    "        } else {    /* U' L' P' x = b */\n"
+    "            for (long k = 0; k < n; k++) {\n"
+    "                double s = b[k];\n"
+    "                for (long i = 0; i < k; i++) s -= LU[i + k * n] * b[i];\n"
+    "                b[k] = s / LU[k + k * n];\n"
+    "            }\n"
+    "            for (long k = n - 1; k >= 0; k--) {\n"
+    "                double s = b[k];\n"
+    "                for (long i = k + 1; i < n; i++) s -= LU[i + k * n] * b[i];\n"
+    "                b[k] = s;\n"
+    "            }\n"
+    "            for (long k = n - 1; k >= 0; k--) {\n"
+    "                const long p = md_pivot(piv, k);\n"
+    "                const double s = b[k];\n"
+    "                b[k] = b[p];\n"
+    "                b[p] = s;\n"
     "            }\n"
     "        }\n"
     "    }\n"
+    "}\n\n";
+
+static const char em_helper_rsolve_loops[] =
+    "/* B (m x n) = B inv(op(A)), op(A) = A' when t, from A's LU = P L U, on\n"
+    "   columns: inv(A) = inv(U) inv(L) P', inv(A') = P inv(L') inv(U'). */\n"
+    "static void md_lu_rsolve(int t, long m, long n, const double *LU, const double *piv, double *B)\n"
+    "{\n"
+    "    if (!t) {\n"
+    "        for (long j = 0; j < n; j++) {              /* B inv(U) */\n"
+    "            double *bj = B + j * m;\n"
+    "            for (long k = 0; k < j; k++) {\n"
+    "                const double u = LU[k + j * n];\n"
+    "                for (long i = 0; i < m; i++) bj[i] -= B[i + k * m] * u;\n"
+    "            }\n"
+    "            const double d = LU[j + j * n];\n"
+    "            for (long i = 0; i < m; i++) bj[i] /= d;\n"
+    "        }\n"
+    "        for (long j = n - 1; j >= 0; j--)           /* inv(L) */\n"
+    "            for (long k = j + 1; k < n; k++) {\n"
+    "                const double l = LU[k + j * n];\n"
+    "                for (long i = 0; i < m; i++) B[i + j * m] -= B[i + k * m] * l;\n"
+    "            }\n"
+    "    }\n"
+    "    for (long q = 0; q < n; q++) {                  /* the column swaps */\n"
+    "        const long k = t ? q : n - 1 - q, p = md_pivot(piv, k);\n"
+    "        if (p == k) continue;\n"
+    "        for (long i = 0; i < m; i++) {\n"
+    "            const double s = B[i + k * m];\n"
+    "            B[i + k * m] = B[i + p * m];\n"
+    "            B[i + p * m] = s;\n"
+    "        }\n"
+    "    }\n"
+    "    if (t) {\n"
+    "        for (long j = 0; j < n; j++)                /* inv(L') */\n"
+    "            for (long k = 0; k < j; k++) {\n"
+    "                const double l = LU[j + k * n];\n"
+    "                for (long i = 0; i < m; i++) B[i + j * m] -= B[i + k * m] * l;\n"
+    "            }\n"
+    "        for (long j = n - 1; j >= 0; j--) {         /* inv(U') */\n"
+    "            double *bj = B + j * m;\n"
+    "            for (long k = j + 1; k < n; k++) {\n"
+    "                const double u = LU[j + k * n];\n"
+    "                for (long i = 0; i < m; i++) bj[i] -= B[i + k * m] * u;\n"
+    "            }\n"
+    "            const double d = LU[j + j * n];\n"
+    "            for (long i = 0; i < m; i++) bj[i] /= d;\n"
+    "        }\n"
+    "    }\n"
+    "}\n\n";
+
+static const char em_helper_sm[] =
+    "/* C (m x n) = alpha inv(op(A)) op(B) (side 0, A m x m) or alpha op(B)\n"
+    "   inv(op(A)) (side 1, A n x n), from A's LU; op(A) = A' when ta, op(B) =\n"
+    "   B' (stored n x m) when tb.  A solve: the inverse is never formed. */\n"
+    "static void md_sm(int side, int ta, int tb, long m, long n, double alpha, const double *LU,\n"
+    "                  const double *piv, const double *B, double *C)\n"
+    "{\n"
+    "    if (tb) md_tcopy(m, n, alpha, B, C);\n"
+    "    else\n"
+    "        for (long md_i = 0; md_i < m * n; md_i++) C[md_i] = alpha * B[md_i];\n"
+    "    if (side) md_lu_rsolve(ta, m, n, LU, piv, C);\n"
+    "    else md_lu_solve(ta, m, n, LU, piv, C);\n"
+    "}\n\n";
+
+static const char em_helper_inv_lapack[] =
+    "/* C = inv(op(A)), op(A) = A' when t, from A's LU: dgetri on a copy (scr:\n"
+    "   64n doubles, for its blocked code), transposed in place when t.  A\n"
+    "   singular A gives NaN. */\n"
+    "static void md_lu_inv(int t, long n, const double *LU, const double *piv, double *C, double *scr)\n"
+    "{\n"
+    "    const MD_LAPACK_INT nn = (MD_LAPACK_INT)n, lwork = (MD_LAPACK_INT)(64 * n);\n"
+    "    MD_LAPACK_INT info = 0;\n"
+    "    memcpy(C, LU, (size_t)(n * n) * sizeof(double));\n"
+    "    dgetri_(&nn, C, &nn, (const MD_LAPACK_INT *)(const void *)piv, scr, &lwork, &info);\n"
+    "    if (info != 0) {\n"
+    "        for (long i = 0; i < n * n; i++) C[i] = NAN;\n"
+    "        return;\n"
+    "    }\n"
+    "    if (t)\n"
+    "        for (long j = 0; j < n; j++)\n"
+    "            for (long i = j + 1; i < n; i++) {\n"
+    "                const double s = C[i + j * n];\n"
+    "                C[i + j * n] = C[j + i * n];\n"
+    "                C[j + i * n] = s;\n"
+    "            }\n"
+    "}\n\n";
+
+static const char em_helper_inv_loops[] =
+    "/* C = inv(op(A)), op(A) = A' when t, from A's LU: the solves of the\n"
+    "   identity's columns.  A singular A gives infinities or NaN. */\n"
+    "static void md_lu_inv(int t, long n, const double *LU, const double *piv, double *C, double *scr)\n"
+    "{\n"
+    "    (void)scr;\n"
+    "    memset(C, 0, (size_t)(n * n) * sizeof(double));\n"
+    "    for (long i = 0; i < n; i++) C[i + i * n] = 1.0;\n"
+    "    md_lu_solve(t, n, n, LU, piv, C);\n"
     "}\n\n";
 
 static const char em_helper_mpow[] =
@@ -1421,10 +2019,15 @@ static void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int he
                   " * Returns f.  Outside f's domain (log of a negative number, a singular\n"
                   " * matrix) the results are NaN or infinite.\n", nm);
     if (!header) {
-        if (E->o->blas)
+        if (E->o->blas && E->use_lu)
+            md_buf_puts(out, " * Products call CBLAS, and det, logdet and inverses LAPACK (dgetrf, dgetrs,\n"
+                             " * dgetri): link with -lopenblas (or a CBLAS and a LAPACK).\n");
+        else if (E->o->blas)
             md_buf_puts(out, " * Products call CBLAS: link with -lopenblas (or any CBLAS).\n");
         else
             md_buf_puts(out, " * Plain C99 loops: link with -lm only.\n");
+        if (E->nlus)
+            md_buf_puts(out, " * Inverses used only in products are applied as solves with LU factors.\n");
         md_buf_puts(out, " * Product chains are bracketed by cost ");
         int hints = 0;
         for (int d = 1; d < ctx->ndims && E->o->size_hint; d++) hints |= E->o->size_hint[d] > 0;
@@ -1456,6 +2059,12 @@ static void em_free(emitter *E)
     }
     free(E->nd);
     free(E->topo);
+    for (int i = 0; i < E->nlus; i++) {
+        free(E->lus[i].need);
+        free(E->lus[i].val);
+        free(E->lus[i].piv);
+    }
+    free(E->lus);
     for (int i = 0; i < E->nreserved; i++) free(E->reserved[i]);
     free(E->reserved);
     /* dimfield, pname and gname point into reserved (dims were released
@@ -1531,34 +2140,26 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     if (em_names(&E) < 0) goto done;
     em_values(&E);
 
-    /* the body, node by node, grouped by condition */
+    /* the body, node by node (each LU just before its first user),
+       grouped by condition */
     char *open = md_xstrdup("");
     for (int k = 0; k < E.ntopo; k++) {
         md_expr *e = E.topo[k];
         em_node *x = &E.nd[e->id];
+        for (int l = 0; l < E.nlus; l++) {
+            const em_lu *lu = &E.lus[l];
+            if (lu->first != k) continue;
+            size_t start = em_open(&E, &open, lu->need);
+            md_buf_puts(&E.body, "    md_lu(");
+            em_dim(&E, lu->base->rows, &E.body);
+            md_buf_printf(&E.body, ", %s, %s, %s);\n", E.nd[lu->base->id].val, lu->val, lu->piv);
+            E.use_lu = 1;
+            em_indent(&E, open, start);
+        }
         if (x->mode != EM_COMPUTED) continue;
-        char *c = em_cond(&E, x);
-        if (strcmp(c, open) != 0) {
-            if (open[0]) md_buf_puts(&E.body, "    }\n");
-            if (c[0]) md_buf_printf(&E.body, "    if (%s) {\n", c);
-            free(open);
-            open = c;
-        } else {
-            free(c);
-        }
-        size_t start = E.body.len;
+        size_t start = em_open(&E, &open, x->need);
         em_node_code(&E, e);
-        if (open[0]) {
-            /* indent the node's lines by four more spaces */
-            char *chunk = md_xstrdup(E.body.s + start);
-            E.body.len = start;
-            E.body.s[start] = 0;
-            for (char *s = chunk, *nl; *s; s = nl + 1) {
-                nl = strchr(s, '\n');
-                md_buf_printf(&E.body, "    %.*s\n", (int)(nl - s), s);
-            }
-            free(chunk);
-        }
+        em_indent(&E, open, start);
     }
     if (open[0]) md_buf_puts(&E.body, "    }\n");
     free(open);
@@ -1579,22 +2180,32 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     }
     md_buf_printf(&E.body, "    return %s;\n", E.nd[f->id].val);
 
-    /* assemble */
+    /* assemble: the helpers the body calls, each after what it calls */
+    int blas = E.o->blas;
     E.use_mm |= E.use_mpow | E.use_chain;
+    E.use_tcopy |= E.use_sm;
+    int use_solve = E.use_sm || (E.use_inv && !blas);
+    int use_pivot = E.use_det || E.use_sm || use_solve;
     em_top_comment(&E, f, grads, 0, out);
     md_buf_puts(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n");
-    if (E.o->blas && E.use_mm) md_buf_puts(out, "#include <cblas.h>\n");
+    if (blas && (E.use_mm || E.use_sm || E.use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
     md_buf_putc(out, '\n');
     em_decls(&E, out);
     md_buf_putc(out, '\n');
-    if (E.use_mm) md_buf_puts(out, E.o->blas ? em_helper_mm_blas : em_helper_mm_loops);
+    if (E.use_mm) md_buf_puts(out, blas ? em_helper_mm_blas : em_helper_mm_loops);
+    if (E.use_tcopy) md_buf_puts(out, em_helper_tcopy);
+    if (E.use_lu) md_buf_puts(out, blas ? em_helper_lapack : em_helper_lu_loops);
+    if (E.use_lu && use_pivot) md_buf_puts(out, blas ? em_helper_pivot_lapack : em_helper_pivot_loops);
+    if (E.use_det) md_buf_puts(out, em_helper_lu_det);
+    if (use_solve) md_buf_puts(out, blas ? em_helper_solve_lapack : em_helper_solve_loops);
+    if (E.use_sm) md_buf_puts(out, blas ? em_helper_rsolve_lapack : em_helper_rsolve_loops);
+    if (E.use_sm) md_buf_puts(out, em_helper_sm);
+    if (E.use_inv) md_buf_puts(out, blas ? em_helper_inv_lapack : em_helper_inv_loops);
+    if (E.use_trdot) md_buf_puts(out, blas ? em_helper_trdot_blas : em_helper_trdot_loops);
     if (E.use_chain) {
         md_buf_printf(out, "#define MD_CHAIN_MAX %d\n\n", EM_CHAIN_MAX);
-        md_buf_puts(out, em_helper_chain);
+        em_helper_chain(out, E.use_sm, E.use_chain_plain, E.use_chain_trace);
     }
-    if (E.use_tcopy) md_buf_puts(out, em_helper_tcopy);
-    if (E.use_lu) md_buf_puts(out, em_helper_lu);
-    if (E.use_inv) md_buf_puts(out, em_helper_inv);
     if (E.use_mpow) md_buf_puts(out, em_helper_mpow);
 
     /* workspace */

@@ -80,6 +80,20 @@ static const ecase base_cases[] = {
     {"unused", "scalar a; matrix B; vector z; a*sum(x) + 0*sum(z)", 0, 0},
     {"rowvec", "norm2(x'*A - y')^2 + x'*A*y", 0, 0},
     {"keywords", "scalar double, md_x; vector for; matrix int; double*for'*int*for + md_x*sum(int)", 0, 0},
+    /* inverses as solves from both sides, transposed, between products,
+       with the LU shared by det and logdet */
+    {"solves", "vector x; vector y; matrix A; matrix X; x'*inv(A)*y + sum(inv(A)*X) + sum(X'*inv(A'))"
+               " + sum(inv(A')*X*y) + y'*inv(A')*x + logdet(A) + det(A)", 1, 0},
+    /* every side and transpose of the solve, on matrices (m > 1) */
+    {"solves_right", "sum(exp(B*inv(A))) + sum(exp(B*inv(A'))) + sum(exp(inv(A)*B)) + sum(exp(inv(A')*B))"
+                     " + sum(exp(C'*inv(A))) + sum(exp(inv(A)*C')) + tr(inv(A)*C*inv(A))", 1, 0},
+    {"two_inverses", "sum(inv(A)*inv(C)*x) + x'*inv(A)*B*inv(C)*y + tr(3*inv(C)) + sum(inv(A)*inv(C))", 1, 0},
+    {"gaussian", "symmetric S; vector m; logdet(S) + (y - m)'*inv(S)*(y - m)", 0, 0},
+    /* traces of products, fused (md_trdot, md_chain_trace): every
+       transpose combination, chains, inverses inside */
+    {"traces", "tr(A*B) + tr(A'*B') + tr(A*B') + tr(A'*B) + tr(X*Y*Z) + tr(inv(A)*B*C) + tr(C*inv(A))"
+               " + 2*tr(X'*W*Y') + tr(B*inv(A)*C*inv(A'))", 1, 0},
+    {"inverse_powers", "tr(inv(A)^2) + x'*A^-3*x + sum(inv(A')*x)", 0, 0},
 };
 enum { NBASE = sizeof base_cases / sizeof base_cases[0] };
 
@@ -632,14 +646,23 @@ static void write_driver(md_buf *w, const eprog *p, const md_env *env)
 }
 
 /* Compiles case c (variant blas/row) with cc_flags into an executable and
-   checks that it runs cleanly and prints f. */
-static void run_standalone(const ecase *c, int blas, int row, const char *cc_flags)
+   checks that it runs cleanly and prints f.  With zero set, the variable
+   of that name is all zeros (a singular matrix) and f must come out NaN or
+   infinite. */
+static void run_standalone_at(const ecase *c, int blas, int row, const char *cc_flags, const char *zero)
 {
     eprog *p = eload(c->prog);
     md_env env = {0};
     ck_assert_int_eq(md_env_random(p->ctx, p->f, 2, &env), 0);
-    md_mat fv;
-    ck_assert_int_eq(md_eval(&env, p->f, &fv), 0);
+    md_mat fv = {0};
+    if (zero) {
+        int s = 0;
+        while (s < p->ctx->nsyms && strcmp(p->ctx->syms[s].name, zero) != 0) s++;
+        ck_assert_int_lt(s, p->ctx->nsyms);
+        memset(env.val[s].v, 0, (size_t)(env.val[s].rows * env.val[s].cols) * sizeof(double));
+    } else {
+        ck_assert_int_eq(md_eval(&env, p->f, &fv), 0);
+    }
     if (row)   /* the driver passes data as is: transpose the matrices */
         for (int s = 0; s < p->ctx->nsyms; s++) {
             md_mat *m = &env.val[s];
@@ -662,8 +685,12 @@ static void run_standalone(const ecase *c, int blas, int row, const char *cc_fla
     int st = run(cmd.s, &out);
     ck_assert_msg(st == 0, "%s (%s): failed:\n%s", c->name, cc_flags, out);
     double got = strtod(out, NULL);
-    ck_assert_msg(fabs(got - fv.v[0]) <= 1e-10 * fabs(fv.v[0]), "%s: f = %.17g, evaluator %.17g", c->name, got,
-                  fv.v[0]);
+    if (zero)
+        ck_assert_msg(!isfinite(got), "%s with %s = 0 (%s): f = %.17g, not NaN or infinite", c->name, zero,
+                      blas ? "CBLAS" : "loops", got);
+    else
+        ck_assert_msg(fabs(got - fv.v[0]) <= 1e-10 * fabs(fv.v[0]), "%s: f = %.17g, evaluator %.17g", c->name,
+                      got, fv.v[0]);
     free(out);
     remove_tmpdir();
     md_buf_free(&code);
@@ -673,6 +700,11 @@ static void run_standalone(const ecase *c, int blas, int row, const char *cc_fla
     md_mat_free(&fv);
     md_env_free(&env);
     eunload(p);
+}
+
+static void run_standalone(const ecase *c, int blas, int row, const char *cc_flags)
+{
+    run_standalone_at(c, blas, row, cc_flags, NULL);
 }
 
 static const ecase *find_case(const char *name)
@@ -686,13 +718,69 @@ START_TEST(sanitizers)
 {
     /* the executable is built by the compiler, not by this (possibly
        sanitized) process, so this works in every build */
-    static const char *const names[] = {"seed003", "mpow", "chain5", "diag"};
+    static const char *const names[] = {"seed003", "mpow", "chain5", "diag", "solves", "solves_right"};
     const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
     if (run("echo 'int main(void){return 0;}' | cc -fsanitize=address,undefined -x c -o /dev/null -", NULL) != 0) {
         fprintf(stderr, "test_emit: the compiler cannot build sanitized programs: skipped\n");
         return;
     }
-    for (int i = 0; i < 4; i++) run_standalone(find_case(names[i]), i % 2 == 0 && have_blas(), i >= 2, flags);
+    for (int i = 0; i < 6; i++) run_standalone(find_case(names[i]), i % 2 == 0 && have_blas(), i % 4 >= 2, flags);
+    run_standalone(find_case("solves"), 0, 1, flags);
+    run_standalone(find_case("solves_right"), have_blas(), 1, flags);
+    run_standalone(find_case("traces"), 0, 0, flags);
+    run_standalone(find_case("traces"), have_blas(), 1, flags);
+}
+END_TEST
+
+START_TEST(singular)
+{
+    /* a singular matrix: f is NaN or infinite (never a finite wrong value),
+       and the code neither crashes nor reads out of bounds */
+    const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
+    if (run("echo 'int main(void){return 0;}' | cc -fsanitize=address,undefined -x c -o /dev/null -", NULL) != 0)
+        flags = "cc -O1";
+    static const ecase cs[] = {
+        {"singular_logdet", "logdet(X) + x'*inv(X)*x", 0, 0},
+        {"singular_inverse", "sum(inv(X)) + det(X)", 0, 0},
+        {"singular_solve", "sum(inv(X)*B*y)", 0, 0},
+    };
+    for (int i = 0; i < 3; i++)
+        for (int blas = 0; blas <= have_blas(); blas++) run_standalone_at(&cs[i], blas, i == 1, flags, "X");
+}
+END_TEST
+
+/* Counts the occurrences of needle in hay. */
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *s = hay; (s = strstr(s, needle)) != NULL; s++) n++;
+    return n;
+}
+
+START_TEST(lapack_and_solves)
+{
+    /* f and the gradients for x and y only need inverses applied to
+       vectors and matrices: solves with one LU of A, no inverse formed */
+    eprog *p = eload("vector x; vector y; matrix A; matrix X; x'*inv(A)*y + sum(inv(A)*X*y) + logdet(A)"
+                     " + sum(x'*X'*inv(A'))");
+    ck_assert_str_eq(p->ctx->syms[0].name, "x");
+    ck_assert_str_eq(p->ctx->syms[1].name, "y");
+    for (int blas = 0; blas <= 1; blas++) {
+        md_emit_opts o = {"f", 0, blas, NULL};
+        md_buf code = {0};
+        ck_assert_int_eq(md_emit_c(p->ctx, p->f, 2, p->wrt, p->grads, &o, &code, stderr), 0);
+        const char *body = NULL;   /* the definition: after the prototype and the helpers */
+        for (const char *q = code.s; (q = strstr(q, "\ndouble f(const f_dims")) != NULL; q++) body = q;
+        ck_assert_ptr_nonnull(body);
+        ck_assert_int_eq(count(body, "md_lu("), 1);        /* one factorisation, shared */
+        ck_assert_int_eq(count(body, "md_lu_inv("), 0);    /* no explicit inverse */
+        ck_assert_int_ge(count(body, "md_sm(") + count(body, "md_chain("), 3);
+        ck_assert_int_eq(count(code.s, "dgetrf_(&nn"), blas);
+        ck_assert_int_eq(count(code.s, "dgetrs_(t"), blas);
+        if (!blas) ck_assert_ptr_null(strstr(code.s, "cblas"));
+        md_buf_free(&code);
+    }
+    eunload(p);
 }
 END_TEST
 
@@ -798,12 +886,14 @@ static Suite *emit_suite(void)
     TCase *tx = tcase_create("sanitizers-and-clang");
     tcase_set_timeout(tx, 120);
     tcase_add_test(tx, sanitizers);
+    tcase_add_test(tx, singular);
     tcase_add_test(tx, clang);
     suite_add_tcase(s, tx);
     TCase *ti = tcase_create("interface");
     tcase_add_test(ti, interface_text);
     tcase_add_test(ti, auto_named_dimensions);
     tcase_add_test(ti, errors);
+    tcase_add_test(ti, lapack_and_solves);
     suite_add_tcase(s, ti);
     return s;
 }
