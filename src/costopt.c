@@ -2,7 +2,7 @@
  * costopt.c -- cost-based rewriting for the C backend, when every
  * dimension has a size (--size hints).
  *
- * Three rewrites, all exact:
+ * Four rewrites, all exact:
  *
  *  - Every matrix product chain is bracketed by the classic matrix-chain
  *    dynamic program and rebuilt as nested two-factor products (raw nodes:
@@ -16,6 +16,10 @@
  *  - norm2(A*B)^2 with A a×k and B k×b is sum((A'*A) .* (B*B')) when the
  *    two k×k Gram matrices cost less than forming the a×b product:
  *    seed 003's ||U V'||^2 with d = 50 and p = q = 1000.
+ *  - tr(F1...FL) is split into tr(P*Q) where forming P and Q costs least
+ *    (not where the whole product does): the emitter computes a trace of
+ *    two factors as sum(P .* Q') without forming PQ, so tr(Y'*inv(S)*Y)
+ *    with Y p x N costs p*p*N, not p*N*N.
  *
  * Everything else is rebuilt with its kind and payload unchanged (raw), so
  * the graph keeps the canonical form the gradients were built in.  The
@@ -40,6 +44,8 @@ static double dsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1.0 : (dou
 
 static md_expr *copt(md_copt *c, md_expr *e);
 
+static int md_is_inverse(const md_expr *e) { return e->kind == MD_MPOW && e->ival == -1; }
+
 /* The chain f[i..j] bracketed by split[][], as raw two-factor products. */
 static md_expr *build(md_copt *c, md_expr **f, int *split, int L, int i, int j)
 {
@@ -49,18 +55,12 @@ static md_expr *build(md_copt *c, md_expr **f, int *split, int L, int i, int j)
     return md_expr_make(c->ctx, MD_MUL, a[0]->rows, a[1]->cols, 0, 0, 0, 2, a, NULL);
 }
 
-static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
+/* The matrix-chain DP over f[0..L): sz (L + 1 sizes), cost and split
+   (L * L each, [i * L + j]). */
+static void chain_dp(md_copt *c, md_expr **f, int L, double *sz, double *cost, int *split)
 {
-    int s = 0;
-    while (s < e->nargs && md_is_scalar(a[s])) s++;
-    int L = e->nargs - s;
-    if (L <= 2) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
-    md_expr **f = a + s;
-    double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
     sz[0] = dsz(c, f[0]->rows);
     for (int i = 0; i < L; i++) sz[i + 1] = dsz(c, f[i]->cols);
-    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
-    int *split = md_xcalloc((size_t)(L * L), sizeof *split);
     for (int len = 2; len <= L; len++)
         for (int i = 0; i + len - 1 < L; i++) {
             int j = i + len - 1;
@@ -70,6 +70,27 @@ static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
                 if (cost[i * L + j] < 0 || t < cost[i * L + j]) cost[i * L + j] = t, split[i * L + j] = k;
             }
         }
+}
+
+static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
+{
+    int s = 0;
+    while (s < e->nargs && md_is_scalar(a[s])) s++;
+    int L = e->nargs - s;
+    if (L < 2 || (L == 2 && s == 0)) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
+    md_expr **f = a + s;
+    if (L == 2) {   /* s * (A*B): A*B is shared with the unscaled product */
+        md_expr **t = md_xmalloc((size_t)(s + 1) * sizeof *t);
+        memcpy(t, a, (size_t)s * sizeof *t);
+        t[s] = md_expr_make(c->ctx, MD_MUL, f[0]->rows, f[1]->cols, 0, 0, 0, 2, f, NULL);
+        md_expr *r = md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, s + 1, t, NULL);
+        free(t);
+        return r;
+    }
+    double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
+    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
+    int *split = md_xcalloc((size_t)(L * L), sizeof *split);
+    chain_dp(c, f, L, sz, cost, split);
     md_expr *chain = build(c, f, split, L, 0, L - 1);
     free(sz);
     free(cost);
@@ -101,6 +122,46 @@ static md_expr *gram(md_copt *c, md_expr *e)
     return md_expr_make(ctx, MD_SUM, MD_DIM_ONE, MD_DIM_ONE, 0, 0, 0, 1, &had, NULL);
 }
 
+/* tr(F1...FL), L >= 3: split where forming the two halves P = F1...Fk and
+   Q = Fk+1...FL costs least, as tr(s * P * Q) (the emitter computes it as
+   sum(P .* Q') without forming PQ; a half that is a lone inverse would
+   need forming, so no split leaves one); NULL when not such a trace. */
+static md_expr *trace_split(md_copt *c, md_expr *e)
+{
+    if (e->kind != MD_TR || e->args[0]->kind != MD_MUL) return NULL;
+    md_expr *m = e->args[0];
+    int s = 0;
+    while (s < m->nargs && md_is_scalar(m->args[s])) s++;
+    int L = m->nargs - s;
+    if (L < 3) return NULL;
+    md_expr **a = md_xmalloc((size_t)(m->nargs + 1) * sizeof *a);
+    for (int i = 0; i < m->nargs; i++) a[i] = copt(c, m->args[i]);
+    md_expr **f = a + s;
+    double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
+    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
+    int *split = md_xcalloc((size_t)(L * L), sizeof *split);
+    chain_dp(c, f, L, sz, cost, split);
+    int best = -1;
+    double bc = 0;
+    for (int k = 0; k < L - 1; k++) {
+        if ((k == 0 && md_is_inverse(f[0])) || (k == L - 2 && md_is_inverse(f[L - 1]))) continue;
+        double t = cost[k] + cost[(k + 1) * L + L - 1] + sz[0] * sz[k + 1];
+        if (best < 0 || t < bc) best = k, bc = t;
+    }
+    md_expr *r = NULL;
+    if (best >= 0) {
+        a[s] = build(c, f, split, L, 0, best);
+        a[s + 1] = build(c, f, split, L, best + 1, L - 1);
+        md_expr *pq = md_expr_make(c->ctx, MD_MUL, m->rows, m->cols, 0, 0, 0, s + 2, a, NULL);
+        r = md_expr_make(c->ctx, MD_TR, e->rows, e->cols, 0, 0, 0, 1, &pq, NULL);
+    }
+    free(sz);
+    free(cost);
+    free(split);
+    free(a);
+    return r;
+}
+
 static md_expr *copt(md_copt *c, md_expr *e)
 {
     if (e->nargs == 0) return e;
@@ -117,6 +178,7 @@ static md_expr *copt(md_copt *c, md_expr *e)
         }
     }
     md_expr *r = gram(c, e);
+    if (!r) r = trace_split(c, e);
     if (!r) {
         md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
         for (int i = 0; i < e->nargs; i++) a[i] = copt(c, e->args[i]);
