@@ -33,11 +33,20 @@
 
 #include "md_simplify.h"
 
+/* A product built already: its factors, in order, and its node. */
+typedef struct md_known {
+    int n;
+    md_expr **f;
+    md_expr *node;
+} md_known;
+
 typedef struct md_copt {
     md_ctx *ctx;
     const long *size;
     uint32_t n;
     md_expr **memo;
+    md_known *known;
+    int nknown, capknown;
 } md_copt;
 
 static double dsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1.0 : (double)c->size[d]; }
@@ -46,24 +55,69 @@ static md_expr *copt(md_copt *c, md_expr *e);
 
 static int md_is_inverse(const md_expr *e) { return e->kind == MD_MPOW && e->ival == -1; }
 
-/* The chain f[i..j] bracketed by split[][], as raw two-factor products. */
-static md_expr *build(md_copt *c, md_expr **f, int *split, int L, int i, int j)
+static void remember(md_copt *c, md_expr **f, int n, md_expr *node)
 {
-    if (i == j) return f[i];
-    int k = split[i * L + j];
-    md_expr *a[2] = {build(c, f, split, L, i, k), build(c, f, split, L, k + 1, j)};
-    return md_expr_make(c->ctx, MD_MUL, a[0]->rows, a[1]->cols, 0, 0, 0, 2, a, NULL);
+    if (c->nknown == c->capknown) {
+        c->capknown = c->capknown ? 2 * c->capknown : 16;
+        c->known = md_xrealloc(c->known, (size_t)c->capknown * sizeof *c->known);
+    }
+    md_known *k = &c->known[c->nknown++];
+    k->n = n;
+    k->f = md_xmalloc((size_t)n * sizeof *k->f);
+    memcpy(k->f, f, (size_t)n * sizeof *k->f);
+    k->node = node;
 }
 
-/* The matrix-chain DP over f[0..L): sz (L + 1 sizes), cost and split
-   (L * L each, [i * L + j]). */
-static void chain_dp(md_copt *c, md_expr **f, int L, double *sz, double *cost, int *split)
+static md_expr *known_as(const md_copt *c, md_expr **f, int n)
+{
+    for (int i = 0; i < c->nknown; i++)
+        if (c->known[i].n == n && !memcmp(c->known[i].f, f, (size_t)n * sizeof *f)) return c->known[i].node;
+    return NULL;
+}
+
+/* The product f[0..n) if some chain built it already, or the transpose of
+   one built (read through a BLAS flag); NULL if neither. */
+static md_expr *available(md_copt *c, md_expr **f, int n)
+{
+    md_expr *r = known_as(c, f, n);
+    if (r) return r;
+    md_expr **t = md_xmalloc((size_t)n * sizeof *t);
+    for (int k = 0; k < n; k++) t[k] = md_trans(c->ctx, f[n - 1 - k]);
+    r = known_as(c, t, n);
+    free(t);
+    if (r) r = md_expr_make(c->ctx, MD_TRANS, r->cols, r->rows, 0, 0, 0, 1, &r, NULL);
+    return r;
+}
+
+/* The chain f[i..j] bracketed by split[][], as raw two-factor products;
+   avail[i * L + j]: a sub-product built already. */
+static md_expr *build(md_copt *c, md_expr **f, int *split, md_expr **avail, int L, int i, int j)
+{
+    if (i == j) return f[i];
+    if (avail[i * L + j]) return avail[i * L + j];
+    int k = split[i * L + j];
+    md_expr *a[2] = {build(c, f, split, avail, L, i, k), build(c, f, split, avail, L, k + 1, j)};
+    md_expr *r = md_expr_make(c->ctx, MD_MUL, a[0]->rows, a[1]->cols, 0, 0, 0, 2, a, NULL);
+    remember(c, f + i, j - i + 1, r);
+    return r;
+}
+
+/* The matrix-chain DP over f[0..L): sz (L + 1 sizes), cost, split and
+   avail (L * L each, [i * L + j]).  A sub-product that an earlier chain
+   built (or its transpose) costs nothing: seed 003's gradients share
+   X*U, and inv(S)*Y*Y'*inv(S) becomes W*W' for the W = inv(S)*Y of f. */
+static void chain_dp(md_copt *c, md_expr **f, int L, double *sz, double *cost, int *split, md_expr **avail)
 {
     sz[0] = dsz(c, f[0]->rows);
     for (int i = 0; i < L; i++) sz[i + 1] = dsz(c, f[i]->cols);
     for (int len = 2; len <= L; len++)
         for (int i = 0; i + len - 1 < L; i++) {
             int j = i + len - 1;
+            avail[i * L + j] = available(c, f + i, len);
+            if (avail[i * L + j]) {
+                cost[i * L + j] = 0;
+                continue;
+            }
             cost[i * L + j] = -1;
             for (int k = i; k < j; k++) {
                 double t = cost[i * L + k] + cost[(k + 1) * L + j] + sz[i] * sz[k + 1] * sz[j + 1];
@@ -72,29 +126,25 @@ static void chain_dp(md_copt *c, md_expr **f, int L, double *sz, double *cost, i
         }
 }
 
+/* A product, bracketed by cost; scalars stay outside (s * (A*B): the
+   product is shared with the unscaled one). */
 static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
 {
     int s = 0;
     while (s < e->nargs && md_is_scalar(a[s])) s++;
     int L = e->nargs - s;
-    if (L < 2 || (L == 2 && s == 0)) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
+    if (L < 2) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
     md_expr **f = a + s;
-    if (L == 2) {   /* s * (A*B): A*B is shared with the unscaled product */
-        md_expr **t = md_xmalloc((size_t)(s + 1) * sizeof *t);
-        memcpy(t, a, (size_t)s * sizeof *t);
-        t[s] = md_expr_make(c->ctx, MD_MUL, f[0]->rows, f[1]->cols, 0, 0, 0, 2, f, NULL);
-        md_expr *r = md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, s + 1, t, NULL);
-        free(t);
-        return r;
-    }
     double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
     double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
     int *split = md_xcalloc((size_t)(L * L), sizeof *split);
-    chain_dp(c, f, L, sz, cost, split);
-    md_expr *chain = build(c, f, split, L, 0, L - 1);
+    md_expr **avail = md_xcalloc((size_t)(L * L), sizeof *avail);
+    chain_dp(c, f, L, sz, cost, split, avail);
+    md_expr *chain = build(c, f, split, avail, L, 0, L - 1);
     free(sz);
     free(cost);
     free(split);
+    free(avail);
     if (s == 0) return chain;
     md_expr **t = md_xmalloc((size_t)(s + 1) * sizeof *t);
     memcpy(t, a, (size_t)s * sizeof *t);
@@ -140,7 +190,8 @@ static md_expr *trace_split(md_copt *c, md_expr *e)
     double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
     double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
     int *split = md_xcalloc((size_t)(L * L), sizeof *split);
-    chain_dp(c, f, L, sz, cost, split);
+    md_expr **avail = md_xcalloc((size_t)(L * L), sizeof *avail);
+    chain_dp(c, f, L, sz, cost, split, avail);
     int best = -1;
     double bc = 0;
     for (int k = 0; k < L - 1; k++) {
@@ -150,14 +201,15 @@ static md_expr *trace_split(md_copt *c, md_expr *e)
     }
     md_expr *r = NULL;
     if (best >= 0) {
-        a[s] = build(c, f, split, L, 0, best);
-        a[s + 1] = build(c, f, split, L, best + 1, L - 1);
+        a[s] = build(c, f, split, avail, L, 0, best);
+        a[s + 1] = build(c, f, split, avail, L, best + 1, L - 1);
         md_expr *pq = md_expr_make(c->ctx, MD_MUL, m->rows, m->cols, 0, 0, 0, s + 2, a, NULL);
         r = md_expr_make(c->ctx, MD_TR, e->rows, e->cols, 0, 0, 0, 1, &pq, NULL);
     }
     free(sz);
     free(cost);
     free(split);
+    free(avail);
     free(a);
     return r;
 }
@@ -196,9 +248,11 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
     if (!size) return 0;
     for (int d = 1; d < ctx->ndims; d++)
         if (size[d] <= 0) return 0;
-    md_copt c = {ctx, size, ctx->nnodes, NULL};
+    md_copt c = {ctx, size, ctx->nnodes, NULL, NULL, 0, 0};
     c.memo = md_xcalloc(c.n, sizeof *c.memo);
     for (int i = 0; i < n; i++) roots[i] = copt(&c, roots[i]);
+    for (int i = 0; i < c.nknown; i++) free(c.known[i].f);
+    free(c.known);
     free(c.memo);
     return 1;
 }

@@ -1354,7 +1354,12 @@ static const char em_helper_mm_blas[] =
     "    else if (m == 1)\n"
     "        cblas_dgemv(CblasColMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? n : k), (int)(tb ? k : n),\n"
     "                    alpha, B, (int)ldb, A, 1, 0.0, C, 1);\n"
-    "    else\n"
+    "    else if (A == B && ta != tb) {   /* A A' or A' A: symmetric, half the work */\n"
+    "        cblas_dsyrk(CblasColMajor, CblasLower, ta ? CblasTrans : CblasNoTrans, (int)m, (int)k, alpha, A,\n"
+    "                    (int)lda, 0.0, C, (int)m);\n"
+    "        for (long md_j = 0; md_j < m; md_j++)\n"
+    "            for (long md_i = md_j + 1; md_i < m; md_i++) C[md_j + md_i * m] = C[md_i + md_j * m];\n"
+    "    } else\n"
     "        cblas_dgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,\n"
     "                    (int)m, (int)n, (int)k, alpha, A, (int)lda, B, (int)ldb, 0.0, C, (int)m);\n"
     "}\n\n";

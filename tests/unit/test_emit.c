@@ -88,7 +88,7 @@ static const ecase base_cases[] = {
     {"solves_right", "sum(exp(B*inv(A))) + sum(exp(B*inv(A'))) + sum(exp(inv(A)*B)) + sum(exp(inv(A')*B))"
                      " + sum(exp(C'*inv(A))) + sum(exp(inv(A)*C')) + tr(inv(A)*C*inv(A))", 1, 0},
     {"two_inverses", "sum(inv(A)*inv(C)*x) + x'*inv(A)*B*inv(C)*y + tr(3*inv(C)) + sum(inv(A)*inv(C))", 1, 0},
-    {"gaussian", "symmetric S; vector m; logdet(S) + (y - m)'*inv(S)*(y - m)", 0, 0},
+    {"gaussian", "symmetric S; vector m; logdet(S) + (y - m)'*inv(S)*(y - m) + tr(Y'*inv(S)*Y)", 1, 0},
     /* traces of products, fused (md_trdot, md_chain_trace): every
        transpose combination, chains, inverses inside */
     {"traces", "tr(A*B) + tr(A'*B') + tr(A*B') + tr(A'*B) + tr(X*Y*Z) + tr(inv(A)*B*C) + tr(C*inv(A))"
