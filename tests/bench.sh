@@ -68,6 +68,12 @@ if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] |
     done
     cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c2" tests/bench/bench_c2.c "$tmp/ridge.c" "$tmp/logreg.c" -lopenblas -lm
     OPENBLAS_NUM_THREADS=1 "$tmp/bench_c2" 4000 2000 "${BENCH_R:-3}"
+    # the LAPACK path: one LU, solves, a fused trace
+    G="symmetric S(p, p); matrix Y(p, N); scalar c; c*logdet(S) + tr(Y'*inv(S)*Y)"
+    $M --format c --name gauss --size p=500,N=2000 -w S,Y "$G" > "$tmp/gauss.c"
+    $M --format c --name gauss --header -w S,Y "$G" > "$tmp/gauss.h"
+    cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c3" tests/bench/bench_c3.c "$tmp/gauss.c" -lopenblas -lm
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c3" 500 2000 "${BENCH_R:-3}"
 else
     echo "C code benchmark skipped: no cblas.h (apt-get install libopenblas-dev)"
 fi
