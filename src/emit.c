@@ -46,10 +46,24 @@
  *    only while it runs); its size bounds every bracketing: the sum of
  *    the sizes of all proper sub-chains.
  *
- *  - det, logdet, inv and matrix powers use built-in helpers (LU with
- *    partial pivoting, Gauss-Jordan, binary powering) in both backends,
- *    the same algorithms as the evaluator (src/eval.c), so the emitted
- *    code agrees with it to rounding.
+ *  - LU factorisations.  Every matrix that det, logdet or an inverse of it
+ *    (or of its transpose) needs is factored once (em_lu), just before
+ *    its first user, under the union of its users' conditions: LAPACK's
+ *    dgetrf in BLAS mode (through the Fortran interface: LAPACKE would
+ *    allocate), a built-in LU with partial pivoting otherwise.  The
+ *    pivots live in the double workspace (MD_PIVOTS) and are read back
+ *    with memcpy, so no integer lvalue aliases the caller's doubles.
+ *
+ *  - Solves.  An inverse used only as a factor of products (EM_SOLVE) is
+ *    never formed: a product applies it with its LU (md_sm: dgetrs from
+ *    the left, dtrsm and column swaps from the right), and the bracketing
+ *    prices a solve like the product it replaces, never pairing two
+ *    inverses.  Otherwise (a gradient, a term of a sum) the inverse is
+ *    formed from the factors (dgetri).  Matrix powers use binary powering.
+ *
+ *  - Traces.  A product used only by a trace (EM_TRACED) is not formed:
+ *    tr(PQ) = sum(P .* Q') (md_trdot), and a longer chain is split where
+ *    its two halves cost least (md_chain_trace).
  *
  *  - Generic functions (`function h`) have no definition, so they become
  *    callbacks the caller defines: double NAME_h(double) for h and
@@ -1569,8 +1583,8 @@ static const char em_helper_tcopy[] =
  */
 static const char em_helper_lapack[] =
     "/* LAPACK through its Fortran interface, which OpenBLAS provides (LAPACKE\n"
-    "   would allocate).  MD_LAPACK_INT is LAPACK's integer: define it as long\n"
-    "   long for an ILP64 LAPACK. */\n"
+    "   would allocate).  MD_LAPACK_INT is LAPACK's integer: define it as a\n"
+    "   64-bit type (long on LP64 systems) for an ILP64 LAPACK. */\n"
     "#ifndef MD_LAPACK_INT\n"
     "#define MD_LAPACK_INT int\n"
     "#endif\n"
