@@ -53,7 +53,7 @@ static double dsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1.0 : (dou
 
 static md_expr *copt(md_copt *c, md_expr *e);
 
-static int md_is_inverse(const md_expr *e) { return e->kind == MD_MPOW && e->ival == -1; }
+static int is_inverse(const md_expr *e) { return e->kind == MD_MPOW && e->ival == -1; }
 
 static void remember(md_copt *c, md_expr **f, int n, md_expr *node)
 {
@@ -195,7 +195,7 @@ static md_expr *trace_split(md_copt *c, md_expr *e)
     int best = -1;
     double bc = 0;
     for (int k = 0; k < L - 1; k++) {
-        if ((k == 0 && md_is_inverse(f[0])) || (k == L - 2 && md_is_inverse(f[L - 1]))) continue;
+        if ((k == 0 && is_inverse(f[0])) || (k == L - 2 && is_inverse(f[L - 1]))) continue;
         double t = cost[k] + cost[(k + 1) * L + L - 1] + sz[0] * sz[k + 1];
         if (best < 0 || t < bc) best = k, bc = t;
     }
