@@ -89,25 +89,40 @@ static md_expr *available(md_copt *c, md_expr **f, int n)
     return r;
 }
 
-/* The chain f[i..j] bracketed by split[][], as raw two-factor products;
-   avail[i * L + j]: a sub-product built already. */
-static md_expr *build(md_copt *c, md_expr **f, int *split, md_expr **avail, int L, int i, int j)
+/* The matrix-chain DP over a chain f[0..L): sz (L + 1 sizes), then
+   cost, split and avail (L * L each, [i * L + j]): the cheapest cost of
+   (i..j), where it splits, and the node when it was built already. */
+typedef struct chain_plan {
+    md_expr **f;
+    int L;
+    double *sz, *cost;
+    int *split;
+    md_expr **avail;
+} chain_plan;
+
+/* The chain f[i..j] bracketed by the plan, as raw two-factor products. */
+static md_expr *build(md_copt *c, const chain_plan *P, int i, int j)
 {
-    if (i == j) return f[i];
-    if (avail[i * L + j]) return avail[i * L + j];
-    int k = split[i * L + j];
-    md_expr *a[2] = {build(c, f, split, avail, L, i, k), build(c, f, split, avail, L, k + 1, j)};
+    int L = P->L;
+    if (i == j) return P->f[i];
+    if (P->avail[i * L + j]) return P->avail[i * L + j];
+    int k = P->split[i * L + j];
+    md_expr *a[2] = {build(c, P, i, k), build(c, P, k + 1, j)};
     md_expr *r = md_expr_make(c->ctx, MD_MUL, a[0]->rows, a[1]->cols, 0, 0, 0, 2, a, NULL);
-    remember(c, f + i, j - i + 1, r);
+    remember(c, P->f + i, j - i + 1, r);
     return r;
 }
 
-/* The matrix-chain DP over f[0..L): sz (L + 1 sizes), cost, split and
-   avail (L * L each, [i * L + j]).  A sub-product that an earlier chain
-   built (or its transpose) costs nothing: seed 003's gradients share
-   X*U, and inv(S)*Y*Y'*inv(S) becomes W*W' for the W = inv(S)*Y of f. */
-static void chain_dp(md_copt *c, md_expr **f, int L, double *sz, double *cost, int *split, md_expr **avail)
+/* Plans f[0..L).  A sub-product that an earlier chain built (or its
+   transpose) costs nothing: seed 003's gradients share X*U, and
+   inv(S)*Y*Y'*inv(S) becomes W*W' for the W = inv(S)*Y of f. */
+static chain_plan chain_dp(md_copt *c, md_expr **f, int L)
 {
+    chain_plan P = {f, L, md_xmalloc((size_t)(L + 1) * sizeof(double)), md_xcalloc((size_t)(L * L), sizeof(double)),
+                    md_xcalloc((size_t)(L * L), sizeof(int)), md_xcalloc((size_t)(L * L), sizeof(md_expr *))};
+    double *sz = P.sz, *cost = P.cost;
+    int *split = P.split;
+    md_expr **avail = P.avail;
     sz[0] = dsz(c, f[0]->rows);
     for (int i = 0; i < L; i++) sz[i + 1] = dsz(c, f[i]->cols);
     for (int len = 2; len <= L; len++)
@@ -124,6 +139,15 @@ static void chain_dp(md_copt *c, md_expr **f, int L, double *sz, double *cost, i
                 if (cost[i * L + j] < 0 || t < cost[i * L + j]) cost[i * L + j] = t, split[i * L + j] = k;
             }
         }
+    return P;
+}
+
+static void plan_free(chain_plan *P)
+{
+    free(P->sz);
+    free(P->cost);
+    free(P->split);
+    free(P->avail);
 }
 
 /* A product, bracketed by cost; scalars stay outside (s * (A*B): the
@@ -134,17 +158,9 @@ static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
     while (s < e->nargs && md_is_scalar(a[s])) s++;
     int L = e->nargs - s;
     if (L < 2) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
-    md_expr **f = a + s;
-    double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
-    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
-    int *split = md_xcalloc((size_t)(L * L), sizeof *split);
-    md_expr **avail = md_xcalloc((size_t)(L * L), sizeof *avail);
-    chain_dp(c, f, L, sz, cost, split, avail);
-    md_expr *chain = build(c, f, split, avail, L, 0, L - 1);
-    free(sz);
-    free(cost);
-    free(split);
-    free(avail);
+    chain_plan P = chain_dp(c, a + s, L);
+    md_expr *chain = build(c, &P, 0, L - 1);
+    plan_free(&P);
     if (s == 0) return chain;
     md_expr **t = md_xmalloc((size_t)(s + 1) * sizeof *t);
     memcpy(t, a, (size_t)s * sizeof *t);
@@ -187,29 +203,23 @@ static md_expr *trace_split(md_copt *c, md_expr *e)
     md_expr **a = md_xmalloc((size_t)(m->nargs + 1) * sizeof *a);
     for (int i = 0; i < m->nargs; i++) a[i] = copt(c, m->args[i]);
     md_expr **f = a + s;
-    double *sz = md_xmalloc((size_t)(L + 1) * sizeof *sz);
-    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
-    int *split = md_xcalloc((size_t)(L * L), sizeof *split);
-    md_expr **avail = md_xcalloc((size_t)(L * L), sizeof *avail);
-    chain_dp(c, f, L, sz, cost, split, avail);
+    chain_plan P = chain_dp(c, f, L);
     int best = -1;
     double bc = 0;
     for (int k = 0; k < L - 1; k++) {
         if ((k == 0 && is_inverse(f[0])) || (k == L - 2 && is_inverse(f[L - 1]))) continue;
-        double t = cost[k] + cost[(k + 1) * L + L - 1] + sz[0] * sz[k + 1];
+        double t = P.cost[k] + P.cost[(k + 1) * L + L - 1] + P.sz[0] * P.sz[k + 1];
         if (best < 0 || t < bc) best = k, bc = t;
     }
     md_expr *r = NULL;
     if (best >= 0) {
-        a[s] = build(c, f, split, avail, L, 0, best);
-        a[s + 1] = build(c, f, split, avail, L, best + 1, L - 1);
+        md_expr *p = build(c, &P, 0, best), *q = build(c, &P, best + 1, L - 1);
+        a[s] = p;
+        a[s + 1] = q;
         md_expr *pq = md_expr_make(c->ctx, MD_MUL, m->rows, m->cols, 0, 0, 0, s + 2, a, NULL);
         r = md_expr_make(c->ctx, MD_TR, e->rows, e->cols, 0, 0, 0, 1, &pq, NULL);
     }
-    free(sz);
-    free(cost);
-    free(split);
-    free(avail);
+    plan_free(&P);
     free(a);
     return r;
 }

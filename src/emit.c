@@ -169,7 +169,7 @@ typedef struct emitter {
     md_buf ws;           /* workspace: slices */
     char **scr;          /* scratch candidates (size expressions) */
     int nscr, capscr;
-    int use_mm, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_lu, use_det, use_sm, use_inv, use_mpow;
+    int use_mm, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
     int fail;
 } emitter;
 
@@ -2038,7 +2038,7 @@ static void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int he
                   " * Returns f.  Outside f's domain (log of a negative number, a singular\n"
                   " * matrix) the results are NaN or infinite.\n", nm);
     if (!header) {
-        if (E->o->blas && E->use_lu)
+        if (E->o->blas && E->nlus)
             md_buf_puts(out, " * Products call CBLAS, and det, logdet and inverses LAPACK (dgetrf, dgetrs,\n"
                              " * dgetri): link with -lopenblas (or a CBLAS and a LAPACK).\n");
         else if (E->o->blas)
@@ -2172,7 +2172,6 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
             md_buf_puts(&E.body, "    md_lu(");
             em_dim(&E, lu->base->rows, &E.body);
             md_buf_printf(&E.body, ", %s, %s, %s);\n", E.nd[lu->base->id].val, lu->val, lu->piv);
-            E.use_lu = 1;
             em_indent(&E, open, start);
         }
         if (x->mode != EM_COMPUTED) continue;
@@ -2213,8 +2212,8 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     md_buf_putc(out, '\n');
     if (E.use_mm) md_buf_puts(out, blas ? em_helper_mm_blas : em_helper_mm_loops);
     if (E.use_tcopy) md_buf_puts(out, em_helper_tcopy);
-    if (E.use_lu) md_buf_puts(out, blas ? em_helper_lapack : em_helper_lu_loops);
-    if (E.use_lu && use_pivot) md_buf_puts(out, blas ? em_helper_pivot_lapack : em_helper_pivot_loops);
+    if (E.nlus) md_buf_puts(out, blas ? em_helper_lapack : em_helper_lu_loops);
+    if (E.nlus && use_pivot) md_buf_puts(out, blas ? em_helper_pivot_lapack : em_helper_pivot_loops);
     if (E.use_det) md_buf_puts(out, em_helper_lu_det);
     if (use_solve) md_buf_puts(out, blas ? em_helper_solve_lapack : em_helper_solve_loops);
     if (E.use_sm) md_buf_puts(out, blas ? em_helper_rsolve_lapack : em_helper_rsolve_loops);

@@ -15,28 +15,13 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench.h"
+
 #include "seed003.h"
 
 size_t hand_workspace(long n, long p, long q, long d);
 double hand(long n, long p, long q, long d, double lambda, const double *Y, const double *X,
             const double *U, const double *V, double *dU, double *dV, double *work);
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double *rnd(long n, unsigned *s)
-{
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (long i = 0; i < n; i++) {
-        *s = *s * 1103515245u + 12345u;
-        v[i] = ((*s >> 8) & 0xffff) / 32768.0 - 1.0;
-    }
-    return v;
-}
 
 int main(int argc, char **argv)
 {
@@ -45,7 +30,7 @@ int main(int argc, char **argv)
     long n = N, p = N, q = N, d = D;
     unsigned s = 7;
     double lambda = 0.5;
-    double *Y = rnd(n * q, &s), *X = rnd(n * p, &s), *U = rnd(p * d, &s), *V = rnd(q * d, &s);
+    double *Y = rnd(n * q, &s, 1.0), *X = rnd(n * p, &s, 1.0), *U = rnd(p * d, &s, 1.0), *V = rnd(q * d, &s, 1.0);
     double *dU = malloc(sizeof(double) * (size_t)(p * d)), *dV = malloc(sizeof(double) * (size_t)(q * d));
     double *hU = malloc(sizeof(double) * (size_t)(p * d)), *hV = malloc(sizeof(double) * (size_t)(q * d));
     seed003_dims dims = {.n = n, .p = p, .q = q, .d = d};

@@ -13,27 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench.h"
 #include <cblas.h>
 
 #include "ridge.h"
 #include "logreg.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double *rnd(long n, unsigned *s, double scale)
-{
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (long i = 0; i < n; i++) {
-        *s = *s * 1103515245u + 12345u;
-        v[i] = scale * (((*s >> 8) & 0xffff) / 32768.0 - 1.0);
-    }
-    return v;
-}
 
 static double hand_ridge(long n, long p, const double *X, const double *w, const double *y, double lambda,
                          double *g, double *r)

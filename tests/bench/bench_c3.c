@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench.h"
 #include <cblas.h>
 
 #include "gauss.h"
@@ -26,23 +28,6 @@ void dgetrf_(const int *m, const int *n, double *a, const int *lda, int *ipiv, i
 void dgetrs_(const char *trans, const int *n, const int *nrhs, const double *a, const int *lda, const int *ipiv,
              double *b, const int *ldb, int *info, size_t len);
 void dgetri_(const int *n, double *a, const int *lda, const int *ipiv, double *work, const int *lwork, int *info);
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double *rnd(long n, unsigned *s, double scale)
-{
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (long i = 0; i < n; i++) {
-        *s = *s * 1103515245u + 12345u;
-        v[i] = scale * (((*s >> 8) & 0xffff) / 32768.0 - 1.0);
-    }
-    return v;
-}
 
 /* scratch: LU p*p, W p*N, work 64p, pivots */
 static double hand(int p, int N, const double *S, const double *Y, double c, double *dS, double *dY, double *LU,
