@@ -35,15 +35,23 @@ typedef struct md_env {
     md_mat *val;         /* val[s] for every symbol s */
     md_mat *dir;         /* dir[s]: the value of MD_DIFF of s; may be NULL
                             (then MD_DIFF evaluates to zero) */
+    const int *funcmap;  /* generic function k of ctx is member funcmap[k] of
+                            the family below; NULL: member k (a read-back
+                            program maps its functions to the original's) */
 } md_env;
 
 /*
  * Evaluates e.  Returns 0 and fills *out (caller frees with md_mat_free),
  * or returns -1 when the value is not finite or an operation is outside
- * its domain (log of a negative number, singular inverse, ...).  Shared
+ * its domain (log of a negative number, singular inverse, ...), or
+ * MD_EVAL_BUG when a node's arguments break its shape contract (a bug in
+ * whoever built the graph; md_eval_bug() says which node).  Shared
  * subexpressions are evaluated once per call.
  */
+enum { MD_EVAL_BUG = -2 };
 int md_eval(const md_env *env, md_expr *e, md_mat *out);
+const char *md_eval_bug(void);
+void md_eval_note_bug(const char *what);   /* for evaluators built on md_eval */
 
 /* Evaluates several expressions sharing one memo table (faster). */
 int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs);
@@ -66,6 +74,17 @@ typedef struct md_check_result {
  */
 int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
              unsigned long seed, double tol, md_check_result *res, FILE *err);
+
+/*
+ * The same check with the gradients computed by ge(arg, env, n, out) at
+ * each point md_check draws: out[i] is the gradient with respect to
+ * wrt[i].  ge returns 0, -1 (not defined at this point: it is redrawn) or
+ * MD_EVAL_BUG (the gradients do not fit the variables: the check fails).
+ * --check uses it to evaluate the printed text read back (md_readback.h).
+ */
+typedef int (*md_grad_eval)(void *arg, const md_env *env, int n, md_mat *out);
+int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge, void *arg,
+                  unsigned long seed, double tol, md_check_result *res, FILE *err);
 
 /*
  * Draws dimension sizes and variable values for f from seed, as md_check

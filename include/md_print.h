@@ -50,6 +50,21 @@ char *md_expr_to_string(md_ctx *ctx, md_expr *e);   /* malloc'd */
 void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
                       const char *const *names, const char *const *avoid);
 
+/* Flags of the _ex printers.  MD_PRINT_SIZED writes every constant with
+   its size (eye(n), vector(1, n), matrix(0, n, p)) and every vector and
+   matrix variable in the declarations with its dimensions, for outputs in
+   which nothing else would fix a constant's size (sum(matrix(1)) after
+   the variable next to it cancelled). */
+enum { MD_PRINT_SIZED = 1 };
+void md_print_program_ex(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                         const char *const *names, const char *const *avoid, unsigned flags);
+/* The same, with the size written only on the constants whose id has
+   sized_ids[id] set (ids below nsized); the declarations then need
+   MD_PRINT_SIZED. */
+void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                            const char *const *names, const char *const *avoid, unsigned flags,
+                            const char *sized_ids, uint32_t nsized);
+
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
 void md_temps_free(md_temps *t);
 
@@ -60,5 +75,6 @@ void md_print_shapes(md_ctx *ctx, md_buf *out);
    variables whose type differs from their name's default, and the
    generic functions. */
 void md_print_decls(md_ctx *ctx, md_buf *out);
+void md_print_decls_ex(md_ctx *ctx, md_buf *out, unsigned flags);
 
 #endif

@@ -18,11 +18,17 @@ typedef struct md_typed {
     md_expr *f;          /* the function: the last expression statement */
     md_loc floc;         /* where it is written */
     char *ftext;         /* its source text on one line (malloc'd) */
+    int nbound;          /* the named subexpressions (name = expr), in order */
+    const char **bound;  /* their names (in the program's arena) */
+    md_expr **bval;      /* their values (malloc'd array) */
 } md_typed;
 
 /* Returns 0, or -1 after reporting an error through prog->src. */
 int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out);
 void md_typed_free(md_typed *t);
+
+/* The value of the named subexpression `name = ...`, or NULL. */
+md_expr *md_typed_bound(const md_typed *t, const char *name);
 
 /* The type a name has when nothing declares it: a-g scalar, h-z vector,
    A-Z matrix, lower-case Greek letter names scalar. */

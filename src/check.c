@@ -132,29 +132,41 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
     return worst;
 }
 
-static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
-                         unsigned long seed, double tol, md_check_result *res, FILE *err,
-                         int quiet, int *regrad);
+static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge,
+                         void *arg, unsigned long seed, double tol, md_check_result *res,
+                         FILE *err, int quiet, int *regrad);
+
+/* The gradients as graphs of ctx. */
+static int eval_graphs(void *arg, const md_env *env, int n, md_mat *out)
+{
+    return md_eval_many(env, n, arg, out);
+}
+
+int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
+             unsigned long seed, double tol, md_check_result *res, FILE *err)
+{
+    return md_check_with(ctx, f, n, wrt, eval_graphs, grads, seed, tol, res, err);
+}
 
 /* A point where some gradient cannot be evaluated (det(A*X) with a
    singular A*X: the gradient has inv(A*X) in it) is redrawn, up to 5
    times, before that is reported. */
-int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
-             unsigned long seed, double tol, md_check_result *res, FILE *err)
+int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge, void *arg,
+                  unsigned long seed, double tol, md_check_result *res, FILE *err)
 {
     int rc = -1;
     for (int k = 0; k < 5; k++) {
         int regrad = 0;
-        rc = md_check_once(ctx, f, n, wrt, grads, seed + 7919ul * (unsigned long)k, tol, res,
+        rc = md_check_once(ctx, f, n, wrt, ge, arg, seed + 7919ul * (unsigned long)k, tol, res,
                            err, k < 4, &regrad);
         if (!regrad) break;
     }
     return rc;
 }
 
-static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
-                         unsigned long seed, double tol, md_check_result *res, FILE *err,
-                         int quiet, int *regrad)
+static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge,
+                         void *arg, unsigned long seed, double tol, md_check_result *res,
+                         FILE *err, int quiet, int *regrad)
 {
     md_env env;
     if (md_env_random(ctx, f, seed, &env) < 0) {
@@ -173,15 +185,23 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr
     md_mat_free(&fx);
 
     md_mat *g = md_xcalloc((size_t)(n > 0 ? n : 1), sizeof(md_mat));
-    int shared = md_eval_many(&env, n, grads, g) == 0;
+    int grc = ge(arg, &env, n, g);
     uint64_t rng = (uint64_t)seed ^ 0xC0FFEE5EEDull;
     int allok = 1;
+    if (grc == MD_EVAL_BUG) {
+        /* a gradient whose shapes do not fit the variables: never right */
+        if (err) fprintf(err, "matdiff: --check: the gradients cannot be evaluated: %s\n", md_eval_bug());
+        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0;
+        free(g);
+        md_env_free(&env);
+        return 1;
+    }
     for (int i = 0; i < n; i++) {
         int s = wrt[i];
         const char *name = ctx->syms[s].name;
         res[i].worst_rel_err = INFINITY;
         res[i].ok = 0;
-        if (!shared && md_eval(&env, grads[i], &g[i]) < 0) {
+        if (grc < 0) {
             *regrad = 1;
             if (err && !quiet)
                 fprintf(err, "matdiff: --check: the gradient with respect to %s "

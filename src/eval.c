@@ -64,12 +64,18 @@ static md_mat mat_copy(const md_mat *a)
     return m;
 }
 
-static _Noreturn void eval_bug(const char *what, const md_expr *e)
+/* The last shape bug met (md_eval returned MD_EVAL_BUG), for the message. */
+static _Thread_local char eval_bug_msg[160];
+
+static void eval_bug(const char *what, const md_expr *e)
 {
-    fprintf(stderr, "matdiff: internal error: evaluator: %s (node %u, kind %d)\n",
-            what, (unsigned)e->id, (int)e->kind);
-    exit(3);
+    snprintf(eval_bug_msg, sizeof eval_bug_msg, "evaluator: %s (node %u, kind %d)", what,
+             (unsigned)e->id, (int)e->kind);
 }
+
+const char *md_eval_bug(void) { return eval_bug_msg; }
+
+void md_eval_note_bug(const char *what) { snprintf(eval_bug_msg, sizeof eval_bug_msg, "%s", what); }
 
 /* ---- dense linear algebra ---- */
 
@@ -215,7 +221,7 @@ static double generic_fn(int k, int m, double x)
 }
 
 /* Applies e's function to x; returns 0 or -1 outside the domain. */
-static int apply_fn(const md_expr *e, double x, double *y)
+static int apply_fn(const md_env *env, const md_expr *e, double x, double *y)
 {
     switch ((md_fn)e->ival) {
     case MD_FN_SIN: *y = sin(x); break;
@@ -244,8 +250,8 @@ static int apply_fn(const md_expr *e, double x, double *y)
         if (x < 0.0) return -1;
         *y = sqrt(x);
         break;
-    case MD_FN_GENERIC: *y = generic_fn(e->aux, e->order, x); break;
-    default: eval_bug("unknown function", e);
+    case MD_FN_GENERIC: *y = generic_fn(env->funcmap ? env->funcmap[e->aux] : e->aux, e->order, x); break;
+    case MD_NFNS: eval_bug("unknown function", e); return MD_EVAL_BUG;
     }
     return 0;
 }
@@ -279,15 +285,23 @@ static double bget(const md_mat *m, long i)
     return m->rows * m->cols == 1 ? m->v[0] : m->v[i];
 }
 
-static void want_shape(const md_expr *e, const md_mat *m, long r, long c)
-{
-    if (m->rows != r || m->cols != c) eval_bug("argument of the wrong shape", e);
-}
-
-static void want_square(const md_expr *e, const md_mat *m)
-{
-    if (m->rows != m->cols) eval_bug("argument is not square", e);
-}
+/* Shape contracts of md_expr.h; a broken one is a bug in whoever built
+   the graph (or a read-back program whose sizes disagree), never a domain
+   error: compute returns MD_EVAL_BUG. */
+#define want_shape(e, m, r, c)                                                      \
+    do {                                                                            \
+        if ((m)->rows != (r) || (m)->cols != (c)) {                                 \
+            eval_bug("argument of the wrong shape", e);                             \
+            goto bug;                                                               \
+        }                                                                           \
+    } while (0)
+#define want_square(e, m)                                                           \
+    do {                                                                            \
+        if ((m)->rows != (m)->cols) {                                               \
+            eval_bug("argument is not square", e);                                  \
+            goto bug;                                                               \
+        }                                                                           \
+    } while (0)
 
 /* Computes node e (its arguments are in the memo) into *out. */
 __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
@@ -297,6 +311,7 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
     long r = dsize(st, e->rows), c = dsize(st, e->cols), n = r * c;
     md_mat *a0 = e->nargs > 0 ? &st->memo[e->args[0]->id] : NULL;
     md_mat m = {0, 0, NULL};
+    int rc = -1;
 
     switch (e->kind) {
     case MD_NUM:
@@ -350,7 +365,11 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
             } else if (!chain.v) {
                 chain = mat_copy(ak);
             } else {
-                if (chain.cols != ak->rows) eval_bug("product of mismatched shapes", e);
+                if (chain.cols != ak->rows) {
+                    md_mat_free(&chain);
+                    eval_bug("product of mismatched shapes", e);
+                    goto bug;
+                }
                 md_mat t = mat_mul(&chain, ak);
                 md_mat_free(&chain);
                 chain = t;
@@ -398,7 +417,7 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
         want_shape(e, a0, r, c);
         m = md_mat_new(r, c);
         for (long i = 0; i < n; i++)
-            if (apply_fn(e, a0->v[i], &m.v[i]) < 0) goto fail;
+            if ((rc = apply_fn(env, e, a0->v[i], &m.v[i])) < 0) goto fail;
         break;
     case MD_SUM:
     case MD_NORM1:
@@ -439,27 +458,36 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
         m = md_mat_new(a0->rows, 1);
         for (long i = 0; i < a0->rows; i++) m.v[i] = a0->v[i + i * a0->rows];
         break;
-    default:
+    case MD_NKINDS:
         eval_bug("unknown node kind", e);
+        goto bug;
     }
     want_shape(e, &m, r, c);
     for (long i = 0; i < n; i++)
         if (!isfinite(m.v[i])) goto fail;
     *out = m;
     return 0;
+bug:
+    rc = MD_EVAL_BUG;
 fail:
     md_mat_free(&m);
-    return -1;
+    return rc < 0 ? rc : -1;
 }
 
 /* Evaluates e into st->memo[e->id]; 0 or -1.  Keep this frame small. */
 static int eval_node(eval_state *st, md_expr *e)
 {
-    if (e->id >= st->nmemo) eval_bug("node from another context", e);
+    if (e->id >= st->nmemo) {
+        eval_bug("node from another context", e);
+        return MD_EVAL_BUG;
+    }
     if (st->memo[e->id].v) return 0;
-    for (int i = 0; i < e->nargs; i++)
-        if (eval_node(st, e->args[i]) < 0) return -1;
-    if (compute(st, e, &st->memo[e->id]) < 0) return -1;
+    for (int i = 0; i < e->nargs; i++) {
+        int rc = eval_node(st, e->args[i]);
+        if (rc < 0) return rc;
+    }
+    int rc = compute(st, e, &st->memo[e->id]);
+    if (rc < 0) return rc;
     st->done[st->ndone++] = e->id;
     return 0;
 }
@@ -597,6 +625,7 @@ enum { MD_ENV_TRIES = 20 };
 int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
 {
     uint64_t rng = (uint64_t)seed * 0x2545F4914F6CDD1Dull + 0x1234567ull;
+    memset(env, 0, sizeof *env);
     env->ctx = ctx;
     env->dimsize = md_xcalloc((size_t)ctx->ndims, sizeof(long));
     /* one spare zeroed entry: md_env_free stops there even if symbols

@@ -42,6 +42,9 @@ typedef struct md_pr {
     md_expr *top;          /* the node being defined (not replaced by its name) */
     int uni;               /* Unicode style for derivations: ∘ ᵀ λ, juxtaposition */
     md_expr *negated;      /* a sum printed with its signs flipped: -2*(x - y) as 2*(y - x) */
+    int sized;             /* constants with their sizes: eye(n), matrix(1, n, m) */
+    const char *sized_ids; /* or only the constants with sized_ids[id] set */
+    uint32_t nsized;
 } md_pr;
 
 /* ---- the Unicode style ---------------------------------------------- */
@@ -374,13 +377,22 @@ static void pr_had(md_pr *p, md_expr *e)
 
 static void pr_const(md_pr *p, md_expr *e, const char *v)
 {
+    const char *r = p->ctx->dims[e->rows].name, *c = p->ctx->dims[e->cols].name;
+    int sized = p->sized || (e->id < p->nsized && p->sized_ids[e->id]);
     if (e->kind == MD_EYE) {
-        md_buf_puts(p->out, "eye");
+        if (sized) md_buf_printf(p->out, "eye(%s)", r);
+        else md_buf_puts(p->out, "eye");
         return;
     }
-    if (e->cols == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s)", v);
-    else if (e->rows == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s)'", v);
-    else md_buf_printf(p->out, "matrix(%s)", v);
+    if (!sized) {
+        if (e->cols == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s)", v);
+        else if (e->rows == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s)'", v);
+        else md_buf_printf(p->out, "matrix(%s)", v);
+    } else {
+        if (e->cols == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s, %s)", v, r);
+        else if (e->rows == MD_DIM_ONE) md_buf_printf(p->out, "vector(%s, %s)'", v, c);
+        else md_buf_printf(p->out, "matrix(%s, %s, %s)", v, r, c);
+    }
 }
 
 /* Unicode spellings that differ in shape from the ASCII ones. */
@@ -548,19 +560,19 @@ static void pr(md_pr *p, md_expr *e, int need)
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out)
 {
-    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL};
+    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
     pr(&p, e, 0);
 }
 
 void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out)
 {
-    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL};
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL, 0, NULL, 0};
     pr_wrap(&p, e, need);
 }
 
 int md_print_level(md_ctx *ctx, md_expr *e)
 {
-    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
     return md_level(&p, e);
 }
 
@@ -636,6 +648,22 @@ static void count_uses(md_walk *w, md_expr *e)
     }
 }
 
+/* Appends the named nodes under e to t->defs in the order the printer
+   needs them: a node printed as rep' refers to rep, every other node to
+   its arguments. */
+static void order_defs(md_walk *w, const char *named, md_expr *e, md_temps *t)
+{
+    if (w->visited[e->id]) return;
+    w->visited[e->id] = 1;
+    md_expr *rep = w->transof[e->id];
+    if (rep && !named[e->id]) {
+        order_defs(w, named, rep, t);
+        if (named[rep->id]) return;
+    }
+    for (int i = 0; i < e->nargs; i++) order_defs(w, named, e->args[i], t);
+    if (named[e->id]) t->defs[t->ndefs++] = e;
+}
+
 static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
 {
     if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_builtin(s) ||
@@ -682,16 +710,22 @@ void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid
         count_uses(&w, roots[i]);
     }
 
-    /* name the shared, non-trivial nodes in dependency order */
+    /* name the shared, non-trivial nodes */
     const char **nm = md_xcalloc(N, sizeof *nm);
-    t->defs = md_xcalloc(w.len ? w.len : 1, sizeof *t->defs);
+    char *named = md_xcalloc(N, 1);
     for (uint32_t i = 0; i < w.len; i++) {
         md_expr *e = w.order[i];
         int is_root = 0;
         for (int r = 0; r < n; r++) is_root |= roots[r] == e;
         if (is_root || w.transof[e->id] || w.uses[e->id] < 2 || e->depth < 3 || is_leafish(e)) continue;
-        t->defs[t->ndefs++] = e;
+        named[e->id] = 1;
     }
+    /* and order them as they will be printed: each after every temporary
+       its text refers to, including those it refers to as T' */
+    t->defs = md_xcalloc(w.len ? w.len : 1, sizeof *t->defs);
+    memset(w.visited, 0, N);
+    for (int i = 0; i < n; i++) order_defs(&w, named, roots[i], t);
+    free(named);
     t->owned = md_xcalloc((size_t)t->ndefs + 1, sizeof *t->owned);
     for (int k = 0, idx = 0; k < t->ndefs; k++) {
         char buf[32];
@@ -726,9 +760,23 @@ void md_temps_free(md_temps *t)
 void md_print_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
                       const char *const *names, const char *const *avoid)
 {
+    md_print_program_ex(ctx, out, n, roots, names, avoid, 0);
+}
+
+void md_print_program_ex(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                         const char *const *names, const char *const *avoid, unsigned flags)
+{
+    md_print_program_sized(ctx, out, n, roots, names, avoid, flags, NULL, 0);
+}
+
+void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
+                            const char *const *names, const char *const *avoid, unsigned flags,
+                            const char *sized_ids, uint32_t nsized)
+{
     md_temps t;
     md_temps_find(ctx, n, roots, avoid, &t);
-    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0, NULL};
+    md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0, NULL, (flags & MD_PRINT_SIZED) != 0,
+               sized_ids, sized_ids ? nsized : 0};
     for (int k = 0; k < t.ndefs; k++) {
         md_buf_printf(out, "%s = ", t.owned[k]);
         p.top = t.defs[k];
@@ -758,16 +806,26 @@ void md_print_shapes(md_ctx *ctx, md_buf *out)
     }
 }
 
-void md_print_decls(md_ctx *ctx, md_buf *out)
+void md_print_decls(md_ctx *ctx, md_buf *out) { md_print_decls_ex(ctx, out, 0); }
+
+void md_print_decls_ex(md_ctx *ctx, md_buf *out, unsigned flags)
 {
     static const char *const kw[] = {"scalar", "vector", "matrix", "symmetric"};
+    int sized = (flags & MD_PRINT_SIZED) != 0;
     for (int k = 0; k < 4; k++) {
         int first = 1;
         for (int i = 0; i < ctx->nsyms; i++) {
             md_symbol *s = &ctx->syms[i];
-            if ((int)s->kind != k || md_default_kind(s->name) == s->kind) continue;
+            if ((int)s->kind != k) continue;
+            /* with sizes, every vector and matrix names its dimensions, so
+               that eye(n) and matrix(1, n, p) in the output read back */
+            if (md_default_kind(s->name) == s->kind && !(sized && k != MD_SYM_SCALAR)) continue;
             if (first) md_buf_printf(out, "%s ", kw[k]);
             md_buf_printf(out, "%s%s", first ? "" : ", ", s->name);
+            if (sized && k == MD_SYM_MATRIX)
+                md_buf_printf(out, "(%s, %s)", ctx->dims[s->rows].name, ctx->dims[s->cols].name);
+            else if (sized && k != MD_SYM_SCALAR)
+                md_buf_printf(out, "(%s)", ctx->dims[s->rows].name);
             first = 0;
         }
         if (!first) md_buf_putc(out, '\n');

@@ -40,6 +40,9 @@ typedef struct md_dvar {
     int user;           /* the name is the user's (matrix X(n, p)) */
     int nonone;         /* may not be 1 */
     int final;          /* pass 2: the md_ctx dimension id */
+    int has_loc;        /* made by a constant (eye, vector(c), matrix(c)) or
+                           named in a size argument (eye(n)) at loc */
+    md_loc loc;
 } md_dvar;
 
 /* What a name stands for. */
@@ -80,8 +83,18 @@ static int dv_new(md_st *st, const char *name, int nonone)
         st->dvcap = st->dvcap ? 2 * st->dvcap : 64;
         st->dv = md_xrealloc(st->dv, (size_t)st->dvcap * sizeof *st->dv);
     }
-    st->dv[st->ndv] = (md_dvar){st->ndv, name, name != NULL, nonone, -1};
+    st->dv[st->ndv] = (md_dvar){st->ndv, name, name != NULL, nonone, -1, 0, {0, 0, 0, 0}};
     return st->ndv++;
+}
+
+/* A dimension of a constant written at loc: free, remembered for the
+   "size cannot be inferred" message. */
+static int dv_const(md_st *st, md_loc loc)
+{
+    int d = dv_new(st, NULL, 0);
+    st->dv[d].has_loc = 1;
+    st->dv[d].loc = loc;
+    return d;
 }
 
 static int dv_find(md_st *st, int d)
@@ -302,6 +315,9 @@ static int make_scalar(md_st *st, md_shp s)
     return 0;
 }
 
+/* 1 when a is an integer literal (with any number of unary minuses) that
+   fits in 9 digits, setting *k; 2 when it is an integer too long for
+   that; 0 when it is not an integer literal. */
 static int integer_literal(md_ast *a, long *k)
 {
     int neg = 0;
@@ -312,8 +328,10 @@ static int integer_literal(md_ast *a, long *k)
     if (a->kind != MD_AST_NUM) return 0;
     for (const char *p = a->text; *p; p++)
         if (!isdigit((unsigned char)*p)) return 0;
-    if (strlen(a->text) > 9) return 0;
-    *k = strtol(a->text, NULL, 10);
+    const char *t = a->text;
+    while (t[0] == '0' && t[1]) t++;   /* 0004 is 4 */
+    if (strlen(t) > 9) return 2;
+    *k = strtol(t, NULL, 10);
     if (neg) *k = -*k;
     return 1;
 }
@@ -384,7 +402,7 @@ static int use_name(md_st *st, md_ast *a, md_shp *out)
         return -1;
     }
     if (!n && strcmp(name, "eye") == 0) {
-        int d = dv_new(st, NULL, 0);
+        int d = dv_const(st, a->loc);
         *out = (md_shp){d, d};
         return 0;
     }
@@ -407,21 +425,43 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
         return -1;
     }
     int generic = n != NULL;
-    if (!generic && !md_is_builtin(f)) {
-        if (strcmp(f, "eye") == 0) {
-            md_error_at(st->src, a->loc, "'eye' takes no arguments: write 'eye'; its size is inferred");
-            return -1;
-        }
-        return suggest(st, f, a->oploc);
-    }
+    if (!generic && !md_is_builtin(f) && strcmp(f, "eye") != 0) return suggest(st, f, a->oploc);
     if (a->count > 0 && !generic) {
         md_error_at(st->src, a->oploc,
                     "only declared generic functions can be primed; '%s' is built in (its derivative is applied automatically)", f);
         return -1;
     }
-    if (a->nkids != 1) {
-        md_error_at(st->src, a->loc, "%s takes 1 argument, %d given", f, a->nkids);
+    /* explicit sizes: eye(n), vector(c, n), matrix(c, n, p) */
+    int ndims = !generic && !strcmp(f, "eye") ? 1 : !generic && !strcmp(f, "vector") ? 1
+              : !generic && !strcmp(f, "matrix") ? 2 : 0;
+    int nvalues = !generic && !strcmp(f, "eye") ? 0 : 1;
+    if (a->nkids != nvalues && !(ndims && a->nkids == nvalues + ndims)) {
+        if (!strcmp(f, "eye"))
+            md_error_at(st->src, a->loc, "eye takes no argument (its size is inferred) or one dimension name: eye(n)");
+        else if (ndims)
+            md_error_at(st->src, a->loc, "%s takes 1 argument (the value) or %d: %s", f, 1 + ndims,
+                        ndims == 1 ? "vector(c, n)" : "matrix(c, n, p)");
+        else
+            md_error_at(st->src, a->loc, "%s takes 1 argument, %d given", f, a->nkids);
         return -1;
+    }
+    int sized[2] = {-1, -1};
+    for (int k = 0; k < ndims && a->nkids > nvalues; k++) {
+        md_ast *d = a->kids[nvalues + k];
+        if (d->kind != MD_AST_NAME) {
+            md_error_at(st->src, d->loc, "a size is a dimension name, as declared in 'vector x(n)' or 'matrix X(n, p)'");
+            return -1;
+        }
+        sized[k] = named_dim(st, d->text);
+        if (!st->dv[sized[k]].has_loc) {
+            st->dv[sized[k]].has_loc = 1;
+            st->dv[sized[k]].loc = d->loc;
+        }
+    }
+    if (!strcmp(f, "eye")) {
+        int d = sized[0] >= 0 ? sized[0] : dv_const(st, a->loc);
+        *out = (md_shp){d, d};
+        return 0;
     }
     md_shp s;
     if (infer(st, a->kids[0], &s)) return -1;
@@ -475,8 +515,9 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
         md_error_at(st->src, a->kids[0]->loc, "the argument of %s must be a scalar, but it is %s", f, s1);
         return -1;
     }
-    if (!strcmp(f, "vector")) *out = (md_shp){dv_new(st, NULL, 0), 0};
-    else *out = (md_shp){dv_new(st, NULL, 0), dv_new(st, NULL, 0)};
+    if (!strcmp(f, "vector")) *out = (md_shp){sized[0] >= 0 ? sized[0] : dv_const(st, a->loc), 0};
+    else *out = (md_shp){sized[0] >= 0 ? sized[0] : dv_const(st, a->loc),
+                         sized[1] >= 0 ? sized[1] : dv_const(st, a->loc)};
     return 0;
 }
 
@@ -579,14 +620,17 @@ static int infer(md_st *st, md_ast *a, md_shp *out)
             return -1;
         }
         if (!is_scalar(st, s)) {
-            long k;
-            if (!integer_literal(a->kids[1], &k)) {
+            long k = 0;
+            int lit = integer_literal(a->kids[1], &k);
+            if (lit == 0) {
                 md_error_at(st->src, a->oploc,
                             "a matrix power needs an integer exponent; use '.^' for elementwise powers");
                 return -1;
             }
-            if (k > 64 || k < -64) {
-                md_error_at(st->src, a->kids[1]->loc, "matrix power %ld is too large (at most 64 in absolute value)", k);
+            if (lit == 2 || k > 64 || k < -64) {
+                char buf[64];
+                md_error_at(st->src, a->kids[1]->loc, "matrix power %s is too large (at most 64 in absolute value)",
+                            describe(st, a->kids[1], buf, sizeof buf));
                 return -1;
             }
             if (dv_unify(st, s.r, s.c)) {
@@ -636,6 +680,40 @@ static void name_dims_for_message(md_st *st)
         }
         st->dv[r].name = nm;
     }
+}
+
+/* Every size must follow from a variable: the dimensions of eye,
+   vector(c) and matrix(c) are inferred from what they are combined with,
+   and one that nothing fixes (sum(vector(1)), tr(eye)) would make the
+   function's value depend on a size nobody gave.  Reported at the first
+   constant of that size. */
+static int undetermined_sizes(md_st *st)
+{
+    char *anchored = md_xcalloc((size_t)st->ndv, 1);
+    anchored[0] = 1;
+    for (int i = 0; i < st->nnames; i++) {
+        md_name *n = &st->names[i];
+        if (n->kind != MD_NAME_SYM) continue;
+        anchored[dv_find(st, n->r)] = 1;
+        anchored[dv_find(st, n->c)] = 1;
+    }
+    int rc = 0;
+    for (int i = 1; i < st->ndv && !rc; i++) {
+        int r = dv_find(st, i);
+        if (anchored[r] || !st->dv[i].has_loc) continue;
+        if (st->dv[r].user)
+            md_error_at(st->src, st->dv[i].loc,
+                        "the dimension '%s' belongs to no variable, so its size is unknown "
+                        "(declare one, as in 'vector x(%s)')", st->dv[r].name, st->dv[r].name);
+        else
+            md_error_at(st->src, st->dv[i].loc,
+                        "the size of this constant cannot be inferred: no variable fixes it "
+                        "(give it, as in eye(n), vector(1, n) or matrix(1, n, p), with n and p "
+                        "named in a declaration such as 'matrix X(n, p)')");
+        rc = -1;
+    }
+    free(anchored);
+    return rc;
 }
 
 /* ---- pass 2 ----------------------------------------------------------- */
@@ -693,6 +771,14 @@ static int parse_number(md_st *st, md_ast *a, mpq_t q)
     return 0;
 }
 
+/* Dividing by an exact zero (x/0, A./(B - B), inv(0*A), 0^-1) has no
+   value anywhere: an error at the operator, not a gradient full of 1/0. */
+static void division_by_zero(md_st *st, md_loc at, md_ast *by)
+{
+    char d[64];
+    md_error_at(st->src, at, "division by zero: %s is exactly 0", describe(st, by, d, sizeof d));
+}
+
 static md_expr *build_chain(md_st *st, md_ast *a)
 {
     int n = a->nkids;
@@ -713,14 +799,16 @@ static md_expr *build_chain(md_st *st, md_ast *a)
                 t[i] = md_mul2(st->ctx, t[i], md_ones(st->ctx, rows, cols));
         }
         r = md_add(st->ctx, n, t);
-    } else if (op == MD_OP_MUL || op == MD_OP_DIV) {
-        for (int i = 1; i < n; i++)
-            if (a->ops[i] == MD_OP_DIV) t[i] = md_pow_si(st->ctx, t[i], -1, 1);
-        r = md_mul(st->ctx, n, t);
     } else {
-        for (int i = 1; i < n; i++)
-            if (a->ops[i] == MD_OP_HDIV) t[i] = md_pow_si(st->ctx, t[i], -1, 1);   /* A./B = A.*B.^-1 */
-        r = md_had(st->ctx, n, t);
+        for (int i = 1; i < n; i++) {
+            if (a->ops[i] != MD_OP_DIV && a->ops[i] != MD_OP_HDIV) continue;
+            if (md_is_zero(t[i])) {
+                division_by_zero(st, a->oplocs[i], a->kids[i]);
+                goto out;
+            }
+            t[i] = md_pow_si(st->ctx, t[i], -1, 1);   /* A/b = A*b^-1, A./B = A.*B.^-1 */
+        }
+        r = op == MD_OP_MUL || op == MD_OP_DIV ? md_mul(st->ctx, n, t) : md_had(st->ctx, n, t);
     }
 out:
     free(t);
@@ -768,6 +856,10 @@ static md_expr *build(md_st *st, md_ast *a)
         x = build(st, a->kids[0]);
         y = x ? build(st, a->kids[1]) : NULL;
         if (!y) return NULL;
+        if (md_is_zero(x) && y->kind == MD_NUM && mpq_sgn(y->q) < 0) {
+            division_by_zero(st, a->oploc, a->kids[0]);
+            return NULL;
+        }
         if (a->kind == MD_AST_POW && !md_is_scalar(x)) {
             long k = 0;
             integer_literal(a->kids[1], &k);
@@ -775,9 +867,10 @@ static md_expr *build(md_st *st, md_ast *a)
         }
         return md_pow(ctx, x, y);
     case MD_AST_CALL: {
+        md_name *n = name_find(st, a->text);
+        if (!n && !strcmp(a->text, "eye")) return md_eye(ctx, final_dim(st, sh->r));
         x = build(st, a->kids[0]);
         if (!x) return NULL;
-        md_name *n = name_find(st, a->text);
         if (n && n->kind == MD_NAME_FUNC) return md_generic(ctx, n->index, a->count, x);
         const char *f = a->text;
         md_fn fn = fn_by_name(f);
@@ -788,7 +881,13 @@ static md_expr *build(md_st *st, md_ast *a)
         if (!strcmp(f, "tr")) return md_unary(ctx, MD_TR, x);
         if (!strcmp(f, "det")) return md_unary(ctx, MD_DET, x);
         if (!strcmp(f, "logdet")) return md_unary(ctx, MD_LOGDET, x);
-        if (!strcmp(f, "inv")) return md_inv(ctx, x);
+        if (!strcmp(f, "inv")) {
+            if (md_is_zero(x)) {
+                division_by_zero(st, a->oploc, a->kids[0]);
+                return NULL;
+            }
+            return md_inv(ctx, x);
+        }
         if (!strcmp(f, "diag")) {
             if (md_is_scalar(x)) return x;
             return md_unary(ctx, x->cols == MD_DIM_ONE ? MD_DIAGM : MD_DIAGV, x);
@@ -922,6 +1021,13 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
                 goto done;
             }
             if (infer(&st, s->expr, &sh)) goto done;
+            md_name *self = name_find(&st, s->name);
+            if (self) {
+                /* a = a, r = A*x - r: the use made a variable of that name */
+                md_error_at(st.src, self->loc, "'%s' is used in its own definition", s->name);
+                md_note_at(st.src, s->nameloc, "'%s' is defined here; a name can only use names defined before it", s->name);
+                goto done;
+            }
             md_name *n = name_add(&st, s->name, MD_NAME_BOUND, s->nameloc);
             n->r = sh.r;
             n->c = sh.c;
@@ -941,6 +1047,8 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
         goto done;
     }
 
+    if (undetermined_sizes(&st)) goto done;
+
     /* final dimensions and symbols, in order of first appearance */
     name_dims_for_message(&st);
     for (int i = 0; i < st.nnames; i++) {
@@ -959,6 +1067,15 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
     }
     out->f = build(&st, last->expr);
     if (!out->f) goto done;
+    for (int i = 0; i < st.nnames; i++)
+        if (st.names[i].kind == MD_NAME_BOUND) out->nbound++;
+    out->bound = md_xcalloc((size_t)out->nbound + 1, sizeof *out->bound);
+    out->bval = md_xcalloc((size_t)out->nbound + 1, sizeof *out->bval);
+    for (int i = 0, k = 0; i < st.nnames; i++)
+        if (st.names[i].kind == MD_NAME_BOUND) {
+            out->bound[k] = st.names[i].name;
+            out->bval[k++] = st.names[i].value;
+        }
     out->floc = last->expr->loc;
     /* the statement's end: a parenthesised last operand ends after its ')' */
     md_loc whole = last->expr->loc;
@@ -980,5 +1097,17 @@ done:
 void md_typed_free(md_typed *t)
 {
     free(t->ftext);
+    free(t->bound);
+    free(t->bval);
     t->ftext = NULL;
+    t->bound = NULL;
+    t->bval = NULL;
+    t->nbound = 0;
+}
+
+md_expr *md_typed_bound(const md_typed *t, const char *name)
+{
+    for (int i = 0; i < t->nbound; i++)
+        if (!strcmp(t->bound[i], name)) return t->bval[i];
+    return NULL;
 }

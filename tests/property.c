@@ -737,7 +737,7 @@ static void prop_roundtrip(kase *k, md_expr *e, const char *etext)
         k->t->skip_eval2++;
         goto out;
     }
-    md_env env2 = {c2, NULL, NULL, NULL};
+    md_env env2 = {c2, NULL, NULL, NULL, NULL};
     env2.dimsize = md_xcalloc((size_t)c2->ndims, sizeof(long));
     env2.val = md_xcalloc((size_t)c2->nsyms + 1, sizeof(md_mat));
     int mapped = 1;

@@ -44,6 +44,7 @@ static md_expr *scal(md_ctx *c, md_kind k, md_expr *a)   /* SUM, TR, DET, ... */
    values for every symbol; freed with md_env_free. */
 static void env_init(md_env *env, md_ctx *c, const long *sizes)
 {
+    memset(env, 0, sizeof *env);
     env->ctx = c;
     env->dimsize = calloc((size_t)c->ndims, sizeof(long));
     env->dimsize[0] = 1;

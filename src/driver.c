@@ -1,0 +1,614 @@
+/*
+ * driver.c -- one run of the pipeline (see md_driver.h).
+ *
+ *     parse -> typecheck -> gradients -> one output mode -> read back
+ *
+ * The output modes are one function each: the function itself simplified
+ * (run_simplify), a derivation (run_steps), C code (run_c), LaTeX
+ * (run_latex) and the default text program (run_text).  What they share
+ * -- resolving --wrt, naming the gradients, the header comment, the check
+ * lines -- is here once.
+ *
+ * Reading back.  A result is only as good as its printed text, so
+ * print_verified prints the program part of a result (declarations,
+ * temporaries, the results), reads it back into a fresh context
+ * (md_readback) and compares it with the internal graph on random data
+ * inside the function's domain.  If the plain text does not read back
+ * (nothing fixes the size of a constant after a variable cancelled), it
+ * is printed again with every size explicit; if that fails too, the run
+ * ends with an internal error rather than a wrong answer.  --check
+ * compares the text read back with finite differences of the input (for
+ * LaTeX and C, the text form of the same gradients).
+ */
+#include "md_driver.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "md_ast.h"
+#include "md_diag.h"
+#include "md_diff.h"
+#include "md_eval.h"
+#include "md_expr.h"
+#include "md_print.h"
+#include "md_readback.h"
+#include "md_shape.h"
+#include "md_simplify.h"
+#include "md_steps.h"
+
+void md_request_init(md_request *rq)
+{
+    memset(rq, 0, sizeof *rq);
+    rq->seed = 1;
+    rq->emit.name = "f";
+    rq->emit.blas = 1;
+}
+
+/* Everything one run owns. */
+typedef struct md_runstate {
+    const md_request *rq;
+    md_source src;
+    FILE *err;
+    md_buf *out;
+    md_ctx *ctx;
+    md_program *prog;
+    md_typed typed;
+    int nsyms_prog;        /* variables of the program (--wrt may add some) */
+    int nv;                /* the variables to differentiate by */
+    int *wrt;
+    md_expr **grads;
+    const char **gnames;   /* dX names when there are several, else NULL */
+    char **owned;
+    const char **avoid;    /* names temporaries must not take */
+} md_runstate;
+
+/* ---- reading the printed text back ------------------------------------- */
+
+/* Normwise relative difference of two results, or INFINITY when their
+   shapes differ. */
+static double mat_diff(const md_mat *a, const md_mat *b)
+{
+    if (a->rows != b->rows || a->cols != b->cols) return INFINITY;
+    double d = 0, m = 1;
+    for (long i = 0; i < a->rows * a->cols; i++) {
+        d = fmax(d, fabs(a->v[i] - b->v[i]));
+        m = fmax(m, fmax(fabs(a->v[i]), fabs(b->v[i])));
+    }
+    return d / m;
+}
+
+/*
+ * Do the printed roots (rb) evaluate to what the graph's roots evaluate
+ * to?  Compared at the first two points (of up to six drawn) where the
+ * graph is defined; wrong only if both disagree, so that rounding
+ * amplified at one unlucky point is not taken for a printer bug.  No point
+ * inside the domain at all: nothing to compare, and the structural
+ * read-back has to do.
+ */
+static int agrees(md_runstate *r, md_expr *f, int n, md_expr **roots, md_readback *rb, char *why,
+                  size_t whylen)
+{
+    int compared = 0, bad = 0;
+    for (unsigned long k = 0; k < 6 && compared < 2; k++) {
+        md_env env;
+        if (md_env_random(r->ctx, f, r->rq->seed + 104729ul * (k + 1), &env) < 0) {
+            md_env_free(&env);
+            break;
+        }
+        md_mat *a = md_xcalloc((size_t)n + 1, sizeof *a), *b = md_xcalloc((size_t)n + 1, sizeof *b);
+        int ra = md_eval_many(&env, n, roots, a);
+        if (ra == 0) {
+            int rbk = md_readback_eval(rb, &env, n, b);
+            compared++;
+            if (rbk == MD_EVAL_BUG) {
+                snprintf(why, whylen, "does not fit the variables: %s", md_eval_bug());
+                bad = 2;
+            } else if (rbk < 0) {
+                snprintf(why, whylen, "is not defined where the result is");
+                bad++;
+            } else {
+                for (int i = 0; i < n; i++) {
+                    double d = mat_diff(&a[i], &b[i]);
+                    if (d > 1e-8) {
+                        snprintf(why, whylen, "evaluates to something else (difference %.1e)", d);
+                        bad++;
+                        break;
+                    }
+                }
+            }
+            for (int i = 0; i < n; i++) md_mat_free(&b[i]);
+        } else if (ra == MD_EVAL_BUG) {
+            snprintf(why, whylen, "cannot be compared: %s", md_eval_bug());
+            bad = 2;
+            compared = 2;
+        }
+        for (int i = 0; i < n; i++) md_mat_free(&a[i]);
+        free(a);
+        free(b);
+        md_env_free(&env);
+        if (bad >= 2) break;
+    }
+    return bad < 2 && !(compared == 1 && bad == 1);
+}
+
+/* The constants (matrix(1), eye, ...) reachable from the roots. */
+static void collect_consts(md_expr *e, char *seen, md_expr ***v, int *n, int *cap)
+{
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    if ((e->kind == MD_ONES || e->kind == MD_EYE || e->kind == MD_ZERO) && !md_is_scalar(e)) {
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 8;
+            *v = md_xrealloc(*v, (size_t)*cap * sizeof **v);
+        }
+        (*v)[(*n)++] = e;
+    }
+    for (int i = 0; i < e->nargs; i++) collect_consts(e->args[i], seen, v, n, cap);
+}
+
+/* The program text of the roots, with sizes on the constants marked in
+   sized (NULL: none). */
+static void print_with(md_runstate *r, int n, md_expr **roots, const char *const *names,
+                       const char *sized, uint32_t nsized, md_buf *b)
+{
+    int any = 0;
+    for (uint32_t i = 0; sized && i < nsized && !any; i++) any = sized[i];
+    md_print_decls_ex(r->ctx, b, any ? MD_PRINT_SIZED : 0);
+    md_print_program_sized(r->ctx, b, n, roots, names, r->avoid, 0, sized, nsized);
+}
+
+/* Does the text read back (parse and typecheck), whatever its values? */
+static int reads_back(md_runstate *r, int n, const char *const *names, const md_buf *b)
+{
+    md_readback rb;
+    int ok = md_readback_open(&rb, r->ctx, b->s ? b->s : "", n, names) == 0;
+    md_readback_close(&rb);
+    return ok;
+}
+
+/*
+ * Prints the program part of a result (declarations, temporaries, the n
+ * roots, named names[i] when names is not NULL) into text, read back into
+ * *rb (left open for --check).  When the plain text leaves the size of a
+ * constant open, constants get their sizes written (eye(n),
+ * matrix(1, n, p)): all of them first, then each one that the text does
+ * not need sized goes back to the plain spelling (the first 32 are tried).
+ * Returns 0, or MD_EXIT_INTERNAL after a message.
+ */
+static int print_verified(md_runstate *r, md_expr *f, int n, md_expr **roots,
+                          const char *const *names, md_buf *text, md_readback *rb)
+{
+    char why[600] = "";
+    char *sized = NULL;
+    uint32_t nsized = 0;
+    for (int t = 0; t < 2; t++) {
+        md_buf b = {0};
+        if (t == 1) {
+            /* the sizes only where they are needed */
+            char *seen = md_xcalloc(r->ctx->nnodes, 1);
+            md_expr **consts = NULL;
+            int nc = 0, cap = 0;
+            for (int i = 0; i < n; i++) collect_consts(roots[i], seen, &consts, &nc, &cap);
+            free(seen);
+            nsized = r->ctx->nnodes;
+            sized = md_xcalloc(nsized, 1);
+            for (int i = 0; i < nc; i++) sized[consts[i]->id] = 1;
+            for (int i = 0; i < nc && i < 32; i++) {
+                sized[consts[i]->id] = 0;
+                md_buf_free(&b);
+                print_with(r, n, roots, names, sized, nsized, &b);
+                if (!reads_back(r, n, names, &b)) sized[consts[i]->id] = 1;
+            }
+            free(consts);
+            md_buf_free(&b);
+        }
+        print_with(r, n, roots, names, sized, nsized, &b);
+        if (md_readback_open(rb, r->ctx, b.s ? b.s : "", n, names) < 0) {
+            if (t == 0) snprintf(why, sizeof why, "%s", rb->why);
+        } else {
+            char w[300];
+            if (agrees(r, f, n, roots, rb, w, sizeof w)) {
+                md_buf_puts(text, b.s);
+                md_buf_free(&b);
+                free(sized);
+                return 0;
+            }
+            snprintf(why, sizeof why, "the printed text %s", w);
+        }
+        md_readback_close(rb);
+        md_buf_free(&b);
+    }
+    free(sized);
+    fprintf(r->err, "matdiff: internal error: the result cannot be printed faithfully: %s\n", why);
+    return MD_EXIT_INTERNAL;
+}
+
+/* The check of the printed gradients against finite differences of f, as
+   lines "<cm> check d/dX: ..."; returns 0 or MD_EXIT_CHECK. */
+static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf *lines)
+{
+    md_check_result *res = md_xcalloc((size_t)r->nv + 1, sizeof *res);
+    int crc = md_check_with(r->ctx, r->typed.f, r->nv, r->wrt, md_readback_eval, rb, r->rq->seed, 1e-6,
+                            res, r->err);
+    if (crc < 0) {
+        md_buf_printf(lines, "%s check: no point inside the function's domain was found; nothing was checked\n", cm);
+    } else {
+        for (int i = 0; i < r->nv; i++)
+            md_buf_printf(lines, "%s check d/d%s: worst relative error %.1e against finite differences (%s)\n", cm,
+                          r->ctx->syms[r->wrt[i]].name, res[i].worst_rel_err, res[i].ok ? "ok" : "FAILED");
+    }
+    free(res);
+    if (crc) {
+        fprintf(r->err, "matdiff: --check failed: %s\n",
+                crc < 0 ? "no point inside the function's domain was found"
+                        : "a gradient disagrees with finite differences");
+        return MD_EXIT_CHECK;
+    }
+    return 0;
+}
+
+/* The gradients printed as text and read back, then checked: for the
+   modes whose own output is not text (LaTeX, C, --steps). */
+static int check_text_form(md_runstate *r, const char *cm, md_buf *lines)
+{
+    md_buf text = {0};
+    md_readback rb;
+    int rc = print_verified(r, r->typed.f, r->nv, r->grads, r->gnames, &text, &rb);
+    md_buf_free(&text);
+    if (rc) return rc;
+    rc = check_printed(r, &rb, cm, lines);
+    md_readback_close(&rb);
+    return rc;
+}
+
+/* ---- the output modes ---------------------------------------------------- */
+
+static void header_shapes(md_runstate *r, md_buf *out)
+{
+    md_buf shp = {0};
+    md_print_shapes(r->ctx, &shp);
+    if (shp.len) md_buf_printf(out, "   (%s)", shp.s);
+    md_buf_free(&shp);
+    md_buf_putc(out, '\n');
+}
+
+/* --simplify: the function itself, simplified, as a program. */
+static int run_simplify(md_runstate *r)
+{
+    md_buf text = {0};
+    md_readback rb;
+    int rc = print_verified(r, r->typed.f, 1, &r->typed.f, NULL, &text, &rb);
+    if (rc == 0) {
+        md_buf_printf(r->out, "# %s", r->typed.ftext);
+        header_shapes(r, r->out);
+        md_buf_puts(r->out, text.s);
+        md_readback_close(&rb);
+    }
+    md_buf_free(&text);
+    return rc;
+}
+
+/* --steps: the derivation, text or LaTeX; --check verifies every line and
+   the printed gradients. */
+static int run_steps(md_runstate *r)
+{
+    const md_request *rq = r->rq;
+    md_derivation der;
+    if (md_steps_derive(r->ctx, r->typed.f, r->nv, r->wrt, &der)) {
+        fprintf(r->err, "matdiff: internal error: the derivation left the identities it knows\n");
+        md_steps_free(&der);
+        return MD_EXIT_INTERNAL;
+    }
+    int rc = 0;
+    md_buf body = {0};
+    if (rq->format == MD_FORMAT_LATEX) md_steps_latex(r->ctx, &der, &rq->style, &body);
+    else md_steps_text(r->ctx, &der, &body);
+    if (rq->check) {
+        const char *cm = rq->format == MD_FORMAT_LATEX ? "%" : "#";
+        double w = md_steps_check(r->ctx, r->typed.f, &der, rq->seed);
+        if (w < 0) {
+            md_buf_printf(&body, "%s check: no point inside the function's domain was found\n", cm);
+            fprintf(r->err, "matdiff: --check failed: no point inside the function's domain was found\n");
+            rc = MD_EXIT_CHECK;
+        } else {
+            md_buf_printf(&body, "%s check: every line agrees with the gradient to %.1e (%s)\n", cm, w,
+                          w <= 1e-9 ? "ok" : "FAILED");
+            if (w > 1e-9) {
+                fprintf(r->err, "matdiff: --check failed: a line of the derivation disagrees with the gradient\n");
+                rc = MD_EXIT_CHECK;
+            }
+        }
+        int crc = check_text_form(r, cm, &body);
+        if (crc == MD_EXIT_INTERNAL || !rc) rc = crc;
+    }
+    md_steps_free(&der);
+    if (rc != MD_EXIT_INTERNAL) {
+        if (rq->format == MD_FORMAT_LATEX && rq->standalone) md_latex_document(body.s ? body.s : "", r->out);
+        else md_buf_puts(r->out, body.s ? body.s : "");
+    }
+    md_buf_free(&body);
+    return rc;
+}
+
+/* --size n=1000,p=50: a size per dimension id (by dimension name, or by
+   the generated field name X_rows, X_cols, x_len); NULL after a message. */
+static long *size_hints(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    long *hint = md_xcalloc((size_t)ctx->ndims + 1, sizeof *hint);
+    for (const char *item = r->rq->sizes; item && *item;) {
+        const char *comma = strchr(item, ',');
+        const char *eq = strchr(item, '=');
+        size_t ilen = comma ? (size_t)(comma - item) : strlen(item);
+        int found = 0;
+        if (eq && (size_t)(eq - item) < ilen) {
+            char nm[256];
+            snprintf(nm, sizeof nm, "%.*s", (int)(eq - item), item);
+            char *end;
+            long v = strtol(eq + 1, &end, 10);
+            for (int d = 1; d < ctx->ndims; d++)
+                if (ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) hint[d] = v, found = 1;
+            for (int k = 0; k < ctx->nsyms && !found; k++) {
+                const md_symbol *y = &ctx->syms[k];
+                char f1[300], f2[300], f3[300];
+                snprintf(f1, sizeof f1, "%s_rows", y->name);
+                snprintf(f2, sizeof f2, "%s_cols", y->name);
+                snprintf(f3, sizeof f3, "%s_len", y->name);
+                if (!strcmp(nm, f1) || !strcmp(nm, f3)) hint[y->rows] = v, found = y->rows != MD_DIM_ONE;
+                else if (!strcmp(nm, f2)) hint[y->cols] = v, found = y->cols != MD_DIM_ONE;
+            }
+            if (v < 1 || end == eq + 1 || (size_t)(end - item) != ilen) found = 0;
+        }
+        if (!found) {
+            fprintf(r->err, "matdiff: --size: '%.*s' names no dimension of the program (write NAME=SIZE, SIZE >= 1)\n",
+                    (int)ilen, item);
+            free(hint);
+            return NULL;
+        }
+        item = comma ? comma + 1 : item + ilen;
+    }
+    return hint;
+}
+
+/* --format c: the C function (or with --header its declarations). */
+static int run_c(md_runstate *r)
+{
+    long *hint = size_hints(r);
+    if (!hint) return MD_EXIT_USAGE;
+    md_emit_opts eo = r->rq->emit;
+    eo.size_hint = hint;
+    md_buf code = {0};
+    int erc = r->rq->header ? md_emit_header(r->ctx, r->nv, r->wrt, &eo, &code, r->err)
+                            : md_emit_c(r->ctx, r->typed.f, r->nv, r->wrt, r->grads, &eo, &code, r->err);
+    free(hint);
+    int rc = erc ? MD_EXIT_INPUT : 0;
+    if (!rc && r->rq->check && !r->rq->header) {
+        md_buf lines = {0};
+        rc = check_text_form(r, "//", &lines);
+        if (rc != MD_EXIT_INTERNAL) md_buf_puts(&code, lines.s ? lines.s : "");
+        md_buf_free(&lines);
+    }
+    if (rc != MD_EXIT_INTERNAL && !erc) md_buf_puts(r->out, code.s ? code.s : "");
+    md_buf_free(&code);
+    return rc;
+}
+
+/* --format latex: the gradients in an align* environment. */
+static int run_latex(md_runstate *r)
+{
+    md_buf body = {0};
+    md_latex_gradients(r->ctx, r->typed.f, r->nv, r->wrt, r->grads, &r->rq->style, &body);
+    int rc = 0;
+    if (r->rq->check) rc = check_text_form(r, "%", &body);
+    if (rc != MD_EXIT_INTERNAL) {
+        if (r->rq->standalone) md_latex_document(body.s ? body.s : "", r->out);
+        else md_buf_puts(r->out, body.s ? body.s : "");
+    }
+    md_buf_free(&body);
+    return rc;
+}
+
+/* Is name written in an expression of the program (not only declared)?
+   A variable that cancels out (a - b - a) is mentioned but has gradient 0. */
+static int ast_mentions(const md_ast *a, const char *name)
+{
+    if (a->kind == MD_AST_NAME && !strcmp(a->text, name)) return 1;
+    for (int i = 0; i < a->nkids; i++)
+        if (ast_mentions(a->kids[i], name)) return 1;
+    return 0;
+}
+
+static int mentioned(const md_program *prog, const char *name)
+{
+    for (int i = 0; i < prog->nstmts; i++)
+        if (prog->stmts[i]->expr && ast_mentions(prog->stmts[i]->expr, name)) return 1;
+    return 0;
+}
+
+/* The default: the gradients as a program that reads back. */
+static int run_text(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    md_buf text = {0};
+    md_readback rb;
+    int rc = print_verified(r, r->typed.f, r->nv, r->grads, r->gnames, &text, &rb);
+    if (rc) {
+        md_buf_free(&text);
+        return rc;
+    }
+    md_buf *out = r->out;
+    md_buf_printf(out, "# ");
+    if (r->nv == 1) {
+        md_buf_printf(out, "d/d%s of %s", ctx->syms[r->wrt[0]].name, r->typed.ftext);
+    } else {
+        md_buf_printf(out, "gradient of %s with respect to ", r->typed.ftext);
+        for (int i = 0; i < r->nv; i++) md_buf_printf(out, "%s%s", i ? ", " : "", ctx->syms[r->wrt[i]].name);
+    }
+    header_shapes(r, out);
+    for (int i = 0; i < r->nv; i++)
+        if (md_is_zero(r->grads[i]))
+            md_buf_printf(out, r->wrt[i] >= r->nsyms_prog || !mentioned(r->prog, ctx->syms[r->wrt[i]].name)
+                                   ? "# %s does not occur in the function: its gradient is 0\n"
+                                   : "# the gradient with respect to %s is 0\n",
+                          ctx->syms[r->wrt[i]].name);
+    if (r->rq->check) rc = check_printed(r, &rb, "#", out);
+    md_buf_puts(out, text.s);
+    md_readback_close(&rb);
+    md_buf_free(&text);
+    return rc;
+}
+
+/* ---- the run --------------------------------------------------------------- */
+
+/* Resolves --wrt (or takes every variable); 0 or an exit status. */
+static int resolve_wrt(md_runstate *r)
+{
+    const md_request *rq = r->rq;
+    md_ctx *ctx = r->ctx;
+    if (rq->nwrt == 0) {
+        r->nv = r->nsyms_prog;
+        r->wrt = md_xcalloc((size_t)r->nv + 1, sizeof *r->wrt);
+        for (int i = 0; i < r->nv; i++) r->wrt[i] = i;
+        return 0;
+    }
+    r->wrt = md_xcalloc((size_t)rq->nwrt + 1, sizeof *r->wrt);
+    for (int i = 0; i < rq->nwrt; i++) {
+        const char *w = rq->wrt[i];
+        int s = md_ctx_find_sym(ctx, w);
+        if (s < 0) {
+            if (md_ctx_find_func(ctx, w) >= 0 || md_is_builtin(w) || !strcmp(w, "eye")) {
+                fprintf(r->err, "matdiff: --wrt %s: '%s' is a %s, not a variable\n", w, w,
+                        md_ctx_find_func(ctx, w) >= 0 ? "function" : "built-in name");
+                return MD_EXIT_USAGE;
+            }
+            if (md_typed_bound(&r->typed, w)) {
+                fprintf(r->err, "matdiff: --wrt %s: '%s' is a named expression (name = expr), not a variable\n", w, w);
+                return MD_EXIT_USAGE;
+            }
+            const char *best = NULL;
+            for (int k = 0; k < r->nsyms_prog && !best; k++)
+                if (strcasecmp(w, ctx->syms[k].name) == 0) best = ctx->syms[k].name;
+            size_t wl = strlen(w);
+            int bd = wl <= 1 ? 0 : wl <= 4 ? 2 : 3;
+            for (int k = 0; k < r->nsyms_prog && !best; k++) {
+                int d = md_edit_distance(w, ctx->syms[k].name);
+                if (d < bd) bd = d, best = ctx->syms[k].name;
+            }
+            md_symkind kind = md_default_kind(w);
+            char dn[300];
+            snprintf(dn, sizeof dn, "%s_rows", w);
+            int rows = kind == MD_SYM_SCALAR ? MD_DIM_ONE : md_ctx_add_dim(ctx, dn, 0);
+            snprintf(dn, sizeof dn, "%s_cols", w);
+            int cols = kind == MD_SYM_MATRIX ? md_ctx_add_dim(ctx, dn, 0) : MD_DIM_ONE;
+            s = md_ctx_add_sym(ctx, w, kind, rows, cols);
+            if (best)
+                fprintf(r->err, "matdiff: note: '%s' does not occur in the function (did you mean '%s'?); its gradient is 0\n", w, best);
+            else
+                fprintf(r->err, "matdiff: note: '%s' does not occur in the function; its gradient is 0\n", w);
+        }
+        int dup = 0;
+        for (int k = 0; k < r->nv; k++) dup |= r->wrt[k] == s;
+        if (!dup) r->wrt[r->nv++] = s;
+    }
+    return 0;
+}
+
+/* The gradients, their names (dX, with _ appended on a clash) and the
+   names temporaries must avoid. */
+static int derive(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    r->grads = md_xcalloc((size_t)r->nv + 1, sizeof *r->grads);
+    r->owned = md_xcalloc((size_t)r->nv + 1, sizeof *r->owned);
+    r->avoid = md_xcalloc((size_t)r->nv + 1, sizeof *r->avoid);
+    for (int i = 0; i < r->nv; i++) {
+        r->grads[i] = md_gradient(ctx, r->typed.f, r->wrt[i]);
+        if (!r->grads[i]) {
+            fprintf(r->err, "matdiff: internal error: could not identify the gradient with respect to %s\n",
+                    ctx->syms[r->wrt[i]].name);
+            return MD_EXIT_INTERNAL;
+        }
+    }
+    if (r->nv > 1) {
+        r->gnames = md_xcalloc((size_t)r->nv + 1, sizeof *r->gnames);
+        for (int i = 0; i < r->nv; i++) {
+            md_buf b = {0};
+            md_buf_printf(&b, "d%s", ctx->syms[r->wrt[i]].name);
+            while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0) md_buf_putc(&b, '_');
+            r->owned[i] = md_buf_take(&b);
+            r->gnames[i] = r->owned[i];
+            r->avoid[i] = r->owned[i];
+        }
+    }
+    return 0;
+}
+
+static int not_scalar(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    md_expr *f = r->typed.f;
+    md_buf b = {0};
+    const char *rn = ctx->dims[f->rows].name, *cn = ctx->dims[f->cols].name;
+    if (f->cols == MD_DIM_ONE) md_buf_printf(&b, "a vector (%s)", rn);
+    else if (f->rows == MD_DIM_ONE) md_buf_printf(&b, "a row vector (1×%s)", cn);
+    else md_buf_printf(&b, "a matrix (%s×%s)", rn, cn);
+    md_error_at(&r->src, r->typed.floc,
+                "the function must be scalar-valued to have a gradient, but it is %s "
+                "(wrap it in sum(), norm2(), tr(), ...)", b.s);
+    md_buf_free(&b);
+    return MD_EXIT_INPUT;
+}
+
+int md_run(const md_request *rq, const char *name, const char *text, size_t len, md_buf *out,
+           FILE *err)
+{
+    md_runstate r;
+    memset(&r, 0, sizeof r);
+    r.rq = rq;
+    r.err = err ? err : stderr;
+    r.out = out;
+    md_source_init(&r.src, name, text, len);
+    r.src.err = r.err;
+    r.ctx = md_ctx_new();
+    r.ctx->no_factor = rq->format == MD_FORMAT_C;   /* see md_ctx: factoring can make C slower */
+    int rc;
+    r.prog = md_parse(&r.src);
+    if (!r.prog || md_typecheck(r.prog, r.ctx, &r.typed)) {
+        rc = MD_EXIT_INPUT;
+        goto done;
+    }
+    r.nsyms_prog = r.ctx->nsyms;
+    if (rq->simplify) {
+        rc = run_simplify(&r);
+        goto done;
+    }
+    if (!md_is_scalar(r.typed.f)) {
+        rc = not_scalar(&r);
+        goto done;
+    }
+    if ((rc = resolve_wrt(&r))) goto done;
+    if (r.nv == 0) {
+        md_error_at(&r.src, r.typed.floc, "the function has no variables to differentiate");
+        rc = MD_EXIT_INPUT;
+        goto done;
+    }
+    if ((rc = derive(&r))) goto done;
+    if (rq->steps) rc = run_steps(&r);
+    else if (rq->format == MD_FORMAT_C) rc = run_c(&r);
+    else if (rq->format == MD_FORMAT_LATEX) rc = run_latex(&r);
+    else rc = run_text(&r);
+done:
+    if (r.owned)
+        for (int i = 0; i < r.nv; i++) free(r.owned[i]);
+    free(r.owned);
+    free(r.gnames);
+    free(r.avoid);
+    free(r.grads);
+    free(r.wrt);
+    md_typed_free(&r.typed);
+    md_program_free(r.prog);
+    md_ctx_free(r.ctx);
+    return rc;
+}
