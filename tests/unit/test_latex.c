@@ -339,8 +339,8 @@ END_TEST
 
 START_TEST(kinds_constants_and_reductions)
 {
-    expr("vector(1)'", "\\mathbf{1}^\\top");
-    expr("sum(eye)", "\\operatorname{sum}(I)");
+    expr("vector x(n); vector(1, n)'", "\\mathbf{1}^\\top");
+    expr("matrix X(n, n); sum(eye(n))", "\\operatorname{sum}(I)");
     expr("sum(A*x)", "\\operatorname{sum}(Ax)");
     expr("tr(A) + det(A) + logdet(A) + norm1(A) + norm2(x) + norm1(x) + norm2(a) + norm1(a)",
          "2\\lvert a\\rvert + \\|A\\|_1 + \\|x\\|_1 + \\|x\\|_2 + \\operatorname{tr}(A) + \\det(A) + "
