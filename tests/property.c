@@ -666,23 +666,34 @@ static int find_dim(const md_ctx *ctx, const char *name)
 }
 
 /* Does the program, read back, have a dimension the context has not? */
+/* The typechecker's message for a constant whose size nothing fixes. */
+static int is_size_error(const char *msg)
+{
+    return msg && strstr(msg, "cannot be inferred") != NULL;
+}
+
 static int text_leaves_size_free(md_ctx *ctx, const char *text)
 {
-    FILE *devnull = fopen("/dev/null", "w");
+    char *ebuf = NULL;
+    size_t elen = 0;
+    FILE *errf = open_memstream(&ebuf, &elen);
     md_source src;
     md_source_init(&src, "<property>", text, strlen(text));
-    src.err = devnull;
+    src.err = errf;
     md_ctx *c2 = md_ctx_new();
     md_typed t = {0};
     md_program *prog = md_parse(&src);
     int fresh = 0;
-    if (prog && md_typecheck(prog, c2, &t) == 0)
+    if (prog && md_typecheck(prog, c2, &t) == 0) {
         for (int d = 1; d < c2->ndims; d++)
             if (find_dim(ctx, c2->dims[d].name) < 0) fresh = 1;
+    }
+    fclose(errf);
+    if (is_size_error(ebuf)) fresh = 1;
+    free(ebuf);
     md_typed_free(&t);
     md_program_free(prog);
     md_ctx_free(c2);
-    fclose(devnull);
     return fresh;
 }
 
@@ -701,6 +712,11 @@ static void prop_roundtrip(kase *k, md_expr *e, const char *etext)
     md_program *prog = md_parse(&src);
     int ok = prog && md_typecheck(prog, c2, &t) == 0;
     fclose(errf);
+    if (!ok && is_size_error(ebuf)) {
+        /* the text does not carry a constant's size (see below) */
+        k->t->ambiguous++;
+        goto out;
+    }
     if (!ok) {
         fail(k, "P2 round trip", "the printed expression does not parse back:\n%s", ebuf);
         goto out;
