@@ -29,7 +29,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property latex asan valgrind bench clean help
+.PHONY: all demo docs test check unit golden property random latex asan valgrind bench clean help
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -87,6 +87,18 @@ property: $(B)/tests/property
 $(B)/tests/property: tests/property.c $(B)/libmatdiff.a | $(B)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
 
+# The random differential tester (tests/random.c): N programs from SEED,
+# JOBS at a time, the C of every EVERY-th one compiled and run.
+N ?= 200000
+SEED ?= 1
+JOBS ?= 2
+EVERY ?= 25
+random: $(B)/tests/random
+	@$(B)/tests/random $(N) $(SEED) -j $(JOBS) -c $(EVERY)
+
+$(B)/tests/random: tests/random.c $(B)/libmatdiff.a | $(B)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
+
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
@@ -119,3 +131,4 @@ docs: $(BIN)
 
 demo: $(BIN)
 	./$(BIN) --check --wrt U,V "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
+include tests/fuzz/fuzz.mk

@@ -50,6 +50,8 @@ typedef struct md_env {
  */
 enum { MD_EVAL_BUG = -2 };
 int md_eval(const md_env *env, md_expr *e, md_mat *out);
+/* A scalar e, as computed (long double, not rounded to double). */
+int md_eval_real(const md_env *env, md_expr *e, long double *out);
 const char *md_eval_bug(void);
 void md_eval_note_bug(const char *what);   /* for evaluators built on md_eval */
 
@@ -59,6 +61,8 @@ int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs);
 typedef struct md_check_result {
     double worst_rel_err;   /* over all directions tried */
     int ok;                 /* worst_rel_err <= tolerance */
+    int inconclusive;       /* not ok, but the finite differences never
+                               settled either: too steep to judge here */
 } md_check_result;
 
 /*
@@ -89,7 +93,8 @@ int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval g
 /*
  * Draws dimension sizes and variable values for f from seed, as md_check
  * does; exposed for tests.  Returns 0, or -1 if no point in f's domain
- * was found.  Free with md_env_free.
+ * was found, or MD_EVAL_BUG if f breaks a shape contract.  Free with
+ * md_env_free.
  */
 int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env);
 void md_env_free(md_env *env);

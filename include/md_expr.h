@@ -92,6 +92,8 @@ struct md_expr {
     uint32_t weight;     /* number of nodes in the expression as a tree,
                             saturating at UINT32_MAX; orders sum terms */
     unsigned has_diff;   /* some MD_DIFF occurs inside */
+    const char *name;    /* MD_SYM, MD_DIFF: the variable's name; MD_FUNC
+                            generic: the function's (orders them by name) */
 };
 
 typedef struct md_dim {

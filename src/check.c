@@ -50,42 +50,54 @@ static double check_uniform(uint64_t *s)
     return -1.0 + 2.0 * ((double)(check_rng(s) >> 11) * 0x1.0p-53);
 }
 
-/* f at val[s] = x + t d; 0 or -1 outside the domain. */
+/* f at val[s] = x + t d, unrounded (see md_eval_real); 0 or -1 outside
+   the domain. */
 static int eval_at(md_env *env, md_expr *f, int s, const md_mat *d, double t,
-                   double *y)
+                   long double *y)
 {
     md_mat x = env->val[s];
     md_mat moved = md_mat_new(x.rows, x.cols);
     for (long i = 0; i < x.rows * x.cols; i++) moved.v[i] = x.v[i] + t * d->v[i];
     env->val[s] = moved;
-    md_mat out;
-    int rc = md_eval(env, f, &out);
+    int rc = md_eval_real(env, f, y);
     env->val[s] = x;
     md_mat_free(&moved);
-    if (rc == 0) {
-        *y = out.v[0];
-        md_mat_free(&out);
-    }
     return rc;
 }
 
-/* Richardson-extrapolated central difference of f along d with step h. */
+/* Richardson-extrapolated central difference of f along d with step h,
+   in long double: the rounding noise of f(x + hd) - f(x - hd) is then
+   about 1e-19 |f| / h rather than 1e-16 |f| / h. */
 static int fd_along(md_env *env, md_expr *f, int s, const md_mat *d, double h,
                     double *fd)
 {
-    double fp, fm, fp2, fm2;
+    long double fp, fm, fp2, fm2;
     if (eval_at(env, f, s, d, h, &fp) < 0 || eval_at(env, f, s, d, -h, &fm) < 0 ||
         eval_at(env, f, s, d, h / 2, &fp2) < 0 || eval_at(env, f, s, d, -h / 2, &fm2) < 0)
         return -1;
-    double d1 = (fp - fm) / (2 * h), d2 = (fp2 - fm2) / h;
-    *fd = (4 * d2 - d1) / 3;
+    long double d1 = (fp - fm) / (2 * (long double)h), d2 = (fp2 - fm2) / (long double)h;
+    *fd = (double)((4 * d2 - d1) / 3);
     return isfinite(*fd) ? 0 : -1;
 }
 
-/* Worst relative error of grad g of variable s over random directions;
-   INFINITY (with a message) when some direction cannot be checked. */
+/*
+ * Checks grad g of variable s along CHECK_DIRS random directions.  For
+ * each direction the steps h = h0, h0/10, ... are tried, larger first
+ * (h0 = 1 scaled by X's largest entry); the best agreement counts, and
+ * smaller steps are only taken while no step has agreed to well within
+ * tol: a steep function (sin of a large determinant) needs h = 1e-8, a
+ * large value (f = a + 1e9) a large h, and a wrong gradient agrees at
+ * none of them.
+ *
+ * A disagreement only means something if the finite differences
+ * themselves settled: two consecutive steps that agree with each other
+ * (to 1e-7) and not with the gradient are a wrong gradient.  If they
+ * never settle, the point is too steep to judge: *inconclusive is set and
+ * md_check draws another point; so does a direction along which f cannot
+ * be evaluated at any step.  Returns the worst relative error.
+ */
 static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
-                        double scale, uint64_t *rng, FILE *err)
+                        double scale, double tol, uint64_t *rng, int *inconclusive)
 {
     const md_ctx *ctx = env->ctx;
     const md_mat *x = &env->val[s];
@@ -94,6 +106,7 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
     for (long i = 0; i < n; i++)
         if (fabs(x->v[i]) > xmax) xmax = fabs(x->v[i]);
     double worst = 0.0;
+    *inconclusive = 0;
     md_mat d = md_mat_new(x->rows, x->cols);
     for (int k = 0; k < CHECK_DIRS; k++) {
         for (long i = 0; i < n; i++) d.v[i] = check_uniform(rng);
@@ -103,14 +116,16 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
                     d.v[i + j * d.rows] = d.v[j + i * d.rows];
         double analytic = 0.0;
         for (long i = 0; i < n; i++) analytic += g->v[i] * d.v[i];
-        /* The best agreement over steps 1 .. 1e-5 (scaled by the entries):
-           a steep function needs a small step, a large value (f = a + 1e9)
-           a large one; a wrong gradient agrees at none of them. */
-        double h0 = xmax > 1.0 ? xmax : 1.0, best = INFINITY;
-        int rc = -1;
-        for (int t = 0; t < 6; t++) {
+        double h0 = xmax > 1.0 ? xmax : 1.0, best = INFINITY, prev = NAN;
+        int rc = -1, settled = 0;
+        /* steps 1 .. 1e-5 always (the error reported is the best of
+           them), smaller ones only while no step has agreed */
+        for (int t = 0; t < 10 && (t < 6 || best > tol * 1e-2); t++) {
             double fd = 0.0, h = h0 * pow(10.0, -t);
-            if (fd_along(env, f, s, &d, h, &fd) < 0) continue;
+            if (fd_along(env, f, s, &d, h, &fd) < 0) {
+                prev = NAN;
+                continue;
+            }
             rc = 0;
             /* the floor: rounding noise of a difference of f is about
                1e-16 |f| / h, so a directional derivative below 1e-6 (1 + |f|)
@@ -118,14 +133,18 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
             double denom = fmax(fmax(fabs(fd), fabs(analytic)), 1e-6 * scale);
             double r = fabs(fd - analytic) / denom;
             if (r < best) best = r;
+            if (!isnan(prev) && fabs(fd - prev) / fmax(fmax(fabs(fd), fabs(prev)), 1e-6 * scale) <= 1e-7)
+                settled = 1;
+            prev = fd;
         }
         if (rc < 0) {
-            if (err)
-                fprintf(err, "matdiff: --check: the function is not defined near the "
-                        "chosen point along a direction of %s\n", ctx->syms[s].name);
+            /* f is defined at x but not at any x +- hD (log near 0, exp
+               near overflow): nothing can be said here */
+            *inconclusive = 1;
             worst = INFINITY;
             break;
         }
+        if (best > tol && !settled) *inconclusive = 1;
         if (best > worst) worst = best;
     }
     md_mat_free(&d);
@@ -134,7 +153,7 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
 
 static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge,
                          void *arg, unsigned long seed, double tol, md_check_result *res,
-                         FILE *err, int quiet, int *regrad);
+                         FILE *err, int quiet, int *redraw);
 
 /* The gradients as graphs of ctx. */
 static int eval_graphs(void *arg, const md_env *env, int n, md_mat *out)
@@ -149,27 +168,35 @@ int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
 }
 
 /* A point where some gradient cannot be evaluated (det(A*X) with a
-   singular A*X: the gradient has inv(A*X) in it) is redrawn, up to 5
-   times, before that is reported. */
+   singular A*X: the gradient has inv(A*X) in it), or where the finite
+   differences do not settle, is redrawn, up to 5 times, before that is
+   reported. */
 int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge, void *arg,
                   unsigned long seed, double tol, md_check_result *res, FILE *err)
 {
     int rc = -1;
     for (int k = 0; k < 5; k++) {
-        int regrad = 0;
+        int redraw = 0;
         rc = md_check_once(ctx, f, n, wrt, ge, arg, seed + 7919ul * (unsigned long)k, tol, res,
-                           err, k < 4, &regrad);
-        if (!regrad) break;
+                           err, k < 4, &redraw);
+        if (!redraw) break;
     }
     return rc;
 }
 
 static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge,
                          void *arg, unsigned long seed, double tol, md_check_result *res,
-                         FILE *err, int quiet, int *regrad)
+                         FILE *err, int quiet, int *redraw)
 {
     md_env env;
-    if (md_env_random(ctx, f, seed, &env) < 0) {
+    int erc = md_env_random(ctx, f, seed, &env);
+    if (erc == MD_EVAL_BUG) {
+        if (err) fprintf(err, "matdiff: --check: the function cannot be evaluated: %s\n", md_eval_bug());
+        md_env_free(&env);
+        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = 0;
+        return 1;
+    }
+    if (erc < 0) {
         if (err)
             fputs("matdiff: --check: could not find a point inside the domain "
                   "of the function after 20 tries\n", err);
@@ -191,7 +218,7 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
     if (grc == MD_EVAL_BUG) {
         /* a gradient whose shapes do not fit the variables: never right */
         if (err) fprintf(err, "matdiff: --check: the gradients cannot be evaluated: %s\n", md_eval_bug());
-        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0;
+        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = 0;
         free(g);
         md_env_free(&env);
         return 1;
@@ -201,8 +228,9 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
         const char *name = ctx->syms[s].name;
         res[i].worst_rel_err = INFINITY;
         res[i].ok = 0;
+        res[i].inconclusive = 0;
         if (grc < 0) {
-            *regrad = 1;
+            *redraw = 1;
             if (err && !quiet)
                 fprintf(err, "matdiff: --check: the gradient with respect to %s "
                         "cannot be evaluated at the chosen point\n", name);
@@ -217,9 +245,10 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
             allok = 0;
             continue;
         }
-        res[i].worst_rel_err = check_var(&env, f, s, &g[i], scale, &rng, err);
+        res[i].worst_rel_err = check_var(&env, f, s, &g[i], scale, tol, &rng, &res[i].inconclusive);
         res[i].ok = res[i].worst_rel_err <= tol;
         if (!res[i].ok) allok = 0;
+        if (!res[i].ok && res[i].inconclusive) *redraw = 1;
     }
     for (int i = 0; i < n; i++) md_mat_free(&g[i]);
     free(g);

@@ -93,8 +93,13 @@ static int agrees(md_runstate *r, md_expr *f, int n, md_expr **roots, md_readbac
     int compared = 0, bad = 0;
     for (unsigned long k = 0; k < 6 && compared < 2; k++) {
         md_env env;
-        if (md_env_random(r->ctx, f, r->rq->seed + 104729ul * (k + 1), &env) < 0) {
+        int erc = md_env_random(r->ctx, f, r->rq->seed + 104729ul * (k + 1), &env);
+        if (erc < 0) {
             md_env_free(&env);
+            if (erc == MD_EVAL_BUG) {
+                snprintf(why, whylen, "cannot be compared: %s", md_eval_bug());
+                bad = 2;
+            }
             break;
         }
         md_mat *a = md_xcalloc((size_t)n + 1, sizeof *a), *b = md_xcalloc((size_t)n + 1, sizeof *b);
@@ -205,6 +210,7 @@ static int print_verified(md_runstate *r, md_expr *f, int n, md_expr **roots,
             md_buf_free(&b);
         }
         print_with(r, n, roots, names, sized, nsized, &b);
+        if (getenv("MATDIFF_DEBUG")) fprintf(r->err, "matdiff: debug: printed:\n%s", b.s ? b.s : "");
         if (md_readback_open(rb, r->ctx, b.s ? b.s : "", n, names) < 0) {
             if (t == 0) snprintf(why, sizeof why, "%s", rb->why);
         } else {
@@ -235,17 +241,28 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
     if (crc < 0) {
         md_buf_printf(lines, "%s check: no point inside the function's domain was found; nothing was checked\n", cm);
     } else {
-        for (int i = 0; i < r->nv; i++)
-            md_buf_printf(lines, "%s check d/d%s: worst relative error %.1e against finite differences (%s)\n", cm,
-                          r->ctx->syms[r->wrt[i]].name, res[i].worst_rel_err, res[i].ok ? "ok" : "FAILED");
+        for (int i = 0; i < r->nv; i++) {
+            if (!res[i].ok && res[i].inconclusive)
+                md_buf_printf(lines, "%s check d/d%s: inconclusive: the function is too steep at every point tried "
+                                     "for finite differences to settle (try another --seed)\n", cm,
+                              r->ctx->syms[r->wrt[i]].name);
+            else
+                md_buf_printf(lines, "%s check d/d%s: worst relative error %.1e against finite differences (%s)\n", cm,
+                              r->ctx->syms[r->wrt[i]].name, res[i].worst_rel_err, res[i].ok ? "ok" : "FAILED");
+        }
     }
-    free(res);
+    int inconclusive = crc > 0;
+    for (int i = 0; i < r->nv; i++)
+        if (!res[i].ok && !res[i].inconclusive) inconclusive = 0;
     if (crc) {
         fprintf(r->err, "matdiff: --check failed: %s\n",
-                crc < 0 ? "no point inside the function's domain was found"
-                        : "a gradient disagrees with finite differences");
+                crc < 0        ? "no point inside the function's domain was found"
+                : inconclusive ? "the finite differences do not settle at the points tried"
+                               : "a gradient disagrees with finite differences");
+        free(res);
         return MD_EXIT_CHECK;
     }
+    free(res);
     return 0;
 }
 

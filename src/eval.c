@@ -57,11 +57,65 @@ void md_mat_free(md_mat *m)
     m->rows = m->cols = 0;
 }
 
-static md_mat mat_copy(const md_mat *a)
+/*
+ * The arithmetic is done in long double (64-bit significands on x86-64):
+ * this evaluator is what every derivative is judged by, and a correct
+ * formula evaluated with cancellation (1 - tanh(x).^2 for x = 12 loses
+ * six digits in double) must not look wrong.  Data come in and results
+ * go out as double (md_mat); md_eval_real gives a scalar unrounded, for
+ * the finite differences of md_check.
+ */
+typedef long double real;
+
+typedef struct lmat {
+    long rows, cols;
+    real *v;
+} lmat;
+
+static lmat lmat_new(long rows, long cols)
+{
+    lmat m;
+    m.rows = rows;
+    m.cols = cols;
+    m.v = md_xcalloc((size_t)(rows * cols) + 1, sizeof(real));
+    return m;
+}
+
+static void lmat_free(lmat *m)
+{
+    free(m->v);
+    m->v = NULL;
+    m->rows = m->cols = 0;
+}
+
+static lmat mat_copy(const lmat *a)
+{
+    lmat m = lmat_new(a->rows, a->cols);
+    memcpy(m.v, a->v, (size_t)(a->rows * a->cols) * sizeof(real));
+    return m;
+}
+
+static lmat mat_in(const md_mat *a)
+{
+    lmat m = lmat_new(a->rows, a->cols);
+    for (long i = 0; i < a->rows * a->cols; i++) m.v[i] = a->v[i];
+    return m;
+}
+
+static md_mat mat_out(const lmat *a)
 {
     md_mat m = md_mat_new(a->rows, a->cols);
-    memcpy(m.v, a->v, (size_t)(a->rows * a->cols) * sizeof(double));
+    for (long i = 0; i < a->rows * a->cols; i++) m.v[i] = (double)a->v[i];
     return m;
+}
+
+/* A rational as a long double, to more digits than mpq_get_d gives. */
+static real q_real(const mpq_t q)
+{
+    if (mpz_sizeinbase(mpq_numref(q), 2) < 60 && mpz_sizeinbase(mpq_denref(q), 2) < 60 &&
+        mpz_fits_slong_p(mpq_numref(q)) && mpz_fits_slong_p(mpq_denref(q)))
+        return (real)mpz_get_si(mpq_numref(q)) / (real)mpz_get_si(mpq_denref(q));
+    return mpq_get_d(q);
 }
 
 /* The last shape bug met (md_eval returned MD_EVAL_BUG), for the message. */
@@ -80,12 +134,12 @@ void md_eval_note_bug(const char *what) { snprintf(eval_bug_msg, sizeof eval_bug
 /* ---- dense linear algebra ---- */
 
 /* c = a * b; shapes already checked. */
-static md_mat mat_mul(const md_mat *a, const md_mat *b)
+static lmat mat_mul(const lmat *a, const lmat *b)
 {
-    md_mat c = md_mat_new(a->rows, b->cols);
+    lmat c = lmat_new(a->rows, b->cols);
     for (long j = 0; j < b->cols; j++)
         for (long k = 0; k < a->cols; k++) {
-            double bkj = b->v[k + j * b->rows];
+            real bkj = b->v[k + j * b->rows];
             if (bkj == 0.0) continue;
             for (long i = 0; i < a->rows; i++)
                 c.v[i + j * c.rows] += a->v[i + k * a->rows] * bkj;
@@ -100,28 +154,28 @@ static md_mat mat_mul(const md_mat *a, const md_mat *b)
  * candidates are all zero is skipped (U gets a zero pivot).  Returns the
  * smallest |pivot|.
  */
-static double lu_factor(long n, double *a, long *piv, int *sign)
+static real lu_factor(long n, real *a, long *piv, int *sign)
 {
-    double minpiv = INFINITY;
+    real minpiv = INFINITY;
     *sign = 1;
     for (long k = 0; k < n; k++) {
         long p = k;
         for (long i = k + 1; i < n; i++)
-            if (fabs(a[i + k * n]) > fabs(a[p + k * n])) p = i;
+            if (fabsl(a[i + k * n]) > fabsl(a[p + k * n])) p = i;
         piv[k] = p;
         if (p != k) {
             *sign = -*sign;
             for (long j = 0; j < n; j++) {
-                double t = a[k + j * n];
+                real t = a[k + j * n];
                 a[k + j * n] = a[p + j * n];
                 a[p + j * n] = t;
             }
         }
-        double d = a[k + k * n];
-        if (fabs(d) < minpiv) minpiv = fabs(d);
+        real d = a[k + k * n];
+        if (fabsl(d) < minpiv) minpiv = fabsl(d);
         if (d == 0.0) continue;
         for (long i = k + 1; i < n; i++) {
-            double l = a[i + k * n] /= d;
+            real l = a[i + k * n] /= d;
             if (l == 0.0) continue;
             for (long j = k + 1; j < n; j++)
                 a[i + j * n] -= l * a[k + j * n];
@@ -130,42 +184,42 @@ static double lu_factor(long n, double *a, long *piv, int *sign)
     return minpiv;
 }
 
-static double mat_det(const md_mat *m)
+static real mat_det(const lmat *m)
 {
     long n = m->rows;
-    md_mat a = mat_copy(m);
+    lmat a = mat_copy(m);
     long *piv = md_xmalloc((size_t)n * sizeof(long));
     int sign;
     lu_factor(n, a.v, piv, &sign);
-    double d = sign;
+    real d = sign;
     for (long k = 0; k < n; k++) d *= a.v[k + k * n];
     free(piv);
-    md_mat_free(&a);
+    lmat_free(&a);
     return d;
 }
 
 /* *out = m^-1; -1 when m is singular to working precision. */
-static int mat_inv(const md_mat *m, md_mat *out)
+static int mat_inv(const lmat *m, lmat *out)
 {
     long n = m->rows;
-    double norm = 0.0;
+    real norm = 0.0;
     for (long i = 0; i < n * n; i++)
-        if (fabs(m->v[i]) > norm) norm = fabs(m->v[i]);
-    md_mat a = mat_copy(m);
+        if (fabsl(m->v[i]) > norm) norm = fabsl(m->v[i]);
+    lmat a = mat_copy(m);
     long *piv = md_xmalloc((size_t)n * sizeof(long));
     int sign;
-    double minpiv = lu_factor(n, a.v, piv, &sign);
+    real minpiv = lu_factor(n, a.v, piv, &sign);
     if (norm == 0.0 || minpiv < 1e-13 * norm) {
         free(piv);
-        md_mat_free(&a);
+        lmat_free(&a);
         return -1;
     }
-    md_mat x = md_mat_new(n, n);
+    lmat x = lmat_new(n, n);
     for (long j = 0; j < n; j++) {
-        double *b = x.v + j * n;
+        real *b = x.v + j * n;
         b[j] = 1.0;
         for (long k = 0; k < n; k++) {           /* apply P */
-            double t = b[k];
+            real t = b[k];
             b[k] = b[piv[k]];
             b[piv[k]] = t;
         }
@@ -177,78 +231,78 @@ static int mat_inv(const md_mat *m, md_mat *out)
         }
     }
     free(piv);
-    md_mat_free(&a);
+    lmat_free(&a);
     *out = x;
     return 0;
 }
 
 /* m^p for p >= 1 by repeated squaring. */
-static md_mat mat_pow(const md_mat *m, long p)
+static lmat mat_pow(const lmat *m, long p)
 {
-    md_mat result = mat_copy(m), base = mat_copy(m);
+    lmat result = mat_copy(m), base = mat_copy(m);
     p--;
     while (p > 0) {
         if (p & 1) {
-            md_mat t = mat_mul(&result, &base);
-            md_mat_free(&result);
+            lmat t = mat_mul(&result, &base);
+            lmat_free(&result);
             result = t;
         }
         p >>= 1;
         if (p > 0) {
-            md_mat t = mat_mul(&base, &base);
-            md_mat_free(&base);
+            lmat t = mat_mul(&base, &base);
+            lmat_free(&base);
             base = t;
         }
     }
-    md_mat_free(&base);
+    lmat_free(&base);
     return result;
 }
 
 /* ---- elementwise functions ---- */
 
 /* The generic function family of md_eval.h: f_k^(m)(x). */
-static double generic_fn(int k, int m, double x)
+static real generic_fn(int k, int m, real x)
 {
-    double a = 0.7 + 0.3 * k, b = 0.4 + 0.5 * k;
-    double t = a * x + b, s;
-    switch (m & 3) {     /* sin(t + m pi/2) without rounding pi/2 */
-    case 0: s = sin(t); break;
-    case 1: s = cos(t); break;
-    case 2: s = -sin(t); break;
-    default: s = -cos(t); break;
+    real a = 0.7 + 0.3 * k, b = 0.4 + 0.5 * k;
+    real t = a * x + b, s;
+    switch (m & 3) {     /* sinl(t + m pi/2) without rounding pi/2 */
+    case 0: s = sinl(t); break;
+    case 1: s = cosl(t); break;
+    case 2: s = -sinl(t); break;
+    default: s = -cosl(t); break;
     }
-    return pow(a, m) * s;
+    return powl(a, m) * s;
 }
 
 /* Applies e's function to x; returns 0 or -1 outside the domain. */
-static int apply_fn(const md_env *env, const md_expr *e, double x, double *y)
+static int apply_fn(const md_env *env, const md_expr *e, real x, real *y)
 {
     switch ((md_fn)e->ival) {
-    case MD_FN_SIN: *y = sin(x); break;
-    case MD_FN_COS: *y = cos(x); break;
-    case MD_FN_TAN: *y = tan(x); break;
+    case MD_FN_SIN: *y = sinl(x); break;
+    case MD_FN_COS: *y = cosl(x); break;
+    case MD_FN_TAN: *y = tanl(x); break;
     case MD_FN_ARCSIN:
         if (x < -1.0 || x > 1.0) return -1;
-        *y = asin(x);
+        *y = asinl(x);
         break;
     case MD_FN_ARCCOS:
         if (x < -1.0 || x > 1.0) return -1;
-        *y = acos(x);
+        *y = acosl(x);
         break;
-    case MD_FN_ARCTAN: *y = atan(x); break;
-    case MD_FN_EXP: *y = exp(x); break;
+    case MD_FN_ARCTAN: *y = atanl(x); break;
+    case MD_FN_EXP: *y = expl(x); break;
     case MD_FN_LOG:
         if (!(x > 0.0)) return -1;
-        *y = log(x);
+        *y = logl(x);
         break;
-    case MD_FN_TANH: *y = tanh(x); break;
-    case MD_FN_ABS: *y = fabs(x); break;
+    case MD_FN_TANH: *y = tanhl(x); break;
+    case MD_FN_ABS: *y = fabsl(x); break;
     case MD_FN_SIGN: *y = x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0; break;
     case MD_FN_RELU: *y = x > 0.0 ? x : 0.0; break;
     case MD_FN_STEP: *y = x > 0.0 ? 1.0 : 0.0; break;
     case MD_FN_SQRT:
         if (x < 0.0) return -1;
-        *y = sqrt(x);
+        *y = sqrtl(x);
         break;
     case MD_FN_GENERIC: *y = generic_fn(env->funcmap ? env->funcmap[e->aux] : e->aux, e->order, x); break;
     case MD_NFNS: eval_bug("unknown function", e); return MD_EVAL_BUG;
@@ -256,10 +310,10 @@ static int apply_fn(const md_env *env, const md_expr *e, double x, double *y)
     return 0;
 }
 
-static int elem_pow(double a, double b, double *y)
+static int elem_pow(real a, real b, real *y)
 {
-    if (a < 0.0 && b != floor(b)) return -1;
-    *y = pow(a, b);     /* exact sign for integral b and negative a */
+    if (a < 0.0 && b != floorl(b)) return -1;
+    *y = powl(a, b);     /* exact sign for integral b and negative a */
     return 0;
 }
 
@@ -267,7 +321,7 @@ static int elem_pow(double a, double b, double *y)
 
 typedef struct eval_state {
     const md_env *env;
-    md_mat *memo;        /* memo[id].v != NULL once computed */
+    lmat *memo;        /* memo[id].v != NULL once computed */
     uint32_t nmemo;
     uint32_t *done;      /* the ids computed, to free only those: a big
                             context's untouched memo pages stay untouched */
@@ -280,7 +334,7 @@ static long dsize(const eval_state *st, int dim)
 }
 
 /* Entry i of m read as if it had n entries: a 1x1 m broadcasts. */
-static double bget(const md_mat *m, long i)
+static real bget(const lmat *m, long i)
 {
     return m->rows * m->cols == 1 ? m->v[0] : m->v[i];
 }
@@ -305,48 +359,48 @@ static double bget(const md_mat *m, long i)
 
 /* Computes node e (its arguments are in the memo) into *out. */
 __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
-                                             md_mat *out)
+                                             lmat *out)
 {
     const md_env *env = st->env;
     long r = dsize(st, e->rows), c = dsize(st, e->cols), n = r * c;
-    md_mat *a0 = e->nargs > 0 ? &st->memo[e->args[0]->id] : NULL;
-    md_mat m = {0, 0, NULL};
+    lmat *a0 = e->nargs > 0 ? &st->memo[e->args[0]->id] : NULL;
+    lmat m = {0, 0, NULL};
     int rc = -1;
 
     switch (e->kind) {
     case MD_NUM:
-        m = md_mat_new(1, 1);
-        m.v[0] = mpq_get_d(e->q);
+        m = lmat_new(1, 1);
+        m.v[0] = q_real(e->q);
         break;
     case MD_SYM:
         want_shape(e, &env->val[e->ival], r, c);
-        m = mat_copy(&env->val[e->ival]);
+        m = mat_in(&env->val[e->ival]);
         break;
     case MD_DIFF:
         if (env->dir) {
             want_shape(e, &env->dir[e->ival], r, c);
-            m = mat_copy(&env->dir[e->ival]);
+            m = mat_in(&env->dir[e->ival]);
         } else {
-            m = md_mat_new(r, c);
+            m = lmat_new(r, c);
         }
         break;
     case MD_ZERO:
-        m = md_mat_new(r, c);
+        m = lmat_new(r, c);
         break;
     case MD_ONES:
-        m = md_mat_new(r, c);
+        m = lmat_new(r, c);
         for (long i = 0; i < n; i++) m.v[i] = 1.0;
         break;
     case MD_EYE:
-        m = md_mat_new(r, c);
+        m = lmat_new(r, c);
         for (long i = 0; i < r && i < c; i++) m.v[i + i * r] = 1.0;
         break;
     case MD_ADD:
     case MD_HAD:
-        m = md_mat_new(r, c);
+        m = lmat_new(r, c);
         for (long i = 0; i < n; i++) m.v[i] = e->kind == MD_ADD ? 0.0 : 1.0;
         for (int k = 0; k < e->nargs; k++) {
-            const md_mat *ak = &st->memo[e->args[k]->id];
+            const lmat *ak = &st->memo[e->args[k]->id];
             if (ak->rows * ak->cols != 1) want_shape(e, ak, r, c);
             for (long i = 0; i < n; i++) {
                 if (e->kind == MD_ADD) m.v[i] += bget(ak, i);
@@ -355,28 +409,28 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
         }
         break;
     case MD_MUL: {
-        double scale = 1.0;
-        md_mat chain = {0, 0, NULL};
+        real scale = 1.0;
+        lmat chain = {0, 0, NULL};
         for (int k = 0; k < e->nargs; k++) {
             const md_expr *x = e->args[k];
-            const md_mat *ak = &st->memo[x->id];
+            const lmat *ak = &st->memo[x->id];
             if (md_is_scalar(x)) {
                 scale *= ak->v[0];
             } else if (!chain.v) {
                 chain = mat_copy(ak);
             } else {
                 if (chain.cols != ak->rows) {
-                    md_mat_free(&chain);
+                    lmat_free(&chain);
                     eval_bug("product of mismatched shapes", e);
                     goto bug;
                 }
-                md_mat t = mat_mul(&chain, ak);
-                md_mat_free(&chain);
+                lmat t = mat_mul(&chain, ak);
+                lmat_free(&chain);
                 chain = t;
             }
         }
         if (!chain.v) {          /* all factors were scalars */
-            chain = md_mat_new(1, 1);
+            chain = lmat_new(1, 1);
             chain.v[0] = 1.0;
         }
         want_shape(e, &chain, r, c);
@@ -385,10 +439,10 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
         break;
     }
     case MD_POW: {
-        const md_mat *b = &st->memo[e->args[1]->id];
+        const lmat *b = &st->memo[e->args[1]->id];
         if (a0->rows * a0->cols != 1) want_shape(e, a0, r, c);
         if (b->rows * b->cols != 1) want_shape(e, b, r, c);
-        m = md_mat_new(r, c);
+        m = lmat_new(r, c);
         for (long i = 0; i < n; i++)
             if (elem_pow(bget(a0, i), bget(b, i), &m.v[i]) < 0) goto fail;
         break;
@@ -396,66 +450,66 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
     case MD_MPOW:
         want_square(e, a0);
         if (e->ival < 0) {
-            md_mat inv;
+            lmat inv;
             if (mat_inv(a0, &inv) < 0) return -1;
             m = e->ival == -1 ? inv : mat_pow(&inv, -(long)e->ival);
-            if (e->ival != -1) md_mat_free(&inv);
+            if (e->ival != -1) lmat_free(&inv);
         } else if (e->ival == 0) {
-            m = md_mat_new(r, c);
+            m = lmat_new(r, c);
             for (long i = 0; i < r; i++) m.v[i + i * r] = 1.0;
         } else {
             m = mat_pow(a0, e->ival);
         }
         break;
     case MD_TRANS:
-        m = md_mat_new(a0->cols, a0->rows);
+        m = lmat_new(a0->cols, a0->rows);
         for (long j = 0; j < a0->cols; j++)
             for (long i = 0; i < a0->rows; i++)
                 m.v[j + i * m.rows] = a0->v[i + j * a0->rows];
         break;
     case MD_FUNC:
         want_shape(e, a0, r, c);
-        m = md_mat_new(r, c);
+        m = lmat_new(r, c);
         for (long i = 0; i < n; i++)
             if ((rc = apply_fn(env, e, a0->v[i], &m.v[i])) < 0) goto fail;
         break;
     case MD_SUM:
     case MD_NORM1:
     case MD_NORM2: {
-        double s = 0.0;
+        real s = 0.0;
         for (long i = 0; i < a0->rows * a0->cols; i++) {
-            double x = a0->v[i];
-            s += e->kind == MD_SUM ? x : e->kind == MD_NORM1 ? fabs(x) : x * x;
+            real x = a0->v[i];
+            s += e->kind == MD_SUM ? x : e->kind == MD_NORM1 ? fabsl(x) : x * x;
         }
-        m = md_mat_new(1, 1);
-        m.v[0] = e->kind == MD_NORM2 ? sqrt(s) : s;
+        m = lmat_new(1, 1);
+        m.v[0] = e->kind == MD_NORM2 ? sqrtl(s) : s;
         break;
     }
     case MD_TR:
         want_square(e, a0);
-        m = md_mat_new(1, 1);
+        m = lmat_new(1, 1);
         for (long i = 0; i < a0->rows; i++) m.v[0] += a0->v[i + i * a0->rows];
         break;
     case MD_DET:
     case MD_LOGDET: {
         want_square(e, a0);
-        double d = mat_det(a0);
+        real d = mat_det(a0);
         if (e->kind == MD_LOGDET) {
             if (!(d > 0.0)) return -1;
-            d = log(d);
+            d = logl(d);
         }
-        m = md_mat_new(1, 1);
+        m = lmat_new(1, 1);
         m.v[0] = d;
         break;
     }
     case MD_DIAGM:
         want_shape(e, a0, r, 1);
-        m = md_mat_new(r, r);
+        m = lmat_new(r, r);
         for (long i = 0; i < r; i++) m.v[i + i * r] = a0->v[i];
         break;
     case MD_DIAGV:
         want_square(e, a0);
-        m = md_mat_new(a0->rows, 1);
+        m = lmat_new(a0->rows, 1);
         for (long i = 0; i < a0->rows; i++) m.v[i] = a0->v[i + i * a0->rows];
         break;
     case MD_NKINDS:
@@ -464,13 +518,13 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
     }
     want_shape(e, &m, r, c);
     for (long i = 0; i < n; i++)
-        if (!isfinite(m.v[i])) goto fail;
+        if (!isfinite((double)m.v[i])) goto fail;   /* every value must be a double */
     *out = m;
     return 0;
 bug:
     rc = MD_EVAL_BUG;
 fail:
-    md_mat_free(&m);
+    lmat_free(&m);
     return rc < 0 ? rc : -1;
 }
 
@@ -492,30 +546,59 @@ static int eval_node(eval_state *st, md_expr *e)
     return 0;
 }
 
+/* Evaluates es into the memo of st (which the caller releases). */
+static int eval_into(eval_state *st, const md_env *env, int n, md_expr **es)
+{
+    st->env = env;
+    st->nmemo = env->ctx->nnodes;
+    st->memo = md_xcalloc(st->nmemo, sizeof(lmat));
+    st->done = md_xmalloc((size_t)st->nmemo * sizeof(uint32_t));
+    st->ndone = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = eval_node(st, es[i]);
+    return rc;
+}
+
+static void eval_release(eval_state *st)
+{
+    for (uint32_t i = 0; i < st->ndone; i++) free(st->memo[st->done[i]].v);
+    free(st->done);
+    free(st->memo);
+}
+
 int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs)
 {
     eval_state st;
-    st.env = env;
-    st.nmemo = env->ctx->nnodes;
-    st.memo = md_xcalloc(st.nmemo, sizeof(md_mat));
-    st.done = md_xmalloc((size_t)st.nmemo * sizeof(uint32_t));
-    st.ndone = 0;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = eval_node(&st, es[i]);
+    int rc = eval_into(&st, env, n, es);
     for (int i = 0; i < n; i++) {
-        if (rc == 0) outs[i] = mat_copy(&st.memo[es[i]->id]);
+        if (rc == 0) outs[i] = mat_out(&st.memo[es[i]->id]);
         else outs[i] = (md_mat){0, 0, NULL};
     }
-    for (uint32_t i = 0; i < st.ndone; i++) free(st.memo[st.done[i]].v);
-    free(st.done);
-    free(st.memo);
+    eval_release(&st);
     return rc;
 }
 
 int md_eval(const md_env *env, md_expr *e, md_mat *out)
 {
     return md_eval_many(env, 1, &e, out);
+}
+
+int md_eval_real(const md_env *env, md_expr *e, long double *out)
+{
+    eval_state st;
+    int rc = eval_into(&st, env, 1, &e);
+    if (rc == 0) {
+        const lmat *m = &st.memo[e->id];
+        if (m->rows * m->cols != 1) {
+            eval_bug("not a scalar", e);
+            rc = MD_EVAL_BUG;
+        } else {
+            *out = m->v[0];
+        }
+    }
+    eval_release(&st);
+    return rc;
 }
 
 /* ---- random environments ---- */
@@ -677,6 +760,7 @@ int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
         md_mat fv;
         rc = md_eval(env, f, &fv);
         if (rc == 0) md_mat_free(&fv);
+        if (rc == MD_EVAL_BUG) break;   /* no data will help */
     }
     free(cs.seen);
     free(cs.needs);

@@ -143,9 +143,14 @@ static uint32_t md_node_hash(md_ctx *ctx, md_kind kind, int rows, int cols, int 
                              const mpq_t q)
 {
     uint32_t h = md_mix(0x12345u, (uint32_t)kind);
+    /* A variable's shape is the variable's: its hash is its name alone, so
+       that it orders the same way whatever its dimensions are called (a
+       program read back names them in its own order of appearance). */
     const char *rn = ctx->dims[rows].name, *cn = ctx->dims[cols].name;
-    h = md_mix(h, rn ? md_hash_str(rn) : (uint32_t)rows);
-    h = md_mix(h, cn ? md_hash_str(cn) : (uint32_t)cols);
+    if (kind != MD_SYM && kind != MD_DIFF) {
+        h = md_mix(h, rn ? md_hash_str(rn) : (uint32_t)rows);
+        h = md_mix(h, cn ? md_hash_str(cn) : (uint32_t)cols);
+    }
     if (kind == MD_SYM || kind == MD_DIFF)
         h = md_mix(h, md_hash_str(ctx->syms[ival].name));
     else if (kind == MD_FUNC && ival == MD_FN_GENERIC)
@@ -215,6 +220,8 @@ md_expr *md_expr_make(md_ctx *ctx, md_kind kind, int rows, int cols, int ival,
     if (kind == MD_NUM) mpq_set(e->q, q);
     e->hash = h;
     e->has_diff = kind == MD_DIFF;
+    if (kind == MD_SYM || kind == MD_DIFF) e->name = ctx->syms[ival].name;
+    if (kind == MD_FUNC && ival == MD_FN_GENERIC) e->name = ctx->funcs[aux];
     uint64_t w = 1;
     uint32_t depth = 0;
     for (int i = 0; i < nargs; i++) {
@@ -305,13 +312,14 @@ int md_expr_cmp(const md_expr *a, const md_expr *b)
     case MD_FUNC:
         if ((c = md_cmp_int(a->ival, b->ival))) return c;
         if ((c = md_cmp_int(a->order, b->order))) return c;
+        if (a->name && b->name && (c = strcmp(a->name, b->name))) return c < 0 ? -1 : 1;
         if ((c = md_cmp_int(a->aux, b->aux))) return c;
         break;
     case MD_SYM:
     case MD_DIFF:
-        /* by the hash of the name, which does not depend on the order in
-           which variables were met */
-        if (a->hash != b->hash) return a->hash < b->hash ? -1 : 1;
+        /* by name, which does not depend on the order in which variables
+           were met nor on what their dimensions are called */
+        if ((c = strcmp(a->name, b->name))) return c < 0 ? -1 : 1;
         return md_cmp_int(a->ival, b->ival);
     default:
         if ((c = md_cmp_int(a->ival, b->ival))) return c;

@@ -200,8 +200,13 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         freefn(t, strlen(t) + 1);
         first = 0;
     }
+    /* c./B for c*B.^-1 (below): then a scalar chain before it is
+       parenthesised, (x'*y)./B, because x'*y./B would divide y */
+    md_expr *last = args[n - 1];
+    int shortcut = !p->uni && n - s == 1 && last->kind == MD_POW && md_is_num(last->args[1], -1) &&
+                   !md_is_scalar(last) && !tmp_name(p, last);
     /* numerator: args with positive exponents */
-    int nden = 0, seen_matrix = 0;
+    int nden = 0, seen_matrix = 0, bare_chain = 0;
     size_t prev_at = p->out->len;
     for (int i = 0; i < n; i++) {
         md_expr *a = args[i];
@@ -222,14 +227,15 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         int after_scalars = !seen_matrix;
         int need = (i < s && a->kind == MD_MUL && md_level(p, a) == L_PROD &&
                     !(a->args[0]->kind == MD_NUM))
-                       ? L_PROD
+                       ? (shortcut ? L_HAD : L_PROD)
                    : seen_matrix ? L_NEG
                                  : L_HAD;
         if (!md_is_scalar(a)) seen_matrix = 1;
         if (p->uni && a->kind == MD_HAD && n - s > 1) need = L_NEG;   /* (P∘M)γ */
-        if (!first && after_scalars && !p->uni && a->kind == MD_POW && md_is_num(a->args[1], -1) &&
+        if (!first && after_scalars && !bare_chain && !p->uni && a->kind == MD_POW && md_is_num(a->args[1], -1) &&
             !md_is_scalar(a) && !tmp_name(p, a) && i == n - 1) {
-            /* c./B rather than c*1./B: after scalars both readings agree */
+            /* c./B rather than c*1./B: after scalars both readings agree
+               (not after x'*y written bare: x'*y./B would divide y) */
             p->out->len = at;
             p->out->s[at] = 0;
             md_buf_puts(p->out, "./");
@@ -238,6 +244,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
             seen_matrix = 1;
             continue;
         }
+        if (need == L_PROD && md_level(p, a) == L_PROD) bare_chain = 1;
         pr_wrap(p, a, need);
         if (!first && p->uni) pr_join(p, prev_at, at);
         prev_at = at;

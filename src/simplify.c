@@ -441,7 +441,7 @@ static void md_prod_scalar(md_ctx *ctx, md_prod *p, md_expr *base, const mpq_t e
     (void)ctx;
 }
 
-static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int whole_is_scalar);
+static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int splice);
 
 /* Adds a 1x1 factor. */
 static void md_prod_add_scalar(md_ctx *ctx, md_prod *p, md_expr *f)
@@ -466,7 +466,9 @@ static void md_prod_add_scalar(md_ctx *ctx, md_prod *p, md_expr *f)
     mpq_clear(one);
 }
 
-static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int whole_is_scalar)
+/* Adds factor f; splice: a 1x1 product f joins the chain (else it is a
+   scalar factor). */
+static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int splice)
 {
     if (md_is_zero(f)) {
         p->zero = 1;
@@ -477,7 +479,7 @@ static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int whole_is_sca
         int s = md_chain_start(f);
         for (int i = 0; i < s; i++) md_prod_add_scalar(ctx, p, f->args[i]);
         if (s < f->nargs) {
-            if (md_is_scalar(f) && !whole_is_scalar) {
+            if (md_is_scalar(f) && !splice) {
                 /* a scalar such as x'*A*y inside a bigger product: it commutes */
                 md_expr *inner = s == 0 ? f : md_mul(ctx, f->nargs - s, f->args + s);
                 md_prod_add_scalar(ctx, p, inner);
@@ -560,6 +562,12 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
     return changed;
 }
 
+static int lighter_first(const md_expr *a, const md_expr *b)
+{
+    if (a->weight != b->weight) return a->weight < b->weight ? -1 : 1;
+    return md_expr_cmp(a, b);
+}
+
 md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
 {
     if (n == 1) return factors[0];
@@ -573,12 +581,20 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         cols = f->cols;
     }
     int whole_is_scalar = rows == MD_DIM_ONE && cols == MD_DIM_ONE;
+    /* A 1x1 product (x'*y) among the factors is spliced into the chain
+       only when it is the one factor with a matrix chain: 2*(x'*y) is the
+       chain x'*y, but in x'*(y'*y)*x the middle product is a scalar. */
+    int nchain = 0;
+    for (int i = 0; i < n; i++) {
+        md_expr *f = factors[i];
+        if (!md_is_scalar(f) || (f->kind == MD_MUL && md_chain_start(f) < f->nargs)) nchain++;
+    }
 
     md_prod p;
     memset(&p, 0, sizeof p);
     mpq_init(p.coef);
     mpq_set_ui(p.coef, 1, 1);
-    for (int i = 0; i < n; i++) md_prod_absorb(ctx, &p, factors[i], whole_is_scalar);
+    for (int i = 0; i < n; i++) md_prod_absorb(ctx, &p, factors[i], whole_is_scalar && nchain == 1);
 
     md_expr *r = NULL;
     if (p.zero || mpq_sgn(p.coef) == 0) {
@@ -656,9 +672,10 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         }
         md_vec_push(&sc, e);
     }
-    /* lighter scalars first: 2*lambda*norm2(A)*... */
+    /* lighter scalars first, equal ones in md_expr_cmp's (alphabetical)
+       order: 2*lambda*norm2(A)*..., 2*mu*sigma */
     for (int i = 1; i < sc.n; i++)
-        for (int j = i; j > 0 && md_expr_cmp(sc.v[j - 1], sc.v[j]) < 0; j--) {
+        for (int j = i; j > 0 && lighter_first(sc.v[j - 1], sc.v[j]) > 0; j--) {
             md_expr *tmp = sc.v[j];
             sc.v[j] = sc.v[j - 1];
             sc.v[j - 1] = tmp;

@@ -92,7 +92,7 @@ START_TEST(test_every_line_checks)
 END_TEST
 
 /* The seeds' substitutions: seed 004 names M = P∘γγᵀ - R and ends with
-   2(Pᵀ∘Mᵀ + P∘M)γ, as the accepted answer does. */
+   2(Mᵀ∘Pᵀ + M∘P)γ, the accepted answer up to the order of ∘. */
 START_TEST(test_seed_004_text)
 {
     tprog *tp = load("matrix gamma; norm2(R - P.*(gamma*gamma'))^2");
@@ -107,7 +107,7 @@ START_TEST(test_seed_004_text)
     ck_assert_ptr_nonnull(strstr(out.s, "f = M : M\n"));
     ck_assert_ptr_nonnull(strstr(out.s, "df = 2M : dM\n"));
     ck_assert_ptr_nonnull(strstr(out.s, "[A:(B∘C) = (A∘B):C]"));
-    ck_assert_ptr_nonnull(strstr(out.s, "∂f/∂γ = 2(Pᵀ∘Mᵀ + P∘M)γ\n"));
+    ck_assert_ptr_nonnull(strstr(out.s, "∂f/∂γ = 2(Mᵀ∘Pᵀ + M∘P)γ\n"));
     md_buf_free(&out);
     md_steps_free(&d);
     unload(tp);

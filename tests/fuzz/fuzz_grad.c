@@ -1,0 +1,40 @@
+/*
+ * fuzz_grad.c -- libFuzzer harness for the default mode: the gradient
+ * with respect to every variable, printed as text, checked numerically.
+ *
+ * This is `matdiff --check` on the input bytes: parse, shapes, the
+ * differential and its identification (md_gradient), the printer with its
+ * temporaries, the read-back that refuses to print what does not parse
+ * back to the same values (md_readback), and the finite-difference check
+ * of the printed text.  The whole pipeline a user runs, through md_run
+ * (include/md_driver.h), on the same big stack main.c gives it.
+ *
+ * Two oracles beyond the sanitizers.  Exit status 3 is matdiff admitting
+ * an internal error: a bug.  Exit status 4 means the printed gradient
+ * disagrees with finite differences at points inside the function's
+ * domain: also a bug, a wrong answer that matdiff itself caught.  The one
+ * exit 4 that is not a bug is a function with no point in its domain
+ * (log(-exp(x))): the check then says "no point inside" and nothing is
+ * wrong.  The seed is fixed (1), so a failure reproduces from the command
+ * line: printf '...' | ./matdiff --check.
+ */
+#include "fuzz_common.h"
+
+static void one(const uint8_t *data, size_t size)
+{
+    md_request rq;
+    md_request_init(&rq);
+    rq.check = 1;
+    md_buf out = {0};
+    fuzz_md_run(&rq, "--check", 1, data, size, &out);
+    md_buf_free(&out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > FUZZ_MAX_LEN) return 0;
+    fuzz_on_big_stack(one, data, size);
+    return 0;
+}

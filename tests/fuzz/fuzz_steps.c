@@ -1,0 +1,56 @@
+/*
+ * fuzz_steps.c -- libFuzzer harness for --steps --check: derivations
+ * written line by line, and every line verified numerically.
+ *
+ * The first input byte is the mode, the rest is the program:
+ *
+ *     bit 0  --format latex (else Unicode text)
+ *     bit 1  --standalone (with latex: a whole document)
+ *     bit 2  --transpose T (^T instead of ^\top)
+ *     bit 3  --hadamard odot
+ *
+ * --steps has its own machinery (src/steps.c): it substitutes names for
+ * the arguments of the outermost norms, sums and traces, writes the
+ * function in Frobenius form, and rewrites `a : e` one identity at a time
+ * with the same table as md_identify, collecting terms; md_steps_check
+ * evaluates every line along a random direction.  A derivation that
+ * leaves the identities it knows is an internal error (exit 3), and so is
+ * a gradient whose text does not read back.  Both are bugs here.
+ *
+ * Exit 4 is not treated as a bug in this harness: a line of a derivation
+ * can disagree with the gradient by more than the strict 1e-9 of
+ * md_steps_check through rounding alone on steep functions, and the
+ * gradients themselves are judged by fuzz_grad.  (Run the input through
+ * fuzz_grad, or `matdiff --check`, to tell which.)
+ */
+#include "fuzz_common.h"
+
+static void one(const uint8_t *data, size_t size)
+{
+    if (size == 0) return;
+    unsigned mode = data[0];
+    md_request rq;
+    md_request_init(&rq);
+    rq.steps = 1;
+    rq.check = 1;
+    char opts[128] = "--steps --check";
+    if (mode & 1) {
+        rq.format = MD_FORMAT_LATEX;
+        strcat(opts, " --format latex");
+        if (mode & 2) rq.standalone = 1, strcat(opts, " --standalone");
+    }
+    if (mode & 4) rq.style.transpose_T = 1, strcat(opts, " --transpose T");
+    if (mode & 8) rq.style.odot = 1, strcat(opts, " --hadamard odot");
+    md_buf out = {0};
+    fuzz_md_run(&rq, opts, 0, data + 1, size - 1, &out);
+    md_buf_free(&out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > FUZZ_MAX_LEN + 1) return 0;
+    fuzz_on_big_stack(one, data, size);
+    return 0;
+}
