@@ -45,6 +45,9 @@
  *      data, steps 1e-2 .. 1e-9, rounding noise allowed for) agrees; f or
  *      its gradient is numerically chaotic at the point, or works at the
  *      edge of the double range.  See p4_verdict.
+ *   P5 the gradients printed as one program (md_print_program: shared
+ *      temporaries, dX = ... lines) read back (md_readback) and evaluate
+ *      to the gradients' values.
  *
  * Every generated node is first checked against the shape contracts of
  * md_expr.h (wf_check), because the evaluator refuses malformed graphs.
@@ -69,6 +72,7 @@
 #include "md_eval.h"
 #include "md_expr.h"
 #include "md_print.h"
+#include "md_readback.h"
 #include "md_shape.h"
 #include "md_simplify.h"
 
@@ -1126,6 +1130,65 @@ static int p4_verdict(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **
     return P4_FAIL;
 }
 
+/* P5: the gradients printed as one program (temporaries shared, dX = ...
+   lines), read back as a user would (md_readback), evaluate to the
+   graph's gradients.  Constants whose size the plain text leaves open
+   are printed with their sizes, as md_run does. */
+static void prop_printed(kase *k, int n, const int *wrt, md_expr **grads, md_expr *f)
+{
+    md_ctx *ctx = k->ctx;
+    char **names = md_xcalloc((size_t)n + 1, sizeof *names);
+    for (int i = 0; i < n; i++) {
+        md_buf b = {0};
+        md_buf_printf(&b, "d%s", ctx->syms[wrt[i]].name);
+        names[i] = md_buf_take(&b);
+    }
+    md_readback rb;
+    md_buf text = {0};
+    int opened = -1;
+    for (unsigned flags = 0; flags <= MD_PRINT_SIZED && opened < 0; flags += MD_PRINT_SIZED) {
+        md_buf_free(&text);
+        decls(ctx, &text);
+        md_print_program_ex(ctx, &text, n, grads, (const char *const *)names,
+                            (const char *const *)names, flags);
+        opened = md_readback_open(&rb, ctx, text.s, n, (const char *const *)names);
+        if (opened < 0 && flags == 0) md_readback_close(&rb);
+    }
+    if (opened < 0) {
+        fail(k, "P5 printed gradients", "the printed gradients %s:\n%s", rb.why, text.s);
+    } else {
+        md_env env;
+        if (md_env_random(ctx, f, k->seed + 5, &env) == 0) {
+            md_mat *a = md_xcalloc((size_t)n + 1, sizeof *a), *b = md_xcalloc((size_t)n + 1, sizeof *b);
+            if (md_eval_many(&env, n, grads, a) == 0) {
+                int rc = md_readback_eval(&rb, &env, n, b);
+                if (rc != 0) {
+                    fail(k, "P5 printed gradients", "the printed gradients cannot be evaluated (%s):\n%s",
+                         rc == MD_EVAL_BUG ? md_eval_bug() : "outside the domain", text.s);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        double e = mat_diff(&a[i], &b[i]);
+                        if (!(e < 1e-9)) {
+                            fail(k, "P5 printed gradients", "d%s printed evaluates to something else "
+                                 "(relative %.3g):\n%s", ctx->syms[wrt[i]].name, e, text.s);
+                            break;
+                        }
+                    }
+                }
+                for (int i = 0; i < n; i++) md_mat_free(&b[i]);
+            }
+            for (int i = 0; i < n; i++) md_mat_free(&a[i]);
+            free(a);
+            free(b);
+        }
+        md_env_free(&env);
+    }
+    md_readback_close(&rb);
+    md_buf_free(&text);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 /* P4: symbolic gradients against finite differences. */
 static void prop_gradient(kase *k, md_expr *f, const char *how)
 {
@@ -1164,6 +1227,7 @@ static void prop_gradient(kase *k, md_expr *f, const char *how)
             goto out;
         }
     }
+    if (n > 0) prop_printed(k, n, wrt, grads, f);
     if (n > 0) {
         char *ebuf = NULL;
         size_t elen = 0;

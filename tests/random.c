@@ -470,8 +470,14 @@ static gnode *constant(gprog *g, int r, int c)
 static int rdim(gprog *g) { return rn(g, g->ndims); }
 static int rdim1(gprog *g) { return chance(g, 25) ? ONE : rdim(g); }
 
+static gnode *idiom(gprog *g, int r, int c);
+
 static gnode *gleaf(gprog *g, int r, int c, int depth_left)
 {
+    if (depth_left > 0 && chance(g, 35)) {
+        gnode *i = idiom(g, r, c);
+        if (i) return i;
+    }
     /* a named subexpression of this shape */
     if (g->nbinds && chance(g, 45)) {
         int cand[MAXBINDS], nc = 0;
@@ -580,6 +586,121 @@ static gnode *spd(gprog *g, int d, int depth)
         }
     }
     return chance(g, 50) ? bin(g, "+", gg, id, d, d) : bin(g, "+", id, gg, d, d);
+}
+
+/*
+ * The small forms objectives are made of -- x'*y, sum(log(x)),
+ * norm2(A*x - y)^2, log(x), 1./x, A*x, x.*y, inv(S), x*y' -- with plain
+ * variables, so that their combinations give the gradients textbooks
+ * have (and the printer's trickiest cases: (x'*y)./z, a*inv(S)*x, ...).
+ * Variables under log, sqrt, 1./ and inv are drawn inside their domain
+ * by --check.  NULL when no idiom fits the shape.
+ */
+static gnode *idiom(gprog *g, int r, int c)
+{
+    int s = r == ONE && c == ONE;
+    if (s) {
+        int d = rdim(g), e = rdim(g);
+        gnode *x = var_leaf(g, d, ONE, 0), *y = var_leaf(g, d, ONE, 0);
+        if (!x || !y) return NULL;
+        switch (rn(g, 10)) {
+        case 0: return bin(g, "*", trans(g, x), y, ONE, ONE);
+        case 1: {
+            gnode *A = var_leaf(g, d, e, 0), *z = var_leaf(g, e, ONE, 0);
+            if (!A || !z) return NULL;
+            return bin(g, "*", bin(g, "*", trans(g, x), A, ONE, e), z, ONE, ONE);
+        }
+        case 2: return call(g, "sum", ONE, ONE, 1, call(g, chance(g, 50) ? "log" : "exp", d, ONE, 1, x, NULL, NULL), NULL, NULL);
+        case 3: return power(g, "^", call(g, "norm2", ONE, ONE, 1, x, NULL, NULL), num(g, "2"));
+        case 4: {
+            gnode *A = var_leaf(g, d, e, 0), *z = var_leaf(g, e, ONE, 0);
+            if (!A || !z) return NULL;
+            return power(g, "^", call(g, "norm2", ONE, ONE, 1, bin(g, "-", bin(g, "*", A, z, d, ONE), x, d, ONE), NULL, NULL), num(g, "2"));
+        }
+        case 5: {
+            gnode *A = var_leaf(g, d, e, 0), *B = var_leaf(g, e, d, 0);
+            if (!A || !B) return NULL;
+            return call(g, "tr", ONE, ONE, 1, bin(g, "*", A, B, d, d), NULL, NULL);
+        }
+        case 6: {
+            gnode *S = var_leaf(g, d, d, chance(g, 60));
+            if (!S) return NULL;
+            return call(g, chance(g, 70) ? "logdet" : "det", ONE, ONE, 1, S, NULL, NULL);
+        }
+        case 7: return call(g, "sum", ONE, ONE, 1, bin(g, "./", x, y, d, ONE), NULL, NULL);
+        case 8: {
+            gnode *a = var_leaf(g, ONE, ONE, 0), *b = var_leaf(g, ONE, ONE, 0);
+            if (!a || !b) return NULL;
+            return chance(g, 50) ? bin(g, "*", a, b, ONE, ONE) : call(g, "log", ONE, ONE, 1, a, NULL, NULL);
+        }
+        default: {
+            gnode *a = var_leaf(g, ONE, ONE, 0);
+            if (!a) return NULL;
+            return bin(g, "/", number(g), a, ONE, ONE);
+        }
+        }
+    }
+    if (c == ONE) {
+        gnode *x = var_leaf(g, r, ONE, 0), *y = var_leaf(g, r, ONE, 0);
+        if (!x || !y) return NULL;
+        int e = rdim(g);
+        switch (rn(g, 11)) {
+        case 0: return call(g, "log", r, c, 1, x, NULL, NULL);
+        case 1: return call(g, "exp", r, c, 1, x, NULL, NULL);
+        case 2: return bin(g, "./", num(g, "1"), x, r, c);
+        case 3: return power(g, ".^", x, num(g, "2"));
+        case 4: return call(g, "sqrt", r, c, 1, x, NULL, NULL);
+        case 5: {
+            gnode *A = var_leaf(g, r, e, 0), *z = var_leaf(g, e, ONE, 0);
+            if (!A || !z) return NULL;
+            gnode *Az = bin(g, "*", A, z, r, c);
+            return chance(g, 50) ? Az : call(g, "tanh", r, c, 1, Az, NULL, NULL);
+        }
+        case 6: return bin(g, "./", x, y, r, c);
+        case 7: return bin(g, ".*", x, y, r, c);
+        case 8: {
+            gnode *a = var_leaf(g, ONE, ONE, 0);
+            if (!a) return NULL;
+            return chance(g, 50) ? bin(g, "*", a, x, r, c) : bin(g, "/", x, a, r, c);
+        }
+        case 9: {
+            gnode *S = var_leaf(g, r, r, chance(g, 60));
+            if (!S) return NULL;
+            return bin(g, "*", call(g, "inv", r, r, 1, S, NULL, NULL), x, r, c);
+        }
+        default: return bin(g, "*", bin(g, "*", x, trans(g, y), r, r), y, r, c);
+        }
+    }
+    if (r == ONE) return NULL;
+    gnode *X = var_leaf(g, r, c, 0), *Y = var_leaf(g, r, c, 0);
+    if (!X || !Y) return NULL;
+    switch (rn(g, 8)) {
+    case 0: {
+        int k = rdim(g);
+        gnode *A = var_leaf(g, r, k, 0), *B = var_leaf(g, k, c, 0);
+        if (!A || !B) return NULL;
+        return bin(g, "*", A, B, r, c);
+    }
+    case 1: return bin(g, ".*", X, Y, r, c);
+    case 2: return bin(g, "./", X, Y, r, c);
+    case 3: return call(g, "log", r, c, 1, X, NULL, NULL);
+    case 4: {
+        gnode *x = var_leaf(g, r, ONE, 0), *y = var_leaf(g, c, ONE, 0);
+        if (!x || !y) return NULL;
+        return bin(g, "*", x, trans(g, y), r, c);
+    }
+    case 5:
+        if (r == c) return call(g, "inv", r, c, 1, var_leaf(g, r, c, chance(g, 60)), NULL, NULL);
+        return trans(g, var_leaf(g, c, r, 0));
+    case 6:
+        if (r == c) {
+            gnode *x = var_leaf(g, r, ONE, 0);
+            if (!x) return NULL;
+            return call(g, "diag", r, c, 1, x, NULL, NULL);
+        }
+        return bin(g, "-", X, Y, r, c);
+    default: return bin(g, "*", var_leaf(g, ONE, ONE, 0) ? var_leaf(g, ONE, ONE, 0) : num(g, "2"), X, r, c);
+    }
 }
 
 static const char *const smooth_fns[] = {"sin", "cos", "tanh", "arctan", "exp"};
@@ -1434,6 +1555,7 @@ int main(int argc, char **argv)
     topts o = {25, 0, 0, 0, NULL};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-j") && i + 1 < argc) jobs = atoi(argv[++i]);
+        else if (!strncmp(argv[i], "-j", 2) && argv[i][2]) jobs = atoi(argv[i] + 2);
         else if (!strcmp(argv[i], "-c") && i + 1 < argc) o.emit_every = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-v")) verbose = 1;
         else if (!strcmp(argv[i], "-p")) print_only = 1;
