@@ -39,6 +39,8 @@ enum { MD_LEVEL_SUM = 1, MD_LEVEL_PROD, MD_LEVEL_HAD, MD_LEVEL_NEG, MD_LEVEL_POW
    products, ‖A‖, X⁻¹) with temporaries t (may be NULL), in parentheses if
    its level is below need.  The Unicode style is for reading, not input. */
 void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out);
+/* The same for e written out (its definition), even when t names it. */
+void md_print_styled_def(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, md_buf *out);
 int md_print_level(md_ctx *ctx, md_expr *e);
 char *md_expr_to_string(md_ctx *ctx, md_expr *e);   /* malloc'd */
 
@@ -66,6 +68,11 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
                             const char *sized_ids, uint32_t nsized);
 
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
+/* The same, naming only nodes of at least min_weight (tree size), and the
+   roots too when name_roots is set (a derivation's lines repeat each
+   other's right sides). */
+void md_temps_find_ex(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid,
+                      uint32_t min_weight, int name_roots, md_temps *t);
 void md_temps_free(md_temps *t);
 
 /* "X: n×p, U: p×d, x: n, S: n×n symmetric" for the non-scalar variables. */

@@ -577,6 +577,12 @@ void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, in
     pr_wrap(&p, e, need);
 }
 
+void md_print_styled_def(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, md_buf *out)
+{
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, e, unicode, NULL, 0, NULL, 0};
+    pr(&p, e, 0);
+}
+
 int md_print_level(md_ctx *ctx, md_expr *e)
 {
     md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
@@ -683,6 +689,12 @@ static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
 
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t)
 {
+    md_temps_find_ex(ctx, n, roots, avoid, 0, 0, t);
+}
+
+void md_temps_find_ex(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid,
+                      uint32_t min_weight, int name_roots, md_temps *t)
+{
     /* transposes of every reachable node are made first, so that the
        arrays below cover them */
     md_walk w;
@@ -724,7 +736,9 @@ void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid
         md_expr *e = w.order[i];
         int is_root = 0;
         for (int r = 0; r < n; r++) is_root |= roots[r] == e;
-        if (is_root || w.transof[e->id] || w.uses[e->id] < 2 || e->depth < 3 || is_leafish(e)) continue;
+        if ((is_root && !name_roots) || w.transof[e->id] || w.uses[e->id] < 2 || e->depth < 3 ||
+            is_leafish(e) || e->weight < min_weight)
+            continue;
         named[e->id] = 1;
     }
     /* and order them as they will be printed: each after every temporary

@@ -510,47 +510,174 @@ static int is_subst_sym(const md_derivation *d, int s)
     return 0;
 }
 
-static void print_pair_side(md_ctx *ctx, md_expr *e, md_buf *out)
+/*
+ * Temporaries.  A deep composition repeats its inner layers on every
+ * line (the derivation of a 100-layer network would otherwise be
+ * quadratic in its depth on each line, cubic in all), so the lines share
+ * temporaries as the gradient output does: every subexpression of at
+ * least MD_STEPS_TEMP_WEIGHT nodes that occurs twice gets a name T1, T2,
+ * ..., defined on a line of its own just before the first line that
+ * uses it.  Short derivations have no such subexpressions and read as
+ * before.
+ */
+enum { MD_STEPS_TEMP_WEIGHT = 40 };
+
+/* The left side of a pair as printed: a leading negative number becomes
+   the sign of the term (-2A : B prints as - 2A : B). */
+static md_expr *pair_shown(md_ctx *ctx, md_expr *a, int *neg)
 {
-    /* ':' binds looser than products and ∘, tighter than + */
-    md_print_styled(ctx, e, 1, NULL, MD_LEVEL_PROD, out);
+    *neg = a->kind == MD_NUM ? mpq_sgn(a->q) < 0
+                             : a->kind == MD_MUL && a->args[0]->kind == MD_NUM && mpq_sgn(a->args[0]->q) < 0;
+    return *neg ? md_neg(ctx, a) : a;
 }
 
-static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out);
+typedef struct md_render {
+    md_ctx *ctx;
+    md_temps t;
+    char *done;                  /* done[k]: temporary k is defined */
+    int latex;
+    const md_latex_style *st;
+    md_buf *out;
+    int *open;                   /* LaTeX: inside align* */
+} md_render;
+
+static void latex_row(md_render *rd)
+{
+    if (!*rd->open) md_buf_puts(rd->out, "\\begin{align*}\n");
+    else md_buf_puts(rd->out, " \\\\\n");
+    *rd->open = 1;
+}
+
+static int temp_index(const md_render *rd, md_expr *e)
+{
+    for (int k = 0; k < rd->t.ndefs; k++)
+        if (rd->t.defs[k] == e) return k;
+    return -1;
+}
+
+static void def_refs(md_render *rd, md_expr *e, int top);
+
+/* The line "T = ..." of temporary e, after those it uses. */
+static void def_emit(md_render *rd, md_expr *e)
+{
+    int k = temp_index(rd, e);
+    if (k < 0 || rd->done[k]) return;
+    rd->done[k] = 1;
+    def_refs(rd, e, 1);
+    if (rd->latex) {
+        latex_row(rd);
+        md_latex_name(rd->t.owned[k], rd->out);
+        md_buf_puts(rd->out, " &= ");
+        md_latex_expr(rd->ctx, e, rd->st, &rd->t, rd->out);
+    } else {
+        md_buf_printf(rd->out, "%s = ", rd->t.owned[k]);
+        md_print_styled_def(rd->ctx, e, 1, &rd->t, rd->out);
+        md_buf_putc(rd->out, '\n');
+    }
+}
+
+/* Defines the temporaries e refers to (e itself too unless top). */
+static void def_refs(md_render *rd, md_expr *e, int top)
+{
+    if (e->id < rd->t.n) {
+        if (!top && rd->t.name[e->id]) {
+            def_emit(rd, e);
+            return;
+        }
+        md_expr *r = rd->t.transof[e->id];
+        if (!top && r && rd->t.name[r->id]) {
+            def_emit(rd, r);
+            return;
+        }
+    }
+    for (int i = 0; i < e->nargs; i++) def_refs(rd, e->args[i], 0);
+}
+
+/* Every temporary line l uses, defined before it. */
+static void def_line(md_render *rd, const md_line *l)
+{
+    if (l->expr) def_refs(rd, l->expr, 1);
+    for (int k = 0; k < l->npairs; k++) {
+        int neg;
+        def_refs(rd, pair_shown(rd->ctx, l->pairs[k].a, &neg), 0);
+        def_refs(rd, l->pairs[k].e, 0);
+    }
+}
+
+static void render_init(md_render *rd, md_ctx *ctx, const md_derivation *d, int latex,
+                        const md_latex_style *st, md_buf *out, int *open)
+{
+    memset(rd, 0, sizeof *rd);
+    rd->ctx = ctx;
+    rd->latex = latex;
+    rd->st = st;
+    rd->out = out;
+    rd->open = open;
+    /* the sides of pairs as printed, and the arguments of the
+       expressions other lines write out in full (dM = ..., ∂f/∂X = ...) */
+    int n = 0;
+    for (int i = 0; i < d->nlines; i++) n += (d->lines[i].expr ? d->lines[i].expr->nargs : 0) + 2 * d->lines[i].npairs;
+    md_expr **roots = md_xcalloc((size_t)n + 1, sizeof *roots);
+    n = 0;
+    for (int i = 0; i < d->nlines; i++) {
+        const md_line *l = &d->lines[i];
+        for (int k = 0; l->expr && k < l->expr->nargs; k++) roots[n++] = l->expr->args[k];
+        for (int k = 0; k < l->npairs; k++) {
+            int neg;
+            roots[n++] = pair_shown(ctx, l->pairs[k].a, &neg);
+            roots[n++] = l->pairs[k].e;
+        }
+    }
+    md_temps_find_ex(ctx, n, roots, NULL, MD_STEPS_TEMP_WEIGHT, 1, &rd->t);
+    rd->done = md_xcalloc((size_t)rd->t.ndefs + 1, 1);
+    free(roots);
+}
+
+static void render_free(md_render *rd)
+{
+    md_temps_free(&rd->t);
+    free(rd->done);
+}
+
+static void print_pair_side(md_ctx *ctx, const md_temps *t, md_expr *e, md_buf *out)
+{
+    /* ':' binds looser than products and ∘, tighter than + */
+    md_print_styled(ctx, e, 1, t, MD_LEVEL_PROD, out);
+}
+
+static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out);
 
 /* a_1 : e_1 + a_2 : e_2 - ..., as Unicode text or (latex) LaTeX */
-static void render_pairs(md_ctx *ctx, const md_pair *v, int n, const md_latex_style *st, int latex, md_buf *out)
+static void render_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n, const md_latex_style *st,
+                         int latex, md_buf *out)
 {
     if (n == 0) {
         md_buf_puts(out, "0");
         return;
     }
     for (int i = 0; i < n; i++) {
-        md_expr *a = v[i].a;
-        /* a leading negative number becomes the sign of the term */
-        int neg = a->kind == MD_NUM ? mpq_sgn(a->q) < 0
-                                    : a->kind == MD_MUL && a->args[0]->kind == MD_NUM && mpq_sgn(a->args[0]->q) < 0;
-        if (neg) a = md_neg(ctx, a);
+        int neg;
+        md_expr *a = pair_shown(ctx, v[i].a, &neg);
         if (i) md_buf_puts(out, neg ? " - " : " + ");
         else if (neg) md_buf_puts(out, "-");
         for (int side = 0; side < 2; side++) {
             md_expr *x = side ? v[i].e : a;
             if (!side && md_is_num(a, 1)) continue;
-            if (latex) latex_side(ctx, x, st, out);
-            else print_pair_side(ctx, x, out);
+            if (latex) latex_side(ctx, x, st, t, out);
+            else print_pair_side(ctx, t, x, out);
             if (!side) md_buf_puts(out, " : ");
         }
     }
 }
 
-static void print_pairs(md_ctx *ctx, const md_pair *v, int n, md_buf *out)
+static void print_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n, md_buf *out)
 {
-    render_pairs(ctx, v, n, NULL, 0, out);
+    render_pairs(ctx, t, v, n, NULL, 0, out);
 }
 
 /* An expression in Frobenius form where it has one: the terms of a sum
    that are c*(B:C) print as cB : C. */
-static void print_frob(md_ctx *ctx, md_expr *e, md_buf *out)
+static void print_frob(md_ctx *ctx, const md_temps *tt, md_expr *e, md_buf *out)
 {
     md_pairs p = {0};
     if (md_is_scalar(e)) {
@@ -565,18 +692,23 @@ static void print_frob(md_ctx *ctx, md_expr *e, md_buf *out)
             }
             p.v[p.n++] = (md_pair){a, b};
         }
-        print_pairs(ctx, p.v, p.n, out);
+        print_pairs(ctx, tt, p.v, p.n, out);
         free(p.v);
         return;
     }
-    md_print_styled(ctx, e, 1, NULL, 0, out);
+    md_print_styled_def(ctx, e, 1, tt, out);
 }
 
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
 {
     enum { MARGIN = 44 };
+    md_render rd;
+    int open = 0;
+    render_init(&rd, ctx, d, 0, NULL, out, &open);
+    const md_temps *t = &rd.t;
     for (int i = 0; i < d->nlines; i++) {
         const md_line *l = &d->lines[i];
+        def_line(&rd, l);
         size_t start = out->len;
         switch (l->kind) {
         case MD_LINE_SHAPES: {
@@ -600,21 +732,21 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
             continue;
         case MD_LINE_DEF:
             md_buf_printf(out, "%s = ", l->lhs);
-            md_print_styled(ctx, l->expr, 1, NULL, 0, out);
+            md_print_styled_def(ctx, l->expr, 1, t, out);
             break;
         case MD_LINE_EQ:
             md_buf_printf(out, "%s = ", l->lhs);
-            print_frob(ctx, l->expr, out);
+            print_frob(ctx, t, l->expr, out);
             break;
         case MD_LINE_PAIRS:
             md_buf_printf(out, "%s = ", l->lhs ? l->lhs : "  ");
-            print_pairs(ctx, l->pairs, l->npairs, out);
+            print_pairs(ctx, t, l->pairs, l->npairs, out);
             break;
         case MD_LINE_RESULT:
             md_buf_printf(out, "∂f/∂");
             md_print_styled(ctx, md_sym(ctx, d->wrt[l->block]), 1, NULL, 0, out);
             md_buf_puts(out, " = ");
-            md_print_styled(ctx, l->expr, 1, NULL, 0, out);
+            md_print_styled_def(ctx, l->expr, 1, t, out);
             break;
         }
         if (l->why) {
@@ -628,35 +760,42 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         }
         md_buf_putc(out, '\n');
     }
+    render_free(&rd);
 }
 
 /* ---- LaTeX ------------------------------------------------------------ */
 
-static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out)
+static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out)
 {
-    /* ':' binds looser than products and \circ, tighter than + */
+    /* ':' binds looser than products and \circ, tighter than + (a
+       temporary is an atom) */
+    int named = t && e->id < t->n && (t->name[e->id] || (t->transof[e->id] && t->name[t->transof[e->id]->id]));
+    if (named) {
+        md_print_styled(ctx, e, 0, t, 0, out);   /* T1, T1' */
+        return;
+    }
     int paren = md_print_level(ctx, e) <= MD_LEVEL_SUM;
     if (paren) md_buf_puts(out, "\\left(");
-    md_latex_expr(ctx, e, st, NULL, out);
+    md_latex_expr(ctx, e, st, t, out);
     if (paren) md_buf_puts(out, "\\right)");
 }
 
-static void latex_pairs(md_ctx *ctx, const md_pair *v, int n, const md_latex_style *st, md_buf *out)
+static void latex_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n, const md_latex_style *st, md_buf *out)
 {
-    render_pairs(ctx, v, n, st, 1, out);
+    render_pairs(ctx, t, v, n, st, 1, out);
 }
 
-static void latex_frob(md_ctx *ctx, md_expr *e, const md_latex_style *st, md_buf *out)
+static void latex_frob(md_ctx *ctx, const md_temps *tt, md_expr *e, const md_latex_style *st, md_buf *out)
 {
     if (!md_is_scalar(e)) {
-        md_latex_expr(ctx, e, st, NULL, out);
+        md_latex_expr(ctx, e, st, tt, out);
         return;
     }
     md_expr **t = e->kind == MD_ADD ? e->args : &e;
     int nt = e->kind == MD_ADD ? e->nargs : 1;
     md_pair *p = md_xmalloc((size_t)nt * sizeof *p);
     for (int i = 0; i < nt; i++) frob_split(ctx, t[i], &p[i].a, &p[i].e);
-    latex_pairs(ctx, p, nt, st, out);
+    latex_pairs(ctx, tt, p, nt, st, out);
     free(p);
 }
 
@@ -704,8 +843,12 @@ static void latex_lhs(const char *lhs, md_buf *out)
 void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *st, md_buf *out)
 {
     int open = 0;
+    md_render rd;
+    render_init(&rd, ctx, d, 1, st, out, &open);
+    const md_temps *t = &rd.t;
     for (int i = 0; i < d->nlines; i++) {
         const md_line *l = &d->lines[i];
+        if (l->kind != MD_LINE_SHAPES && l->kind != MD_LINE_TEXT) def_line(&rd, l);
         if (l->kind == MD_LINE_SHAPES) {
             md_buf_puts(out, "\\[\n");
             int first = 1;
@@ -732,36 +875,35 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             md_buf_puts(out, "$, the other variables held constant:\n");
             continue;
         }
-        if (!open) md_buf_puts(out, "\\begin{align*}\n");
-        else md_buf_puts(out, " \\\\\n");
-        open = 1;
+        latex_row(&rd);
         switch (l->kind) {
         case MD_LINE_DEF:
             latex_lhs(l->lhs, out);
             md_buf_puts(out, " &= ");
-            md_latex_expr(ctx, l->expr, st, NULL, out);
+            md_latex_expr(ctx, l->expr, st, t, out);
             break;
         case MD_LINE_EQ:
             latex_lhs(l->lhs, out);
             md_buf_puts(out, " &= ");
-            latex_frob(ctx, l->expr, st, out);
+            latex_frob(ctx, t, l->expr, st, out);
             break;
         case MD_LINE_PAIRS:
             if (l->lhs) latex_lhs(l->lhs, out);
             md_buf_puts(out, " &= ");
-            latex_pairs(ctx, l->pairs, l->npairs, st, out);
+            latex_pairs(ctx, t, l->pairs, l->npairs, st, out);
             break;
         case MD_LINE_RESULT:
             md_buf_puts(out, "\\frac{\\partial f}{\\partial ");
             md_latex_name(ctx->syms[d->wrt[l->block]].name, out);
             md_buf_puts(out, "} &= ");
-            md_latex_expr(ctx, l->expr, st, NULL, out);
+            md_latex_expr(ctx, l->expr, st, t, out);
             break;
         default: break;
         }
         if (l->why) latex_why(l->why, st, out);
     }
     if (open) md_buf_puts(out, "\n\\end{align*}\n");
+    render_free(&rd);
 }
 
 /* ---- the numerical check ---------------------------------------------- */

@@ -112,6 +112,7 @@ static void fuzz_print_bytes(FILE *f, const uint8_t *p, size_t n)
         else if (c == '\\') fputs("\\\\", f);
         else if (c == '%') fputs("%%", f);
         else if (c == '\'') fputs("'\\''", f);
+        else if (c == '-' && i == 0) fputs("\\055", f);   /* printf '-...' would take an option */
         else if (c >= 0x20 && c < 0x7f) fputc(c, f);
         else fprintf(f, "\\%03o", c);
     }
