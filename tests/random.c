@@ -1138,6 +1138,7 @@ static int write_file(const char *path, const char *text)
 typedef struct cdata {
     md_env env;
     md_mat *want;         /* want[0] = f, want[1 + s] = the gradient by s */
+    double *tol;          /* tol[k]: how far a double computation of want[k] may be off */
     int ok;
 } cdata;
 
@@ -1152,6 +1153,36 @@ static void cdata_make(cdata *cd, input *in, unsigned long seed)
     roots[0] = in->typed.f;
     for (int i = 0; i < n; i++) roots[i + 1] = md_gradient(ctx, in->typed.f, i);
     cd->ok = md_eval_many(&cd->env, n + 1, roots, cd->want) == 0;
+    /* the conditioning at this point: how much the results move when
+       every input moves by a relative 1e-12 (kappa ~ that / 1e-12); a
+       double computation may be off by about kappa * 1e-13 */
+    cd->tol = md_xcalloc((size_t)n + 1, sizeof *cd->tol);
+    for (int k = 0; k <= n; k++) cd->tol[k] = 1e-9;
+    if (cd->ok) {
+        md_env e2 = cd->env;
+        e2.val = md_xcalloc((size_t)n + 1, sizeof *e2.val);
+        uint64_t r = seed ^ 0xABCDEFull;
+        for (int v = 0; v < n; v++) {
+            e2.val[v] = md_mat_new(cd->env.val[v].rows, cd->env.val[v].cols);
+            for (long i = 0; i < e2.val[v].rows * e2.val[v].cols; i++)
+                e2.val[v].v[i] = cd->env.val[v].v[i] * (1 + 1e-12 * ((double)(rnd(&r) >> 11) * 0x1.0p-52 - 1));
+        }
+        md_mat *w2 = md_xcalloc((size_t)n + 1, sizeof *w2);
+        if (md_eval_many(&e2, n + 1, roots, w2) == 0) {
+            for (int k = 0; k <= n; k++) {
+                double d = 0, m = 1e-300;
+                for (long i = 0; i < w2[k].rows * w2[k].cols; i++) {
+                    d = fmax(d, fabs(w2[k].v[i] - cd->want[k].v[i]));
+                    m = fmax(m, fabs(cd->want[k].v[i]));
+                }
+                cd->tol[k] = fmax(1e-9, 0.1 * d / fmax(m, 1.0));
+                md_mat_free(&w2[k]);
+            }
+        }
+        free(w2);
+        for (int v = 0; v < n; v++) md_mat_free(&e2.val[v]);
+        free(e2.val);
+    }
     free(roots);
 }
 
@@ -1160,6 +1191,7 @@ static void cdata_free(cdata *cd, int n)
     if (cd->want)
         for (int i = 0; i <= n; i++) md_mat_free(&cd->want[i]);
     free(cd->want);
+    free(cd->tol);
     md_env_free(&cd->env);
 }
 
@@ -1189,22 +1221,28 @@ static void write_call(md_buf *w, md_ctx *ctx, const cdata *cd, int k)
 }
 
 /* The worst relative difference of the printed results of data set k
-   with the evaluator's; *where names the result. */
+   with the evaluator's, in units of 1e-9 times the point's conditioning
+   (so 1e-9 is the limit); *where names the result. */
 static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **where)
 {
     double worst = 0;
     *where = "f";
-    for (int k = 0; k <= ctx->nsyms; k++)
+    for (int k = 0; k <= ctx->nsyms; k++) {
+        /* normwise: the largest difference against the largest entry */
+        double d = 0, m = 1;
         for (long i = 0; i < cd->want[k].rows * cd->want[k].cols; i++) {
             double v;
             if (!of || fscanf(of, "%lf", &v) != 1) v = NAN;
             double wv = cd->want[k].v[i];
-            double e = fabs(v - wv) / fmax(1.0, fabs(wv));
-            if (!(e <= worst)) {
-                worst = isnan(e) ? INFINITY : e;
-                *where = k == 0 ? "f" : ctx->syms[k - 1].name;
-            }
+            d = isnan(v) ? INFINITY : fmax(d, fabs(v - wv));
+            m = fmax(m, fabs(wv));
         }
+        double e = d / m * (1e-9 / cd->tol[k]);
+        if (!(e <= worst)) {
+            worst = isnan(e) ? INFINITY : e;
+            *where = k == 0 ? "f" : ctx->syms[k - 1].name;
+        }
+    }
     return worst;
 }
 
