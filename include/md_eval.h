@@ -38,6 +38,9 @@ typedef struct md_env {
     const int *funcmap;  /* generic function k of ctx is member funcmap[k] of
                             the family below; NULL: member k (a read-back
                             program maps its functions to the original's) */
+    int doubles;         /* round every node's value to double, as code
+                            computing in double would (to estimate how much
+                            double rounding can move a result) */
 } md_env;
 
 /*

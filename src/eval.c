@@ -519,6 +519,8 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
     want_shape(e, &m, r, c);
     for (long i = 0; i < n; i++)
         if (!isfinite((double)m.v[i])) goto fail;   /* every value must be a double */
+    if (env->doubles)
+        for (long i = 0; i < n; i++) m.v[i] = (double)m.v[i];
     *out = m;
     return 0;
 bug:

@@ -1153,35 +1153,27 @@ static void cdata_make(cdata *cd, input *in, unsigned long seed)
     roots[0] = in->typed.f;
     for (int i = 0; i < n; i++) roots[i + 1] = md_gradient(ctx, in->typed.f, i);
     cd->ok = md_eval_many(&cd->env, n + 1, roots, cd->want) == 0;
-    /* the conditioning at this point: how much the results move when
-       every input moves by a relative 1e-12 (kappa ~ that / 1e-12); a
-       double computation may be off by about kappa * 1e-13 */
+    /* how much computing in double moves the results at this point: the
+       C code computes in double (in another order), so it may be off by
+       a small multiple of that (1e-9 at least) */
     cd->tol = md_xcalloc((size_t)n + 1, sizeof *cd->tol);
     for (int k = 0; k <= n; k++) cd->tol[k] = 1e-9;
     if (cd->ok) {
         md_env e2 = cd->env;
-        e2.val = md_xcalloc((size_t)n + 1, sizeof *e2.val);
-        uint64_t r = seed ^ 0xABCDEFull;
-        for (int v = 0; v < n; v++) {
-            e2.val[v] = md_mat_new(cd->env.val[v].rows, cd->env.val[v].cols);
-            for (long i = 0; i < e2.val[v].rows * e2.val[v].cols; i++)
-                e2.val[v].v[i] = cd->env.val[v].v[i] * (1 + 1e-12 * ((double)(rnd(&r) >> 11) * 0x1.0p-52 - 1));
-        }
+        e2.doubles = 1;
         md_mat *w2 = md_xcalloc((size_t)n + 1, sizeof *w2);
         if (md_eval_many(&e2, n + 1, roots, w2) == 0) {
             for (int k = 0; k <= n; k++) {
-                double d = 0, m = 1e-300;
+                double d = 0, m = 1;
                 for (long i = 0; i < w2[k].rows * w2[k].cols; i++) {
                     d = fmax(d, fabs(w2[k].v[i] - cd->want[k].v[i]));
                     m = fmax(m, fabs(cd->want[k].v[i]));
                 }
-                cd->tol[k] = fmax(1e-9, 0.1 * d / fmax(m, 1.0));
+                cd->tol[k] = fmax(1e-9, 1e3 * d / m);
                 md_mat_free(&w2[k]);
             }
         }
         free(w2);
-        for (int v = 0; v < n; v++) md_mat_free(&e2.val[v]);
-        free(e2.val);
     }
     free(roots);
 }
