@@ -452,8 +452,18 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
         set_pairs(l, &p);
         if (nsubs) l->why = md_xstrdup("chain rule");
 
-        /* 3. the identities, one level per line */
-        for (int guard = 0; !pairs_final(&p, dX) && guard < 200; guard++) {
+        /* 3. the identities, one level per line: each line takes every
+           term one level down, so there are at most as many lines as df
+           is deep (the guard only protects against a rule that makes no
+           progress, which would be a bug) */
+        int guard_max = 64;
+        for (int i = 0; i < p.n; i++)
+            if ((int)p.v[i].e->depth + 64 > guard_max) guard_max = (int)p.v[i].e->depth + 64;
+        for (int guard = 0; !pairs_final(&p, dX) && rc == 0; guard++) {
+            if (guard >= guard_max) {
+                rc = -1;
+                break;
+            }
             md_pairs q = {0};
             md_buf why = {0};
             for (int i = 0; i < p.n && rc == 0; i++) {
