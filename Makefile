@@ -4,6 +4,8 @@
 #   make demo       build and run the built-in example (seed 003, checked numerically)
 #   make test       what CI runs: make check, then the same suite under ASan + UBSan
 #   make check      unit tests (Check) + golden CLI cases + property test
+#                   + 3000 random programs (tests/random.c)
+#   make random     the random differential tester: N=200000 programs (SEED, JOBS)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
 #   make bench      timing of the seeds and of deep tanh networks
@@ -29,7 +31,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random latex asan valgrind bench clean help
+.PHONY: all demo docs test check unit golden property random random-ci latex asan valgrind bench clean help
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -69,7 +71,7 @@ test:
 	$(MAKE) check
 	$(MAKE) asan
 
-check: unit golden property latex
+check: unit golden property random-ci latex
 
 unit: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $(VALGRIND) $$t; done
@@ -96,11 +98,16 @@ EVERY ?= 25
 random: $(B)/tests/random
 	@$(B)/tests/random $(N) $(SEED) -j $(JOBS) -c $(EVERY)
 
+# What make check runs of it: a few thousand programs (under ASan, fewer).
+RANDOM_CI ?= 3000
+random-ci: $(B)/tests/random
+	@$(B)/tests/random $(RANDOM_CI) 1 -j $(JOBS) -c 60
+
 $(B)/tests/random: tests/random.c $(B)/libmatdiff.a | $(B)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
 
 asan:
-	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) \
+	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) RANDOM_CI=400 \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 
@@ -119,7 +126,7 @@ clean:
 	rm -rf build build-asan matdiff
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# //'
+	@sed -n '3,13p' Makefile | sed 's/^# //'
 
 docs: $(BIN)
 	python3 docs/gen.py docs/src/README.md.in README.md
