@@ -136,6 +136,9 @@ static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
             md_expr *km1 = md_sub(ctx, x, md_ones(ctx, x->rows, x->cols));
             return md_had(ctx, 3, (md_expr *[]){x, md_pow(ctx, b, km1), md_d(st, b)});
         }
+        /* 0.^X is 0 wherever it is defined (X > 0), and so is its
+           differential (log(0) .* dX would be -inf .* 0) */
+        if (md_is_zero(b)) return zero;
         /* d(B.^X) = B.^X .* (log(B) .* dX + X .* dB ./ B) */
         md_expr *t1 = md_had2(ctx, md_func(ctx, MD_FN_LOG, b), md_d(st, x));
         md_expr *t2 = md_had(ctx, 3,

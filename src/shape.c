@@ -410,6 +410,11 @@ static int use_name(md_st *st, md_ast *a, md_shp *out)
         md_error_at(st->src, a->loc, "'%s' is a keyword and cannot name a variable", name);
         return -1;
     }
+    if (!n && md_is_builtin(name)) {
+        md_error_at(st->src, a->loc, "'%s' is a built-in function and cannot name a variable; call it as %s(...)",
+                    name, name);
+        return -1;
+    }
     if (!n) n = sym_add(st, name, md_default_kind(name), a->loc, NULL, NULL);
     *out = (md_shp){n->r, n->c};
     return 0;
