@@ -128,6 +128,7 @@ typedef struct md_ctx {
     /* declared generic functions */
     const char **funcs;
     int nfuncs, funccap;
+    md_strmap symmap, funcmap;   /* name -> index of syms, funcs */
     /* no factoring of sums (A*x + B*x stays): set by the C backend, where
        (A + B)*x can cost far more than A*x + B*x with good bracketing;
        must be set before any node is made */

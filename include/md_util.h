@@ -49,4 +49,18 @@ void md_buf_vprintf(md_buf *b, const char *fmt, va_list ap);
 char *md_buf_take(md_buf *b);   /* returns the malloc'd string; buffer becomes empty */
 void md_buf_free(md_buf *b);
 
+/* A map from names to non-negative ints (open addressing; the keys are
+   not copied: they must outlive the map, as arena strings do).  Lookups
+   of names are everywhere (variables, dimensions, functions) and a
+   program read back can have thousands of temporaries. */
+typedef struct md_strmap {
+    const char **keys;
+    int *vals;
+    unsigned cap, count;
+} md_strmap;
+
+void md_strmap_put(md_strmap *m, const char *key, int val);   /* replaces */
+int md_strmap_get(const md_strmap *m, const char *key);        /* -1 if absent */
+void md_strmap_free(md_strmap *m);
+
 #endif

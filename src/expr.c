@@ -47,6 +47,8 @@ void md_ctx_free(md_ctx *ctx)
     free(ctx->dims);
     free(ctx->syms);
     free(ctx->funcs);
+    md_strmap_free(&ctx->symmap);
+    md_strmap_free(&ctx->funcmap);
     free(ctx->memo_trans);
     free(ctx->memo_simp);
     md_arena_free(&ctx->arena);
@@ -77,14 +79,13 @@ int md_ctx_add_sym(md_ctx *ctx, const char *name, md_symkind kind, int rows, int
     s->kind = kind;
     s->rows = rows;
     s->cols = cols;
+    if (md_strmap_get(&ctx->symmap, s->name) < 0) md_strmap_put(&ctx->symmap, s->name, ctx->nsyms);
     return ctx->nsyms++;
 }
 
 int md_ctx_find_sym(const md_ctx *ctx, const char *name)
 {
-    for (int i = 0; i < ctx->nsyms; i++)
-        if (strcmp(ctx->syms[i].name, name) == 0) return i;
-    return -1;
+    return md_strmap_get(&ctx->symmap, name);
 }
 
 int md_ctx_add_func(md_ctx *ctx, const char *name)
@@ -94,14 +95,14 @@ int md_ctx_add_func(md_ctx *ctx, const char *name)
         ctx->funcs = md_xrealloc(ctx->funcs, ctx->funccap * sizeof *ctx->funcs);
     }
     ctx->funcs[ctx->nfuncs] = md_arena_strdup(&ctx->arena, name);
+    if (md_strmap_get(&ctx->funcmap, ctx->funcs[ctx->nfuncs]) < 0)
+        md_strmap_put(&ctx->funcmap, ctx->funcs[ctx->nfuncs], ctx->nfuncs);
     return ctx->nfuncs++;
 }
 
 int md_ctx_find_func(const md_ctx *ctx, const char *name)
 {
-    for (int i = 0; i < ctx->nfuncs; i++)
-        if (strcmp(ctx->funcs[i], name) == 0) return i;
-    return -1;
+    return md_strmap_get(&ctx->funcmap, name);
 }
 
 int md_sym_is_symmetric(const md_ctx *ctx, int sym)

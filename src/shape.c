@@ -75,6 +75,8 @@ typedef struct md_st {
     int nnames, namecap;
     md_shape_entry *map;  /* AST node -> shape, open addressing */
     uint32_t mapcap, mapcount;
+    md_strmap namemap;    /* name -> its (latest) index in names */
+    md_strmap dimmap;     /* user dimension name -> its dimension variable */
 } md_st;
 
 static int dv_new(md_st *st, const char *name, int nonone)
@@ -215,9 +217,8 @@ md_symkind md_default_kind(const char *name)
 
 static md_name *name_find(md_st *st, const char *name)
 {
-    for (int i = st->nnames - 1; i >= 0; i--)
-        if (strcmp(st->names[i].name, name) == 0) return &st->names[i];
-    return NULL;
+    int i = md_strmap_get(&st->namemap, name);
+    return i < 0 ? NULL : &st->names[i];
 }
 
 static md_name *name_add(md_st *st, const char *name, md_name_kind kind, md_loc loc)
@@ -226,6 +227,7 @@ static md_name *name_add(md_st *st, const char *name, md_name_kind kind, md_loc 
         st->namecap = st->namecap ? 2 * st->namecap : 32;
         st->names = md_xrealloc(st->names, (size_t)st->namecap * sizeof *st->names);
     }
+    md_strmap_put(&st->namemap, name, st->nnames);
     md_name *n = &st->names[st->nnames++];
     memset(n, 0, sizeof *n);
     n->name = name;
@@ -260,9 +262,11 @@ static md_name *sym_add(md_st *st, const char *name, md_symkind kind, md_loc loc
 /* Dimension names: the same user name is the same dimension everywhere. */
 static int named_dim(md_st *st, const char *name)
 {
-    for (int i = 1; i < st->ndv; i++)
-        if (st->dv[i].name && strcmp(st->dv[i].name, name) == 0) return dv_find(st, i);
-    return dv_new(st, name, 1);
+    int i = md_strmap_get(&st->dimmap, name);
+    if (i >= 0) return dv_find(st, i);
+    i = dv_new(st, name, 1);
+    md_strmap_put(&st->dimmap, name, i);
+    return i;
 }
 
 /* ---- error helpers ---------------------------------------------------- */
@@ -658,33 +662,32 @@ static int infer(md_st *st, md_ast *a, md_shp *out)
 
 /* ---- naming dimensions ------------------------------------------------ */
 
-static int dim_name_taken(md_st *st, const char *n)
-{
-    for (int i = 1; i < st->ndv; i++)
-        if (st->dv[i].name && dv_find(st, i) == i && strcmp(st->dv[i].name, n) == 0) return 1;
-    return 0;
-}
-
 static void name_dims_for_message(md_st *st)
 {
     static const char *const pool[] = {"n", "m", "p", "q", "r", "s", "t", "k", "l", "u", "v", "w", NULL};
     int next = 0, extra = 0;
+    /* the names dimension classes have already */
+    md_strmap taken = {0};
+    for (int i = 1; i < st->ndv; i++)
+        if (st->dv[i].name && dv_find(st, i) == i) md_strmap_put(&taken, st->dv[i].name, i);
     for (int i = 1; i < st->ndv; i++) {
         int r = dv_find(st, i);
         if (r == 0 || st->dv[r].name) continue;
         const char *nm = NULL;
         while (!nm) {
             if (pool[next]) {
-                if (!dim_name_taken(st, pool[next])) nm = pool[next];
+                if (md_strmap_get(&taken, pool[next]) < 0) nm = pool[next];
                 next++;
             } else {
                 char buf[32];
                 snprintf(buf, sizeof buf, "n%d", ++extra);
-                if (!dim_name_taken(st, buf)) nm = md_arena_strdup(&st->prog->arena, buf);
+                if (md_strmap_get(&taken, buf) < 0) nm = md_arena_strdup(&st->prog->arena, buf);
             }
         }
         st->dv[r].name = nm;
+        md_strmap_put(&taken, nm, r);
     }
+    md_strmap_free(&taken);
 }
 
 /* Every size must follow from a variable: the dimensions of eye,
@@ -1096,6 +1099,8 @@ done:
     free(st.dv);
     free(st.names);
     free(st.map);
+    md_strmap_free(&st.namemap);
+    md_strmap_free(&st.dimmap);
     return rc;
 }
 

@@ -159,3 +159,56 @@ void md_buf_free(md_buf *b)
     b->s = NULL;
     b->len = b->cap = 0;
 }
+
+/* ---- name maps ---------------------------------------------------------- */
+
+static unsigned md_strhash(const char *s)
+{
+    unsigned h = 2166136261u;   /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+void md_strmap_put(md_strmap *m, const char *key, int val)
+{
+    if (2 * (m->count + 1) > m->cap) {
+        unsigned ncap = m->cap ? 2 * m->cap : 64;
+        const char **nk = md_xcalloc(ncap, sizeof *nk);
+        int *nv = md_xcalloc(ncap, sizeof *nv);
+        for (unsigned i = 0; i < m->cap; i++) {
+            if (!m->keys[i]) continue;
+            unsigned j = md_strhash(m->keys[i]) & (ncap - 1);
+            while (nk[j]) j = (j + 1) & (ncap - 1);
+            nk[j] = m->keys[i];
+            nv[j] = m->vals[i];
+        }
+        free(m->keys);
+        free(m->vals);
+        m->keys = nk;
+        m->vals = nv;
+        m->cap = ncap;
+    }
+    unsigned j = md_strhash(key) & (m->cap - 1);
+    while (m->keys[j] && strcmp(m->keys[j], key) != 0) j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) m->count++;
+    m->keys[j] = key;
+    m->vals[j] = val;
+}
+
+int md_strmap_get(const md_strmap *m, const char *key)
+{
+    if (!m->cap) return -1;
+    unsigned j = md_strhash(key) & (m->cap - 1);
+    while (m->keys[j]) {
+        if (strcmp(m->keys[j], key) == 0) return m->vals[j];
+        j = (j + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+void md_strmap_free(md_strmap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
