@@ -149,8 +149,13 @@ static int md_level(md_pr *p, md_expr *e)
     case MD_ONES: return e->cols == MD_DIM_ONE || e->rows != MD_DIM_ONE ? L_ATOM : L_POST;
     case MD_ADD: return L_SUM;
     case MD_MUL:
-        if (e->args[0]->kind == MD_NUM && e->nargs == 2 && md_is_num(e->args[0], -1))
-            return md_level(p, e->args[1]) >= L_NEG ? L_NEG : L_PROD;
+        if (e->args[0]->kind == MD_NUM && e->nargs == 2 && md_is_num(e->args[0], -1)) {
+            /* -x is a negation, but -1/b (b^-1 a scalar factor) a division */
+            md_expr *x = e->args[1];
+            int div = md_is_scalar(x) && x->kind == MD_POW && x->args[1]->kind == MD_NUM &&
+                      mpq_sgn(x->args[1]->q) < 0 && !tmp_name(p, x);
+            return !div && md_level(p, x) >= L_NEG ? L_NEG : L_PROD;
+        }
         return L_PROD;
     case MD_HAD: return L_HAD;
     case MD_POW:
