@@ -790,7 +790,12 @@ static gnode *gen(gprog *g, int r, int c, int depth)
             return neg(g, gen(g, r, c, d1));
         case 12:    /* transposes */
             return trans(g, gen(g, c, r, d1));
-        case 13:    /* integer powers */
+        case 13:    /* integer powers, and powers with an expression as exponent */
+            if (chance(g, 25)) {
+                gnode *ex = chance(g, 50) ? gen(g, ONE, ONE, d1 - 1) : neg(g, gen(g, ONE, ONE, d1 - 1));
+                if (!s && chance(g, 40)) ex = gen(g, r, c, d1 - 1);
+                return power(g, s ? "^" : ".^", positive(g, r, c, d1 - 1), ex);
+            }
             if (s) return power(g, "^", gen(g, r, c, d1), num(g, chance(g, 50) ? "2" : "3"));
             if (sq && chance(g, 50)) return power(g, "^", gen(g, r, c, d1), num(g, chance(g, 70) ? "2" : "3"));
             return power(g, ".^", gen(g, r, c, d1), num(g, chance(g, 70) ? "2" : "3"));
