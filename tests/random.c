@@ -424,7 +424,7 @@ static gnode *var_leaf(gprog *g, int r, int c, int sym)
 
 static gnode *gen(gprog *g, int r, int c, int depth);
 
-static const char *const numbers[] = {"2", "3", "0.5", "1.5", "2.5e-1", "10", "0.1", "1e-1", "7", "4"};
+static const char *const numbers[] = {"2", "3", "0.5", "1.5", "2.5e-1", "10", "0.1", "1e-1", "7", "4", "1", "1"};
 
 static gnode *number(gprog *g)
 {
