@@ -26,7 +26,9 @@ ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(XCFLAGS)
 LDLIBS   += -lgmp -lm -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
-LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+# The stages are folders of src/, numbered in pipeline order (0_base,
+# 1_front, 2_core, 3_print, 4_emit, 5_run); objects mirror them in $(B)/.
+LIB_SRCS := $(filter-out src/5_run/main.c,$(wildcard src/*/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -38,7 +40,7 @@ BIN      ?= matdiff
 
 all: $(BIN)
 
-$(BIN): $(B)/main.o $(B)/libmatdiff.a
+$(BIN): $(B)/5_run/main.o $(B)/libmatdiff.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/libmatdiff.a: $(LIB_OBJS)
@@ -58,6 +60,7 @@ $(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
 	$(CC) $(CPPFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(XCFLAGS) -Wno-unused-function -c -o $@ $<
 
 $(B)/%.o: src/%.c $(wildcard include/*.h) $(B)/parser.h $(B)/lexer.h | $(B)
+	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B):

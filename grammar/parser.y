@@ -3,7 +3,7 @@
  *
  * A pure (reentrant) Bison LALR(1) parser with locations, LAC and custom
  * syntax error messages.  It builds the untyped md_ast tree of md_ast.h;
- * the node constructors live in src/parse.c so that this file stays a
+ * the node constructors live in src/1_front/parse.c so that this file stays a
  * grammar.  The grammar is stratified by hand instead of using %left /
  * %right, because the dialect's precedence is unusual and a reader should
  * see it spelled out (loosest first):
@@ -100,7 +100,7 @@ typedef struct md_parser {
         }                                                               \
     } while (0)
 
-/* Node and statement constructors (src/parse.c).  Those returning a
+/* Node and statement constructors (src/1_front/parse.c).  Those returning a
    pointer return NULL after reporting an error (too deep, bad dims). */
 md_ast *md_parser_leaf(md_parser *p, md_ast_kind kind, const char *text, md_loc loc);
 md_ast *md_parser_chain(md_parser *p, md_ast *l, md_op op, md_loc oploc, md_ast *r);

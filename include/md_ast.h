@@ -3,7 +3,7 @@
  *
  * The parser (grammar/parser.y, grammar/lexer.l) only records what was
  * written and where.  Types, shapes and meaning are assigned later by
- * src/shape.c, which turns this tree into the typed expression graph of
+ * src/1_front/shape.c, which turns this tree into the typed expression graph of
  * md_expr.h.  Keeping the two apart means the parser never needs to know
  * which names are scalars, and error messages can point at any node.
  *

@@ -1,5 +1,5 @@
 /*
- * md_costopt.h -- cost-based rewriting for the C backend (src/costopt.c).
+ * md_costopt.h -- cost-based rewriting for the C backend (src/4_emit/costopt.c).
  */
 #ifndef MD_COSTOPT_H
 #define MD_COSTOPT_H

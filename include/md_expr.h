@@ -2,7 +2,7 @@
  * md_expr.h -- the typed, hash-consed expression graph.
  *
  * Every stage after parsing works on md_expr nodes.  A node is immutable
- * and unique: all nodes are made through md_expr_make (src/expr.c), which
+ * and unique: all nodes are made through md_expr_make (src/2_core/expr.c), which
  * looks the node up in a hash table first (hash consing, as in yices).  So
  * two structurally equal expressions are the same pointer, common
  * subexpressions are shared for free, and a derivation of depth 1000 does
@@ -133,7 +133,7 @@ typedef struct md_ctx {
        (A + B)*x can cost far more than A*x + B*x with good bracketing;
        must be set before any node is made */
     int no_factor;
-    /* memo tables of the simplifier, indexed by node id (src/simplify.c) */
+    /* memo tables of the simplifier, indexed by node id (src/2_core/simplify.c) */
     md_expr **memo_trans, **memo_simp;
     uint32_t memocap;
 } md_ctx;

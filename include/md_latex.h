@@ -7,7 +7,7 @@
  * Hadamard products as \circ, Hadamard powers as B^{\circ k}, norms as
  * \|A\|_F, named temporaries (md_temps, shared with the text printer) as
  * T or T_{1} and their transposes as T^\top.  Everything compiles with
- * plain amsmath; the conventions are documented at the top of src/latex.c.
+ * plain amsmath; the conventions are documented at the top of src/3_print/latex.c.
  */
 #ifndef MD_LATEX_H
 #define MD_LATEX_H

@@ -91,7 +91,7 @@ static uint64_t rnd(uint64_t *s)
 
 /* ---- the program tree ---------------------------------------------------- */
 
-/* Precedence levels of the grammar, loosest first (as in src/print.c). */
+/* Precedence levels of the grammar, loosest first (as in src/3_print/print.c). */
 enum { L_SUM = 1, L_PROD, L_HAD, L_NEG, L_POW, L_POST, L_ATOM };
 
 enum { ONE = -1 };   /* the dimension 1 in a shape */

@@ -1,6 +1,6 @@
 /*
  * test_diff.c -- the differential rules and the identification identities
- * (src/diff.c), checked numerically.
+ * (src/2_core/diff.c), checked numerically.
  *
  * Three groups of tests.
  *

@@ -1,5 +1,5 @@
 /*
- * test_emit.c -- the C code generator (src/emit.c), checked by compiling
+ * test_emit.c -- the C code generator (src/4_emit/emit.c), checked by compiling
  * and running what it emits.
  *
  * For each program of the table: parse, typecheck, take the gradient with

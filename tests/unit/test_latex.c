@@ -1,5 +1,5 @@
 /*
- * test_latex.c -- the LaTeX printer (src/latex.c).
+ * test_latex.c -- the LaTeX printer (src/3_print/latex.c).
  *
  * seed_*: the gradients of the five seed questions, as md_latex_gradients
  * writes the whole answer (function, one line per variable, temporaries).

@@ -1,5 +1,5 @@
 /*
- * test_shape.c -- names, types and shape inference (src/shape.c).
+ * test_shape.c -- names, types and shape inference (src/1_front/shape.c).
  *
  * Every test runs a whole program through md_parse and md_typecheck, the
  * way the command line does, and then looks at what inference decided:

@@ -2,7 +2,7 @@
  * main.c -- the matdiff command line.
  *
  * Reads the options and the program (argument, -f FILE or standard input)
- * and hands both to md_run (src/driver.c), which runs the pipeline parse ->
+ * and hands both to md_run (src/5_run/driver.c), which runs the pipeline parse ->
  * shapes -> differentiate -> print and returns the text to write.  md_run
  * runs on a thread with a large stack: the stages recurse over expressions
  * up to MD_MAX_DEPTH levels deep and the default 8 MB main stack is not
