@@ -62,17 +62,18 @@ typedef enum md_kind {
     MD_NKINDS
 } md_kind;
 
+/* The elementwise functions: one member per line of md_builtins.def
+   (MD_FN_SIN, ...), whose table md_fns (md_builtins.h) says everything
+   about them; then the declared generic functions. */
 typedef enum md_fn {
-    MD_FN_SIN, MD_FN_COS, MD_FN_TAN, MD_FN_ARCSIN, MD_FN_ARCCOS, MD_FN_ARCTAN,
-    MD_FN_EXP, MD_FN_LOG, MD_FN_TANH, MD_FN_ABS, MD_FN_SIGN, MD_FN_RELU,
-    MD_FN_STEP,   /* Heaviside step: 1 for x > 0, 0 otherwise (relu' ) */
-    MD_FN_SQRT,
+#define MD_FN(ID, name, unicode, latex, lstyle, c, eval, domain, fold, flags) MD_FN_##ID,
+#define MD_OP(KIND, name, latex, arity, shape, domain)
+#include "md_builtins.def"
+#undef MD_FN
+#undef MD_OP
     MD_FN_GENERIC,
     MD_NFNS
 } md_fn;
-
-/* The name each md_fn has in the language ("sin", ..., "step", "sqrt"). */
-extern const char *const md_fn_names[MD_NFNS];
 
 enum { MD_DIM_ONE = 0 };
 

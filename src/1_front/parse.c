@@ -80,8 +80,9 @@ static md_op md_chain_level(md_op op)
     case MD_OP_SUB: return MD_OP_ADD;
     case MD_OP_DIV: return MD_OP_MUL;
     case MD_OP_HDIV: return MD_OP_HMUL;
-    default: return op;
+    case MD_OP_NONE: case MD_OP_ADD: case MD_OP_MUL: case MD_OP_HMUL: return op;
     }
+    return op;
 }
 
 static int md_chain_cap(int n)

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_builtins.h"
 #include "md_simplify.h"
 
 /* ---- dimension variables ---------------------------------------------- */
@@ -180,11 +181,18 @@ static md_shape_entry *map_get(md_st *st, const md_ast *a)
 
 /* ---- names ------------------------------------------------------------ */
 
-static const char *const md_builtins[] = {
-    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "exp", "log", "tanh", "abs",
-    "sign", "relu", "step", "sqrt", "sum", "norm1", "norm2", "tr", "det", "logdet",
-    "inv", "diag", "vector", "matrix", NULL
-};
+/* The names of the built-in functions, i = 0, 1, ... until NULL: the
+   table's elementwise functions and node kinds (md_builtins.def), then
+   the constructors vector(c) and matrix(c). */
+static const char *builtin_name(int i)
+{
+    if (i < MD_FN_GENERIC) return md_fns[i].name;
+    i -= MD_FN_GENERIC;
+    if (i < md_nops) return md_ops[i].name;
+    i -= md_nops;
+    static const char *const constructors[] = {"vector", "matrix", NULL};
+    return i < 2 ? constructors[i] : NULL;
+}
 
 static int md_is_keyword(const char *name)
 {
@@ -194,8 +202,8 @@ static int md_is_keyword(const char *name)
 
 int md_is_builtin(const char *name)
 {
-    for (int i = 0; md_builtins[i]; i++)
-        if (strcmp(md_builtins[i], name) == 0) return 1;
+    for (int i = 0; builtin_name(i); i++)
+        if (strcmp(builtin_name(i), name) == 0) return 1;
     return 0;
 }
 
@@ -374,9 +382,9 @@ static int suggest(md_st *st, const char *name, md_loc loc)
     /* a hint only when the name is long enough for a typo to be likely */
     size_t len = strlen(name);
     int bd = len <= 1 ? 0 : len <= 4 ? 2 : 3;
-    for (int i = 0; md_builtins[i]; i++) {
-        int d = md_edit_distance(name, md_builtins[i]);
-        if (d < bd) bd = d, best = md_builtins[i];
+    for (int i = 0; builtin_name(i); i++) {
+        int d = md_edit_distance(name, builtin_name(i));
+        if (d < bd) bd = d, best = builtin_name(i);
     }
     for (int i = 0; i < st->nnames; i++)
         if (st->names[i].kind == MD_NAME_FUNC) {
@@ -475,18 +483,18 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
     md_shp s;
     if (infer(st, a->kids[0], &s)) return -1;
     char d1[64], s1[96];
-    if (generic || !strcmp(f, "sin") || !strcmp(f, "cos") || !strcmp(f, "tan") || !strcmp(f, "arcsin") ||
-        !strcmp(f, "arccos") || !strcmp(f, "arctan") || !strcmp(f, "exp") || !strcmp(f, "log") ||
-        !strcmp(f, "tanh") || !strcmp(f, "abs") || !strcmp(f, "sign") || !strcmp(f, "relu") ||
-        !strcmp(f, "step") || !strcmp(f, "sqrt")) {
+    /* elementwise: the argument's shape */
+    if (generic || md_fn_by_name(f) != MD_FN_GENERIC) {
         *out = s;
         return 0;
     }
-    if (!strcmp(f, "sum") || !strcmp(f, "norm1") || !strcmp(f, "norm2")) {
+    const md_op_info *op = md_op_by_name(f);
+    switch (op ? op->shape : MD_SHP_DIAG) {
+    case MD_SHP_SCALAR:
         *out = (md_shp){0, 0};
         return 0;
-    }
-    if (!strcmp(f, "tr") || !strcmp(f, "det") || !strcmp(f, "logdet") || !strcmp(f, "inv")) {
+    case MD_SHP_SQUARE_SCALAR:
+    case MD_SHP_SQUARE:
         if (dv_unify(st, s.r, s.c)) {
             name_dims_for_message(st);
             shape_str(st, s.r, s.c, s1, sizeof s1);
@@ -494,10 +502,11 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
                         describe(st, a->kids[0], d1, sizeof d1), s1);
             return -1;
         }
-        *out = !strcmp(f, "inv") ? s : (md_shp){0, 0};
+        *out = op->shape == MD_SHP_SQUARE ? s : (md_shp){0, 0};
         return 0;
+    case MD_SHP_DIAG: break;
     }
-    if (!strcmp(f, "diag")) {
+    if (op) {   /* MD_SHP_DIAG */
         if (is_scalar(st, s)) *out = s;
         else if (dv_is_one(st, s.c)) *out = (md_shp){s.r, s.r};
         else if (dv_is_one(st, s.r)) {
@@ -579,7 +588,7 @@ static int infer_chain(md_st *st, md_ast *a, md_shp *out)
                 return -1;
             }
             break;
-        default: break;
+        case MD_OP_NONE: break;
         }
         /* the left operand of the next operator is the chain so far */
         left = md_loc_span(a->kids[0]->loc, kid->loc);
@@ -823,13 +832,6 @@ out:
     return r;
 }
 
-static md_fn fn_by_name(const char *f)
-{
-    for (int i = 0; i < MD_FN_GENERIC; i++)
-        if (strcmp(md_fn_names[i], f) == 0) return (md_fn)i;
-    return MD_FN_GENERIC;
-}
-
 static md_expr *build(md_st *st, md_ast *a)
 {
     md_ctx *ctx = st->ctx;
@@ -881,25 +883,21 @@ static md_expr *build(md_st *st, md_ast *a)
         if (!x) return NULL;
         if (n && n->kind == MD_NAME_FUNC) return md_generic(ctx, n->index, a->count, x);
         const char *f = a->text;
-        md_fn fn = fn_by_name(f);
+        md_fn fn = md_fn_by_name(f);
         if (fn != MD_FN_GENERIC) return md_func(ctx, fn, x);
-        if (!strcmp(f, "sum")) return md_unary(ctx, MD_SUM, x);
-        if (!strcmp(f, "norm1")) return md_unary(ctx, MD_NORM1, x);
-        if (!strcmp(f, "norm2")) return md_unary(ctx, MD_NORM2, x);
-        if (!strcmp(f, "tr")) return md_unary(ctx, MD_TR, x);
-        if (!strcmp(f, "det")) return md_unary(ctx, MD_DET, x);
-        if (!strcmp(f, "logdet")) return md_unary(ctx, MD_LOGDET, x);
-        if (!strcmp(f, "inv")) {
+        const md_op_info *op = md_op_by_name(f);
+        if (op && op->kind == MD_MPOW) {   /* inv */
             if (md_is_zero(x)) {
                 division_by_zero(st, a->oploc, a->kids[0]);
                 return NULL;
             }
             return md_inv(ctx, x);
         }
-        if (!strcmp(f, "diag")) {
+        if (op && op->kind == MD_DIAGM) {
             if (md_is_scalar(x)) return x;
             return md_unary(ctx, x->cols == MD_DIM_ONE ? MD_DIAGM : MD_DIAGV, x);
         }
+        if (op) return md_unary(ctx, op->kind, x);
         /* vector(c), matrix(c) */
         return md_mul2(ctx, x, md_ones(ctx, final_dim(st, sh->r), final_dim(st, sh->c)));
     }

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_builtins.h"
 #include "md_simplify.h"
 
 typedef struct md_dstate {
@@ -54,45 +55,77 @@ static int md_depends(md_dstate *st, md_expr *e)
 
 static md_expr *md_d(md_dstate *st, md_expr *e);
 
-/* f'(a) for an elementwise function, as an expression of a's shape. */
+/*
+ * f'(a) for an elementwise function f, as an expression of a's shape: one
+ * rule per line of md_builtins.def, which points here (md_fns[f].fprime).
+ * e is the node f(a).
+ */
+#define ARG (e->args[0])
+#define ONE (md_ones(ctx, e->args[0]->rows, e->args[0]->cols))
+
+/* d sin(a) = cos(a) .* da */
+md_expr *md_fprime_SIN(md_ctx *ctx, md_expr *e) { return md_func(ctx, MD_FN_COS, ARG); }
+
+/* d cos(a) = -sin(a) .* da */
+md_expr *md_fprime_COS(md_ctx *ctx, md_expr *e) { return md_neg(ctx, md_func(ctx, MD_FN_SIN, ARG)); }
+
+/* d tan(a) = (1 + tan(a).^2) .* da */
+md_expr *md_fprime_TAN(md_ctx *ctx, md_expr *e) { return md_add2(ctx, ONE, md_pow_si(ctx, e, 2, 1)); }
+
+/* d arcsin(a) = (1 - a.^2).^(-1/2) .* da */
+md_expr *md_fprime_ARCSIN(md_ctx *ctx, md_expr *e)
+{
+    return md_pow_si(ctx, md_sub(ctx, ONE, md_pow_si(ctx, ARG, 2, 1)), -1, 2);
+}
+
+/* d arccos(a) = -(1 - a.^2).^(-1/2) .* da */
+md_expr *md_fprime_ARCCOS(md_ctx *ctx, md_expr *e)
+{
+    return md_neg(ctx, md_pow_si(ctx, md_sub(ctx, ONE, md_pow_si(ctx, ARG, 2, 1)), -1, 2));
+}
+
+/* d arctan(a) = (1 + a.^2).^-1 .* da */
+md_expr *md_fprime_ARCTAN(md_ctx *ctx, md_expr *e)
+{
+    return md_pow_si(ctx, md_add2(ctx, ONE, md_pow_si(ctx, ARG, 2, 1)), -1, 1);
+}
+
+/* d exp(a) = exp(a) .* da */
+md_expr *md_fprime_EXP(md_ctx *ctx, md_expr *e)
+{
+    (void)ctx;
+    return e;
+}
+
+/* d log(a) = da ./ a */
+md_expr *md_fprime_LOG(md_ctx *ctx, md_expr *e) { return md_pow_si(ctx, ARG, -1, 1); }
+
+/* d tanh(a) = (1 - tanh(a).^2) .* da */
+md_expr *md_fprime_TANH(md_ctx *ctx, md_expr *e) { return md_sub(ctx, ONE, md_pow_si(ctx, e, 2, 1)); }
+
+/* d abs(a) = sign(a) .* da          (at 0: sign(0) = 0, a subgradient) */
+md_expr *md_fprime_ABS(md_ctx *ctx, md_expr *e) { return md_func(ctx, MD_FN_SIGN, ARG); }
+
+/* d sign(a) = 0 away from 0 */
+md_expr *md_fprime_SIGN(md_ctx *ctx, md_expr *e) { return md_zero(ctx, ARG->rows, ARG->cols); }
+
+/* d relu(a) = step(a) .* da         (at 0: step(0) = 0, a subgradient) */
+md_expr *md_fprime_RELU(md_ctx *ctx, md_expr *e) { return md_func(ctx, MD_FN_STEP, ARG); }
+
+/* d step(a) = 0 away from 0 */
+md_expr *md_fprime_STEP(md_ctx *ctx, md_expr *e) { return md_zero(ctx, ARG->rows, ARG->cols); }
+
+/* d sqrt(a) = da ./ (2*sqrt(a)) */
+md_expr *md_fprime_SQRT(md_ctx *ctx, md_expr *e) { return md_scale_si(ctx, 1, 2, md_pow_si(ctx, e, -1, 1)); }
+
+#undef ARG
+#undef ONE
+
 static md_expr *md_fprime(md_ctx *ctx, md_expr *e)
 {
-    md_expr *a = e->args[0];
-    md_expr *one = md_ones(ctx, a->rows, a->cols);
-    switch ((md_fn)e->ival) {
-    /* d sin(a) = cos(a) .* da */
-    case MD_FN_SIN: return md_func(ctx, MD_FN_COS, a);
-    /* d cos(a) = -sin(a) .* da */
-    case MD_FN_COS: return md_neg(ctx, md_func(ctx, MD_FN_SIN, a));
-    /* d tan(a) = (1 + tan(a).^2) .* da */
-    case MD_FN_TAN: return md_add2(ctx, one, md_pow_si(ctx, e, 2, 1));
-    /* d arcsin(a) = (1 - a.^2).^(-1/2) .* da */
-    case MD_FN_ARCSIN:
-        return md_pow_si(ctx, md_sub(ctx, one, md_pow_si(ctx, a, 2, 1)), -1, 2);
-    /* d arccos(a) = -(1 - a.^2).^(-1/2) .* da */
-    case MD_FN_ARCCOS:
-        return md_neg(ctx, md_pow_si(ctx, md_sub(ctx, one, md_pow_si(ctx, a, 2, 1)), -1, 2));
-    /* d arctan(a) = (1 + a.^2).^-1 .* da */
-    case MD_FN_ARCTAN: return md_pow_si(ctx, md_add2(ctx, one, md_pow_si(ctx, a, 2, 1)), -1, 1);
-    /* d exp(a) = exp(a) .* da */
-    case MD_FN_EXP: return e;
-    /* d log(a) = da ./ a */
-    case MD_FN_LOG: return md_pow_si(ctx, a, -1, 1);
-    /* d tanh(a) = (1 - tanh(a).^2) .* da */
-    case MD_FN_TANH: return md_sub(ctx, one, md_pow_si(ctx, e, 2, 1));
-    /* d abs(a) = sign(a) .* da          (at 0: sign(0) = 0, a subgradient) */
-    case MD_FN_ABS: return md_func(ctx, MD_FN_SIGN, a);
-    /* d relu(a) = step(a) .* da         (at 0: step(0) = 0, a subgradient) */
-    case MD_FN_RELU: return md_func(ctx, MD_FN_STEP, a);
-    /* d sign(a) = d step(a) = 0 away from 0 */
-    case MD_FN_SIGN:
-    case MD_FN_STEP: return md_zero(ctx, a->rows, a->cols);
-    /* d sqrt(a) = da ./ (2*sqrt(a)) */
-    case MD_FN_SQRT: return md_scale_si(ctx, 1, 2, md_pow_si(ctx, e, -1, 1));
-    /* d f^(k)(a) = f^(k+1)(a) .* da */
-    case MD_FN_GENERIC: return md_generic(ctx, e->aux, e->order + 1, a);
-    default: return NULL;
-    }
+    /* d f^(k)(a) = f^(k+1)(a) .* da for a declared generic function */
+    if (e->ival == MD_FN_GENERIC) return md_generic(ctx, e->aux, e->order + 1, e->args[0]);
+    return md_fns[e->ival].fprime(ctx, e);
 }
 
 static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
@@ -190,8 +223,9 @@ static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
     /* d logdet(A) = tr(inv(A)*dA) */
     case MD_LOGDET:
         return md_unary(ctx, MD_TR, md_mul2(ctx, md_inv(ctx, e->args[0]), md_d(st, e->args[0])));
-    default: return zero;
+    case MD_NUM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_NKINDS: return zero;
     }
+    return zero;
 }
 
 static md_expr *md_d(md_dstate *st, md_expr *e)
@@ -335,7 +369,9 @@ md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym)
         case MD_DIAGM: md_adj_push(&adj[N->args[0]->id], md_unary(ctx, MD_DIAGV, A)); break;
         /* A:diag(B) = diag(A):B */
         case MD_DIAGV: md_adj_push(&adj[N->args[0]->id], md_unary(ctx, MD_DIAGM, A)); break;
-        default: ok = 0; break;
+        case MD_NUM: case MD_SYM: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
+        case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET:
+        case MD_LOGDET: case MD_NKINDS: ok = 0; break;
         }
     }
     for (uint32_t i = 0; i < n; i++) free(adj[i].v);

@@ -36,6 +36,8 @@
  */
 #include "md_eval.h"
 
+#include "md_builtins.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -277,36 +279,10 @@ static real generic_fn(int k, int m, real x)
 /* Applies e's function to x; returns 0 or -1 outside the domain. */
 static int apply_fn(const md_env *env, const md_expr *e, real x, real *y)
 {
-    switch ((md_fn)e->ival) {
-    case MD_FN_SIN: *y = sinl(x); break;
-    case MD_FN_COS: *y = cosl(x); break;
-    case MD_FN_TAN: *y = tanl(x); break;
-    case MD_FN_ARCSIN:
-        if (x < -1.0 || x > 1.0) return -1;
-        *y = asinl(x);
-        break;
-    case MD_FN_ARCCOS:
-        if (x < -1.0 || x > 1.0) return -1;
-        *y = acosl(x);
-        break;
-    case MD_FN_ARCTAN: *y = atanl(x); break;
-    case MD_FN_EXP: *y = expl(x); break;
-    case MD_FN_LOG:
-        if (!(x > 0.0)) return -1;
-        *y = logl(x);
-        break;
-    case MD_FN_TANH: *y = tanhl(x); break;
-    case MD_FN_ABS: *y = fabsl(x); break;
-    case MD_FN_SIGN: *y = x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0; break;
-    case MD_FN_RELU: *y = x > 0.0 ? x : 0.0; break;
-    case MD_FN_STEP: *y = x > 0.0 ? 1.0 : 0.0; break;
-    case MD_FN_SQRT:
-        if (x < 0.0) return -1;
-        *y = sqrtl(x);
-        break;
-    case MD_FN_GENERIC: *y = generic_fn(env->funcmap ? env->funcmap[e->aux] : e->aux, e->order, x); break;
-    case MD_NFNS: eval_bug("unknown function", e); return MD_EVAL_BUG;
-    }
+    if (e->ival == MD_FN_GENERIC)
+        *y = generic_fn(env->funcmap ? env->funcmap[e->aux] : e->aux, e->order, x);
+    else
+        *y = md_fns[e->ival].eval(x);   /* NaN or inf outside the domain: caught below */
     return 0;
 }
 
@@ -643,12 +619,16 @@ static void classify(classify_state *cs, const md_expr *e, unsigned need)
         return;
     }
     unsigned sub = need;
-    if (e->kind == MD_FUNC && (e->ival == MD_FN_LOG || e->ival == MD_FN_SQRT))
-        sub |= NEED_POS;
-    if (e->kind == MD_FUNC && (e->ival == MD_FN_ARCSIN || e->ival == MD_FN_ARCCOS))
-        sub |= NEED_UNIT;
-    if (e->kind == MD_DET || e->kind == MD_LOGDET || (e->kind == MD_MPOW && e->ival < 0))
-        sub |= NEED_SPD;
+    /* the table says what each built-in needs of its argument */
+    md_domain dom = e->kind == MD_FUNC ? (e->ival == MD_FN_GENERIC ? MD_DOM_ANY : md_fns[e->ival].domain)
+                    : e->kind == MD_MPOW ? (e->ival < 0 ? MD_DOM_SPD : MD_DOM_ANY)
+                                         : md_kind_domain(e->kind);
+    switch (dom) {
+    case MD_DOM_ANY: break;
+    case MD_DOM_POS: sub |= NEED_POS; break;
+    case MD_DOM_UNIT: sub |= NEED_UNIT; break;
+    case MD_DOM_SPD: sub |= NEED_SPD; break;
+    }
     if (e->kind == MD_POW) {
         const md_expr *b = e->args[1];
         if (b->kind != MD_NUM || mpz_cmp_ui(mpq_denref(b->q), 1) != 0)

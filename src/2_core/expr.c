@@ -24,11 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const md_fn_names[MD_NFNS] = {
-    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "exp", "log",
-    "tanh", "abs", "sign", "relu", "step", "sqrt", "<generic>"
-};
-
 md_ctx *md_ctx_new(void)
 {
     md_ctx *ctx = md_xcalloc(1, sizeof *ctx);
@@ -322,7 +317,10 @@ int md_expr_cmp(const md_expr *a, const md_expr *b)
            were met nor on what their dimensions are called */
         if ((c = strcmp(a->name, b->name))) return c < 0 ? -1 : 1;
         return md_cmp_int(a->ival, b->ival);
-    default:
+    case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL: case MD_HAD:
+    case MD_POW: case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2:
+    case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
+    case MD_NKINDS:
         if ((c = md_cmp_int(a->ival, b->ival))) return c;
         break;
     }

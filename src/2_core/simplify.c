@@ -22,6 +22,8 @@
  */
 #include "md_simplify.h"
 
+#include "md_builtins.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -994,8 +996,10 @@ static md_expr *md_trans_uncached(md_ctx *ctx, md_expr *a)
         if (a->ival == MD_FN_GENERIC)
             return md_generic(ctx, a->aux, a->order, md_trans(ctx, a->args[0]));
         return md_func(ctx, (md_fn)a->ival, md_trans(ctx, a->args[0]));
-    default: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
+    case MD_NUM: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
+    case MD_LOGDET: case MD_DIAGV: case MD_NKINDS: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
     }
+    return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
 }
 
 md_expr *md_trans(md_ctx *ctx, md_expr *a)
@@ -1011,63 +1015,31 @@ md_expr *md_trans(md_ctx *ctx, md_expr *a)
 
 /* ---- functions -------------------------------------------------------- */
 
+/* c, as a constant of shape rows x cols (0 and 1 as zero and matrix(1)). */
+static md_expr *md_constant(md_ctx *ctx, const mpq_t c, int rows, int cols)
+{
+    if (rows == MD_DIM_ONE && cols == MD_DIM_ONE) return md_num(ctx, c);
+    if (mpq_sgn(c) == 0) return md_zero(ctx, rows, cols);
+    md_expr *ones = md_ones(ctx, rows, cols);
+    return mpq_cmp_ui(c, 1, 1) == 0 ? ones : md_scale(ctx, c, ones);
+}
+
 md_expr *md_func(md_ctx *ctx, md_fn fn, md_expr *a)
 {
-    if (a->kind == MD_NUM || a->kind == MD_ZERO) {
-        int s = a->kind == MD_ZERO ? 0 : mpq_sgn(a->q);
-        int zero = s == 0;
-        switch (fn) {
-        case MD_FN_ABS:
-            if (a->kind == MD_NUM) {
-                mpq_t q;
-                mpq_init(q);
-                mpq_abs(q, a->q);
-                md_expr *r = md_num(ctx, q);
-                mpq_clear(q);
-                return r;
-            }
-            return a;
-        case MD_FN_SIGN: return a->kind == MD_ZERO ? a : md_num_si(ctx, s, 1);
-        case MD_FN_STEP: return a->kind == MD_ZERO ? a : md_num_si(ctx, s > 0, 1);
-        case MD_FN_RELU: return s > 0 ? a : md_zero(ctx, a->rows, a->cols);
-        case MD_FN_SIN:
-        case MD_FN_TAN:
-        case MD_FN_ARCSIN:
-        case MD_FN_ARCTAN:
-        case MD_FN_TANH:
-        case MD_FN_SQRT:
-            if (zero) return a;
-            break;
-        case MD_FN_EXP:
-        case MD_FN_COS:
-            if (zero) return md_ones(ctx, a->rows, a->cols);
-            break;
-        case MD_FN_LOG:
-            if (md_is_num(a, 1)) return md_num_si(ctx, 0, 1);
-            break;
-        default: break;
-        }
+    const md_fn_info *fi = &md_fns[fn];
+    /* on constants, the table's exact values: sin(0) = 0, exp(0) = 1,
+       log(1) = 0, abs(-3/2) = 3/2, sqrt(9/4) = 3/2, abs(matrix(1)) = matrix(1) */
+    if (a->kind == MD_NUM || a->kind == MD_ZERO || a->kind == MD_ONES) {
+        mpq_t x, y;
+        mpq_inits(x, y, NULL);
+        if (a->kind == MD_NUM) mpq_set(x, a->q);
+        else mpq_set_ui(x, a->kind == MD_ONES, 1);
+        md_expr *r = fi->fold(y, x) ? md_constant(ctx, y, a->rows, a->cols) : NULL;
+        mpq_clears(x, y, NULL);
+        if (r) return r;
     }
-    if (a->kind == MD_ONES) {
-        if (fn == MD_FN_ABS || fn == MD_FN_SIGN || fn == MD_FN_STEP || fn == MD_FN_RELU ||
-            fn == MD_FN_SQRT)
-            return a;
-        if (fn == MD_FN_LOG) return md_zero(ctx, a->rows, a->cols);
-    }
-    if (fn == MD_FN_SQRT && a->kind == MD_NUM && mpq_sgn(a->q) > 0 &&
-        mpz_perfect_square_p(mpq_numref(a->q)) && mpz_perfect_square_p(mpq_denref(a->q))) {
-        mpq_t q;
-        mpq_init(q);
-        mpz_sqrt(mpq_numref(q), mpq_numref(a->q));
-        mpz_sqrt(mpq_denref(q), mpq_denref(a->q));
-        md_expr *r = md_num(ctx, q);
-        mpq_clear(q);
-        return r;
-    }
-    /* idempotent functions */
-    if (a->kind == MD_FUNC && a->ival == (int)fn &&
-        (fn == MD_FN_ABS || fn == MD_FN_SIGN || fn == MD_FN_STEP || fn == MD_FN_RELU))
-        return a;
+    /* idempotent functions: abs(abs(x)) = abs(x) */
+    if ((fi->flags & MD_FNF_IDEMPOTENT) && a->kind == MD_FUNC && a->ival == (int)fn) return a;
     return md_expr_make(ctx, MD_FUNC, a->rows, a->cols, fn, 0, 0, 1, &a, NULL);
 }
 
@@ -1173,7 +1145,9 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
             return r;
         }
         break;
-    default: break;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_ADD: case MD_MUL: case MD_HAD: case MD_POW: case MD_MPOW: case MD_TRANS:
+    case MD_FUNC: case MD_NKINDS: break;
     }
     return md_raw1(ctx, kind, rows, cols, a);
 }
@@ -1194,7 +1168,7 @@ md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b)
 
 md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
 {
-    md_expr *r;
+    md_expr *r = e;
     switch (e->kind) {
     case MD_ADD: r = md_add(ctx, e->nargs, a); break;
     case MD_MUL: r = md_mul(ctx, e->nargs, a); break;
@@ -1206,7 +1180,9 @@ md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
         r = e->ival == MD_FN_GENERIC ? md_generic(ctx, e->aux, e->order, a[0])
                                      : md_func(ctx, (md_fn)e->ival, a[0]);
         break;
-    default: r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e; break;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
+    case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e; break;
     }
     return r;
 }

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_builtins.h"
 #include "md_simplify.h"
 
 enum { L_SUM = 1, L_NEG, L_PROD, L_HAD, L_POST, L_ATOM };
@@ -320,8 +321,11 @@ static int level(lx *p, md_expr *e)
     case MD_POW: return md_is_scalar(e) && is_neg_power(e) ? L_PROD : L_POST;
     case MD_MPOW:
     case MD_TRANS: return L_POST;
-    default: return L_ATOM;
+    case MD_SYM: case MD_ZERO: case MD_EYE: case MD_FUNC: case MD_SUM: case MD_NORM1:
+    case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM:
+    case MD_DIAGV: case MD_NKINDS: return L_ATOM;
     }
+    return L_ATOM;
 }
 
 static void emit(lx *p, md_expr *e, int need)
@@ -534,27 +538,7 @@ static void pr_pow(lx *p, md_expr *e)
 
 static void pr_func(lx *p, md_expr *e)
 {
-    static const char *const heads[MD_NFNS] = {
-        [MD_FN_SIN] = "\\sin", [MD_FN_COS] = "\\cos", [MD_FN_TAN] = "\\tan",
-        [MD_FN_ARCSIN] = "\\arcsin", [MD_FN_ARCCOS] = "\\arccos", [MD_FN_ARCTAN] = "\\arctan",
-        [MD_FN_EXP] = "\\exp", [MD_FN_LOG] = "\\log", [MD_FN_TANH] = "\\tanh",
-        [MD_FN_SIGN] = "\\operatorname{sign}", [MD_FN_RELU] = "\\operatorname{relu}",
-        [MD_FN_STEP] = "\\operatorname{step}"};
     md_expr *a = e->args[0];
-    if (e->ival == MD_FN_ABS) {
-        char *s = render(p, a, 0);
-        delimit(p, "\\lvert ", s, "\\rvert");
-        free(s);
-        return;
-    }
-    if (e->ival == MD_FN_SQRT) {
-        char *s = render(p, a, 0);
-        put(p, "\\sqrt{");
-        put(p, s);
-        put(p, "}");
-        free(s);
-        return;
-    }
     if (e->ival == MD_FN_GENERIC) {
         put_name(p, p->ctx->funcs[e->aux], 1);
         if (e->order <= 3) {
@@ -567,7 +551,25 @@ static void pr_func(lx *p, md_expr *e)
         call(p, "", a);
         return;
     }
-    call(p, heads[e->ival] ? heads[e->ival] : "\\operatorname{?}", a);
+    const md_fn_info *fi = &md_fns[e->ival];
+    char *s;
+    switch (fi->lstyle) {
+    case MD_LX_ABS:
+        s = render(p, a, 0);
+        delimit(p, "\\lvert ", s, "\\rvert");
+        free(s);
+        return;
+    case MD_LX_SQRT:
+        s = render(p, a, 0);
+        put(p, "\\sqrt{");
+        put(p, s);
+        put(p, "}");
+        free(s);
+        return;
+    case MD_LX_CALL:
+        call(p, fi->latex, a);
+        return;
+    }
 }
 
 static unsigned count_trans(md_expr *e, int budget)
@@ -676,7 +678,7 @@ static void pr(lx *p, md_expr *e)
     case MD_LOGDET: call(p, "\\log\\det", e->args[0]); break;
     case MD_DIAGM:
     case MD_DIAGV: call(p, "\\operatorname{diag}", e->args[0]); break;
-    default: put(p, "?"); break;
+    case MD_NKINDS: put(p, "?"); break;
     }
 }
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_builtins.h"
 #include "md_shape.h"
 #include "md_simplify.h"
 
@@ -163,8 +164,10 @@ static int md_level(md_pr *p, md_expr *e)
         return md_is_num(e->args[1], -1) && !md_is_scalar(e) ? L_HAD : L_POW;
     case MD_MPOW: return e->ival == -1 ? L_ATOM : L_POW;
     case MD_TRANS: return L_POST;
-    default: return L_ATOM;
+    case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
+    case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: return L_ATOM;
     }
+    return L_ATOM;
 }
 
 static void pr_num(md_pr *p, const mpq_t q)
@@ -430,7 +433,7 @@ static int pr_unicode_special(md_pr *p, md_expr *e)
         if (e->ival != -1) md_buf_printf(b, "^%d", -e->ival);
         return 1;
     case MD_FUNC:
-        if (e->ival == MD_FN_ABS) {
+        if (e->ival != MD_FN_GENERIC && md_fns[e->ival].lstyle == MD_LX_ABS) {
             md_buf_putc(b, '|');
             pr(p, e->args[0], 0);
             md_buf_putc(b, '|');
@@ -451,8 +454,11 @@ static int pr_unicode_special(md_pr *p, md_expr *e)
         pr(p, e->args[0], 0);
         md_buf_putc(b, ')');
         return 1;
-    default: return 0;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ADD: case MD_MUL: case MD_HAD:
+    case MD_POW: case MD_TRANS: case MD_SUM: case MD_TR: case MD_DET: case MD_DIAGM:
+    case MD_DIAGV: case MD_NKINDS: return 0;
     }
+    return 0;
 }
 
 static void pr(md_pr *p, md_expr *e, int need)
@@ -551,13 +557,14 @@ static void pr(md_pr *p, md_expr *e, int need)
             md_buf_puts(p->out, ctx->funcs[e->aux]);
             for (int i = 0; i < e->order; i++) md_buf_putc(p->out, '\'');
         } else {
-            md_buf_puts(p->out, md_fn_names[e->ival]);
+            md_buf_puts(p->out, p->uni ? md_fns[e->ival].unicode : md_fns[e->ival].name);
         }
         md_buf_putc(p->out, '(');
         pr(p, e->args[0], 0);
         md_buf_putc(p->out, ')');
         break;
-    default: {
+    case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
+    case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: {
         static const char *const names[MD_NKINDS] = {
             [MD_SUM] = "sum", [MD_NORM1] = "norm1", [MD_NORM2] = "norm2", [MD_TR] = "tr",
             [MD_DET] = "det", [MD_LOGDET] = "logdet", [MD_DIAGM] = "diag", [MD_DIAGV] = "diag"};

@@ -340,8 +340,11 @@ static const char *rewrite(md_ctx *ctx, md_expr *A, md_expr *E, md_pairs *out)
     case MD_TR: pairs_push(out, md_mul2(ctx, A, md_eye(ctx, E->args[0]->rows)), E->args[0]); return "tr(B) = I:B";
     case MD_DIAGM: pairs_push(out, md_unary(ctx, MD_DIAGV, A), E->args[0]); return "A:diag(v) = diag(A):v";
     case MD_DIAGV: pairs_push(out, md_unary(ctx, MD_DIAGM, A), E->args[0]); return "A:diag(B) = diag(A):B";
-    default: return NULL;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_POW: case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET:
+    case MD_LOGDET: case MD_NKINDS: return NULL;
     }
+    return NULL;
 }
 
 static void set_pairs(md_line *l, const md_pairs *p)
@@ -908,7 +911,8 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             md_buf_puts(out, "} &= ");
             md_latex_expr(ctx, l->expr, st, t, out);
             break;
-        default: break;
+        case MD_LINE_SHAPES:
+        case MD_LINE_TEXT: break;
         }
         if (l->why) latex_why(l->why, st, out);
     }

@@ -87,6 +87,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_builtins.h"
 #include "md_print.h"
 #include "md_simplify.h"
 
@@ -537,8 +538,11 @@ static int em_elementwise(const emitter *E, const md_expr *e)
             }
         return L == 1;
     }
-    default: return 0;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
+    case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: return 0;
     }
+    return 0;
 }
 
 static int em_traceable(const emitter *E, const md_expr *e);
@@ -636,7 +640,10 @@ static int em_scan(emitter *E, md_expr *f, md_expr **grads)
         case MD_MPOW:
             x->mode = e->ival == -1 && x->lu && !x->other_use ? EM_SOLVE : EM_COMPUTED;
             break;
-        default: x->mode = EM_COMPUTED; break;
+        case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL:
+        case MD_HAD: case MD_POW: case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2:
+        case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
+        case MD_NKINDS: x->mode = EM_COMPUTED; break;
         }
     }
     /* fusion: an elementwise node used once, by an elementwise node of its
@@ -784,28 +791,12 @@ static void em_assign(emitter *E, const md_expr *e, const char *rhs)
 
 static void em_fn(emitter *E, const md_expr *e, const char *x, md_buf *b)
 {
-    switch ((md_fn)e->ival) {
-    case MD_FN_SIN: md_buf_printf(b, "sin(%s)", x); break;
-    case MD_FN_COS: md_buf_printf(b, "cos(%s)", x); break;
-    case MD_FN_TAN: md_buf_printf(b, "tan(%s)", x); break;
-    case MD_FN_ARCSIN: md_buf_printf(b, "asin(%s)", x); break;
-    case MD_FN_ARCCOS: md_buf_printf(b, "acos(%s)", x); break;
-    case MD_FN_ARCTAN: md_buf_printf(b, "atan(%s)", x); break;
-    case MD_FN_EXP: md_buf_printf(b, "exp(%s)", x); break;
-    case MD_FN_LOG: md_buf_printf(b, "log(%s)", x); break;
-    case MD_FN_TANH: md_buf_printf(b, "tanh(%s)", x); break;
-    case MD_FN_ABS: md_buf_printf(b, "fabs(%s)", x); break;
-    case MD_FN_SIGN: md_buf_printf(b, "(%s > 0.0 ? 1.0 : %s < 0.0 ? -1.0 : 0.0)", x, x); break;
-    case MD_FN_RELU: md_buf_printf(b, "(%s > 0.0 ? %s : 0.0)", x, x); break;
-    case MD_FN_STEP: md_buf_printf(b, "(%s > 0.0 ? 1.0 : 0.0)", x); break;
-    case MD_FN_SQRT: md_buf_printf(b, "sqrt(%s)", x); break;
-    case MD_FN_GENERIC:
-        for (int i = 0; i < E->ngens; i++)
-            if (E->gens[i].func == e->aux && E->gens[i].order == e->order)
-                md_buf_printf(b, "%s(%s)", E->gens[i].name, x);
-        break;
-    default: md_buf_printf(b, "NAN"); break;
+    if (e->ival != MD_FN_GENERIC) {
+        md_buf_printf(b, md_fns[e->ival].c, x);   /* the table's C, %1$s the argument */
+        return;
     }
+    for (int i = 0; i < E->ngens; i++)
+        if (E->gens[i].func == e->aux && E->gens[i].order == e->order) md_buf_printf(b, "%s(%s)", E->gens[i].name, x);
 }
 
 /* a .^ b for the elements a and b; exponent node ex. */
@@ -857,7 +848,11 @@ static void em_rhs(emitter *E, const md_expr *e, md_buf *b)
         }
         break;
     }
-    default: md_buf_puts(b, "NAN"); break;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
+    case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS:
+        md_buf_puts(b, "NAN");   /* never: em_elementwise admits only the kinds above */
+        break;
     }
 }
 
@@ -1300,7 +1295,9 @@ static void em_node_code(emitter *E, const md_expr *e)
         md_buf_free(&nn);
         break;
     }
-    default: md_buf_printf(o, "    /* kind %d */\n", (int)e->kind); break;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_NKINDS:
+        md_buf_printf(o, "    /* kind %d */\n", (int)e->kind);   /* leaves are not computed */
+        break;
     }
     free(n);
     md_buf_free(&rhs);
@@ -1911,8 +1908,9 @@ static const char *em_kind_text(const md_symbol *s)
     case MD_SYM_SCALAR: return "scalar";
     case MD_SYM_VECTOR: return "vector";
     case MD_SYM_SYMMETRIC: return "symmetric matrix";
-    default: return "matrix";
+    case MD_SYM_MATRIX: return "matrix";
     }
+    return "matrix";
 }
 
 static void em_shape_text(const emitter *E, int r, int c, md_buf *b)

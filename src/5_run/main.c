@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_builtins.h"
 #include "md_driver.h"
 
 #define MD_VERSION "0.1.0"
@@ -64,8 +65,7 @@ static const char md_usage[] =
     "  names starting with a-g are scalars, h-z vectors, A-Z matrices, Greek names scalars;\n"
     "  declarations override: scalar a; vector x(n); matrix X(n, p); symmetric S(n); function f\n"
     "  operators, loosest first: + -   * /   .* ./   unary -   ^ .^   ' (transpose)\n"
-    "  functions: sin cos tan arcsin arccos arctan exp log tanh abs sign relu step sqrt\n"
-    "             sum norm1 norm2 tr det logdet inv diag vector(c) matrix(c) eye\n"
+    "@FUNCTIONS@"
     "             and declared generic functions f(x), with derivatives f'(x), f''(x)\n"
     "\n"
     "Output: text that is itself a valid program: '#' comments (the function and the\n"
@@ -98,6 +98,35 @@ static void usage_error(const char *fmt, const char *arg)
     fprintf(stderr, "matdiff: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'matdiff --help' for more information.\n");
+}
+
+/* md_usage with its @FUNCTIONS@ line filled in from the table of
+   built-ins (md_builtins.def), wrapped at 80 columns. */
+static void print_usage(void)
+{
+    const char *at = strstr(md_usage, "@FUNCTIONS@");
+    fwrite(md_usage, 1, (size_t)(at - md_usage), stdout);
+    md_buf line = {0};
+    md_buf_puts(&line, "  functions:");
+    for (int i = 0;; i++) {
+        const char *nm = i < MD_FN_GENERIC ? md_fns[i].name
+                         : i - MD_FN_GENERIC < md_nops ? md_ops[i - MD_FN_GENERIC].name
+                         : i - MD_FN_GENERIC - md_nops == 0 ? "vector(c)"
+                         : i - MD_FN_GENERIC - md_nops == 1 ? "matrix(c)"
+                         : i - MD_FN_GENERIC - md_nops == 2 ? "eye"
+                                                             : NULL;
+        if (!nm) break;
+        if (line.len + 1 + strlen(nm) > 80) {
+            printf("%s\n", line.s);
+            line.len = 0;
+            line.s[0] = 0;
+            md_buf_puts(&line, "            ");
+        }
+        md_buf_printf(&line, " %s", nm);
+    }
+    printf("%s\n", line.s);
+    md_buf_free(&line);
+    fputs(at + strlen("@FUNCTIONS@"), stdout);
 }
 
 static char *read_all(FILE *f, size_t *len)
@@ -276,7 +305,7 @@ int main(int argc, char **argv)
             o.rq.seed = v;
             break;
         }
-        case 'h': fputs(md_usage, stdout); goto out;
+        case 'h': print_usage(); goto out;
         case 'V': printf("matdiff %s\n", MD_VERSION); goto out;
         case ':': {
             char opt[64];
