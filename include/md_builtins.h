@@ -40,7 +40,7 @@ typedef enum md_shape_rule {
     MD_SHP_DIAG            /* vector -> diagonal matrix, square -> its diagonal */
 } md_shape_rule;
 
-enum { MD_FNF_IDEMPOTENT = 1 };
+enum { MD_FNF_IDEMPOTENT = 1, MD_FNF_KINK = 2 };
 
 typedef struct md_fn_info {
     const char *name;        /* in the language */

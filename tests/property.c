@@ -67,6 +67,7 @@
 #include <string.h>
 
 #include "md_ast.h"
+#include "md_builtins.h"
 #include "md_diag.h"
 #include "md_diff.h"
 #include "md_eval.h"
@@ -297,32 +298,22 @@ static md_expr *gen_spd(gen *g, int n, int depth)
     return g_add(g, mm, md_eye(g->ctx, n));
 }
 
+/* Every elementwise function of the table (md_builtins.def), its
+   argument kept inside the function's domain: positive forms under log
+   and sqrt, tanh(x)/2 under arcsin, arccos and tan; exp sometimes of a
+   bounded argument. */
 static md_expr *gen_func(gen *g, int r, int c, int d)
 {
-    md_ctx *ctx = g->ctx;
-    (void)ctx;
-    int k = rn(g, 16);
-    switch (k) {
-    case 0: return g_func(g, MD_FN_SIN, gen_expr(g, r, c, d));
-    case 1: return g_func(g, MD_FN_COS, gen_expr(g, r, c, d));
-    case 2: return g_func(g, MD_FN_TANH, gen_expr(g, r, c, d));
-    case 3: return g_func(g, MD_FN_ARCTAN, gen_expr(g, r, c, d));
-    case 4: return g_func(g, MD_FN_TAN, g_func(g, MD_FN_TANH, gen_expr(g, r, c, d)));
-    case 5: return g_func(g, MD_FN_EXP, gen_expr(g, r, c, d));
-    case 6:
-        return g_func(g, MD_FN_EXP, g_func(g, chance(g, 50) ? MD_FN_TANH : MD_FN_SIN, gen_expr(g, r, c, d)));
-    case 7:
-    case 8: return g_func(g, MD_FN_LOG, gen_pos(g, r, c, d));
-    case 9: return g_func(g, MD_FN_SQRT, gen_pos(g, r, c, d));
-    case 10:
-    case 11:
-        return g_func(g, k == 10 ? MD_FN_ARCSIN : MD_FN_ARCCOS,
-                      g_scale(g, 1, 2, g_func(g, MD_FN_TANH, gen_expr(g, r, c, d))));
-    case 12: return g_func(g, MD_FN_ABS, gen_expr(g, r, c, d));
-    case 13: return g_func(g, MD_FN_RELU, gen_expr(g, r, c, d));
-    case 14: return g_func(g, MD_FN_SIGN, gen_expr(g, r, c, d));
-    default: return g_func(g, MD_FN_STEP, gen_expr(g, r, c, d));
+    md_fn fn = (md_fn)rn(g, MD_FN_GENERIC);
+    switch (md_fns[fn].domain) {
+    case MD_DOM_POS: return g_func(g, fn, gen_pos(g, r, c, d));
+    case MD_DOM_UNIT: return g_func(g, fn, g_scale(g, 1, 2, g_func(g, MD_FN_TANH, gen_expr(g, r, c, d))));
+    case MD_DOM_ANY:
+    case MD_DOM_SPD: break;
     }
+    if (fn == MD_FN_EXP && chance(g, 30))
+        return g_func(g, fn, g_func(g, chance(g, 50) ? MD_FN_TANH : MD_FN_SIN, gen_expr(g, r, c, d)));
+    return g_func(g, fn, gen_expr(g, r, c, d));
 }
 
 static md_expr *gen_pow(gen *g, int r, int c, int d)
@@ -757,7 +748,7 @@ static void prop_roundtrip(kase *k, md_expr *e, const char *etext)
         k->t->skip_eval2++;
         goto out;
     }
-    md_env env2 = {c2, NULL, NULL, NULL, NULL};
+    md_env env2 = {c2, NULL, NULL, NULL, NULL, 0};
     env2.dimsize = md_xcalloc((size_t)c2->ndims, sizeof(long));
     env2.val = md_xcalloc((size_t)c2->nsyms + 1, sizeof(md_mat));
     int mapped = 1;
@@ -970,8 +961,7 @@ static void collect_kinks(md_expr *e, char *seen, md_expr ***v, int *n, int *cap
     if (seen[e->id]) return;
     seen[e->id] = 1;
     int kink = e->kind == MD_NORM1 || e->kind == MD_NORM2 ||
-               (e->kind == MD_FUNC && (e->ival == MD_FN_ABS || e->ival == MD_FN_SIGN ||
-                                       e->ival == MD_FN_RELU || e->ival == MD_FN_STEP));
+               (e->kind == MD_FUNC && e->ival != MD_FN_GENERIC && (md_fns[e->ival].flags & MD_FNF_KINK));
     if (kink) {
         if (*n == *cap) {
             *cap = *cap ? 2 * *cap : 16;

@@ -70,6 +70,7 @@
 #include <unistd.h>
 
 #include "md_ast.h"
+#include "md_builtins.h"
 #include "md_diag.h"
 #include "md_diff.h"
 #include "md_driver.h"
@@ -705,8 +706,15 @@ static gnode *idiom(gprog *g, int r, int c)
     }
 }
 
-static const char *const smooth_fns[] = {"sin", "cos", "tanh", "arctan", "exp"};
-static const char *const kink_fns[] = {"abs", "relu", "sign", "step"};
+/* A random elementwise function of the table (md_builtins.def), with
+   or without a kink at 0. */
+static md_fn table_fn(gprog *g, int kink)
+{
+    for (;;) {
+        md_fn fn = (md_fn)rn(g, MD_FN_GENERIC);
+        if (((md_fns[fn].flags & MD_FNF_KINK) != 0) == kink) return fn;
+    }
+}
 
 /*
  * Which production of gen to use: weights per production for scalars and
@@ -764,21 +772,23 @@ static gnode *gen(gprog *g, int r, int c, int depth)
             if (s) continue;
             if (chance(g, 40)) return bin(g, "./", gen(g, r, c, d1), positive(g, r, c, d1 - 1), r, c);
             return bin(g, ".*", gen(g, r, c, d1), gen(g, r, c, d1), r, c);
-        case 7:     /* smooth elementwise functions */
-            return call(g, smooth_fns[rn(g, NELEMS(smooth_fns))], r, c, 1,
-                        chance(g, 50) ? gen(g, r, c, d1) : bin(g, "/", gen(g, r, c, d1), num(g, "3"), r, c), NULL, NULL);
-        case 8: {   /* functions with a domain */
-            switch (rn(g, 5)) {
-            case 0: return call(g, "log", r, c, 1, positive(g, r, c, d1), NULL, NULL);
-            case 1: return call(g, "sqrt", r, c, 1, positive(g, r, c, d1), NULL, NULL);
-            case 2: return call(g, chance(g, 50) ? "arcsin" : "arccos", r, c, 1, unit(g, r, c, d1), NULL, NULL);
-            case 3: return call(g, "tan", r, c, 1, unit(g, r, c, d1), NULL, NULL);
-            default: return power(g, ".^", positive(g, r, c, d1), num(g, chance(g, 50) ? "0.5" : "-1"));
+        case 7:
+        case 8: {   /* elementwise functions of the table, inside their domains */
+            if (chance(g, 15)) return power(g, ".^", positive(g, r, c, d1), num(g, chance(g, 50) ? "0.5" : "-1"));
+            md_fn fn = table_fn(g, 0);
+            const char *nm = md_fns[fn].name;
+            switch (md_fns[fn].domain) {
+            case MD_DOM_POS: return call(g, nm, r, c, 1, positive(g, r, c, d1), NULL, NULL);
+            case MD_DOM_UNIT: return call(g, nm, r, c, 1, unit(g, r, c, d1), NULL, NULL);
+            case MD_DOM_ANY:
+            case MD_DOM_SPD: break;
             }
+            return call(g, nm, r, c, 1,
+                        chance(g, 50) ? gen(g, r, c, d1) : bin(g, "/", gen(g, r, c, d1), num(g, "3"), r, c), NULL, NULL);
         }
-        case 9:     /* non-smooth functions */
+        case 9:     /* functions with a kink at 0 */
             if (chance(g, 50)) continue;
-            return call(g, kink_fns[rn(g, NELEMS(kink_fns))], r, c, 1, gen(g, r, c, d1), NULL, NULL);
+            return call(g, md_fns[table_fn(g, 1)].name, r, c, 1, gen(g, r, c, d1), NULL, NULL);
         case 10: {  /* generic functions and their derivatives */
             if (!g->nfuncs) continue;
             char fn[32];
