@@ -50,6 +50,7 @@ typedef struct md_fn_info {
     const char *c;           /* emitted C: a printf format, %1$s the argument */
     long double (*eval)(long double x);       /* NaN or inf outside the domain */
     md_domain domain;
+    const char *at0, *at1;                     /* f(0), f(1) when rational, else NULL */
     int (*fold)(mpq_t out, const mpq_t x);     /* 1 and f(x) in out when rational */
     unsigned flags;
     /* f'(a) as an expression of a's shape, for e = f(a) (src/2_core/diff.c) */
@@ -71,6 +72,9 @@ extern const int md_nops;
 
 /* The elementwise function called name, or MD_FN_GENERIC. */
 md_fn md_fn_by_name(const char *name);
+/* f(x) exactly for the rational x, when it is rational (the table's
+   at0, at1 and fold): 1 with the value in out, else 0. */
+int md_fn_exact(md_fn fn, mpq_t out, const mpq_t x);
 /* The node-kind built-in called name, or NULL. */
 const md_op_info *md_op_by_name(const char *name);
 /* The domain the arguments of a node of this kind need (MD_DOM_ANY for
@@ -78,7 +82,7 @@ const md_op_info *md_op_by_name(const char *name);
 md_domain md_kind_domain(md_kind kind);
 
 /* The derivative rules the table points to (src/2_core/diff.c). */
-#define MD_FN(ID, name, unicode, latex, lstyle, c, eval, domain, fold, flags) \
+#define MD_FN(ID, name, unicode, latex, lstyle, c, eval, domain, at0, at1, fold, flags) \
     md_expr *md_fprime_##ID(md_ctx *ctx, md_expr *e);
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"

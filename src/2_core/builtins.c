@@ -22,30 +22,6 @@ static int md_fold_none(mpq_t out, const mpq_t x)
     return 0;
 }
 
-/* f(0) = 0 */
-static int md_fold_zero0(mpq_t out, const mpq_t x)
-{
-    if (mpq_sgn(x) != 0) return 0;
-    mpq_set_ui(out, 0, 1);
-    return 1;
-}
-
-/* f(0) = 1 */
-static int md_fold_one0(mpq_t out, const mpq_t x)
-{
-    if (mpq_sgn(x) != 0) return 0;
-    mpq_set_ui(out, 1, 1);
-    return 1;
-}
-
-/* log(1) = 0 */
-static int md_fold_log(mpq_t out, const mpq_t x)
-{
-    if (mpq_cmp_ui(x, 1, 1) != 0) return 0;
-    mpq_set_ui(out, 0, 1);
-    return 1;
-}
-
 static int md_fold_abs(mpq_t out, const mpq_t x)
 {
     mpq_abs(out, x);
@@ -84,7 +60,7 @@ static int md_fold_sqrt(mpq_t out, const mpq_t x)
 
 /* ---- the table ------------------------------------------------------------ */
 
-#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, fold, flags) \
+#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, at0, at1, fold, flags) \
     static long double md_eval_##ID(long double x) { return (ev); }
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"
@@ -92,19 +68,20 @@ static int md_fold_sqrt(mpq_t out, const mpq_t x)
 #undef MD_OP
 
 const md_fn_info md_fns[MD_NFNS] = {
-#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, fold, flags) \
-    [MD_FN_##ID] = {name, unicode, latex, lstyle, c, md_eval_##ID, domain, md_fold_##fold, flags, md_fprime_##ID},
+#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, at0, at1, fold, flags) \
+    [MD_FN_##ID] = {name, unicode, latex, lstyle, c, md_eval_##ID, domain, at0, at1, md_fold_##fold, flags, \
+                    md_fprime_##ID},
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"
 #undef MD_FN
 #undef MD_OP
     /* generic functions have their own rules everywhere; this entry only
        keeps the table total */
-    [MD_FN_GENERIC] = {"<generic>", "<generic>", "", MD_LX_CALL, "", NULL, MD_DOM_ANY, md_fold_none, 0, NULL},
+    [MD_FN_GENERIC] = {"<generic>", "<generic>", "", MD_LX_CALL, "", NULL, MD_DOM_ANY, NULL, NULL, md_fold_none, 0, NULL},
 };
 
 const md_op_info md_ops[] = {
-#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, fold, flags)
+#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, at0, at1, fold, flags)
 #define MD_OP(KIND, name, latex, arity, shape, domain) {MD_##KIND, name, latex, arity, shape, domain},
 #include "md_builtins.def"
 #undef MD_FN
@@ -112,6 +89,17 @@ const md_op_info md_ops[] = {
 };
 
 const int md_nops = (int)(sizeof md_ops / sizeof md_ops[0]);
+
+int md_fn_exact(md_fn fn, mpq_t out, const mpq_t x)
+{
+    const md_fn_info *fi = &md_fns[fn];
+    if (fi->fold(out, x)) return 1;
+    const char *v = mpq_sgn(x) == 0 ? fi->at0 : mpq_cmp_ui(x, 1, 1) == 0 ? fi->at1 : NULL;
+    if (!v) return 0;
+    mpq_set_str(out, v, 10);
+    mpq_canonicalize(out);
+    return 1;
+}
 
 md_fn md_fn_by_name(const char *name)
 {

@@ -1034,7 +1034,7 @@ md_expr *md_func(md_ctx *ctx, md_fn fn, md_expr *a)
         mpq_inits(x, y, NULL);
         if (a->kind == MD_NUM) mpq_set(x, a->q);
         else mpq_set_ui(x, a->kind == MD_ONES, 1);
-        md_expr *r = fi->fold(y, x) ? md_constant(ctx, y, a->rows, a->cols) : NULL;
+        md_expr *r = md_fn_exact(fn, y, x) ? md_constant(ctx, y, a->rows, a->cols) : NULL;
         mpq_clears(x, y, NULL);
         if (r) return r;
     }
