@@ -59,7 +59,7 @@ $(B)/parser.o: $(B)/parser.c $(B)/lexer.h
 $(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
 	$(CC) $(CPPFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(XCFLAGS) -Wno-unused-function -c -o $@ $<
 
-$(B)/%.o: src/%.c $(wildcard include/*.h) $(B)/parser.h $(B)/lexer.h | $(B)
+$(B)/%.o: src/%.c $(wildcard include/*.h include/*.def) $(B)/parser.h $(B)/lexer.h | $(B)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 

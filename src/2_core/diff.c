@@ -118,6 +118,15 @@ md_expr *md_fprime_STEP(md_ctx *ctx, md_expr *e) { return md_zero(ctx, ARG->rows
 /* d sqrt(a) = da ./ (2*sqrt(a)) */
 md_expr *md_fprime_SQRT(md_ctx *ctx, md_expr *e) { return md_scale_si(ctx, 1, 2, md_pow_si(ctx, e, -1, 1)); }
 
+/* d sigmoid(a) = sigmoid(a) .* (1 - sigmoid(a)) .* da */
+md_expr *md_fprime_SIGMOID(md_ctx *ctx, md_expr *e) { return md_had2(ctx, e, md_sub(ctx, ONE, e)); }
+
+/* d softplus(a) = sigmoid(a) .* da          (softplus(a) = log(1 + exp(a))) */
+md_expr *md_fprime_SOFTPLUS(md_ctx *ctx, md_expr *e) { return md_func(ctx, MD_FN_SIGMOID, ARG); }
+
+/* d log1p(a) = da ./ (1 + a)                 (log1p(a) = log(1 + a)) */
+md_expr *md_fprime_LOG1P(md_ctx *ctx, md_expr *e) { return md_pow_si(ctx, md_add2(ctx, ONE, ARG), -1, 1); }
+
 #undef ARG
 #undef ONE
 
