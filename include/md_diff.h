@@ -31,4 +31,14 @@ md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym);
 
 md_expr *md_gradient(md_ctx *ctx, md_expr *f, int sym);
 
+/* One identification step (see diff.c): the term A : N becomes
+   sum_i A_i : C_i over the children C_i of N that hold a differential,
+   each passed to emit(arg, A_i, C_i).  Returns the identity's name, or
+   NULL when N's kind has no rule.  md_identify and --steps share it. */
+typedef void (*md_emit_adjoint)(void *arg, md_expr *A, md_expr *child);
+const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoint emit, void *arg);
+
+/* sym(G) = (G + G')/2: the gradient for a symmetric variable. */
+md_expr *md_sym_part(md_ctx *ctx, md_expr *G);
+
 #endif

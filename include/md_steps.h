@@ -76,6 +76,10 @@ typedef struct md_derivation {
 int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivation *d);
 void md_steps_free(md_derivation *d);
 
+/* e with the substitution names (M, N, ...) replaced by what they stand
+   for: the derivation's result, expanded, is md_gradient's node. */
+md_expr *md_steps_expand(md_ctx *ctx, const md_derivation *d, md_expr *e);
+
 /* The derivation as Unicode text (∘ : ᵀ ∂), identities in the margin. */
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out);
 

@@ -3,6 +3,7 @@
 # and, for norm2(W_{L+1}*tanh(W_L*...tanh(W1*x)...) - y)^2 with L layers,
 # the time and the size of the printed gradient with respect to W1.
 # Both must grow linearly in L: shared subexpressions are named, not copied.
+# The same for the derivations (--steps) of those networks.
 set -eu
 M=${MATDIFF:-./matdiff}
 RUNS=${RUNS:-20}
@@ -46,6 +47,24 @@ for L in 1 10 100 1000; do
     size=$(wc -c < "$tmp/out$L")
     awk -v a="$t0" -v b="$t1" -v n="$runs" -v L="$L" -v s="$size" \
         'BEGIN { printf "%-8d %12.2f %14d %14.1f\n", L, (b - a) / n / 1e6, s, s / L }'
+done
+
+# The derivations of the same networks (--steps, text and LaTeX): linear in
+# L too, because repeated subexpressions are named (T1 = ...).
+echo
+printf '%-8s %12s %14s %14s %14s\n' layers "steps ms" "steps bytes" "latex ms" "latex bytes"
+for L in 1 10 100 1000; do
+    runs=$RUNS
+    [ "$L" -ge 100 ] && runs=3
+    for fmt in text latex; do
+        t0=$(now)
+        i=0
+        while [ $i -lt "$runs" ]; do $M --steps --format $fmt -w W1 -f "$tmp/net$L" > "$tmp/steps$fmt$L"; i=$((i + 1)); done
+        t1=$(now)
+        eval "ms_$fmt=\$(awk -v a=$t0 -v b=$t1 -v n=$runs 'BEGIN { printf \"%.2f\", (b - a) / n / 1e6 }')"
+        eval "sz_$fmt=\$(wc -c < $tmp/steps$fmt$L)"
+    done
+    printf '%-8d %12s %14s %14s %14s\n' "$L" "$ms_text" "$sz_text" "$ms_latex" "$sz_latex"
 done
 
 # The emitted C code (issue "C code generation") against a hand-written

@@ -259,6 +259,103 @@ md_expr *md_differential(md_ctx *ctx, md_expr *f, int sym)
 
 /* ---- identification -------------------------------------------------- */
 
+
+/* Post-order of the nodes of df that contain dX. */
+static void md_topo(md_expr *e, uint32_t n, char *seen, md_expr ***order, uint32_t *len, uint32_t *cap)
+{
+    if (!e->has_diff || seen[e->id]) return;
+    seen[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++) md_topo(e->args[i], n, seen, order, len, cap);
+    if (*len == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        *order = md_xrealloc(*order, *cap * sizeof **order);
+    }
+    (*order)[(*len)++] = e;
+}
+
+/*
+ * The identification step: the term A : N, for a node N of df that
+ * contains a differential, becomes sum_i A_i : C_i over N's children C_i
+ * that contain one.  emit(arg, A_i, C_i) receives each; the return value
+ * names the identity used (for --steps), or is NULL when N's kind has no
+ * rule (an internal error: every df md_differential builds is covered).
+ * md_identify and the derivations of --steps both take their steps here,
+ * so the derivation shown and the gradient printed cannot drift apart.
+ */
+const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoint emit, void *arg)
+{
+    md_expr **t;
+    const char *why = NULL;
+    switch (N->kind) {
+    /* A:(B + C) = A:B + A:C */
+    case MD_ADD:
+        for (int i = 0; i < N->nargs; i++)
+            if (N->args[i]->has_diff) emit(arg, A, N->args[i]);
+        return "A:(B + C) = A:B + A:C";
+    case MD_MUL: {
+        int s = 0;
+        while (s < N->nargs && md_is_scalar(N->args[s])) s++;
+        t = md_xmalloc((size_t)(N->nargs + 2) * sizeof *t);
+        for (int i = 0; i < N->nargs; i++) {
+            md_expr *F = N->args[i];
+            if (!F->has_diff) continue;
+            int m = 0;
+            if (i < s) {
+                /* A:(s*B) = (A:B):s   for a scalar factor s */
+                for (int j = 0; j < N->nargs; j++)
+                    if (j != i) t[m++] = N->args[j];
+                emit(arg, md_frob(ctx, A, md_mul(ctx, m, t)), F);
+                why = "A:(bC) = (A:C)b";
+            } else {
+                /* A:(S*L*F*R) = (S*L'*A*R'):F */
+                for (int j = 0; j < s; j++) t[m++] = N->args[j];
+                if (i > s) t[m++] = md_trans(ctx, md_mul(ctx, i - s, N->args + s));
+                t[m++] = A;
+                if (i + 1 < N->nargs) t[m++] = md_trans(ctx, md_mul(ctx, N->nargs - i - 1, N->args + i + 1));
+                emit(arg, md_mul(ctx, m, t), F);
+                int left = i > s, right = i + 1 < N->nargs;
+                why = left && right ? "A:BCD = BᵀADᵀ:C"
+                      : left        ? "A:BC = BᵀA:C"
+                      : right       ? "A:BC = ACᵀ:B"
+                                    : "A:(bC) = (bA):C";
+            }
+        }
+        free(t);
+        return why;
+    }
+    /* A:(B .* C) = (A .* B):C */
+    case MD_HAD:
+        t = md_xmalloc((size_t)N->nargs * sizeof *t);
+        for (int i = 0; i < N->nargs; i++) {
+            if (!N->args[i]->has_diff) continue;
+            int m = 0;
+            t[m++] = A;
+            for (int j = 0; j < N->nargs; j++)
+                if (j != i) t[m++] = N->args[j];
+            emit(arg, md_had(ctx, m, t), N->args[i]);
+        }
+        free(t);
+        return "A:(B∘C) = (A∘B):C";
+    /* A:B' = A':B */
+    case MD_TRANS: emit(arg, md_trans(ctx, A), N->args[0]); return "A:Bᵀ = Aᵀ:B";
+    /* a:sum(B) = (a*matrix(1)):B */
+    case MD_SUM:
+        emit(arg, md_mul2(ctx, A, md_ones(ctx, N->args[0]->rows, N->args[0]->cols)), N->args[0]);
+        return "sum(B) = 1:B";
+    /* a:tr(B) = (a*eye):B */
+    case MD_TR: emit(arg, md_mul2(ctx, A, md_eye(ctx, N->args[0]->rows)), N->args[0]); return "tr(B) = I:B";
+    /* A:diag(v) = diag(A):v */
+    case MD_DIAGM: emit(arg, md_unary(ctx, MD_DIAGV, A), N->args[0]); return "A:diag(v) = diag(A):v";
+    /* A:diag(B) = diag(A):B */
+    case MD_DIAGV: emit(arg, md_unary(ctx, MD_DIAGM, A), N->args[0]); return "A:diag(B) = diag(A):B";
+    /* no rule: df never has these above its differentials */
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
+    case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
+    case MD_NKINDS: return NULL;
+    }
+    return NULL;
+}
+
 typedef struct md_adj {
     md_expr **v;
     int n, cap;
@@ -274,17 +371,10 @@ static void md_adj_push(md_adj *a, md_expr *e)
     a->v[a->n++] = e;
 }
 
-/* Post-order of the nodes of df that contain dX. */
-static void md_topo(md_expr *e, uint32_t n, char *seen, md_expr ***order, uint32_t *len, uint32_t *cap)
+static void md_adj_emit(void *arg, md_expr *A, md_expr *child)
 {
-    if (!e->has_diff || seen[e->id]) return;
-    seen[e->id] = 1;
-    for (int i = 0; i < e->nargs; i++) md_topo(e->args[i], n, seen, order, len, cap);
-    if (*len == *cap) {
-        *cap = *cap ? 2 * *cap : 64;
-        *order = md_xrealloc(*order, *cap * sizeof **order);
-    }
-    (*order)[(*len)++] = e;
+    md_adj *adj = arg;
+    md_adj_push(&adj[child->id], A);
 }
 
 md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym)
@@ -310,78 +400,12 @@ md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym)
         free(a->v);
         a->v = NULL;
         a->n = 0;
-        switch (N->kind) {
         /* A:dX  =>  G += A */
-        case MD_DIFF:
+        if (N->kind == MD_DIFF) {
             if (N->ival == sym) md_adj_push(&grad, A);
-            break;
-        /* A:(B + C) = A:B + A:C */
-        case MD_ADD:
-            for (int i = 0; i < N->nargs; i++)
-                if (N->args[i]->has_diff) md_adj_push(&adj[N->args[i]->id], A);
-            break;
-        case MD_MUL: {
-            int s = 0;
-            while (s < N->nargs && md_is_scalar(N->args[s])) s++;
-            md_expr **t = md_xmalloc((size_t)(N->nargs + 2) * sizeof *t);
-            for (int i = 0; i < N->nargs; i++) {
-                md_expr *F = N->args[i];
-                if (!F->has_diff) continue;
-                md_expr *C;
-                if (i < s) {
-                    /* A:(s*B) = (A:B):s   for a scalar factor s */
-                    int m = 0;
-                    for (int j = 0; j < N->nargs; j++)
-                        if (j != i) t[m++] = N->args[j];
-                    C = md_frob(ctx, A, md_mul(ctx, m, t));
-                } else {
-                    /* A:(S*L*F*R) = (S*L'*A*R'):F */
-                    int m = 0;
-                    for (int j = 0; j < s; j++) t[m++] = N->args[j];
-                    if (i > s) t[m++] = md_trans(ctx, md_mul(ctx, i - s, N->args + s));
-                    t[m++] = A;
-                    if (i + 1 < N->nargs)
-                        t[m++] = md_trans(ctx, md_mul(ctx, N->nargs - i - 1, N->args + i + 1));
-                    C = md_mul(ctx, m, t);
-                }
-                md_adj_push(&adj[F->id], C);
-            }
-            free(t);
-            break;
+            continue;
         }
-        /* A:(B .* C) = (A .* B):C */
-        case MD_HAD: {
-            md_expr **t = md_xmalloc((size_t)N->nargs * sizeof *t);
-            for (int i = 0; i < N->nargs; i++) {
-                if (!N->args[i]->has_diff) continue;
-                int m = 0;
-                t[m++] = A;
-                for (int j = 0; j < N->nargs; j++)
-                    if (j != i) t[m++] = N->args[j];
-                md_adj_push(&adj[N->args[i]->id], md_had(ctx, m, t));
-            }
-            free(t);
-            break;
-        }
-        /* A:B' = A':B */
-        case MD_TRANS: md_adj_push(&adj[N->args[0]->id], md_trans(ctx, A)); break;
-        /* a:sum(B) = (a*matrix(1)):B */
-        case MD_SUM:
-            md_adj_push(&adj[N->args[0]->id],
-                        md_mul2(ctx, A, md_ones(ctx, N->args[0]->rows, N->args[0]->cols)));
-            break;
-        /* a:tr(B) = (a*eye):B */
-        case MD_TR:
-            md_adj_push(&adj[N->args[0]->id], md_mul2(ctx, A, md_eye(ctx, N->args[0]->rows)));
-            break;
-        /* A:diag(v) = diag(A):v */
-        case MD_DIAGM: md_adj_push(&adj[N->args[0]->id], md_unary(ctx, MD_DIAGV, A)); break;
-        /* A:diag(B) = diag(A):B */
-        case MD_DIAGV: md_adj_push(&adj[N->args[0]->id], md_unary(ctx, MD_DIAGM, A)); break;
-        case MD_NUM: case MD_SYM: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
-        case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET:
-        case MD_LOGDET: case MD_NKINDS: ok = 0; break;
-        }
+        if (!md_identify_step(ctx, A, N, md_adj_emit, adj)) ok = 0;
     }
     for (uint32_t i = 0; i < n; i++) free(adj[i].v);
     free(adj);
@@ -392,12 +416,16 @@ md_expr *md_identify(md_ctx *ctx, md_expr *df, int sym)
     return G;
 }
 
+md_expr *md_sym_part(md_ctx *ctx, md_expr *G)
+{
+    /* the gradient on the space of symmetric matrices: sym(G) = (G + G')/2 */
+    return md_scale_si(ctx, 1, 2, md_add2(ctx, G, md_trans(ctx, G)));
+}
+
 md_expr *md_gradient(md_ctx *ctx, md_expr *f, int sym)
 {
     md_expr *df = md_differential(ctx, f, sym);
     md_expr *G = md_identify(ctx, df, sym);
-    if (G && md_sym_is_symmetric(ctx, sym))
-        /* the gradient on the space of symmetric matrices: sym(G) = (G + G')/2 */
-        G = md_scale_si(ctx, 1, 2, md_add2(ctx, G, md_trans(ctx, G)));
+    if (G && md_sym_is_symmetric(ctx, sym)) G = md_sym_part(ctx, G);
     return G;
 }

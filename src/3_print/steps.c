@@ -280,71 +280,13 @@ static void to_pairs(md_ctx *ctx, md_expr *L, md_pairs *out)
 
 /* One identity applied to the pair (a, e); appends the results and returns
    the identity's name. */
+static void pairs_emit(void *arg, md_expr *A, md_expr *child) { pairs_push(arg, A, child); }
+
+/* The identity the outermost operator of E calls for, applied to A : E:
+   the same step md_identify takes (md_identify_step). */
 static const char *rewrite(md_ctx *ctx, md_expr *A, md_expr *E, md_pairs *out)
 {
-    md_expr **t;
-    switch (E->kind) {
-    case MD_ADD:
-        for (int i = 0; i < E->nargs; i++)
-            if (E->args[i]->has_diff) pairs_push(out, A, E->args[i]);
-        return "A:(B + C) = A:B + A:C";
-    case MD_MUL: {
-        int s = 0;
-        while (s < E->nargs && md_is_scalar(E->args[s])) s++;
-        int k = -1;
-        for (int i = 0; i < E->nargs; i++)
-            if (E->args[i]->has_diff) k = i;
-        if (k < 0) return NULL;
-        t = md_xmalloc((size_t)(E->nargs + 2) * sizeof *t);
-        int m = 0;
-        const char *why;
-        if (k < s) {
-            /* A:(bC) = (A:C) b for the scalar factor b */
-            for (int i = 0; i < E->nargs; i++)
-                if (i != k) t[m++] = E->args[i];
-            pairs_push(out, md_frob(ctx, A, md_mul(ctx, m, t)), E->args[k]);
-            why = "A:(bC) = (A:C)b";
-        } else {
-            for (int i = 0; i < s; i++) t[m++] = E->args[i];
-            if (k > s) t[m++] = md_trans(ctx, md_mul(ctx, k - s, E->args + s));
-            t[m++] = A;
-            if (k + 1 < E->nargs) t[m++] = md_trans(ctx, md_mul(ctx, E->nargs - k - 1, E->args + k + 1));
-            pairs_push(out, md_mul(ctx, m, t), E->args[k]);
-            int left = k > s, right = k + 1 < E->nargs;
-            why = left && right ? "A:BCD = BᵀADᵀ:C"
-                  : left        ? "A:BC = BᵀA:C"
-                  : right       ? "A:BC = ACᵀ:B"
-                                : "A:(bC) = (bA):C";
-        }
-        free(t);
-        return why;
-    }
-    case MD_HAD: {
-        int k = -1;
-        for (int i = 0; i < E->nargs; i++)
-            if (E->args[i]->has_diff) k = i;
-        if (k < 0) return NULL;
-        t = md_xmalloc((size_t)(E->nargs + 1) * sizeof *t);
-        int m = 0;
-        t[m++] = A;
-        for (int i = 0; i < E->nargs; i++)
-            if (i != k) t[m++] = E->args[i];
-        pairs_push(out, md_had(ctx, m, t), E->args[k]);
-        free(t);
-        return "A:(B∘C) = (A∘B):C";
-    }
-    case MD_TRANS: pairs_push(out, md_trans(ctx, A), E->args[0]); return "A:Bᵀ = Aᵀ:B";
-    case MD_SUM:
-        pairs_push(out, md_mul2(ctx, A, md_ones(ctx, E->args[0]->rows, E->args[0]->cols)), E->args[0]);
-        return "sum(B) = 1:B";
-    case MD_TR: pairs_push(out, md_mul2(ctx, A, md_eye(ctx, E->args[0]->rows)), E->args[0]); return "tr(B) = I:B";
-    case MD_DIAGM: pairs_push(out, md_unary(ctx, MD_DIAGV, A), E->args[0]); return "A:diag(v) = diag(A):v";
-    case MD_DIAGV: pairs_push(out, md_unary(ctx, MD_DIAGM, A), E->args[0]); return "A:diag(B) = diag(A):B";
-    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
-    case MD_POW: case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET:
-    case MD_LOGDET: case MD_NKINDS: return NULL;
-    }
-    return NULL;
+    return md_identify_step(ctx, A, E, pairs_emit, out);
 }
 
 static void set_pairs(md_line *l, const md_pairs *p)
@@ -496,7 +438,7 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
         if (rc == 0) {
             md_expr *G = p.n ? p.v[0].a : md_zero(ctx, ctx->syms[X].rows, ctx->syms[X].cols);
             if (md_sym_is_symmetric(ctx, X)) {
-                G = md_scale_si(ctx, 1, 2, md_add2(ctx, G, md_trans(ctx, G)));
+                G = md_sym_part(ctx, G);
                 md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
                 r->expr = G;
                 r->why = md_xstrdup("X symmetric: sym(G) = (G + Gᵀ)/2");
@@ -511,6 +453,23 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
     free(subs);
     free(syms);
     return rc;
+}
+
+md_expr *md_steps_expand(md_ctx *ctx, const md_derivation *d, md_expr *e)
+{
+    md_expr **from = md_xcalloc((size_t)d->nsubst + 1, sizeof *from);
+    md_expr **to = md_xcalloc((size_t)d->nsubst + 1, sizeof *to);
+    /* later names may stand for expressions of earlier ones: expand the
+       last first */
+    md_expr *r = e;
+    for (int k = d->nsubst - 1; k >= 0; k--) {
+        from[0] = md_sym(ctx, d->subst[k].sym);
+        to[0] = d->subst[k].expr;
+        r = replace(ctx, r, 1, from, to);
+    }
+    free(from);
+    free(to);
+    return r;
 }
 
 /* ---- rendering -------------------------------------------------------- */

@@ -76,6 +76,72 @@ static inline void unload(tprog *p)
     free(p);
 }
 
+/*
+ * The programs of the golden cases (tests/golden/FILE.test for the files
+ * listed) that exit 0 and take no option changing what is computed: for
+ * each, fn(name, program, args, arg).  Programs made by printf or a
+ * generator are left out.
+ */
+static inline int golden_usable(const char *args, const char *prog)
+{
+    static const char *const bad[] = {"-s", "--simplify", "--format", "--steps", "@PROG", "@FILE", "-h",
+                                      "--help", "-V", "--version", "-f", NULL};
+    char buf[512];
+    snprintf(buf, sizeof buf, " %s ", args);
+    for (int i = 0; bad[i]; i++) {
+        char w[64];
+        snprintf(w, sizeof w, " %s ", bad[i]);
+        if (strstr(buf, w)) return 0;
+    }
+    return strlen(prog) > 0 && strlen(prog) < 2000;
+}
+
+static inline void golden_programs(const char *const *files,
+                                   void (*fn)(const char *name, const char *prog, const char *args, void *arg),
+                                   void *arg)
+{
+    for (int k = 0; files[k]; k++) {
+        char path[128];
+        snprintf(path, sizeof path, "tests/golden/%s.test", files[k]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        char line[4096], name[256] = "", args[512] = "";
+        md_buf prog = {0};
+        int in_prog = 0, exit0 = 0, have = 0;
+        for (;;) {
+            char *l = fgets(line, sizeof line, f);
+            int is_dir = l && !strncmp(l, "%%", 2);
+            if (in_prog && l && !is_dir) {
+                md_buf_puts(&prog, l);
+                continue;
+            }
+            in_prog = 0;
+            if (!l || !strncmp(l, "%%case ", 7)) {
+                if (have && exit0 && prog.s && golden_usable(args, prog.s)) fn(name, prog.s, args, arg);
+                if (!l) break;
+                snprintf(name, sizeof name, "%s", l + 7);
+                name[strcspn(name, "\n")] = 0;
+                args[0] = 0;
+                md_buf_free(&prog);
+                exit0 = 0;
+                have = 1;
+                continue;
+            }
+            if (!strncmp(l, "%%args ", 7)) {
+                snprintf(args, sizeof args, "%s", l + 7);
+                args[strcspn(args, "\n")] = 0;
+            } else if (!strncmp(l, "%%program", 9)) {
+                if (strcmp(l, "%%program\n") != 0) have = 0;   /* printf / generated programs */
+                else in_prog = 1;
+            } else if (!strncmp(l, "%%exit 0", 8) && (l[8] == '\n' || l[8] == 0)) {
+                exit0 = 1;
+            }
+        }
+        md_buf_free(&prog);
+        fclose(f);
+    }
+}
+
 static inline int find(const tprog *p, const char *name)
 {
     int s = md_ctx_find_sym(p->ctx, name);

@@ -106,20 +106,6 @@ static const char **skipped;   /* skipped[i]: why case i was not compiled, or NU
 
 /* ---- the golden programs ---- */
 
-static int golden_usable(const char *args, const char *prog)
-{
-    static const char *const bad[] = {"-s", "--simplify", "--format", "--steps", "@PROG", "@FILE", "-h",
-                                      "--help", "-V", "--version", "-f", NULL};
-    char buf[512];
-    snprintf(buf, sizeof buf, " %s ", args);
-    for (int i = 0; bad[i]; i++) {
-        char w[64];
-        snprintf(w, sizeof w, " %s ", bad[i]);
-        if (strstr(buf, w)) return 0;
-    }
-    return strlen(prog) > 0 && strlen(prog) < 2000;
-}
-
 static void add_case(const char *name, const char *prog, int hints, int golden)
 {
     for (int i = 0; i < ncases; i++)
@@ -128,58 +114,23 @@ static void add_case(const char *name, const char *prog, int hints, int golden)
     cases[ncases++] = (ecase){strdup(name), strdup(prog), hints, golden};
 }
 
+static void add_golden(const char *name, const char *prog, const char *args, void *arg)
+{
+    (void)args;
+    (void)arg;
+    char nm[64];
+    int m = 0;
+    m += snprintf(nm, sizeof nm, "g%d_", ncases);
+    for (const char *c = name; *c && m < 40; c++) nm[m++] = (char)(isalnum((unsigned char)*c) ? *c : '_');
+    nm[m] = 0;
+    add_case(nm, prog, 0, 1);
+}
+
 static void load_cases(void)
 {
     for (int i = 0; i < NBASE; i++) add_case(base_cases[i].name, base_cases[i].prog, base_cases[i].hints, 0);
     static const char *const files[] = {"seeds", "operators", "functions", "shapes", "cli", "robustness", NULL};
-    for (int k = 0; files[k]; k++) {
-        char path[128];
-        snprintf(path, sizeof path, "tests/golden/%s.test", files[k]);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        char line[4096], name[256] = "", args[512] = "";
-        md_buf prog = {0};
-        int in_prog = 0, exit0 = 0, have = 0;
-        for (;;) {
-            char *l = fgets(line, sizeof line, f);
-            int is_dir = l && !strncmp(l, "%%", 2);
-            if (in_prog && l && !is_dir) {
-                md_buf_puts(&prog, l);
-                continue;
-            }
-            in_prog = 0;
-            if (!l || !strncmp(l, "%%case ", 7)) {
-                if (have && exit0 && prog.s && golden_usable(args, prog.s)) {
-                    char nm[64];
-                    int m = 0;
-                    m += snprintf(nm, sizeof nm, "g%d_", ncases);
-                    for (const char *c = name; *c && m < 40; c++)
-                        nm[m++] = (char)(isalnum((unsigned char)*c) ? *c : '_');
-                    nm[m] = 0;
-                    add_case(nm, prog.s, 0, 1);
-                }
-                if (!l) break;
-                snprintf(name, sizeof name, "%s", l + 7);
-                name[strcspn(name, "\n")] = 0;
-                args[0] = 0;
-                md_buf_free(&prog);
-                exit0 = 0;
-                have = 1;
-                continue;
-            }
-            if (!strncmp(l, "%%args ", 7)) {
-                snprintf(args, sizeof args, "%s", l + 7);
-                args[strcspn(args, "\n")] = 0;
-            } else if (!strncmp(l, "%%program", 9)) {
-                if (strcmp(l, "%%program\n") != 0) have = 0;   /* printf / generated programs */
-                else in_prog = 1;
-            } else if (!strncmp(l, "%%exit 0", 8) && (l[8] == '\n' || l[8] == 0)) {
-                exit0 = 1;
-            }
-        }
-        md_buf_free(&prog);
-        fclose(f);
-    }
+    golden_programs(files, add_golden, NULL);
     skipped = calloc((size_t)ncases + 1, sizeof *skipped);
 }
 

@@ -367,9 +367,9 @@ START_TEST(functions)
          "\\sin(x) + \\cos(x) + \\tan(x) + \\arcsin(x) + \\arccos(x) + \\arctan(x) + \\exp(x) + "
          "\\log(x) + \\tanh(x) + \\lvert x\\rvert + \\operatorname{sign}(x) + \\operatorname{relu}(x) + "
          "\\operatorname{step}(x) + \\sqrt{x}");
-    expr("function softplus, sigma_2, g1; sum(softplus(X)) + sum(sigma_2(X)) + sum(g1(X))",
+    expr("function smoothstep, sigma_2, g1; sum(smoothstep(X)) + sum(sigma_2(X)) + sum(g1(X))",
          "\\operatorname{sum}(g_{1}(X)) + \\operatorname{sum}(\\sigma_{2}(X)) + "
-         "\\operatorname{sum}(\\operatorname{softplus}(X))");
+         "\\operatorname{sum}(\\operatorname{smoothstep}(X))");
     expr("sum(exp(-A))", "\\operatorname{sum}(\\exp(-A))");
     expr("abs(a/2)", "\\left\\lvert \\frac{a}{2}\\right\\rvert");
 }

@@ -17,6 +17,7 @@
 
 #include "md_ast.h"
 #include "md_diff.h"
+#include "md_print.h"
 #include "md_shape.h"
 #include "md_steps.h"
 #include "md_test.h"
@@ -114,6 +115,66 @@ START_TEST(test_seed_004_text)
 }
 END_TEST
 
+/*
+ * The derivation and the gradient printer take the same identification
+ * steps (md_identify_step), so for every program of the golden cases the
+ * derivation's result, with its names expanded, is the very node
+ * md_gradient gives.
+ */
+typedef struct tally {
+    int programs, variables, same;
+    md_buf differ;
+} tally;
+
+static void same_result(const char *name, const char *text, const char *args, void *arg)
+{
+    tally *t = arg;
+    (void)args;
+    tprog *p = load_any(text);
+    if (p->rc != 0 || !md_is_scalar(p->typed.f) || p->ctx->nsyms == 0) {
+        unload(p);
+        return;
+    }
+    md_ctx *ctx = p->ctx;
+    int n = ctx->nsyms;
+    int *wrt = calloc((size_t)n, sizeof *wrt);
+    for (int i = 0; i < n; i++) wrt[i] = i;
+    md_derivation d;
+    int rc = md_steps_derive(ctx, p->typed.f, n, wrt, &d);
+    ck_assert_msg(rc == 0, "%s: the derivation failed", name);
+    t->programs++;
+    for (int i = 0; i < n; i++) {
+        md_expr *want = md_gradient(ctx, p->typed.f, wrt[i]);
+        md_expr *got = md_steps_expand(ctx, &d, d.grads[i]);
+        t->variables++;
+        if (got == want) {
+            t->same++;
+        } else {
+            char *a = md_expr_to_string(ctx, got), *b = md_expr_to_string(ctx, want);
+            md_buf_printf(&t->differ, "  %s, d/d%s:\n    steps    %s\n    gradient %s\n", name,
+                          ctx->syms[wrt[i]].name, a, b);
+            free(a);
+            free(b);
+        }
+    }
+    md_steps_free(&d);
+    free(wrt);
+    unload(p);
+}
+
+START_TEST(test_golden_results_are_the_gradients)
+{
+    static const char *const files[] = {"seeds", "operators", "functions", "shapes", "cli",
+                                        "robustness", "regressions", NULL};
+    tally t = {0, 0, 0, {0}};
+    golden_programs(files, same_result, &t);
+    ck_assert_int_gt(t.programs, 100);
+    ck_assert_msg(t.same == t.variables, "%d of %d results differ from md_gradient:\n%s",
+                  t.variables - t.same, t.variables, t.differ.s ? t.differ.s : "");
+    md_buf_free(&t.differ);
+}
+END_TEST
+
 static Suite *steps_suite(void)
 {
     Suite *s = suite_create("steps");
@@ -121,6 +182,7 @@ static Suite *steps_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_every_line_checks, 0, (int)(sizeof progs / sizeof progs[0]));
     tcase_add_test(tc, test_seed_004_text);
+    tcase_add_test(tc, test_golden_results_are_the_gradients);
     suite_add_tcase(s, tc);
     return s;
 }
