@@ -436,16 +436,29 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
             l->why = md_buf_take(&why);
         }
         if (rc == 0) {
+            /* the result is md_gradient's node, written with the names: the
+               derivation ends in exactly what the gradient printer prints.
+               The identification reaches that node itself almost always; if
+               it spells it differently (-a - b against -(a + b)), the last
+               line says so before the result. */
             md_expr *G = p.n ? p.v[0].a : md_zero(ctx, ctx->syms[X].rows, ctx->syms[X].cols);
-            if (md_sym_is_symmetric(ctx, X)) {
-                G = md_sym_part(ctx, G);
-                md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
-                r->expr = G;
-                r->why = md_xstrdup("X symmetric: sym(G) = (G + Gᵀ)/2");
-            } else {
-                md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
-                r->expr = G;
+            int sym = md_sym_is_symmetric(ctx, X);
+            if (sym) G = md_sym_part(ctx, G);
+            md_expr *want = md_gradient(ctx, f, X);
+            if (want && want != md_steps_expand(ctx, d, G)) {
+                if (nsubs) want = replace(ctx, want, nsubs, subs, syms);
+                md_pairs q = {0};
+                pairs_push(&q, want, dX);
+                md_line *l2 = add_line(d, MD_LINE_PAIRS, NULL, b);
+                set_pairs(l2, &q);
+                l2->why = md_xstrdup(sym ? "sym(G), rearranged" : "rearranged");
+                free(q.v);
+                G = want;
+                sym = 0;
             }
+            md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
+            r->expr = G;
+            if (sym) r->why = md_xstrdup("X symmetric: sym(G) = (G + Gᵀ)/2");
             d->grads[b] = G;
         }
         free(p.v);
