@@ -50,4 +50,10 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
 int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o,
                    md_buf *out, FILE *err);
 
+/* The field of each dimension in the emitted NAME_dims struct (n, X_rows,
+   x_len, ...): fields[d] for d = 1 .. ctx->ndims - 1, malloc'd, as
+   md_emit_c names them; NULL when o->name is not usable.  --size accepts
+   these names. */
+char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o);
+
 #endif

@@ -68,6 +68,28 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
                             const char *sized_ids, uint32_t nsized);
 
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
+
+/* ---- the printer core, shared by text, LaTeX and C ---------------------- */
+
+/* Transposes in e, counted to depth budget: of X and X', the one with
+   fewer is written out. */
+unsigned md_count_trans(const md_expr *e, int budget);
+
+/* Pairs each node with its transpose when both are printed: order[0..len)
+   are the reachable nodes (ids below n0, reach[id] set), tr[i] the
+   transpose of order[i] or NULL (not to pair); sets transof[id] = rep for
+   the node that prints as rep'. */
+void md_twins_pair(md_ctx *ctx, uint32_t n0, uint32_t len, md_expr *const *order, md_expr *const *tr,
+                   const char *reach, md_expr **transof);
+
+/* The coefficient of a term of a sum (1 when it has none). */
+void md_term_coef(const md_expr *e, mpq_t c);
+
+/* The order printers write a sum in: positive terms first, then negative
+   ones, each group in the sum's order; a term with named[i] set (printed
+   by name) counts as positive, and flip negates every sign.  Fills
+   order[] and neg[]; returns the number of terms. */
+int md_sum_order(const md_expr *sum, const char *named, int flip, int *order, char *neg);
 /* The same, naming only nodes of at least min_weight (tree size), and the
    roots too when name_roots is set (a derivation's lines repeat each
    other's right sides). */

@@ -450,37 +450,32 @@ static void pr_product(lx *p, md_expr *e, mpq_srcptr c)
     free(den);
 }
 
-static void term_coef(md_expr *e, mpq_t c)
-{
-    if (e->kind == MD_NUM) mpq_set(c, e->q);
-    else if (e->kind == MD_MUL && e->args[0]->kind == MD_NUM) mpq_set(c, e->args[0]->q);
-    else mpq_set_ui(c, 1, 1);
-}
-
-/* Positive terms first, then the negative ones, each group in order. */
+/* Positive terms first, then the negative ones, each group in order
+   (md_sum_order, as the text printer). */
 static void pr_sum(lx *p, md_expr *e)
 {
+    int *order = md_xmalloc((size_t)e->nargs * sizeof *order);
+    char *negs = md_xmalloc((size_t)e->nargs), *named = md_xcalloc((size_t)e->nargs, 1);
+    for (int i = 0; i < e->nargs; i++) named[i] = tmp_name(p, e->args[i]) || trans_rep(p, e->args[i]);
+    int m = md_sum_order(e, named, 0, order, negs);
     mpq_t c;
     mpq_init(c);
-    int first = 1;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < e->nargs; i++) {
-            md_expr *t = e->args[i];
-            int named = tmp_name(p, t) || trans_rep(p, t);
-            if (named) mpq_set_ui(c, 1, 1);
-            else term_coef(t, c);
-            int neg = mpq_sgn(c) < 0;
-            if (neg != pass) continue;
-            if (neg) put(p, first ? "-" : " - ");
-            else if (!first) put(p, " + ");
-            first = 0;
-            mpq_abs(c, c);
-            if (named) emit(p, t, L_NEG);
-            else if (t->kind == MD_NUM) put_rat_frac(p, c);
-            else if (t->kind == MD_MUL) pr_product(p, t, c);
-            else emit(p, t, L_NEG);
-        }
+    for (int k = 0; k < m; k++) {
+        md_expr *t = e->args[order[k]];
+        if (named[order[k]]) mpq_set_ui(c, 1, 1);
+        else md_term_coef(t, c);
+        if (negs[k]) put(p, k == 0 ? "-" : " - ");
+        else if (k) put(p, " + ");
+        mpq_abs(c, c);
+        if (named[order[k]]) emit(p, t, L_NEG);
+        else if (t->kind == MD_NUM) put_rat_frac(p, c);
+        else if (t->kind == MD_MUL) pr_product(p, t, c);
+        else emit(p, t, L_NEG);
+    }
     mpq_clear(c);
+    free(order);
+    free(negs);
+    free(named);
 }
 
 /* Reciprocals (B^{\circ -1}) last, as the text printer writes A./B. */
@@ -572,14 +567,6 @@ static void pr_func(lx *p, md_expr *e)
     }
 }
 
-static unsigned count_trans(md_expr *e, int budget)
-{
-    if (budget <= 0) return 0;
-    unsigned c = e->kind == MD_TRANS;
-    for (int i = 0; i < e->nargs; i++) c += count_trans(e->args[i], budget - 1);
-    return c;
-}
-
 /* \|A\|_F, \|x\|_2, \|A\|_1; |a| for a scalar.  A norm does not see a
    transpose: the argument is written the way round with fewer of them
    (\|\mathbf{1}^\top f(XV)\|_2, not \|f(V^\top X^\top)\mathbf{1}\|_2), unless
@@ -589,7 +576,7 @@ static void pr_norm(lx *p, md_expr *e)
     md_expr *a = e->args[0];
     if (!md_is_scalar(a) && !tmp_name(p, a) && !trans_rep(p, a)) {
         md_expr *b = md_trans(p->ctx, a);
-        if ((!p->t || b->id < p->t->n) && count_trans(b, 64) < count_trans(a, 64)) a = b;
+        if ((!p->t || b->id < p->t->n) && md_count_trans(b, 64) < md_count_trans(a, 64)) a = b;
     }
     char *s = render(p, a, 0);
     if (md_is_scalar(a)) {
@@ -649,7 +636,7 @@ static void pr(lx *p, md_expr *e)
     case MD_MUL: {
         mpq_t c;
         mpq_init(c);
-        term_coef(e, c);
+        md_term_coef(e, c);
         if (mpq_sgn(c) < 0) put(p, "-");
         mpq_abs(c, c);
         pr_product(p, e, c);

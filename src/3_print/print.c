@@ -298,12 +298,32 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
     if (paren) md_buf_putc(p->out, ')');
 }
 
-/* The coefficient of a term (1 when it has none). */
-static void term_coef(md_expr *e, mpq_t c)
+void md_term_coef(const md_expr *e, mpq_t c)
 {
     if (e->kind == MD_NUM) mpq_set(c, e->q);
     else if (e->kind == MD_MUL && e->args[0]->kind == MD_NUM) mpq_set(c, e->args[0]->q);
     else mpq_set_ui(c, 1, 1);
+}
+
+#define term_coef md_term_coef
+
+int md_sum_order(const md_expr *sum, const char *named, int flip, int *order, char *neg)
+{
+    mpq_t c;
+    mpq_init(c);
+    int m = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < sum->nargs; i++) {
+            if (named && named[i]) mpq_set_ui(c, 1, 1);
+            else md_term_coef(sum->args[i], c);
+            if (flip) mpq_neg(c, c);
+            int ng = mpq_sgn(c) < 0;
+            if (ng != pass) continue;
+            order[m] = i;
+            neg[m++] = (char)ng;
+        }
+    mpq_clear(c);
+    return m;
 }
 
 /* c*matrix(1) with a scalar c: the scalar broadcast over the sum */
@@ -320,40 +340,43 @@ static int is_broadcast(md_expr *e, md_expr *sum)
 
 static void pr_sum(md_pr *p, md_expr *e)
 {
-    /* positive terms first, then the negative ones, each group in order */
+    /* positive terms first, then the negative ones, each group in order
+       (md_sum_order); a term printed by name carries its sign inside it */
     int has_full = 0;
     for (int i = 0; i < e->nargs; i++)
         if (!is_broadcast(e->args[i], e)) has_full = 1;
+    int *order = md_xmalloc((size_t)e->nargs * sizeof *order);
+    char *negs = md_xmalloc((size_t)e->nargs), *named = md_xcalloc((size_t)e->nargs, 1);
+    for (int i = 0; i < e->nargs; i++) named[i] = tmp_name(p, e->args[i]) || trans_rep(p, e->args[i]);
+    int m = md_sum_order(e, named, e == p->negated, order, negs);
     mpq_t c;
     mpq_init(c);
     int first = 1;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < e->nargs; i++) {
-            md_expr *t = e->args[i];
-            /* a term printed by name carries its sign inside the name */
-            if (tmp_name(p, t) || trans_rep(p, t)) mpq_set_ui(c, 1, 1);
-            else term_coef(t, c);
-            if (e == p->negated) mpq_neg(c, c);
-            int neg = mpq_sgn(c) < 0;
-            if (neg != pass) continue;
-            if (neg) md_buf_puts(p->out, first ? "-" : " - ");
-            else if (!first) md_buf_puts(p->out, " + ");
-            first = 0;
-            mpq_abs(c, c);
-            int bc = has_full && is_broadcast(t, e) && !tmp_name(p, t) && !trans_rep(p, t);
-            if (tmp_name(p, t) || trans_rep(p, t)) {
-                pr(p, t, L_PROD);
-            } else if (t->kind == MD_NUM) {
-                pr_num(p, c);
-            } else if (t->kind == MD_MUL && (t->args[0]->kind == MD_NUM || bc)) {
-                pr_product(p, t, c, bc);
-            } else if (bc) {
-                md_buf_putc(p->out, '1');
-            } else {
-                pr_wrap(p, t, neg ? L_PROD : L_PROD);
-            }
+    for (int k = 0; k < m; k++) {
+        md_expr *t = e->args[order[k]];
+        if (named[order[k]]) mpq_set_ui(c, 1, 1);
+        else term_coef(t, c);
+        if (negs[k]) md_buf_puts(p->out, first ? "-" : " - ");
+        else if (!first) md_buf_puts(p->out, " + ");
+        first = 0;
+        mpq_abs(c, c);
+        int bc = has_full && is_broadcast(t, e) && !named[order[k]];
+        if (named[order[k]]) {
+            pr(p, t, L_PROD);
+        } else if (t->kind == MD_NUM) {
+            pr_num(p, c);
+        } else if (t->kind == MD_MUL && (t->args[0]->kind == MD_NUM || bc)) {
+            pr_product(p, t, c, bc);
+        } else if (bc) {
+            md_buf_putc(p->out, '1');
+        } else {
+            pr_wrap(p, t, L_PROD);
         }
+    }
     mpq_clear(c);
+    free(order);
+    free(negs);
+    free(named);
 }
 
 static void pr_had(md_pr *p, md_expr *e)
@@ -639,12 +662,28 @@ static int is_leafish(md_expr *e)
     return e->kind == MD_TRANS && e->args[0]->nargs == 0;
 }
 
-static unsigned count_trans(md_expr *e, int budget)
+unsigned md_count_trans(const md_expr *e, int budget)
 {
     if (budget <= 0) return 0;
     unsigned c = e->kind == MD_TRANS;
-    for (int i = 0; i < e->nargs; i++) c += count_trans(e->args[i], budget - 1);
+    for (int i = 0; i < e->nargs; i++) c += md_count_trans(e->args[i], budget - 1);
     return c;
+}
+
+void md_twins_pair(md_ctx *ctx, uint32_t n0, uint32_t len, md_expr *const *order, md_expr *const *tr,
+                   const char *reach, md_expr **transof)
+{
+    (void)ctx;
+    for (uint32_t i = 0; i < len; i++) {
+        md_expr *a = order[i], *b = tr[i];
+        if (!b || b == a || b->id >= n0 || !reach[b->id] || a->depth != b->depth) continue;
+        if (transof[a->id] || transof[b->id]) continue;
+        /* the one with fewer transposes inside is written out; ties go by
+           md_expr_cmp, so the choice does not depend on creation order */
+        unsigned ta = md_count_trans(a, 64), tb = md_count_trans(b, 64);
+        if (ta < tb || (ta == tb && md_expr_cmp(a, b) < 0)) transof[b->id] = a;
+        else transof[a->id] = b;
+    }
 }
 
 /* Counts uses over the graph as printed: a node printed as rep' uses rep. */
@@ -727,15 +766,7 @@ void md_temps_find_ex(md_ctx *ctx, int n, md_expr **roots, const char *const *av
 
     /* pair X with X' when both are printed; the one with fewer transposes
        inside is written out, the other prints as its transpose */
-    for (uint32_t i = 0; i < w.len; i++) {
-        md_expr *a = w.order[i], *b = tr[i];
-        if (!b || b == a || !w.seen[b->id] || b->id >= n0) continue;
-        if (w.transof[a->id] || w.transof[b->id] || a->depth != b->depth) continue;
-        unsigned ta = count_trans(a, 64), tb = count_trans(b, 64);
-        int a_rep = ta < tb || (ta == tb && md_expr_cmp(a, b) < 0);
-        if (a_rep) w.transof[b->id] = a;
-        else w.transof[a->id] = b;
-    }
+    md_twins_pair(ctx, n0, w.len, w.order, tr, w.seen, w.transof);
     for (int i = 0; i < n; i++) {
         w.transof[roots[i]->id] = NULL;
         count_uses(&w, roots[i]);

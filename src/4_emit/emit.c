@@ -468,13 +468,6 @@ static void em_reach(md_expr *e, char *seen, md_expr ***order, uint32_t *len, ui
     (*order)[(*len)++] = e;
 }
 
-static unsigned em_count_trans(const md_expr *e, int budget)
-{
-    if (budget <= 0) return 0;
-    unsigned c = e->kind == MD_TRANS;
-    for (int i = 0; i < e->nargs; i++) c += em_count_trans(e->args[i], budget - 1);
-    return c;
-}
 
 /*
  * Transposed twins: gradients often hold both T and T' built separately
@@ -501,20 +494,15 @@ static void em_twins(emitter *E, int nroots, md_expr **roots)
     }
     E->nd = md_xcalloc(ctx->nnodes, sizeof *E->nd);
     for (uint32_t i = 0; i < ctx->nnodes; i++) E->nd[i].dest = -1;
-    for (uint32_t i = 0; i < len; i++) {
-        md_expr *a = order[i], *b = tr[i];
-        if (!b || b == a || b->id >= n0 || !seen[b->id] || a->depth != b->depth) continue;
-        em_node *x = &E->nd[a->id], *y = &E->nd[b->id];
-        if (x->tof || y->tof || x->isrep || y->isrep) continue;
-        unsigned ta = em_count_trans(a, 64), tb = em_count_trans(b, 64);
-        if (ta < tb || (ta == tb && md_expr_cmp(a, b) < 0)) {
-            y->tof = a;
-            x->isrep = 1;
-        } else {
-            x->tof = b;
-            y->isrep = 1;
+    /* the printers' pairing (md_twins_pair): the same node is written out */
+    md_expr **transof = md_xcalloc(ctx->nnodes, sizeof *transof);
+    md_twins_pair(ctx, n0, len, order, tr, seen, transof);
+    for (uint32_t i = 0; i < ctx->nnodes; i++)
+        if (transof[i]) {
+            E->nd[i].tof = transof[i];
+            E->nd[transof[i]->id].isrep = 1;
         }
-    }
+    free(transof);
     free(tr);
     free(order);
     free(seen);
@@ -2114,6 +2102,26 @@ static void em_init(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emi
     E->n = n;
     E->wrt = wrt;
     E->row = E->o->row_major;
+}
+
+char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o)
+{
+    emitter E;
+    em_init(&E, ctx, n, wrt, o, NULL);
+    for (uint32_t i = 0; i < ctx->nnodes; i++) {
+        const md_expr *e = ctx->nodes[i];
+        if (e->kind == MD_FUNC && e->ival == MD_FN_GENERIC) em_add_gen(&E, e->aux, e->order);
+    }
+    char **fields = NULL;
+    FILE *devnull = fopen("/dev/null", "w");
+    E.err = devnull ? devnull : stderr;
+    if (em_names(&E) == 0) {
+        fields = md_xcalloc((size_t)ctx->ndims + 1, sizeof *fields);
+        for (int d = 1; d < ctx->ndims; d++) fields[d] = md_xstrdup(E.dimfield[d]);
+    }
+    if (devnull) fclose(devnull);
+    em_free(&E);
+    return fields;
 }
 
 int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md_buf *out, FILE *err)

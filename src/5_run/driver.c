@@ -349,12 +349,14 @@ static int run_steps(md_runstate *r)
     return rc;
 }
 
-/* --size n=1000,p=50: a size per dimension id (by dimension name, or by
-   the generated field name X_rows, X_cols, x_len); NULL after a message. */
+/* --size n=1000,p=50: a size per dimension id, by dimension name or by
+   the field name of the emitted NAME_dims struct (X_rows, x_len: the
+   emitter's own names, md_emit_dim_fields); NULL after a message. */
 static long *size_hints(md_runstate *r)
 {
     md_ctx *ctx = r->ctx;
     long *hint = md_xcalloc((size_t)ctx->ndims + 1, sizeof *hint);
+    char **fields = md_emit_dim_fields(ctx, r->nv, r->wrt, &r->rq->emit);
     for (const char *item = r->rq->sizes; item && *item;) {
         const char *comma = strchr(item, ',');
         const char *eq = strchr(item, '=');
@@ -366,26 +368,21 @@ static long *size_hints(md_runstate *r)
             char *end;
             long v = strtol(eq + 1, &end, 10);
             for (int d = 1; d < ctx->ndims; d++)
-                if (ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) hint[d] = v, found = 1;
-            for (int k = 0; k < ctx->nsyms && !found; k++) {
-                const md_symbol *y = &ctx->syms[k];
-                char f1[300], f2[300], f3[300];
-                snprintf(f1, sizeof f1, "%s_rows", y->name);
-                snprintf(f2, sizeof f2, "%s_cols", y->name);
-                snprintf(f3, sizeof f3, "%s_len", y->name);
-                if (!strcmp(nm, f1) || !strcmp(nm, f3)) hint[y->rows] = v, found = y->rows != MD_DIM_ONE;
-                else if (!strcmp(nm, f2)) hint[y->cols] = v, found = y->cols != MD_DIM_ONE;
-            }
+                if ((ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) || (fields && !strcmp(fields[d], nm)))
+                    hint[d] = v, found = 1;
             if (v < 1 || end == eq + 1 || (size_t)(end - item) != ilen) found = 0;
         }
         if (!found) {
             fprintf(r->err, "matdiff: --size: '%.*s' names no dimension of the program (write NAME=SIZE, SIZE >= 1)\n",
                     (int)ilen, item);
             free(hint);
-            return NULL;
+            hint = NULL;
+            break;
         }
         item = comma ? comma + 1 : item + ilen;
     }
+    for (int d = 1; fields && d < ctx->ndims; d++) free(fields[d]);
+    free(fields);
     return hint;
 }
 
