@@ -9,8 +9,8 @@
  * growable arrays live in md_buf (a byte buffer with printf) and plain
  * realloc'd arrays managed by their owners.
  *
- * Allocation failure is fatal (md_xmalloc prints and exits 3): there is
- * nothing sensible to do halfway through a derivation.
+ * Allocation failure is fatal: md_xmalloc prints a message and calls the
+ * handler the program set (main.c exits with status 3), or abort()s.
  */
 #ifndef MD_UTIL_H
 #define MD_UTIL_H
@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 void *md_xmalloc(size_t n);
+void md_set_oom_handler(void (*handler)(void));   /* called on allocation failure */
 void *md_xcalloc(size_t n, size_t size);
 void *md_xrealloc(void *p, size_t n);
 char *md_xstrdup(const char *s);

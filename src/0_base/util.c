@@ -3,7 +3,8 @@
  *
  * The arena hands out zeroed memory from 64 KiB chunks (larger requests
  * get a chunk of their own).  Chunks are linked and released together by
- * md_arena_free.  Nothing here knows about expressions.
+ * md_arena_free.  md_strmap maps names to ints.  Nothing here knows about
+ * expressions.
  */
 #include "md_util.h"
 
@@ -11,10 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Out of memory halfway through a derivation there is nothing sensible
+   to do but stop; how is the program's choice (main.c exits with status
+   3), the library's default is abort(). */
+static void (*md_oom_handler)(void);
+
+void md_set_oom_handler(void (*handler)(void)) { md_oom_handler = handler; }
+
 static void md_oom(void)
 {
     fputs("matdiff: out of memory\n", stderr);
-    exit(3);
+    if (md_oom_handler) md_oom_handler();
+    abort();
 }
 
 void *md_xmalloc(size_t n)

@@ -197,8 +197,11 @@ static void *md_thread(void *arg)
     return NULL;
 }
 
+static void md_oom_exit(void) { exit(MD_EXIT_INTERNAL); }
+
 int main(int argc, char **argv)
 {
+    md_set_oom_handler(md_oom_exit);
     static const struct option longopts[] = {
         {"wrt", required_argument, NULL, 'w'},   {"file", required_argument, NULL, 'f'},
         {"check", no_argument, NULL, 'c'},       {"seed", required_argument, NULL, 'S'},
