@@ -14,6 +14,9 @@
 #
 # Generated parser and scanner sources go to $(B)/, never to grammar/.
 
+# Parallel targets (make -j2 test) print each target's output in one piece.
+MAKEFLAGS += --output-sync=target
+
 B        ?= build
 CC       ?= cc
 BISON    ?= bison
@@ -33,7 +36,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex asan valgrind bench clean help
+.PHONY: all demo docs test check unit golden property random random-ci latex asan valgrind bench clean help FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -69,19 +72,24 @@ $(B):
 $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(CHECK_LIBS) $(LDLIBS)
 
-# The README's test command.
-test:
-	$(MAKE) check
-	$(MAKE) asan
+# The README's test command (make -j2 test): the plain suite and the
+# ASan + UBSan one run side by side, and inside each every test binary and
+# every golden file is a target of its own, so both cores stay busy.
+test: check asan
 
 check: unit golden property random-ci latex
 
-unit: $(TEST_BINS)
-	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $(VALGRIND) $$t; done
+UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
+unit: $(UNIT_RUNS)
+$(B)/run-%: $(B)/tests/% FORCE
+	@echo "== $<"; $(VALGRIND) $<
+FORCE:
 
 # GOLDEN: the case files to run (default all of tests/golden/*.test)
-golden: $(BIN)
-	@MATDIFF="$(VALGRIND) ./$(BIN)" sh tests/golden/run.sh $(GOLDEN)
+GOLDEN ?= $(wildcard tests/golden/*.test)
+golden: $(GOLDEN:tests/golden/%.test=$(B)/golden-%)
+$(B)/golden-%: tests/golden/%.test $(BIN) FORCE
+	@echo "== $<"; MATDIFF="$(VALGRIND) ./$(BIN)" sh tests/golden/run.sh $<
 
 latex: $(BIN)
 	@MATDIFF="./$(BIN)" sh tests/latex.sh
@@ -116,7 +124,8 @@ asan:
 
 # Under valgrind every golden case costs seconds (and is run three times:
 # the case, --check, the round trip), so make valgrind runs the seeds, the
-# derivations and the error paths; GOLDEN= (empty) runs them all (> 1 hour).
+# derivations and the error paths; VALGRIND_GOLDEN="$(wildcard tests/golden/*.test)"
+# runs them all (> 1 hour).
 VALGRIND_GOLDEN ?= tests/golden/seeds.test tests/golden/steps.test tests/golden/errors.test
 valgrind: $(BIN) $(TEST_BINS)
 	$(MAKE) VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" \
