@@ -230,6 +230,9 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
         res[i].ok = 0;
         res[i].inconclusive = 0;
         if (grc < 0) {
+            /* defined at the point but not representable (the gradient
+               overflows): nothing to compare here */
+            res[i].inconclusive = 1;
             *redraw = 1;
             if (err && !quiet)
                 fprintf(err, "matdiff: --check: the gradient with respect to %s "

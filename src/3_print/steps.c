@@ -933,11 +933,29 @@ static double pairs_value(md_ctx *ctx, const md_env *env, const md_pair *v, int 
 }
 
 /* The relative difference of two values of df, against the larger of
-   them and of the sizes of the terms that made them. */
-static double rel(double a, double b, double mag)
+   them, of the sizes of the terms that made them, and of what rounding
+   can do to them (noise: how far the same lines move when every value is
+   rounded to double, times 1e13, so that 1e-9 of it is 1e4 times the
+   noise; cancellation inside one term shows there and nowhere else). */
+static double rel(double a, double b, double mag, double noise)
 {
-    double scale = fmax(fmax(fabs(a), fabs(b)), mag);
+    double scale = fmax(fmax(fmax(fabs(a), fabs(b)), mag), 1e13 * noise);
     return scale > 0 ? fabs(a - b) / scale : 0;
+}
+
+/* pairs_value, and how far its value moves when computed in double. */
+static double pairs_value_noise(md_ctx *ctx, md_env *env, const md_pair *v, int n, int *ok, double *mag,
+                                double *noise)
+{
+    double got = pairs_value(ctx, env, v, n, ok, mag);
+    if (!*ok) return 0;
+    double m2;
+    env->doubles = 1;
+    double got_d = pairs_value(ctx, env, v, n, ok, &m2);
+    env->doubles = 0;
+    *noise = *ok ? fabs(got - got_d) : 0;
+    *ok = 1;
+    return got;
 }
 
 static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed);
@@ -1008,9 +1026,10 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
         md_expr *G = md_gradient(ctx, f, X);
         int ok = 1;
         md_pair ref = {G, md_diff_of(ctx, X)};
-        double refmag;
-        double want = pairs_value(ctx, &env, &ref, 1, &ok, &refmag);
+        double refmag, noise = 0, nz;
+        double want = pairs_value_noise(ctx, &env, &ref, 1, &ok, &refmag, &nz);
         if (!ok) goto fail;
+        noise = fmax(noise, nz);
         md_mat gv;
         if (md_eval(&env, G, &gv)) goto fail;
         refmag = 0;
@@ -1028,17 +1047,18 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
             const md_line *l = &d->lines[i];
             if (l->block != b && !(l->block == -1 && l->kind == MD_LINE_PAIRS)) continue;
             double mag = 0;
-            if (l->kind == MD_LINE_PAIRS) got[i] = pairs_value(ctx, &env, l->pairs, l->npairs, &ok, &mag);
+            if (l->kind == MD_LINE_PAIRS) got[i] = pairs_value_noise(ctx, &env, l->pairs, l->npairs, &ok, &mag, &nz);
             else if (l->kind == MD_LINE_RESULT) {
                 md_pair r = {l->expr, md_diff_of(ctx, X)};
-                got[i] = pairs_value(ctx, &env, &r, 1, &ok, &mag);
+                got[i] = pairs_value_noise(ctx, &env, &r, 1, &ok, &mag, &nz);
             } else continue;
             used[i] = 1;
             scale = fmax(scale, mag);
+            noise = fmax(noise, nz);
         }
         for (int i = 0; i < d->nlines && ok; i++) {
             if (!used[i]) continue;
-            double e = rel(got[i], want, scale);
+            double e = rel(got[i], want, scale, noise);
             if (e > worst) worst = e;
         }
         free(got);

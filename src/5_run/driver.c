@@ -243,8 +243,8 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
     } else {
         for (int i = 0; i < r->nv; i++) {
             if (!res[i].ok && res[i].inconclusive)
-                md_buf_printf(lines, "%s check d/d%s: inconclusive: the function is too steep at every point tried "
-                                     "for finite differences to settle (try another --seed)\n", cm,
+                md_buf_printf(lines, "%s check d/d%s: inconclusive: at every point tried the function is too steep "
+                                     "for finite differences to settle, or the gradient overflows (try another --seed)\n", cm,
                               r->ctx->syms[r->wrt[i]].name);
             else
                 md_buf_printf(lines, "%s check d/d%s: worst relative error %.1e against finite differences (%s)\n", cm,
