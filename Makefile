@@ -65,6 +65,7 @@ $(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
 $(B)/%.o: src/%.c $(wildcard include/*.h include/*.def) $(B)/parser.h $(B)/lexer.h | $(B)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+include src/4_emit/emit.mk
 
 $(B):
 	mkdir -p $(B) $(B)/tests

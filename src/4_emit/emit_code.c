@@ -1,0 +1,660 @@
+/*
+ * emit_code.c -- the statements of the emitted function: one per node
+ * that em_scan marked EM_COMPUTED, in topological order, each writing its
+ * value (emit_plan.c) from its arguments' values.
+ *
+ *  - Elementwise nodes are one loop over md_i, with the inline arguments
+ *    (EM_INLINE) written into it as expressions; scalars are one
+ *    assignment.  Constants are exact rationals rounded to the nearest
+ *    double (%.17g), functions are the table's C (md_builtins.def).
+ *
+ *  - Layout.  All helpers are column-major.  Row-major memory of an r x c
+ *    matrix is column-major memory of its c x r transpose, so row-major
+ *    code is the same code on transposed values: elementwise loops, sums,
+ *    traces, determinants, inverses and powers need no change (inv(A') =
+ *    inv(A)', det(A') = det(A)); a product chain is reversed and each
+ *    factor's shape swapped ((AB)' = B'A', em_factors); a transpose copy
+ *    swaps its two sizes.  No input is ever converted.
+ *
+ *  - Products.  A MUL node is alpha * F1 * ... * FL: alpha is the product
+ *    of its scalar factors, passed to the BLAS call.  One product of two
+ *    operands is md_mm, which picks ddot, dgemv or dgemm at run time from
+ *    the sizes (loops with --no-blas); with an inverse factor it is a
+ *    solve, md_sm (dgetrs from the left, dtrsm and column swaps from the
+ *    right).  Longer chains are bracketed by the matrix-chain dynamic
+ *    programme: at run time by the emitted md_chain from dims (so the same
+ *    code is fast for every size), or at emit time when every dimension of
+ *    the chain has a size hint or the chain is longer than EM_CHAIN_MAX
+ *    (then the bracketing is straight-line md_mm and md_sm calls).  The
+ *    DP prices a solve like the product it replaces and never pairs two
+ *    inverses.
+ *    Intermediate products live in the scratch area shared by all nodes;
+ *    its size bounds every bracketing: the sum of the sizes of all proper
+ *    sub-chains.
+ *
+ *  - Traces of products that were not formed (EM_TRACED) are md_trdot for
+ *    two factors and md_chain_trace for longer chains.
+ *
+ *  - Inverses that must be formed (a gradient, a term of a sum) come from
+ *    the LU (md_lu_inv: dgetri in BLAS mode, 64n doubles of scratch);
+ *    matrix powers use binary powering (md_mpow); det and logdet read the
+ *    LU's diagonal (md_lu_det).
+ *
+ *  - Conditions.  Consecutive statements with the same needs share one
+ *    `if (d_U || d_V) {` block (em_open), and a statement inside one is
+ *    indented (em_indent).
+ *
+ * Every helper a statement calls is noted in E->use_* so that the driver
+ * emits exactly those (and what they call).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit_internal.h"
+#include "md_builtins.h"
+
+/* ---- elementwise statements ------------------------------------------- */
+
+/* Element md_i of a (scalars broadcast; inline nodes are expressions). */
+static char *em_el(const emitter *E, const md_expr *a)
+{
+    const em_node *x = &E->nd[a->id];
+    md_buf b = {0};
+    if (x->scalar || x->mode == EM_INLINE) md_buf_puts(&b, x->val);
+    else md_buf_printf(&b, "%s[md_i]", x->val);
+    return md_buf_take(&b);
+}
+
+static void em_loop(emitter *E, const md_expr *e, const char *rhs)
+{
+    char *n = em_size(E, e->rows, e->cols);
+    md_buf_printf(&E->body, "    for (long md_i = 0; md_i < %s; md_i++) %s[md_i] = %s;\n", n,
+                  E->nd[e->id].val, rhs);
+    free(n);
+}
+
+/* The statement that assigns rhs to e, elementwise or as a scalar. */
+static void em_assign(emitter *E, const md_expr *e, const char *rhs)
+{
+    if (E->nd[e->id].scalar) md_buf_printf(&E->body, "    %s = %s;\n", E->nd[e->id].val, rhs);
+    else em_loop(E, e, rhs);
+}
+
+static void em_fn(emitter *E, const md_expr *e, const char *x, md_buf *b)
+{
+    if (e->ival != MD_FN_GENERIC) {
+        md_buf_printf(b, md_fns[e->ival].c, x);   /* the table's C, %1$s the argument */
+        return;
+    }
+    for (int i = 0; i < E->ngens; i++)
+        if (E->gens[i].func == e->aux && E->gens[i].order == e->order) md_buf_printf(b, "%s(%s)", E->gens[i].name, x);
+}
+
+/* a .^ b for the elements a and b; exponent node ex. */
+static void em_pow(const md_expr *ex, const char *a, const char *b, md_buf *out)
+{
+    if (ex->kind == MD_NUM && md_is_num(ex, 2)) md_buf_printf(out, "%s * %s", a, a);
+    else if (ex->kind == MD_NUM && md_is_num(ex, 3)) md_buf_printf(out, "%s * %s * %s", a, a, a);
+    else if (ex->kind == MD_NUM && md_is_num(ex, 1)) md_buf_printf(out, "%s", a);
+    else if (ex->kind == MD_NUM && md_is_num(ex, -1)) md_buf_printf(out, "1.0 / %s", a);
+    else if (ex->kind == MD_NUM && md_is_num(ex, -2)) md_buf_printf(out, "1.0 / (%s * %s)", a, a);
+    else if (ex->kind == MD_NUM && mpz_cmp_ui(mpq_numref(ex->q), 1) == 0 &&
+             mpz_cmp_ui(mpq_denref(ex->q), 2) == 0)
+        md_buf_printf(out, "sqrt(%s)", a);
+    else md_buf_printf(out, "pow(%s, %s)", a, b);
+}
+
+/* The right-hand side of an elementwise node (ADD, HAD, POW, FUNC, or a
+   MUL of scalars and one matrix), element md_i. */
+void em_rhs(emitter *E, const md_expr *e, md_buf *b)
+{
+    switch (e->kind) {
+    case MD_ADD:
+    case MD_HAD:
+        for (int i = 0; i < e->nargs; i++) {
+            char *el = em_el(E, e->args[i]);
+            md_buf_printf(b, "%s%s", i ? (e->kind == MD_ADD ? " + " : " * ") : "", el);
+            free(el);
+        }
+        break;
+    case MD_POW: {
+        char *x = em_el(E, e->args[0]), *y = em_el(E, e->args[1]);
+        em_pow(e->args[1], x, y, b);
+        free(x);
+        free(y);
+        break;
+    }
+    case MD_FUNC: {
+        char *x = em_el(E, e->args[0]);
+        em_fn(E, e, x, b);
+        free(x);
+        break;
+    }
+    case MD_MUL: {
+        int k = 0;
+        for (int i = 0; i < e->nargs; i++) {
+            char *el = em_el(E, e->args[i]);
+            md_buf_printf(b, "%s%s", k++ ? " * " : "", el);
+            free(el);
+        }
+        break;
+    }
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
+    case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS:
+        md_buf_puts(b, "NAN");   /* never: em_elementwise admits only the kinds above */
+        break;
+    }
+}
+
+/* ---- products --------------------------------------------------------- */
+
+/* A factor of a product chain: op(ptr) is r x c (dim ids); with piv, the
+   factor is inv(op(A)) and ptr, piv are A's LU factors. */
+typedef struct em_fac {
+    const char *ptr;
+    int t, r, c;
+    const char *piv;
+} em_fac;
+
+/* md_mm(ta, tb, m, n, k, alpha, A, B, C): C = alpha op(A) op(B), col-major. */
+static void em_mm(emitter *E, const em_fac *a, const em_fac *b, const char *alpha, const char *dst)
+{
+    md_buf *o = &E->body;
+    E->use_mm = 1;
+    md_buf_printf(o, "    md_mm(%d, %d, ", a->t, b->t);
+    em_dim(E, a->r, o);
+    md_buf_puts(o, ", ");
+    em_dim(E, b->c, o);
+    md_buf_puts(o, ", ");
+    em_dim(E, a->c, o);
+    md_buf_printf(o, ", %s, %s, %s, %s);\n", alpha, a->ptr, b->ptr, dst);
+}
+
+/* dst = alpha a b: a product, or a solve when a or b is an inverse
+   (md_sm(side, tA, tB, m, n, alpha, LU, piv, B, C)); never both. */
+static void em_pair(emitter *E, const em_fac *a, const em_fac *b, const char *alpha, const char *dst)
+{
+    if (!a->piv && !b->piv) {
+        em_mm(E, a, b, alpha, dst);
+        return;
+    }
+    const em_fac *inv = a->piv ? a : b, *rhs = a->piv ? b : a;
+    md_buf *o = &E->body;
+    E->use_sm = 1;
+    md_buf_printf(o, "    md_sm(%d, %d, %d, ", a->piv ? 0 : 1, inv->t, rhs->t);
+    em_dim(E, a->r, o);
+    md_buf_puts(o, ", ");
+    em_dim(E, b->c, o);
+    md_buf_printf(o, ", %s, %s, %s, %s, %s);\n", alpha, inv->ptr, inv->piv, rhs->ptr, dst);
+}
+
+/* Emit-time matrix-chain DP over sizes sz[0..L]; split[i*L + j].  A solve
+   costs what the product costs; two inverses cannot meet (a solve needs a
+   right-hand side). */
+static void em_chain_dp(int L, const double *sz, const em_fac *f, int *split)
+{
+    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
+    for (int len = 2; len <= L; len++)
+        for (int i = 0; i + len - 1 < L; i++) {
+            int j = i + len - 1;
+            cost[i * L + j] = INFINITY;
+            split[i * L + j] = i;
+            for (int k = i; k < j; k++) {
+                double c = cost[i * L + k] + cost[(k + 1) * L + j] + sz[i] * sz[k + 1] * sz[j + 1];
+                if (k == i && k + 1 == j && f[i].piv && f[j].piv) c = INFINITY;
+                if (c < cost[i * L + j]) cost[i * L + j] = c, split[i * L + j] = k;
+            }
+        }
+    free(cost);
+}
+
+/* Emits factors i..j into dst with the emit-time bracketing; scratch from
+   md_scr + *off (off grows by the temporaries used). */
+static void em_chain_static(emitter *E, const em_fac *f, const int *split, int L, int i, int j,
+                            const char *alpha, const char *dst, md_buf *off)
+{
+    int k = split[i * L + j];
+    em_fac lf = f[i], rf = f[j];
+    char *lname = NULL, *rname = NULL;
+    if (k > i) {
+        md_buf b = {0};
+        md_buf_printf(&b, "md_scr + %s", off->s);
+        lname = md_buf_take(&b);
+        char *sz = em_size(E, f[i].r, f[k].c);
+        md_buf_printf(off, " + %s", sz);
+        free(sz);
+        em_chain_static(E, f, split, L, i, k, "1.0", lname, off);
+        lf = (em_fac){lname, 0, f[i].r, f[k].c, NULL};
+    }
+    if (j > k + 1) {
+        md_buf b = {0};
+        md_buf_printf(&b, "md_scr + %s", off->s);
+        rname = md_buf_take(&b);
+        char *sz = em_size(E, f[k + 1].r, f[j].c);
+        md_buf_printf(off, " + %s", sz);
+        free(sz);
+        em_chain_static(E, f, split, L, k + 1, j, "1.0", rname, off);
+        rf = (em_fac){rname, 0, f[k + 1].r, f[j].c, NULL};
+    }
+    em_pair(E, &lf, &rf, alpha, dst);
+    free(lname);
+    free(rname);
+}
+
+/* The factors of product e: its scalars multiplied into alpha ("1.0" if
+   none), its matrix factors into f (as stored: row-major code works on
+   the transposed chain, (F1...FL)' = FL'...F1').  Returns L. */
+static int em_factors(emitter *E, const md_expr *e, md_buf *alpha, em_fac *f)
+{
+    int L = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        const md_expr *a = e->args[i];
+        const em_node *ax = &E->nd[a->id];
+        if (ax->scalar) {
+            md_buf_printf(alpha, "%s%s", alpha->len ? " * " : "", ax->val);
+        } else if (ax->mode == EM_VIEW) {
+            f[L++] = (em_fac){ax->val, 1, a->rows, a->cols, NULL};
+        } else if (ax->mode == EM_SOLVE) {
+            const em_lu *lu = &E->lus[ax->lu - 1];
+            f[L++] = (em_fac){lu->val, ax->lut, a->rows, a->cols, lu->piv};
+        } else {
+            f[L++] = (em_fac){ax->val, 0, a->rows, a->cols, NULL};
+        }
+    }
+    if (!alpha->len) md_buf_puts(alpha, "1.0");
+    if (E->row && L > 1) {
+        for (int i = 0; i < L / 2; i++) {
+            em_fac t = f[i];
+            f[i] = f[L - 1 - i];
+            f[L - 1 - i] = t;
+        }
+        for (int i = 0; i < L; i++) {
+            int t = f[i].r;
+            f[i].r = f[i].c;
+            f[i].c = t;
+        }
+    }
+    return L;
+}
+
+/* A chain f[0..L) of L >= 3 factors: its dims (dd[0..L]) and the scratch
+   bound of any bracketing, the sizes of all its proper sub-chains. */
+static int *em_chain_dims(emitter *E, const em_fac *f, int L)
+{
+    int *dd = md_xcalloc((size_t)L + 1, sizeof *dd);
+    dd[0] = f[0].r;
+    for (int i = 0; i < L; i++) dd[i + 1] = f[i].c;
+    md_buf sb = {0};
+    for (int len = 2; len < L; len++)
+        for (int i = 0; i + len <= L; i++) {
+            char *s = em_size_t(E, dd[i], dd[i + len]);
+            md_buf_printf(&sb, "%s%s", sb.len ? " + " : "", s);
+            free(s);
+        }
+    em_add_scratch(E, md_buf_take(&sb));
+    return dd;
+}
+
+/* Opens a block declaring the chain's arrays for md_chain and
+   md_chain_trace: md_d, md_a, md_p (with solves), md_tr.  Returns "md_p"
+   or "NULL". */
+static const char *em_chain_arrays(emitter *E, const em_fac *f, const int *dd, int L)
+{
+    md_buf *o = &E->body;
+    E->use_chain = 1;
+    md_buf_printf(o, "    {\n        const long md_d[%d] = {", L + 1);
+    for (int i = 0; i <= L; i++) {
+        if (i) md_buf_puts(o, ", ");
+        em_dim(E, dd[i], o);
+    }
+    md_buf_printf(o, "};\n        const double *const md_a[%d] = {", L);
+    for (int i = 0; i < L; i++) md_buf_printf(o, "%s%s", i ? ", " : "", f[i].ptr);
+    int solves = 0;
+    for (int i = 0; i < L; i++) solves |= f[i].piv != NULL;
+    if (solves) {
+        E->use_sm = 1;
+        md_buf_printf(o, "};\n        const double *const md_p[%d] = {", L);
+        for (int i = 0; i < L; i++) md_buf_printf(o, "%s%s", i ? ", " : "", f[i].piv ? f[i].piv : "NULL");
+    }
+    md_buf_printf(o, "};\n        static const int md_tr[%d] = {", L);
+    for (int i = 0; i < L; i++) md_buf_printf(o, "%s%d", i ? ", " : "", f[i].t);
+    md_buf_puts(o, "};\n");
+    return solves ? "md_p" : "NULL";
+}
+
+static void em_mul(emitter *E, const md_expr *e)
+{
+    const em_node *x = &E->nd[e->id];
+    md_buf alpha = {0};
+    em_fac *f = md_xcalloc((size_t)e->nargs + 1, sizeof *f);
+    int L = em_factors(E, e, &alpha, f);
+    if (L == 0) {
+        md_buf_printf(&E->body, "    %s = %s;\n", x->val, alpha.s);
+    } else if (L == 1) {
+        if (f[0].t) {
+            /* alpha * A' for a matrix A: a scaled transpose copy */
+            E->use_tcopy = 1;
+            md_buf_puts(&E->body, "    md_tcopy(");
+            em_dim(E, E->row ? e->cols : e->rows, &E->body);
+            md_buf_puts(&E->body, ", ");
+            em_dim(E, E->row ? e->rows : e->cols, &E->body);
+            md_buf_printf(&E->body, ", %s, %s, %s);\n", alpha.s, f[0].ptr, x->val);
+        } else {
+            md_buf rhs = {0};
+            em_rhs(E, e, &rhs);
+            em_assign(E, e, rhs.s);
+            md_buf_free(&rhs);
+        }
+    } else {
+        md_buf dst = {0};
+        if (x->scalar) md_buf_printf(&dst, "&%s", x->val);
+        else md_buf_puts(&dst, x->val);
+        if (L == 2) {
+            em_pair(E, &f[0], &f[1], alpha.s, dst.s);
+        } else {
+            int *dd = em_chain_dims(E, f, L);
+            int hinted = 1;
+            for (int i = 0; i <= L; i++)
+                if (dd[i] != MD_DIM_ONE && !(E->o->size_hint && E->o->size_hint[dd[i]] > 0)) hinted = 0;
+            if (hinted || L > EM_CHAIN_MAX) {
+                double *sz = md_xcalloc((size_t)L + 1, sizeof *sz);
+                for (int i = 0; i <= L; i++)
+                    sz[i] = dd[i] == MD_DIM_ONE ? 1.0
+                            : E->o->size_hint && E->o->size_hint[dd[i]] > 0 ? (double)E->o->size_hint[dd[i]]
+                                                                            : 100.0;
+                int *split = md_xcalloc((size_t)(L * L), sizeof *split);
+                em_chain_dp(L, sz, f, split);
+                md_buf off = {0};
+                md_buf_puts(&off, "0");
+                em_chain_static(E, f, split, L, 0, L - 1, alpha.s, dst.s, &off);
+                md_buf_free(&off);
+                free(split);
+                free(sz);
+            } else {
+                const char *p = em_chain_arrays(E, f, dd, L);
+                E->use_chain_plain = 1;
+                md_buf_printf(&E->body, "        md_chain(%d, md_d, md_a, %s, md_tr, %s, %s, md_scr);\n    }\n", L, p,
+                              alpha.s, dst.s);
+            }
+            free(dd);
+        }
+        md_buf_free(&dst);
+    }
+    md_buf_free(&alpha);
+    free(f);
+}
+/* ---- traces ----------------------------------------------------------- */
+
+/* v = tr(e) for the product e, fused (em_traceable). */
+static void em_trace_mul(emitter *E, const char *v, const md_expr *e)
+{
+    md_buf alpha = {0};
+    em_fac *f = md_xcalloc((size_t)e->nargs + 1, sizeof *f);
+    int L = em_factors(E, e, &alpha, f);
+    md_buf *o = &E->body;
+    E->use_trdot = 1;
+    if (L == 2) {
+        md_buf_printf(o, "    %s = ", v);
+        if (strcmp(alpha.s, "1.0") != 0) md_buf_printf(o, "%s * ", alpha.s);
+        md_buf_printf(o, "md_trdot(%d, %d, ", f[0].t, f[1].t);
+        em_dim(E, f[0].r, o);
+        md_buf_puts(o, ", ");
+        em_dim(E, f[0].c, o);
+        md_buf_printf(o, ", %s, %s);\n", f[0].ptr, f[1].ptr);
+    } else {
+        int *dd = em_chain_dims(E, f, L);
+        const char *p = em_chain_arrays(E, f, dd, L);
+        E->use_chain_trace = 1;
+        md_buf_printf(o, "        %s = md_chain_trace(%d, md_d, md_a, %s, md_tr, %s, md_scr);\n    }\n", v, L, p,
+                      alpha.s);
+        free(dd);
+    }
+    md_buf_free(&alpha);
+    free(f);
+}
+
+/* ---- one node --------------------------------------------------------- */
+
+/* One node's statement(s). */
+static void em_node_code(emitter *E, const md_expr *e)
+{
+    const em_node *x = &E->nd[e->id];
+    md_buf rhs = {0};
+    md_buf *o = &E->body;
+    const char *v = x->val;
+    char *n = em_size(E, e->rows, e->cols);
+    const char *a0 = em_nargs(E, e) ? E->nd[em_arg(E, e, 0)->id].val : NULL;
+    switch (em_kind(E, e)) {
+    case MD_ZERO:
+        md_buf_printf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(double));\n", v, n);
+        break;
+    case MD_ONES: em_loop(E, e, "1.0"); break;
+    case MD_EYE:
+        md_buf_printf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(double));\n", v, n);
+        md_buf_puts(o, "    for (long md_i = 0; md_i < ");
+        em_dim(E, e->rows, o);
+        md_buf_puts(o, "; md_i++) ");
+        md_buf_printf(o, "%s[md_i * (", v);
+        em_dim(E, e->rows, o);
+        md_buf_puts(o, " + 1)] = 1.0;\n");
+        break;
+    case MD_ADD:
+    case MD_HAD:
+    case MD_POW:
+    case MD_FUNC:
+        em_rhs(E, e, &rhs);
+        em_assign(E, e, rhs.s);
+        break;
+    case MD_MUL: em_mul(E, e); break;
+    case MD_TRANS:
+        /* a copy: e is r x c, a0 c x r (row-major: the sizes swap) */
+        E->use_tcopy = 1;
+        md_buf_puts(o, "    md_tcopy(");
+        em_dim(E, E->row ? e->cols : e->rows, o);
+        md_buf_puts(o, ", ");
+        em_dim(E, E->row ? e->rows : e->cols, o);
+        md_buf_printf(o, ", 1.0, %s, %s);\n", a0, v);
+        break;
+    case MD_MPOW: {
+        md_buf nn = {0};
+        em_dim(E, e->rows, &nn);
+        const char *sq = nn.s;
+        char *n2 = em_size_t(E, e->rows, e->rows);
+        md_buf sb = {0};
+        if (e->ival < 0) {
+            /* inverse from the LU (dgetri: 64n doubles of scratch) */
+            const em_lu *lu = &E->lus[x->lu - 1];
+            E->use_inv = 1;
+            if (e->ival == -1) {
+                md_buf_printf(o, "    md_lu_inv(%d, %s, %s, %s, %s, %s);\n", x->lut, sq, lu->val, lu->piv, v,
+                              E->o->blas ? "md_scr" : "NULL");
+                if (E->o->blas) md_buf_printf(&sb, "64 * (size_t)%s", sq);
+            } else {
+                E->use_mpow = 1;
+                md_buf_printf(o, "    md_lu_inv(%d, %s, %s, %s, md_scr, md_scr + %s * %s);\n", x->lut, sq, lu->val,
+                              lu->piv, sq, sq);
+                md_buf_printf(o, "    md_mpow(%s, %d, md_scr, %s, md_scr + %s * %s);\n", sq, -e->ival, v, sq, sq);
+                if (E->o->blas) md_buf_printf(&sb, "%s + 64 * (size_t)%s", n2, sq);
+                md_buf sb3 = {0};
+                md_buf_printf(&sb3, "3 * %s", n2);
+                em_add_scratch(E, md_buf_take(&sb3));
+            }
+        } else if (e->ival == 0) {
+            md_buf_printf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(double));\n", v, n);
+            md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s[md_i * (%s + 1)] = 1.0;\n", sq, v, sq);
+        } else {
+            E->use_mpow = 1;
+            md_buf_printf(o, "    md_mpow(%s, %d, %s, %s, md_scr);\n", sq, e->ival, a0, v);
+            md_buf_printf(&sb, "2 * %s", n2);
+        }
+        if (sb.len) em_add_scratch(E, md_buf_take(&sb));
+        md_buf_free(&sb);
+        free(n2);
+        md_buf_free(&nn);
+        break;
+    }
+    case MD_SUM:
+    case MD_NORM1:
+    case MD_NORM2: {
+        const md_expr *a = e->args[0];
+        char *an = em_size(E, a->rows, a->cols), *el = em_el(E, a);
+        if (E->nd[a->id].scalar)   /* not produced by the simplifier, but harmless */
+            md_buf_printf(o, "    %s = %s%s%s;\n", v, e->kind == MD_SUM ? "" : "fabs(", a0,
+                          e->kind == MD_SUM ? "" : ")");
+        else if (e->kind == MD_SUM)
+            md_buf_printf(o, "    %s = 0.0;\n    for (long md_i = 0; md_i < %s; md_i++) %s += %s;\n", v, an, v, el);
+        else if (e->kind == MD_NORM1)
+            md_buf_printf(o, "    %s = 0.0;\n    for (long md_i = 0; md_i < %s; md_i++) %s += fabs(%s);\n", v, an, v,
+                          el);
+        else
+            md_buf_printf(o, "    %s = 0.0;\n    for (long md_i = 0; md_i < %s; md_i++) %s += %s * %s;\n"
+                             "    %s = sqrt(%s);\n", v, an, v, el, el, v, v);
+        free(an);
+        free(el);
+        break;
+    }
+    case MD_TR: {
+        if (E->nd[em_arg(E, e, 0)->id].mode == EM_TRACED) {
+            em_trace_mul(E, v, em_arg(E, e, 0));
+            break;
+        }
+        md_buf nn = {0};
+        em_dim(E, e->args[0]->rows, &nn);
+        md_buf_printf(o, "    %s = 0.0;\n", v);
+        md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s += %s[md_i * (%s + 1)];\n", nn.s, v, a0,
+                      nn.s);
+        md_buf_free(&nn);
+        break;
+    }
+    case MD_DET:
+    case MD_LOGDET: {
+        if (!x->lu) {   /* of a 1x1 matrix: not produced by the simplifier */
+            md_buf_printf(o, "    %s = %s%s%s;\n", v, e->kind == MD_LOGDET ? "log(" : "", a0,
+                          e->kind == MD_LOGDET ? ")" : "");
+            break;
+        }
+        const em_lu *lu = &E->lus[x->lu - 1];
+        md_buf nn = {0};
+        em_dim(E, e->args[0]->rows, &nn);
+        E->use_det = 1;
+        md_buf_printf(o, "    %s = md_lu_det(%s, %s, %s, %d);\n", v, nn.s, lu->val, lu->piv, e->kind == MD_LOGDET);
+        md_buf_free(&nn);
+        break;
+    }
+    case MD_DIAGM: {
+        md_buf nn = {0};
+        em_dim(E, e->rows, &nn);
+        char *el = em_el(E, e->args[0]);
+        md_buf_printf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(double));\n", v, n);
+        md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s[md_i * (%s + 1)] = %s;\n", nn.s, v, nn.s, el);
+        free(el);
+        md_buf_free(&nn);
+        break;
+    }
+    case MD_DIAGV: {
+        md_buf nn = {0};
+        em_dim(E, e->rows, &nn);
+        md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s[md_i] = %s[md_i * (%s + 1)];\n", nn.s, v,
+                      a0, nn.s);
+        md_buf_free(&nn);
+        break;
+    }
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_NKINDS:
+        md_buf_printf(o, "    /* kind %d */\n", (int)e->kind);   /* leaves are not computed */
+        break;
+    }
+    free(n);
+    md_buf_free(&rhs);
+}
+
+/* ---- conditions ------------------------------------------------------- */
+
+/* The condition under which a statement with needs need runs: "" (always)
+   or "d_U || d_V". */
+static char *em_cond(const emitter *E, const uint64_t *need)
+{
+    md_buf b = {0};
+    if (need[0] & 1) return md_xstrdup("");
+    for (int i = 0; i < E->n; i++)
+        if (need[(i + 1) / 64] >> ((i + 1) % 64) & 1)
+            md_buf_printf(&b, "%s%s", b.len ? " || " : "", E->gname[i]);
+    if (!b.s) return md_xstrdup("");
+    return md_buf_take(&b);
+}
+
+/* Opens the condition of a statement with needs need (closing the open
+   one, *open, if it differs); returns where the statement starts. */
+static size_t em_open(emitter *E, char **open, const uint64_t *need)
+{
+    char *c = em_cond(E, need);
+    if (strcmp(c, *open) != 0) {
+        if ((*open)[0]) md_buf_puts(&E->body, "    }\n");
+        if (c[0]) md_buf_printf(&E->body, "    if (%s) {\n", c);
+        free(*open);
+        *open = c;
+    } else {
+        free(c);
+    }
+    return E->body.len;
+}
+
+/* Inside a condition, indents the statement's lines by four more spaces. */
+static void em_indent(emitter *E, const char *open, size_t start)
+{
+    if (!open[0]) return;
+    char *chunk = md_xstrdup(E->body.s + start);
+    E->body.len = start;
+    E->body.s[start] = 0;
+    for (char *s = chunk, *nl; *s; s = nl + 1) {
+        nl = strchr(s, '\n');
+        md_buf_printf(&E->body, "    %.*s\n", (int)(nl - s), s);
+    }
+    free(chunk);
+}
+
+/* ---- the body --------------------------------------------------------- */
+
+void em_body(emitter *E, md_expr *f, md_expr **grads)
+{
+    /* the body, node by node (each LU just before its first user),
+       grouped by condition */
+    char *open = md_xstrdup("");
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        em_node *x = &E->nd[e->id];
+        for (int l = 0; l < E->nlus; l++) {
+            const em_lu *lu = &E->lus[l];
+            if (lu->first != k) continue;
+            size_t start = em_open(E, &open, lu->need);
+            md_buf_puts(&E->body, "    md_lu(");
+            em_dim(E, lu->base->rows, &E->body);
+            md_buf_printf(&E->body, ", %s, %s, %s);\n", E->nd[lu->base->id].val, lu->val, lu->piv);
+            em_indent(E, open, start);
+        }
+        if (x->mode != EM_COMPUTED) continue;
+        size_t start = em_open(E, &open, x->need);
+        em_node_code(E, e);
+        em_indent(E, open, start);
+    }
+    if (open[0]) md_buf_puts(&E->body, "    }\n");
+    free(open);
+
+    /* gradients that were not computed in place */
+    for (int i = 0; i < E->n; i++) {
+        const md_expr *g = grads[i];
+        const em_node *x = &E->nd[g->id];
+        if (x->dest == i) continue;
+        if (x->scalar) {
+            md_buf_printf(&E->body, "    if (%s) *%s = %s;\n", E->gname[i], E->gname[i], x->val);
+        } else {
+            char *sz = em_size(E, g->rows, g->cols);
+            md_buf_printf(&E->body, "    if (%s) memcpy(%s, %s, (size_t)(%s) * sizeof(double));\n", E->gname[i],
+                          E->gname[i], x->val, sz);
+            free(sz);
+        }
+    }
+    md_buf_printf(&E->body, "    return %s;\n", E->nd[f->id].val);
+}

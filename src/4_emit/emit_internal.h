@@ -1,0 +1,167 @@
+/*
+ * emit_internal.h -- what the stage files of the C backend share: the
+ * emitter (one per md_emit_c, md_emit_header or md_emit_dim_fields call)
+ * and the em_ functions one stage file calls in another.  Private to
+ * src/4_emit/; the interface is md_emit.h.
+ *
+ * The stages, in the order md_emit_c runs them:
+ *
+ *     emit_plan.c   em_scan: the graph as it will be emitted (twins, LUs,
+ *                   uses, needs, modes, fusion)
+ *     emit_names.c  em_names: the C names of the interface; em_dim,
+ *                   em_size, em_size_t: sizes as C expressions
+ *     emit_plan.c   em_values: every node's C value, workspace slices
+ *     emit_code.c   em_body: the statements
+ *     emit_text.c   em_top_comment, em_decls, em_proto: the interface text
+ *     emit.c        the driver: the run-time helpers the statements call,
+ *                   the workspace function, the function itself
+ *
+ * Each stage reads what the earlier ones wrote into the emitter and
+ * writes its own fields; no stage builds nodes.
+ */
+#ifndef MD_EMIT_INTERNAL_H
+#define MD_EMIT_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "md_emit.h"
+#include "md_expr.h"
+
+/* The longest chain the emitted md_chain brackets at run time (its
+   arrays are MD_CHAIN_MAX square); longer ones are bracketed at emit
+   time. */
+enum { EM_CHAIN_MAX = 16 };
+
+/* How a node's value is held. */
+typedef enum {
+    EM_LEAF,      /* an input, a number: val names it, no statement */
+    EM_COMPUTED,  /* a statement writes val (a local double or a slice) */
+    EM_INLINE,    /* elementwise, used once by an elementwise node: val is
+                     an expression in md_i, written into that node's loop */
+    EM_ALIAS,     /* the transpose of a vector: the argument's memory */
+    EM_VIEW,      /* a transpose used only as a product factor: no memory */
+    EM_SOLVE,     /* an inverse used only as a product factor: no memory;
+                     products apply it by solving with its LU factors */
+    EM_TRACED     /* a product used only by a trace: never formed, the
+                     trace is computed from its factors */
+} em_mode;
+
+/* The LU factorisation of one matrix, shared by the det, logdet and
+   inverse nodes of that matrix and of its transpose (inv(A') solves with
+   A's factors, transposed). */
+typedef struct em_lu {
+    md_expr *base;       /* the matrix factored, as stored */
+    int first;           /* topo index of the first node that uses it */
+    uint64_t *need;      /* the union of its users' needs */
+    char *val, *piv;     /* its slices: n*n factors, the pivots */
+} em_lu;
+
+typedef struct em_node {
+    int seen;
+    int scalar;          /* 1x1: a double */
+    em_mode mode;
+    int other_use;       /* used other than as a factor of a product chain */
+    int uses;            /* number of argument slots that use it */
+    int root_of;         /* number of roots equal to it (f counts) */
+    int dest;            /* >= 0: computed straight into gradient dest */
+    int isrep;           /* some other node is computed as its transpose */
+    md_expr *tof;        /* non-NULL: this node is tof', computed as a
+                            transpose of tof instead of from its arguments */
+    md_expr *user;       /* the (last) node that uses it */
+    int lu;              /* det, logdet, negative power: 1 + its LU's index */
+    int lut;             /* ... of the transpose of the LU's base */
+    char *val;           /* C expression: the double, or the pointer */
+    uint64_t *need;      /* bit 0: f; bit 1 + i: gradient i */
+} em_node;
+
+typedef struct em_gen {
+    char *name;          /* C identifier of the callback */
+    int func, order;
+} em_gen;
+
+typedef struct emitter {
+    md_ctx *ctx;
+    const md_emit_opts *o;
+    FILE *err;
+    const char *name;
+    int n;
+    const int *wrt;
+    int row;             /* row-major */
+    /* names (emit_names.c) */
+    char **dimfield;     /* per dim id (0 unused) */
+    char **dimnote;      /* what each dimension is, for the comment */
+    char **pname;        /* per symbol: the parameter */
+    char **gname;        /* per gradient: the parameter */
+    char **reserved;
+    int nreserved, capreserved;
+    em_gen *gens;
+    int ngens;
+    /* the graph (emit_plan.c) */
+    em_node *nd;
+    md_expr **topo;
+    int ntopo, captopo;
+    em_lu *lus;
+    int nlus;
+    int nwords;          /* of each need bitset */
+    /* output pieces (emit_plan.c, emit_code.c) */
+    md_buf decl;         /* slice and scalar declarations */
+    md_buf body;
+    md_buf ws;           /* workspace: slices */
+    char **scr;          /* scratch candidates (size expressions) */
+    int nscr, capscr;
+    /* the run-time helpers the statements call (emit_code.c) */
+    int use_mm, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
+} emitter;
+
+/* ---- emit_names.c: C names and sizes ---------------------------------- */
+
+/* Adds the callback for generic function func, derivative order. */
+void em_add_gen(emitter *E, int func, int order);
+/* The names of the interface: callbacks (already collected), dimension
+   fields, parameters.  Returns -1 after a message on E->err. */
+int em_names(emitter *E);
+/* Appends dimension d as C: "dims->n", or "1". */
+void em_dim(const emitter *E, int d, md_buf *b);
+/* "dims->n * dims->p", "dims->n" or "1" (as long); malloc'd. */
+char *em_size(const emitter *E, int r, int c);
+/* The same as a size_t expression. */
+char *em_size_t(const emitter *E, int r, int c);
+
+/* ---- emit_plan.c: the graph as emitted, values, workspace ------------- */
+
+/* The graph as emitted: a node that is the transpose of another one
+   (E->nd[id].tof) is a transpose of that node, with it as only argument;
+   det, logdet and inverses take the matrix their LU factors. */
+md_kind em_kind(const emitter *E, const md_expr *e);
+int em_nargs(const emitter *E, const md_expr *e);
+md_expr *em_arg(const emitter *E, const md_expr *e, int i);
+/* Scans the graph: kinds we cannot emit, uses, modes, generic callbacks.
+   Returns -1 after a message on E->err. */
+int em_scan(emitter *E, md_expr *f, md_expr **grads);
+/* Assigns every node its C value: names, slices, aliases. */
+void em_values(emitter *E);
+/* A scratch need (a size_t expression, owned by E from now on); the
+   scratch area is the largest of them. */
+void em_add_scratch(emitter *E, char *expr);
+
+/* ---- emit_code.c: statements ------------------------------------------ */
+
+/* The right-hand side of an elementwise node (ADD, HAD, POW, FUNC, or a
+   MUL of scalars and one matrix), element md_i. */
+void em_rhs(emitter *E, const md_expr *e, md_buf *b);
+/* The function's body into E->body: every computed node in topological
+   order under its condition, each LU before its first user, then the
+   gradients not computed in place, then the return. */
+void em_body(emitter *E, md_expr *f, md_expr **grads);
+
+/* ---- emit_text.c: the interface text ---------------------------------- */
+
+/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped. */
+void em_proto(const emitter *E, md_buf *out);
+/* The declarations (the header, and the top of the .c), with guard. */
+void em_decls(const emitter *E, md_buf *out);
+/* The comment at the top of each emitted file (f == NULL: the header's). */
+void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, md_buf *out);
+
+#endif

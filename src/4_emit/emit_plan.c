@@ -1,0 +1,472 @@
+/*
+ * emit_plan.c -- the plan of the emitted function: which nodes become
+ * statements, how each value is held, and where it lives.
+ *
+ * The input is f and its gradients as one shared DAG (after costopt.c,
+ * when every size is known).  em_scan walks it once from the roots and
+ * decides everything the statements need, before any text is written;
+ * em_values then gives every node its C value.  Nothing here writes a
+ * statement (emit_code.c); the only nodes made are the transposes that
+ * md_trans builds to look for twins, as the printers do.
+ *
+ *  - Transposed twins.  Gradients often hold both T and T' built
+ *    separately (X'*(X*U*V' - Y) for dU, (V*U'*X' - Y')*X for dV).  Of
+ *    each such pair one is computed and the other becomes its transpose,
+ *    paired exactly as the text printer pairs them (md_twins_pair).
+ *
+ *  - Values.  A 1x1 node is a local double (md_s<id>); any other node is a
+ *    pointer to rows*cols doubles (md_t<id>), laid out in the workspace
+ *    in topological order; offsets are computed at run time from dims.
+ *    Inputs are used in place.  The transpose of a vector is the same
+ *    memory (EM_ALIAS); the transpose of a matrix that is only ever a
+ *    factor of products is a view (EM_VIEW: a transpose flag of the BLAS
+ *    call); any other transpose is copied.  A gradient root used nowhere
+ *    else is computed straight into d_<name>; the others are copied there
+ *    at the end.
+ *
+ *  - NULL gradients.  Every node knows which roots need it (a bitset over
+ *    f and the gradients, propagated from the roots down).  Nodes that f
+ *    needs run unconditionally; the others run under `if (d_U || d_V)`, so
+ *    a NULL gradient skips all the work that only it needed.
+ *
+ *  - LU factorisations.  Every matrix that det, logdet or an inverse of it
+ *    (or of its transpose) needs is factored once (em_lu), just before
+ *    its first user, under the union of its users' conditions.  The
+ *    pivots live in the double workspace (MD_PIVOTS), next to the factors.
+ *
+ *  - Solves.  An inverse used only as a factor of products (EM_SOLVE) is
+ *    never formed: a product applies it with its LU.  A solve needs a
+ *    right-hand side, so a product of inverses only forms all but one.
+ *
+ *  - Fusion.  An elementwise node used once, by an elementwise node of its
+ *    shape or by a sum, is no statement of its own (EM_INLINE): its value
+ *    is an expression in md_i inside its user's loop.
+ *
+ *  - Traces.  A product used only by a trace (EM_TRACED) is not formed:
+ *    tr(PQ) = sum(P .* Q') (md_trdot), and a longer chain is split where
+ *    its two halves cost least (md_chain_trace), when em_traceable says
+ *    both halves can be computed.
+ *
+ *  - Workspace.  Each computed matrix, each LU's factors and pivots get a
+ *    slice (E->decl declares it, E->ws counts it for NAME_workspace); the
+ *    statements' scratch needs (em_add_scratch) share one area, sized by
+ *    the largest.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit_internal.h"
+#include "md_print.h"
+#include "md_simplify.h"
+
+/* ---- the graph -------------------------------------------------------- */
+
+/* The graph as emitted: a node that is the transpose of another one
+   (E->nd[id].tof) is a transpose of that node, with it as only argument. */
+md_kind em_kind(const emitter *E, const md_expr *e)
+{
+    return E->nd[e->id].tof ? MD_TRANS : e->kind;
+}
+
+int em_nargs(const emitter *E, const md_expr *e)
+{
+    return E->nd[e->id].tof ? 1 : e->nargs;
+}
+
+md_expr *em_arg(const emitter *E, const md_expr *e, int i)
+{
+    const em_node *x = &E->nd[e->id];
+    if (x->tof) return x->tof;
+    if (x->lu) return E->lus[x->lu - 1].base;   /* the matrix factored */
+    return e->args[i];
+}
+
+/* Does e work from an LU factorisation of its argument? */
+static int em_factored(const md_expr *e)
+{
+    return (e->kind == MD_DET || e->kind == MD_LOGDET || (e->kind == MD_MPOW && e->ival < 0)) &&
+           !md_is_scalar(e->args[0]);
+}
+
+/* Gives e the LU of its argument, or of the argument's transpose (then
+   e->lut: the factors are used transposed), created on first need. */
+static void em_assign_lu(emitter *E, md_expr *e)
+{
+    md_expr *base = e->args[0];
+    int t = 0;
+    if (em_kind(E, base) == MD_TRANS) {
+        base = em_arg(E, base, 0);
+        t = 1;
+    }
+    int k = 0;
+    while (k < E->nlus && E->lus[k].base != base) k++;
+    if (k == E->nlus) {
+        E->lus = md_xrealloc(E->lus, (size_t)(E->nlus + 1) * sizeof *E->lus);
+        E->lus[E->nlus++] = (em_lu){base, -1, NULL, NULL, NULL};
+    }
+    E->nd[e->id].lu = k + 1;
+    E->nd[e->id].lut = t;
+}
+
+static void em_collect(emitter *E, md_expr *e)
+{
+    em_node *x = &E->nd[e->id];
+    if (x->seen) return;
+    x->seen = 1;
+    if (!x->tof && em_factored(e)) em_assign_lu(E, e);
+    for (int i = 0; i < em_nargs(E, e); i++) em_collect(E, em_arg(E, e, i));
+    if (x->lu && E->lus[x->lu - 1].first < 0) E->lus[x->lu - 1].first = E->ntopo;
+    if (E->ntopo == E->captopo) {
+        E->captopo = E->captopo ? 2 * E->captopo : 64;
+        E->topo = md_xrealloc(E->topo, (size_t)E->captopo * sizeof *E->topo);
+    }
+    E->topo[E->ntopo++] = e;
+}
+
+static int em_is_vector(const md_expr *e)
+{
+    return e->rows == MD_DIM_ONE || e->cols == MD_DIM_ONE;
+}
+
+static void em_reach(md_expr *e, char *seen, md_expr ***order, uint32_t *len, uint32_t *cap)
+{
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++) em_reach(e->args[i], seen, order, len, cap);
+    if (*len == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        *order = md_xrealloc(*order, *cap * sizeof **order);
+    }
+    (*order)[(*len)++] = e;
+}
+
+
+/*
+ * Transposed twins: gradients often hold both T and T' built separately
+ * (X'*(X*U*V' - Y) for dU, (V*U'*X' - Y')*X for dV).  Of each such pair
+ * reachable from the roots, one is computed and the other becomes its
+ * transpose (a view, an alias or a copy), as the text printer writes
+ * T and T'.  Equal depth (transposes add none) rules out a node that
+ * contains its own twin, so the substitution never makes a cycle.
+ */
+static void em_twins(emitter *E, int nroots, md_expr **roots)
+{
+    md_ctx *ctx = E->ctx;
+    uint32_t n0 = ctx->nnodes, len = 0, cap = 0;
+    char *seen = md_xcalloc(n0, 1);
+    md_expr **order = NULL;
+    for (int i = 0; i < nroots; i++) em_reach(roots[i], seen, &order, &len, &cap);
+    md_expr **tr = md_xcalloc(len ? len : 1, sizeof *tr);
+    for (uint32_t i = 0; i < len; i++) {
+        md_expr *a = order[i];
+        int leafish = a->nargs == 0 || (a->kind == MD_TRANS && a->args[0]->nargs == 0);
+        /* inv(A) and inv(A') share A's LU instead */
+        int inverse = a->kind == MD_MPOW && a->ival < 0;
+        if (!leafish && !inverse && !md_is_scalar(a) && !a->has_diff) tr[i] = md_trans(ctx, a);   /* may add nodes */
+    }
+    E->nd = md_xcalloc(ctx->nnodes, sizeof *E->nd);
+    for (uint32_t i = 0; i < ctx->nnodes; i++) E->nd[i].dest = -1;
+    /* the printers' pairing (md_twins_pair): the same node is written out */
+    md_expr **transof = md_xcalloc(ctx->nnodes, sizeof *transof);
+    md_twins_pair(ctx, n0, len, order, tr, seen, transof);
+    for (uint32_t i = 0; i < ctx->nnodes; i++)
+        if (transof[i]) {
+            E->nd[i].tof = transof[i];
+            E->nd[transof[i]->id].isrep = 1;
+        }
+    free(transof);
+    free(tr);
+    free(order);
+    free(seen);
+}
+
+/* Can e's value be an expression in md_i inside its user's loop? */
+static int em_elementwise(const emitter *E, const md_expr *e)
+{
+    if (E->nd[e->id].tof) return 0;
+    switch (e->kind) {
+    case MD_ADD:
+    case MD_HAD:
+    case MD_POW:
+    case MD_FUNC: return 1;
+    case MD_MUL: {   /* scalars times one matrix factor, not transposed */
+        int L = 0;
+        for (int i = 0; i < e->nargs; i++)
+            if (!md_is_scalar(e->args[i])) {
+                L++;
+                if (E->nd[e->args[i]->id].mode == EM_VIEW || E->nd[e->args[i]->id].mode == EM_SOLVE) return 0;
+            }
+        return L == 1;
+    }
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
+    case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: return 0;
+    }
+    return 0;
+}
+
+/*
+ * Can tr(e) for the product e skip forming e?  tr(PQ) = sum(P .* Q') needs
+ * P (r x k) and Q (k x r), not the r x r product: two factors that are
+ * not inverses (the dot of md_trdot), or a chain of at most EM_CHAIN_MAX
+ * that splits into two computable parts (md_chain_trace).  A sub-chain
+ * is computable when it is one factor that is not an inverse, or has a
+ * factor that is not.
+ */
+static int em_traceable(const emitter *E, const md_expr *e)
+{
+    int L = 0, ninv = 0, first_inv = 0, last_inv = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        const md_expr *a = e->args[i];
+        if (md_is_scalar(a)) continue;
+        int inv = E->nd[a->id].mode == EM_SOLVE;
+        if (L == 0) first_inv = inv;
+        last_inv = inv;
+        ninv += inv;
+        L++;
+    }
+    if (L < 2 || L > EM_CHAIN_MAX) return 0;
+    if (L == 2) return ninv == 0;
+    /* some split k: both sides computable (row-major reverses the chain,
+       which keeps the condition) */
+    for (int k = 0; k < L - 1; k++) {
+        int left = k == 0 ? !first_inv : 1, right = k == L - 2 ? !last_inv : 1;
+        if (left && right && ninv < L) return 1;
+    }
+    return 0;
+}
+
+/* Scans the graph: kinds we cannot emit, uses, modes, generic callbacks. */
+int em_scan(emitter *E, md_expr *f, md_expr **grads)
+{
+    md_ctx *ctx = E->ctx;
+    md_expr **roots = md_xcalloc((size_t)E->n + 1, sizeof *roots);
+    roots[0] = f;
+    for (int i = 0; i < E->n; i++) roots[i + 1] = grads[i];
+    em_twins(E, E->n + 1, roots);
+    free(roots);
+    em_collect(E, f);
+    for (int i = 0; i < E->n; i++) em_collect(E, grads[i]);
+    E->nwords = (E->n + 1 + 63) / 64;
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        em_node *x = &E->nd[e->id];
+        x->scalar = md_is_scalar(e);
+        x->need = md_xcalloc((size_t)E->nwords, sizeof(uint64_t));
+        if (e->kind == MD_DIFF) {
+            fprintf(E->err, "matdiff: internal error: a differential d%s is left in a gradient; "
+                            "no C code was emitted\n", ctx->syms[e->ival].name);
+            return -1;
+        }
+        if (e->kind == MD_NUM) {
+            double v = mpq_get_d(e->q);
+            if (!isfinite(v)) {
+                fprintf(E->err, "matdiff: a constant of the function is outside the range of double; "
+                                "no C code was emitted\n");
+                return -1;
+            }
+        }
+        if (e->kind == MD_FUNC && e->ival == MD_FN_GENERIC) em_add_gen(E, e->aux, e->order);
+        for (int i = 0; i < em_nargs(E, e); i++) {
+            md_expr *arg = em_arg(E, e, i);
+            em_node *a = &E->nd[arg->id];
+            a->uses++;
+            a->user = e;
+            if (!(em_kind(E, e) == MD_MUL && !md_is_scalar(arg))) a->other_use = 1;
+        }
+    }
+    E->nd[f->id].root_of++;
+    E->nd[f->id].other_use = 1;
+    for (int i = 0; i < E->n; i++) {
+        E->nd[grads[i]->id].root_of++;
+        E->nd[grads[i]->id].other_use = 1;
+    }
+    /* needs, from the roots down; an LU is needed by whatever needs one
+       of its users */
+    E->nd[f->id].need[0] |= 1;
+    for (int i = 0; i < E->n; i++) E->nd[grads[i]->id].need[(i + 1) / 64] |= (uint64_t)1 << ((i + 1) % 64);
+    for (int k = E->ntopo - 1; k >= 0; k--) {
+        md_expr *e = E->topo[k];
+        for (int i = 0; i < em_nargs(E, e); i++)
+            for (int w = 0; w < E->nwords; w++) E->nd[em_arg(E, e, i)->id].need[w] |= E->nd[e->id].need[w];
+    }
+    for (int k = 0; k < E->nlus; k++) E->lus[k].need = md_xcalloc((size_t)E->nwords, sizeof(uint64_t));
+    for (int k = 0; k < E->ntopo; k++) {
+        const em_node *x = &E->nd[E->topo[k]->id];
+        if (x->lu)
+            for (int w = 0; w < E->nwords; w++) E->lus[x->lu - 1].need[w] |= x->need[w];
+    }
+    /* An inverse used only as a product factor is applied by solving with
+       its LU.  A solve needs a right-hand side, so a product whose matrix
+       factors are all inverses computes all of them but the last (all of
+       one) explicitly. */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        if (em_kind(E, e) != MD_MUL) continue;
+        int L = 0, ninv = 0, last = -1;
+        for (int i = 0; i < e->nargs; i++) {
+            const md_expr *a = e->args[i];
+            if (md_is_scalar(a)) continue;
+            L++;
+            if (a->kind == MD_MPOW && a->ival == -1 && E->nd[a->id].lu) ninv++, last = i;
+        }
+        if (L == 0 || ninv < L) continue;
+        for (int i = 0; i < e->nargs; i++)
+            if (!md_is_scalar(e->args[i]) && (L == 1 || i != last)) E->nd[e->args[i]->id].other_use = 1;
+    }
+    /* modes */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        em_node *x = &E->nd[e->id];
+        switch (em_kind(E, e)) {
+        case MD_NUM:
+        case MD_SYM: x->mode = EM_LEAF; break;
+        case MD_TRANS:
+            if (em_is_vector(e)) x->mode = EM_ALIAS;
+            else if (!x->other_use) x->mode = EM_VIEW;
+            else x->mode = EM_COMPUTED;
+            break;
+        case MD_MPOW:
+            x->mode = e->ival == -1 && x->lu && !x->other_use ? EM_SOLVE : EM_COMPUTED;
+            break;
+        case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL:
+        case MD_HAD: case MD_POW: case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2:
+        case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
+        case MD_NKINDS: x->mode = EM_COMPUTED; break;
+        }
+    }
+    /* fusion: an elementwise node used once, by an elementwise node of its
+       shape or by a sum, is written inside that node's loop */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        em_node *x = &E->nd[e->id];
+        if (x->mode != EM_COMPUTED || x->scalar || x->uses != 1 || x->root_of || !em_elementwise(E, e)) continue;
+        md_expr *u = x->user;
+        int ok = (em_elementwise(E, u) && u->rows == e->rows && u->cols == e->cols) ||
+                 (!E->nd[u->id].tof && (u->kind == MD_SUM || u->kind == MD_NORM1));
+        if (ok) x->mode = EM_INLINE;
+    }
+    /* a product used only by a trace is not formed (em_traceable) */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        if (em_kind(E, e) != MD_TR) continue;
+        md_expr *m = em_arg(E, e, 0);
+        em_node *y = &E->nd[m->id];
+        if (em_kind(E, m) == MD_MUL && y->mode == EM_COMPUTED && y->uses == 1 && !y->root_of &&
+            em_traceable(E, m))
+            y->mode = EM_TRACED;
+    }
+    /* gradient roots used nowhere else are computed into d_<name> */
+    for (int i = 0; i < E->n; i++) {
+        md_expr *g = grads[i];
+        em_node *x = &E->nd[g->id];
+        if (x->mode == EM_COMPUTED && !x->scalar && x->uses == 0 && x->root_of == 1) x->dest = i;
+    }
+    return 0;
+}
+
+/* ---- values ----------------------------------------------------------- */
+
+/* A constant as a C double: the nearest double of the exact rational,
+   with a decimal point, negatives in parentheses. */
+static char *em_number(const md_expr *e)
+{
+    char buf[64];
+    double v = mpq_get_d(e->q);
+    snprintf(buf, sizeof buf, "%.17g", v);
+    if (!strpbrk(buf, ".e")) strcat(buf, ".0");
+    md_buf b = {0};
+    if (v < 0) md_buf_printf(&b, "(%s)", buf);
+    else md_buf_puts(&b, buf);
+    return md_buf_take(&b);
+}
+
+/* An LU's two slices: the factors and the pivots (MD_PIVOTS(n) doubles:
+   LAPACK integers in BLAS mode, row indices stored as doubles otherwise). */
+static void em_lu_slices(emitter *E, em_lu *lu)
+{
+    md_buf b = {0};
+    md_buf_printf(&b, "md_lu%u", (unsigned)lu->base->id);
+    lu->val = md_buf_take(&b);
+    md_buf_printf(&b, "md_piv%u", (unsigned)lu->base->id);
+    lu->piv = md_buf_take(&b);
+    char *sz = em_size_t(E, lu->base->rows, lu->base->cols);
+    md_buf nn = {0};
+    em_dim(E, lu->base->rows, &nn);
+    md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", lu->val, sz);
+    md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += MD_PIVOTS(%s);\n", lu->piv, nn.s);
+    md_buf_printf(&E->ws, "    md_n += %s;   /* %s */\n", sz, lu->val);
+    md_buf_printf(&E->ws, "    md_n += MD_PIVOTS(%s);   /* %s */\n", nn.s, lu->piv);
+    md_buf_free(&nn);
+    free(sz);
+}
+
+/* Assigns every node its C value: names, slices, aliases. */
+void em_values(emitter *E)
+{
+    md_ctx *ctx = E->ctx;
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        em_node *x = &E->nd[e->id];
+        md_buf b = {0};
+        for (int l = 0; l < E->nlus; l++)
+            if (E->lus[l].first == k) em_lu_slices(E, &E->lus[l]);
+        switch (x->mode) {
+        case EM_SOLVE:
+            x->val = md_xstrdup(E->lus[x->lu - 1].val);
+            break;
+        case EM_TRACED: break;   /* never formed */
+        case EM_LEAF:
+            if (e->kind == MD_NUM) x->val = em_number(e);
+            else x->val = md_xstrdup(E->pname[e->ival]);
+            break;
+        case EM_ALIAS:
+        case EM_VIEW:
+            x->val = md_xstrdup(E->nd[em_arg(E, e, 0)->id].val);
+            break;
+        case EM_INLINE:
+            md_buf_putc(&b, '(');
+            em_rhs(E, e, &b);
+            md_buf_putc(&b, ')');
+            x->val = md_buf_take(&b);
+            break;
+        case EM_COMPUTED:
+            if (x->scalar) {
+                md_buf_printf(&b, "md_s%u", (unsigned)e->id);
+                x->val = md_buf_take(&b);
+                md_buf_printf(&E->decl, "    double %s = 0.0;\n", x->val);
+            } else if (x->dest >= 0) {
+                x->val = md_xstrdup(E->gname[x->dest]);
+            } else {
+                md_buf_printf(&b, "md_t%u", (unsigned)e->id);
+                x->val = md_buf_take(&b);
+                char *sz = em_size_t(E, e->rows, e->cols);
+                md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", x->val, sz);
+                md_buf_printf(&E->ws, "    md_n += %s;   /* %s */\n", sz, x->val);
+                free(sz);
+            }
+            break;
+        }
+    }
+    (void)ctx;
+}
+
+/* ---- scratch ---------------------------------------------------------- */
+
+/* The scratch area is shared by every statement (each uses it only while
+   it runs), so its size is the largest need; equal needs count once. */
+void em_add_scratch(emitter *E, char *expr)
+{
+    for (int i = 0; i < E->nscr; i++)
+        if (!strcmp(E->scr[i], expr)) {
+            free(expr);
+            return;
+        }
+    if (E->nscr == E->capscr) {
+        E->capscr = E->capscr ? 2 * E->capscr : 8;
+        E->scr = md_xrealloc(E->scr, (size_t)E->capscr * sizeof *E->scr);
+    }
+    E->scr[E->nscr++] = expr;
+}

@@ -1,0 +1,200 @@
+/*
+ * emit_text.c -- the interface text of the emitted code: the comment at
+ * the top of every emitted file, the dims struct and the prototypes (the
+ * header of --header, and the top of the .c, behind the same guard).
+ *
+ * The comment is the documentation the caller reads: f and its gradients
+ * as matdiff prints them (md_print_program, at most 40 lines each, with
+ * every "*" "/" broken so that it cannot end the comment), the interface,
+ * what each dims field is, every input's kind, shape and layout, which
+ * gradients are written, the workspace, what to link with, and the
+ * callbacks of generic functions.  The names are emit_names.c's; nothing
+ * here decides anything, it only spells what the earlier stages decided,
+ * so --header and --format c always agree.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit_internal.h"
+#include "md_print.h"
+
+static void em_comment_program(md_ctx *ctx, md_buf *out, int n, md_expr **roots, const char *const *names)
+{
+    md_buf p = {0};
+    md_print_program(ctx, &p, n, roots, names, NULL);
+    int lines = 0;
+    for (char *s = p.s, *nl; s && *s && lines < 40; s = nl + 1, lines++) {
+        nl = strchr(s, '\n');
+        if (!nl) nl = s + strlen(s);
+        md_buf_puts(out, " *     ");
+        for (char *c = s; c < nl; c++) {
+            md_buf_putc(out, *c);
+            if (*c == '*' && c + 1 < nl && c[1] == '/') md_buf_putc(out, ' ');   /* never end the comment */
+        }
+        md_buf_putc(out, '\n');
+        if (!*nl) break;
+    }
+    if (lines >= 40) md_buf_puts(out, " *     ...\n");
+    md_buf_free(&p);
+}
+
+static const char *em_kind_text(const md_symbol *s)
+{
+    switch (s->kind) {
+    case MD_SYM_SCALAR: return "scalar";
+    case MD_SYM_VECTOR: return "vector";
+    case MD_SYM_SYMMETRIC: return "symmetric matrix";
+    case MD_SYM_MATRIX: return "matrix";
+    }
+    return "matrix";
+}
+
+static void em_shape_text(const emitter *E, int r, int c, md_buf *b)
+{
+    if (r == MD_DIM_ONE && c == MD_DIM_ONE) md_buf_puts(b, "1");
+    else if (c == MD_DIM_ONE) md_buf_puts(b, E->dimfield[r]);
+    else if (r == MD_DIM_ONE) md_buf_printf(b, "1 x %s", E->dimfield[c]);
+    else md_buf_printf(b, "%s x %s", E->dimfield[r], E->dimfield[c]);
+}
+
+/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped. */
+void em_proto(const emitter *E, md_buf *out)
+{
+    md_ctx *ctx = E->ctx;
+    md_buf b = {0};
+    md_buf_printf(&b, "double %s(", E->name);
+    size_t indent = b.len;
+    md_buf_printf(&b, "const %s_dims *dims", E->name);
+    md_buf line = {0};
+    md_buf_puts(out, b.s);
+    size_t col = b.len;
+    md_buf_free(&b);
+    for (int k = 0; k < ctx->nsyms + E->n + 1; k++) {
+        if (k < ctx->nsyms) {
+            const md_symbol *s = &ctx->syms[k];
+            int sc = s->rows == MD_DIM_ONE && s->cols == MD_DIM_ONE;
+            md_buf_printf(&line, "%s%s", sc ? "double " : "const double *", E->pname[k]);
+        } else if (k < ctx->nsyms + E->n) {
+            md_buf_printf(&line, "double *%s", E->gname[k - ctx->nsyms]);
+        } else {
+            md_buf_puts(&line, "double *work");
+        }
+        if (col + line.len + 2 > 96) {
+            md_buf_printf(out, ",\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            md_buf_puts(out, ", ");
+            col += 2;
+        }
+        md_buf_puts(out, line.s);
+        col += line.len;
+        md_buf_free(&line);
+    }
+    md_buf_putc(out, ')');
+}
+
+/* The declarations (the header, and the top of the .c), with guard. */
+void em_decls(const emitter *E, md_buf *out)
+{
+    md_ctx *ctx = E->ctx;
+    md_buf_printf(out, "#ifndef %s_MATDIFF_H\n#define %s_MATDIFF_H\n\n#include <stddef.h>\n\n", E->name, E->name);
+    md_buf_printf(out, "typedef struct %s_dims {\n", E->name);
+    if (ctx->ndims <= 1) md_buf_puts(out, "    long unused;   /* every input is a scalar */\n");
+    for (int d = 1; d < ctx->ndims; d++) {
+        md_buf_printf(out, "    long %s;", E->dimfield[d]);
+        if (E->dimnote[d][0]) md_buf_printf(out, "   /* %s */", E->dimnote[d]);
+        md_buf_putc(out, '\n');
+    }
+    md_buf_printf(out, "} %s_dims;\n\n", E->name);
+    md_buf_printf(out, "/* Doubles of scratch space %s needs at work. */\n", E->name);
+    md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims);\n\n", E->name, E->name);
+    md_buf_puts(out, "/* Returns f; writes each non-NULL gradient. */\n");
+    em_proto(E, out);
+    md_buf_puts(out, ";\n");
+    if (E->ngens) {
+        md_buf_puts(out, "\n/* Generic functions: callbacks the caller defines. */\n");
+        for (int i = 0; i < E->ngens; i++) {
+            md_buf_printf(out, "double %s(double x);", E->gens[i].name);
+            if (E->gens[i].order) md_buf_printf(out, "   /* derivative %d of %s */", E->gens[i].order,
+                                                ctx->funcs[E->gens[i].func]);
+            else md_buf_printf(out, "   /* %s */", ctx->funcs[E->gens[i].func]);
+            md_buf_putc(out, '\n');
+        }
+    }
+    md_buf_printf(out, "\n#endif\n");
+}
+
+/* The comment at the top of each emitted file. */
+void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, md_buf *out)
+{
+    md_ctx *ctx = E->ctx;
+    const char *nm = E->name;
+    md_buf_printf(out, "/*\n * %s -- generated by matdiff (--format c%s).  Do not edit.\n *\n", nm,
+                  header ? " --header" : "");
+    if (f) {
+        md_buf_puts(out, " * f =\n");
+        em_comment_program(ctx, out, 1, &f, NULL);
+        md_buf_puts(out, " * and its gradients:\n");
+        const char **names = md_xcalloc((size_t)E->n + 1, sizeof *names);
+        for (int i = 0; i < E->n; i++) names[i] = E->gname[i];
+        em_comment_program(ctx, out, E->n, grads, names);
+        free(names);
+        md_buf_puts(out, " *\n");
+    }
+    md_buf_printf(out,
+                  " * Interface:\n"
+                  " *     size_t %s_workspace(const %s_dims *dims);\n"
+                  " *     double %s(const %s_dims *dims, <inputs>, <gradients>, double *work);\n"
+                  " *\n", nm, nm, nm, nm);
+    md_buf_printf(out, " * dims: the size of every dimension (each at least 1):\n");
+    if (ctx->ndims <= 1) md_buf_puts(out, " *     none: every input is a scalar\n");
+    for (int d = 1; d < ctx->ndims; d++)
+        md_buf_printf(out, " *     %-10s %s\n", E->dimfield[d], E->dimnote[d][0] ? E->dimnote[d] : "");
+    md_buf_printf(out, " * inputs, in order (matrices %s-major, double for scalars):\n",
+                  E->row ? "row" : "column");
+    for (int s = 0; s < ctx->nsyms; s++) {
+        md_buf b = {0};
+        em_shape_text(E, ctx->syms[s].rows, ctx->syms[s].cols, &b);
+        md_buf_printf(out, " *     %-10s %s %s%s\n", E->pname[s], em_kind_text(&ctx->syms[s]), b.s,
+                      ctx->syms[s].kind == MD_SYM_SYMMETRIC ? " (pass a symmetric matrix)" : "");
+        md_buf_free(&b);
+    }
+    md_buf_puts(out, " * gradients, written where the pointer is not NULL (NULL skips the work\n"
+                     " * only that gradient needs), each of its variable's shape and layout:\n");
+    for (int i = 0; i < E->n; i++) {
+        int s = E->wrt[i];
+        md_buf_printf(out, " *     %-10s df/d%s%s\n", E->gname[i], ctx->syms[s].name,
+                      ctx->syms[s].kind == MD_SYM_SYMMETRIC ? " on the symmetric matrices, (G + G')/2" : "");
+    }
+    md_buf_printf(out,
+                  " * work: at least %s_workspace(dims) doubles of scratch.  No allocation, no\n"
+                  " * global state: reentrant and thread-safe with separate work arrays.\n"
+                  " * Returns f.  Outside f's domain (log of a negative number, a singular\n"
+                  " * matrix) the results are NaN or infinite.\n", nm);
+    if (!header) {
+        if (E->o->blas && E->nlus)
+            md_buf_puts(out, " * Products call CBLAS, and det, logdet and inverses LAPACK (dgetrf, dgetrs,\n"
+                             " * dgetri): link with -lopenblas (or a CBLAS and a LAPACK).\n");
+        else if (E->o->blas)
+            md_buf_puts(out, " * Products call CBLAS: link with -lopenblas (or any CBLAS).\n");
+        else
+            md_buf_puts(out, " * Plain C99 loops: link with -lm only.\n");
+        if (E->nlus)
+            md_buf_puts(out, " * Inverses used only in products are applied as solves with LU factors.\n");
+        md_buf_puts(out, " * Product chains are bracketed by cost ");
+        int hints = 0;
+        for (int d = 1; d < ctx->ndims && E->o->size_hint; d++) hints |= E->o->size_hint[d] > 0;
+        md_buf_puts(out, hints ? "(at emit time where every size has a hint,\n * at run time from dims otherwise).\n"
+                               : "at run time, from dims.\n");
+    }
+    if (E->ngens) {
+        md_buf_puts(out, " * Generic functions are callbacks you define (double -> double):\n");
+        for (int i = 0; i < E->ngens; i++) {
+            if (E->gens[i].order)
+                md_buf_printf(out, " *     %-10s derivative %d of %s\n", E->gens[i].name, E->gens[i].order,
+                              ctx->funcs[E->gens[i].func]);
+            else md_buf_printf(out, " *     %-10s %s\n", E->gens[i].name, ctx->funcs[E->gens[i].func]);
+        }
+    }
+    md_buf_puts(out, " */\n");
+}
