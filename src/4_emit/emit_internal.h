@@ -13,8 +13,9 @@
  *     emit_plan.c   em_values: every node's C value, workspace slices
  *     emit_code.c   em_body: the statements
  *     emit_text.c   em_top_comment, em_decls, em_proto: the interface text
- *     emit.c        the driver: the run-time helpers the statements call,
- *                   the workspace function, the function itself
+ *     emit.c        the driver: the run-time helpers the statements call
+ *                   (runtime/, embedded through $(B)/md_runtime.h), the
+ *                   workspace function, the function itself
  *
  * Each stage reads what the earlier ones wrote into the emitter and
  * writes its own fields; no stage builds nodes.
