@@ -1,5 +1,6 @@
 /*
- * md_costopt.h -- cost-based rewriting for the C backend (src/4_emit/costopt.c).
+ * md_costopt.h -- cost-based rewriting for the C backend (src/4_emit/costopt.c),
+ * and the matrix-chain DP that the C backend's emit-time bracketing shares.
  */
 #ifndef MD_COSTOPT_H
 #define MD_COSTOPT_H
@@ -13,5 +14,19 @@
  * cheaper.  Returns 1 if it rewrote, 0 if some size is unknown.
  */
 int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots);
+
+/*
+ * The matrix-chain DP, the one of the emitted md_chain (costopt.c
+ * compiles src/4_emit/runtime/chain_dp.c for it): factor i of the chain
+ * f[0..L) is d[i] x d[i+1], L >= 2.  inverse may be NULL; inverse[i] != 0
+ * says factor i is an inverse applied by a solve, which costs what the
+ * product costs, and two inverses are never paired (a solve needs a
+ * right-hand side).  cost and split are L*L, indexed [i*L + j]: on return
+ * the cheapest cost of the sub-chain i..j and the k where it splits into
+ * i..k and k+1..j.  On entry, cost[i*L + j] < 0 (i < j) marks a sub-chain
+ * that costs nothing (a product built already; it is not split), and any
+ * other value marks nothing: cost must be initialised (zeros).
+ */
+void md_cost_chain(int L, const long *d, const char *inverse, double *cost, int *split);
 
 #endif

@@ -25,6 +25,19 @@
  * the graph keeps the canonical form the gradients were built in.  The
  * evaluator and the emitter accept nested products; the values are equal
  * up to rounding.
+ *
+ * The matrix-chain DP is the emitted code's own md_chain_dp: this file
+ * compiles runtime/chain_dp.c (the source emit.c embeds in every file with
+ * a run-time chain) and exports it as md_cost_chain, which the emitter's
+ * emit-time bracketing calls too, so matdiff has one DP.  Three macros
+ * adapt it to the generator: MD_CHAIN_MAX is the chain's length L, which
+ * turns cost and split into pointers to rows of L entries (a variably
+ * modified parameter type: nothing is allocated on the stack, hence the
+ * -Wvla exception); MD_SEL_SOLVES keeps the inverse rule (inactive when
+ * no factor is an inverse, as here); MD_SEL_GEN adds the one thing the
+ * run-time DP does not need, sub-chains that cost nothing because an
+ * earlier chain built them (the caller marks them with a negative cost).
+ * Ties go to the first split, as they always did here.
  */
 #include "md_costopt.h"
 
@@ -32,6 +45,28 @@
 #include <string.h>
 
 #include "md_simplify.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvla"
+#define MD_SEL_GEN 1
+#define MD_SEL_SOLVES 1
+#define MD_CHAIN_MAX L
+#include "runtime/chain_dp.c"
+#undef MD_CHAIN_MAX
+#pragma GCC diagnostic pop
+
+void md_cost_chain(int L, const long *d, const char *inverse, double *cost, int *split)
+{
+    /* md_chain_dp asks only whether p[i] is NULL: any pointer says "an
+       inverse" */
+    const double **p = NULL;
+    if (inverse) {
+        p = md_xcalloc((size_t)L, sizeof *p);
+        for (int i = 0; i < L; i++) p[i] = inverse[i] ? cost : NULL;
+    }
+    md_chain_dp(L, d, p, (void *)cost, (void *)split);
+    free(p);
+}
 
 /* A product built already: its factors, in order, and its node. */
 typedef struct md_known {
@@ -50,6 +85,7 @@ typedef struct md_copt {
 } md_copt;
 
 static double dsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1.0 : (double)c->size[d]; }
+static long lsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1 : c->size[d]; }
 
 static md_expr *copt(md_copt *c, md_expr *e);
 
@@ -113,32 +149,27 @@ static md_expr *build(md_copt *c, const chain_plan *P, int i, int j)
     return r;
 }
 
-/* Plans f[0..L).  A sub-product that an earlier chain built (or its
-   transpose) costs nothing: seed 003's gradients share X*U, and
-   inv(S)*Y*Y'*inv(S) becomes W*W' for the W = inv(S)*Y of f. */
+/* Plans f[0..L) with md_cost_chain.  A sub-product that an earlier chain
+   built (or its transpose) costs nothing: seed 003's gradients share X*U,
+   and inv(S)*Y*Y'*inv(S) becomes W*W' for the W = inv(S)*Y of f. */
 static chain_plan chain_dp(md_copt *c, md_expr **f, int L)
 {
     chain_plan P = {f, L, md_xmalloc((size_t)(L + 1) * sizeof(double)), md_xcalloc((size_t)(L * L), sizeof(double)),
                     md_xcalloc((size_t)(L * L), sizeof(int)), md_xcalloc((size_t)(L * L), sizeof(md_expr *))};
-    double *sz = P.sz, *cost = P.cost;
-    int *split = P.split;
-    md_expr **avail = P.avail;
-    sz[0] = dsz(c, f[0]->rows);
-    for (int i = 0; i < L; i++) sz[i + 1] = dsz(c, f[i]->cols);
+    long *d = md_xmalloc((size_t)(L + 1) * sizeof *d);
+    d[0] = lsz(c, f[0]->rows);
+    for (int i = 0; i < L; i++) d[i + 1] = lsz(c, f[i]->cols);
+    for (int i = 0; i <= L; i++) P.sz[i] = (double)d[i];
+    /* in the DP's order: available() may make transposes, and node ids
+       show in the emitted names */
     for (int len = 2; len <= L; len++)
         for (int i = 0; i + len - 1 < L; i++) {
             int j = i + len - 1;
-            avail[i * L + j] = available(c, f + i, len);
-            if (avail[i * L + j]) {
-                cost[i * L + j] = 0;
-                continue;
-            }
-            cost[i * L + j] = -1;
-            for (int k = i; k < j; k++) {
-                double t = cost[i * L + k] + cost[(k + 1) * L + j] + sz[i] * sz[k + 1] * sz[j + 1];
-                if (cost[i * L + j] < 0 || t < cost[i * L + j]) cost[i * L + j] = t, split[i * L + j] = k;
-            }
+            P.avail[i * L + j] = available(c, f + i, len);
+            if (P.avail[i * L + j]) P.cost[i * L + j] = -1;   /* free */
         }
+    md_cost_chain(L, d, NULL, P.cost, P.split);
+    free(d);
     return P;
 }
 

@@ -48,7 +48,8 @@
  *    read back with memcpy (md_pivot), so no integer lvalue aliases the
  *    caller's doubles;
  *  - md_chain_dp, md_chain_run, md_chain, md_chain_trace: run-time
- *    bracketing of chains of up to MD_CHAIN_MAX factors;
+ *    bracketing of chains of up to MD_CHAIN_MAX factors (md_chain_dp is
+ *    also the generator's DP, md_cost_chain in costopt.c);
  *  - md_trdot, md_tcopy, md_mpow: traces of products, transposed copies,
  *    matrix powers.
  *
@@ -66,13 +67,14 @@
 
 /* ---- the run-time helpers --------------------------------------------- */
 
-/* The MD_SEL flags of runtime/ sections (runtime/prelude.h). */
-enum { EM_SEL_SOLVES = 1 };
+/* The MD_SEL flags of runtime/ sections (runtime/prelude.h).  GEN is for
+   the generator's own compile of chain_dp.c and never set here. */
+enum { EM_SEL_SOLVES = 1, EM_SEL_GEN = 2 };
 
 static const struct {
     const char *name;
     unsigned bit;
-} em_sel_flags[] = {{"SOLVES", EM_SEL_SOLVES}};
+} em_sel_flags[] = {{"SOLVES", EM_SEL_SOLVES}, {"GEN", EM_SEL_GEN}};
 
 /* The flag a directive line names after its MD_SEL_ (the name runs to
    the end of the line). */

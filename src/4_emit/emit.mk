@@ -13,8 +13,9 @@
 #    (em_runtime[EM_RT_<FILE>], in the order of the sorted file names),
 #    which emit.c writes into the emitted files.  Plain POSIX awk.
 #
-# The private header of the stage files is a prerequisite here because the
-# top-level pattern rule only knows include/.
+# The private header of the stage files and the runtime source that
+# costopt.c compiles in (the matrix-chain DP) are prerequisites here
+# because the top-level pattern rule only knows include/.
 
 EM_RT_SRCS   := $(sort $(wildcard src/4_emit/runtime/*.c))
 EM_RT_HDRS   := $(wildcard src/4_emit/runtime/*.h)
@@ -96,4 +97,5 @@ $(B)/md_runtime.h: $(EM_RT_SRCS) $(EM_RT_CHECKS) src/4_emit/emit.mk | $(B)
 	awk "$$EM_RT_AWK" $(EM_RT_SRCS) > $@.tmp && mv $@.tmp $@
 
 $(B)/4_emit/emit.o: $(B)/md_runtime.h
+$(B)/4_emit/costopt.o: src/4_emit/runtime/chain_dp.c src/4_emit/runtime/prelude.h
 $(patsubst src/%.c,$(B)/%.o,$(wildcard src/4_emit/*.c)): src/4_emit/emit_internal.h

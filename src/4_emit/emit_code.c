@@ -25,9 +25,10 @@
  *    programme: at run time by the emitted md_chain from dims (so the same
  *    code is fast for every size), or at emit time when every dimension of
  *    the chain has a size hint or the chain is longer than EM_CHAIN_MAX
- *    (then the bracketing is straight-line md_mm and md_sm calls).  The
- *    DP prices a solve like the product it replaces and never pairs two
- *    inverses.
+ *    (then the bracketing is straight-line md_mm and md_sm calls).  Both
+ *    run the same DP, runtime/chain_dp.c: the emitted file carries it and
+ *    the generator calls it as md_cost_chain (costopt.c).  It prices a
+ *    solve like the product it replaces and never pairs two inverses.
  *    Intermediate products live in the scratch area shared by all nodes;
  *    its size bounds every bracketing: the sum of the sizes of all proper
  *    sub-chains.
@@ -47,13 +48,13 @@
  * Every helper a statement calls is noted in E->use_* so that the driver
  * emits exactly those (and what they call).
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "emit_internal.h"
 #include "md_builtins.h"
+#include "md_costopt.h"
 
 /* ---- elementwise statements ------------------------------------------- */
 
@@ -189,26 +190,6 @@ static void em_pair(emitter *E, const em_fac *a, const em_fac *b, const char *al
     md_buf_puts(o, ", ");
     em_dim(E, b->c, o);
     md_buf_printf(o, ", %s, %s, %s, %s, %s);\n", alpha, inv->ptr, inv->piv, rhs->ptr, dst);
-}
-
-/* Emit-time matrix-chain DP over sizes sz[0..L]; split[i*L + j].  A solve
-   costs what the product costs; two inverses cannot meet (a solve needs a
-   right-hand side). */
-static void em_chain_dp(int L, const double *sz, const em_fac *f, int *split)
-{
-    double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
-    for (int len = 2; len <= L; len++)
-        for (int i = 0; i + len - 1 < L; i++) {
-            int j = i + len - 1;
-            cost[i * L + j] = INFINITY;
-            split[i * L + j] = i;
-            for (int k = i; k < j; k++) {
-                double c = cost[i * L + k] + cost[(k + 1) * L + j] + sz[i] * sz[k + 1] * sz[j + 1];
-                if (k == i && k + 1 == j && f[i].piv && f[j].piv) c = INFINITY;
-                if (c < cost[i * L + j]) cost[i * L + j] = c, split[i * L + j] = k;
-            }
-        }
-    free(cost);
 }
 
 /* Emits factors i..j into dst with the emit-time bracketing; scratch from
@@ -360,19 +341,28 @@ static void em_mul(emitter *E, const md_expr *e)
             for (int i = 0; i <= L; i++)
                 if (dd[i] != MD_DIM_ONE && !(E->o->size_hint && E->o->size_hint[dd[i]] > 0)) hinted = 0;
             if (hinted || L > EM_CHAIN_MAX) {
-                double *sz = md_xcalloc((size_t)L + 1, sizeof *sz);
+                /* the emit-time bracketing: the run-time DP (md_cost_chain)
+                   on the hints, 100 for a size without one; a solve costs
+                   what the product costs, and two inverses cannot meet (a
+                   solve needs a right-hand side) */
+                long *d = md_xcalloc((size_t)L + 1, sizeof *d);
+                char *inverse = md_xcalloc((size_t)L, 1);
                 for (int i = 0; i <= L; i++)
-                    sz[i] = dd[i] == MD_DIM_ONE ? 1.0
-                            : E->o->size_hint && E->o->size_hint[dd[i]] > 0 ? (double)E->o->size_hint[dd[i]]
-                                                                            : 100.0;
+                    d[i] = dd[i] == MD_DIM_ONE ? 1
+                           : E->o->size_hint && E->o->size_hint[dd[i]] > 0 ? E->o->size_hint[dd[i]]
+                                                                           : 100;
+                for (int i = 0; i < L; i++) inverse[i] = f[i].piv != NULL;
+                double *cost = md_xcalloc((size_t)(L * L), sizeof *cost);
                 int *split = md_xcalloc((size_t)(L * L), sizeof *split);
-                em_chain_dp(L, sz, f, split);
+                md_cost_chain(L, d, inverse, cost, split);
                 md_buf off = {0};
                 md_buf_puts(&off, "0");
                 em_chain_static(E, f, split, L, 0, L - 1, alpha.s, dst.s, &off);
                 md_buf_free(&off);
                 free(split);
-                free(sz);
+                free(cost);
+                free(inverse);
+                free(d);
             } else {
                 const char *p = em_chain_arrays(E, f, dd, L);
                 E->use_chain_plain = 1;

@@ -1,6 +1,16 @@
 /*
- * runtime/chain_dp.c -- md_chain_dp, the matrix-chain dynamic programme
- * that the emitted md_chain and md_chain_trace run on the sizes in dims.
+ * runtime/chain_dp.c -- md_chain_dp, the matrix-chain dynamic programme,
+ * and the only one in matdiff: the emitted md_chain and md_chain_trace
+ * run it on the sizes in dims, and costopt.c compiles this same file into
+ * the generator (md_cost_chain), where the emitter's emit-time bracketing
+ * (--size) and the cost rewriting call it.
+ *
+ * For the generator, costopt.c defines MD_CHAIN_MAX as L, which makes
+ * cost and split pointers to rows of the chain's length (a variably
+ * modified parameter type, no array on the stack), MD_SEL_SOLVES as 1
+ * (the caller passes p = NULL when no factor is an inverse) and MD_SEL_GEN
+ * as 1: a sub-chain whose cost the caller set negative costs nothing (a
+ * product an earlier chain built already) and is not split.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_CHAIN_DP_C
@@ -27,6 +37,12 @@ static void md_chain_dp(int L, const long *d, const double *const *p, double cos
     for (int len = 2; len <= L; len++)
         for (int i = 0; i + len - 1 < L; i++) {
             int j = i + len - 1;
+#if MD_SEL_GEN
+            if (cost[i][j] < 0.0) {   /* built already (costopt.c): free, not split */
+                cost[i][j] = 0.0;
+                continue;
+            }
+#endif // MD_SEL_GEN
             cost[i][j] = HUGE_VAL;
             split[i][j] = i;
             for (int k = i; k < j; k++) {

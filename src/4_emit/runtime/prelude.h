@@ -30,10 +30,14 @@
  * the directive lines themselves are never emitted (em_runtime_put in
  * emit.c); the C preprocessor reads the same lines the same way, so the
  * build checks every variant by compiling with -DMD_SEL_<FLAG>=0 and =1.
- * The one flag:
+ * Those are the flags:
  *
  *  - MD_SEL_SOLVES: the chain helpers with inverses among the factors
- *    (p[i] non-NULL: factor i is inv(A), a[i] and p[i] A's LU factors).
+ *    (p[i] non-NULL: factor i is inv(A), a[i] and p[i] A's LU factors);
+ *  - MD_SEL_GEN: lines that only the generator compiles: chain_dp.c is
+ *    also costopt.c's matrix-chain DP (md_cost_chain), and its GEN section
+ *    lets the caller mark sub-chains that cost nothing.  Always 0 when
+ *    emitting.
  *
  * The directive form with `//` matters: a helper's own comment may hold a
  * selected section (chain_dp.c's), and `*` `/` there would end it.
@@ -52,9 +56,13 @@
 #endif
 
 /* Uses the static helper f, so that its file compiles alone without an
-   unused-function warning. */
+   unused-function warning; nothing in the generator. */
+#if MD_SEL_GEN
+#define MD_RUNTIME_KEEP(f)
+#else
 #define MD_RUNTIME_KEEP(f) \
     void md_keep_##f(void); \
     void md_keep_##f(void) { (void)f; }
+#endif
 
 #endif
