@@ -1,6 +1,6 @@
 /*
- * runtime/inv_lapack.c -- md_lu_inv with LAPACK: an explicit inverse from the LU, dgetri
- * (64n doubles of scratch).
+ * runtime/inv_lapack.c -- md_lu_inv with LAPACK: an explicit inverse from
+ * the LU, dgetri (64n doubles of scratch).
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_INV_LAPACK_C

@@ -1,5 +1,6 @@
 /*
- * runtime/inv_loops.c -- md_lu_inv in plain loops: the solves of the identity's columns.
+ * runtime/inv_loops.c -- md_lu_inv in plain loops: the solves of the
+ * identity's columns.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_INV_LOOPS_C

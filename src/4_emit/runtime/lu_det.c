@@ -1,6 +1,6 @@
 /*
- * runtime/lu_det.c -- md_lu_det: det or logdet from an LU of either backend (md_pivot
- * says which rows were swapped).
+ * runtime/lu_det.c -- md_lu_det: det or logdet from an LU of either
+ * backend (md_pivot says which rows were swapped).
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_LU_DET_C

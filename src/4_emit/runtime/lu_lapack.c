@@ -1,8 +1,9 @@
 /*
- * runtime/lu_lapack.c -- md_lu with LAPACK (BLAS mode): the Fortran declarations of
- * dgetrf, dgetrs and dgetri, MD_PIVOTS, and the factorisation.  The
- * pivots are LAPACK integers in the double workspace, read with memcpy
- * (md_pivot), so no integer lvalue aliases the caller's doubles.
+ * runtime/lu_lapack.c -- md_lu with LAPACK (BLAS mode): the Fortran
+ * declarations of dgetrf, dgetrs and dgetri, MD_PIVOTS, and the
+ * factorisation.  The pivots are LAPACK integers in the double workspace,
+ * read with memcpy (md_pivot), so no integer lvalue aliases the caller's
+ * doubles.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_LU_LAPACK_C

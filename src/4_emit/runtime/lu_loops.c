@@ -1,6 +1,6 @@
 /*
- * runtime/lu_loops.c -- md_lu in plain loops: LU with partial pivoting, the pivots
- * stored as doubles (MD_PIVOTS(n) = n).
+ * runtime/lu_loops.c -- md_lu in plain loops: LU with partial pivoting,
+ * the pivots stored as doubles (MD_PIVOTS(n) = n).
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_LU_LOOPS_C

@@ -1,7 +1,7 @@
 /*
- * runtime/mm_blas.c -- md_mm with CBLAS: C = alpha op(A) op(B), by ddot, dgemv, dsyrk
- * (A A' and A' A) or dgemm as the shapes allow.  Every product of the
- * emitted code goes through md_mm.
+ * runtime/mm_blas.c -- md_mm with CBLAS: C = alpha op(A) op(B), by ddot,
+ * dgemv, dsyrk (A A' and A' A) or dgemm as the shapes allow.  Every
+ * product of the emitted code goes through md_mm.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_MM_BLAS_C

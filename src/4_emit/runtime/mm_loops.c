@@ -1,6 +1,6 @@
 /*
- * runtime/mm_loops.c -- md_mm in plain loops (--no-blas): the same interface as
- * mm_blas.c, column-major, the inner loop along columns of A.
+ * runtime/mm_loops.c -- md_mm in plain loops (--no-blas): the same
+ * interface as mm_blas.c, column-major, the inner loop along columns of A.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_MM_LOOPS_C

@@ -1,5 +1,6 @@
 /*
- * runtime/mpow.c -- md_mpow: A^k by binary powering, on either backend's md_mm.
+ * runtime/mpow.c -- md_mpow: A^k by binary powering, on either backend's
+ * md_mm.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_MPOW_C

@@ -1,5 +1,6 @@
 /*
- * runtime/pivot_loops.c -- md_pivot for lu_loops.c's pivots (row indices as doubles).
+ * runtime/pivot_loops.c -- md_pivot for lu_loops.c's pivots (row indices
+ * as doubles).
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_PIVOT_LOOPS_C

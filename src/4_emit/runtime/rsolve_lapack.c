@@ -1,6 +1,7 @@
 /*
- * runtime/rsolve_lapack.c -- md_lu_rsolve with BLAS: B inv(op(A)) from the right, dtrsm and
- * the pivots' column swaps (LAPACK has no right-hand dgetrs).
+ * runtime/rsolve_lapack.c -- md_lu_rsolve with BLAS: B inv(op(A)) from the
+ * right, dtrsm and the pivots' column swaps (LAPACK has no right-hand
+ * dgetrs).
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_RSOLVE_LAPACK_C

@@ -1,5 +1,6 @@
 /*
- * runtime/rsolve_loops.c -- md_lu_rsolve in plain loops: B inv(op(A)) from the right.
+ * runtime/rsolve_loops.c -- md_lu_rsolve in plain loops: B inv(op(A)) from
+ * the right.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_RSOLVE_LOOPS_C

@@ -1,6 +1,6 @@
 /*
- * runtime/sm.c -- md_sm: a product with an inverse factor as a solve, from the left
- * or the right; the inverse is never formed.  Either backend's
+ * runtime/sm.c -- md_sm: a product with an inverse factor as a solve, from
+ * the left or the right; the inverse is never formed.  Either backend's
  * md_lu_solve and md_lu_rsolve.
  * (The helper is the text between the markers; see prelude.h.)
  */

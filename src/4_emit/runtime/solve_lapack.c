@@ -1,5 +1,6 @@
 /*
- * runtime/solve_lapack.c -- md_lu_solve with LAPACK: inv(op(A)) B from the left, dgetrs.
+ * runtime/solve_lapack.c -- md_lu_solve with LAPACK: inv(op(A)) B from the
+ * left, dgetrs.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_SOLVE_LAPACK_C

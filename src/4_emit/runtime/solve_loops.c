@@ -1,6 +1,6 @@
 /*
- * runtime/solve_loops.c -- md_lu_solve in plain loops: the row swaps and the two
- * triangular solves, column by column.
+ * runtime/solve_loops.c -- md_lu_solve in plain loops: the row swaps and
+ * the two triangular solves, column by column.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_SOLVE_LOOPS_C

@@ -1,6 +1,7 @@
 /*
- * runtime/tcopy.c -- md_tcopy: a scaled transpose copy, for a transpose that is not
- * only a product factor and for md_sm's transposed right-hand side.
+ * runtime/tcopy.c -- md_tcopy: a scaled transpose copy, for a transpose
+ * that is not only a product factor and for md_sm's transposed right-hand
+ * side.
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_TCOPY_C

@@ -1,6 +1,6 @@
 /*
- * runtime/trdot_blas.c -- md_trdot with CBLAS: tr(op(A) op(B)) as dot products, without
- * forming the product (a product used only by a trace).
+ * runtime/trdot_blas.c -- md_trdot with CBLAS: tr(op(A) op(B)) as dot
+ * products, without forming the product (a product used only by a trace).
  * (The helper is the text between the markers; see prelude.h.)
  */
 #ifndef MD_RT_TRDOT_BLAS_C
