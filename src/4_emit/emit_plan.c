@@ -385,12 +385,12 @@ static char *em_number(const md_expr *e)
 
 /* An LU's two slices: the factors and the pivots (MD_PIVOTS(n) doubles:
    LAPACK integers in BLAS mode, row indices stored as doubles otherwise). */
-static void em_lu_slices(emitter *E, em_lu *lu)
+static void em_lu_slices(emitter *E, em_lu *lu, int num)
 {
     md_buf b = {0};
-    md_buf_printf(&b, "md_lu%u", (unsigned)lu->base->id);
+    md_buf_printf(&b, "md_lu%d", num);
     lu->val = md_buf_take(&b);
-    md_buf_printf(&b, "md_piv%u", (unsigned)lu->base->id);
+    md_buf_printf(&b, "md_piv%d", num);
     lu->piv = md_buf_take(&b);
     char *sz = em_size_t(E, lu->base->rows, lu->base->cols);
     md_buf nn = {0};
@@ -403,16 +403,22 @@ static void em_lu_slices(emitter *E, em_lu *lu)
     free(sz);
 }
 
-/* Assigns every node its C value: names, slices, aliases. */
+/* Assigns every node its C value: names, slices, aliases.  Scalars,
+   matrices and LUs are numbered in the order they are computed (md_s1,
+   md_t1, md_lu1), not by node id: ids follow the order in which the
+   constructors ran, which C leaves unspecified for the arguments of one
+   call, so the emitted names would depend on the compiler that built
+   matdiff. */
 void em_values(emitter *E)
 {
     md_ctx *ctx = E->ctx;
+    int nscalar = 0, nmatrix = 0, nlu = 0;
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
         em_node *x = &E->nd[e->id];
         md_buf b = {0};
         for (int l = 0; l < E->nlus; l++)
-            if (E->lus[l].first == k) em_lu_slices(E, &E->lus[l]);
+            if (E->lus[l].first == k) em_lu_slices(E, &E->lus[l], ++nlu);
         switch (x->mode) {
         case EM_SOLVE:
             x->val = md_xstrdup(E->lus[x->lu - 1].val);
@@ -434,13 +440,13 @@ void em_values(emitter *E)
             break;
         case EM_COMPUTED:
             if (x->scalar) {
-                md_buf_printf(&b, "md_s%u", (unsigned)e->id);
+                md_buf_printf(&b, "md_s%d", ++nscalar);
                 x->val = md_buf_take(&b);
                 md_buf_printf(&E->decl, "    double %s = 0.0;\n", x->val);
             } else if (x->dest >= 0) {
                 x->val = md_xstrdup(E->gname[x->dest]);
             } else {
-                md_buf_printf(&b, "md_t%u", (unsigned)e->id);
+                md_buf_printf(&b, "md_t%d", ++nmatrix);
                 x->val = md_buf_take(&b);
                 char *sz = em_size_t(E, e->rows, e->cols);
                 md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", x->val, sz);
