@@ -61,11 +61,22 @@ void md_eval_note_bug(const char *what);   /* for evaluators built on md_eval */
 /* Evaluates several expressions sharing one memo table (faster). */
 int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs);
 
+/* Why a variable could not be judged (md_check_result.inconclusive). */
+typedef enum md_inconclusive {
+    MD_INC_NONE = 0,
+    MD_INC_STEEP,   /* the finite differences never settled, or f is not
+                       defined at x +- hD: too steep or too close to an edge */
+    MD_INC_GRAD,    /* the gradient cannot be evaluated at any point tried
+                       (a singular matrix inside it, or an overflow) */
+    MD_INC_FLAT     /* f did not change at all along D at any step, while
+                       G : D is not 0: the variable is lost to rounding
+                       (sin(a + 1e20)) */
+} md_inconclusive;
+
 typedef struct md_check_result {
     double worst_rel_err;   /* over all directions tried */
     int ok;                 /* worst_rel_err <= tolerance */
-    int inconclusive;       /* not ok, but the finite differences never
-                               settled either: too steep to judge here */
+    md_inconclusive inconclusive;   /* not ok, but not judged either */
 } md_check_result;
 
 /*
@@ -100,6 +111,10 @@ int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval g
  * md_env_free.
  */
 int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env);
+/* The same with every dimension of size 3 when equal_sizes (md_env_random
+   falls back to it; md_check redraws with it where the gradients cannot be
+   evaluated with distinct sizes). */
+int md_env_random_ex(md_ctx *ctx, md_expr *f, unsigned long seed, int equal_sizes, md_env *env);
 void md_env_free(md_env *env);
 
 #endif

@@ -37,4 +37,8 @@ md_symkind md_default_kind(const char *name);
 /* Is name a built-in function of the language? */
 int md_is_builtin(const char *name);
 
+/* Is name unusable as a variable, a named subexpression or a printed name:
+   a built-in, eye, or a declaration keyword? */
+int md_is_reserved(const char *name);
+
 #endif

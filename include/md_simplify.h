@@ -47,6 +47,16 @@ md_expr *md_had2(md_ctx *ctx, md_expr *a, md_expr *b);
 md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *exponent); /* .^ (and scalar ^) */
 md_expr *md_pow_si(md_ctx *ctx, md_expr *base, long num, unsigned long den);
 md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k);           /* square matrix ^ k */
+
+/* The largest |k| of a matrix power X^k, in the language and in the
+   canonical form: (X^9)^8 and X^40*X^40 stay as they are written rather
+   than becoming powers no one could type (or differentiate in 72 terms). */
+enum { MD_MPOW_MAX = 64 };
+
+/* An integer power of a number is folded only while the result has at most
+   this many bits (numerator and denominator): the language's numbers have
+   up to 10 000 digits, and folding (1e-9999^50)^50 would take minutes. */
+enum { MD_NUM_BITS_MAX = 1 << 17 };
 md_expr *md_inv(md_ctx *ctx, md_expr *a);
 md_expr *md_trans(md_ctx *ctx, md_expr *a);
 

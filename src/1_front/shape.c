@@ -207,6 +207,11 @@ int md_is_builtin(const char *name)
     return 0;
 }
 
+int md_is_reserved(const char *name)
+{
+    return md_is_builtin(name) || md_is_keyword(name) || !strcmp(name, "eye");
+}
+
 static const char *const md_greek[] = {
     "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta",
     "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron",
@@ -645,10 +650,10 @@ static int infer(md_st *st, md_ast *a, md_shp *out)
                             "a matrix power needs an integer exponent; use '.^' for elementwise powers");
                 return -1;
             }
-            if (lit == 2 || k > 64 || k < -64) {
+            if (lit == 2 || k > MD_MPOW_MAX || k < -MD_MPOW_MAX) {
                 char buf[64];
-                md_error_at(st->src, a->kids[1]->loc, "matrix power %s is too large (at most 64 in absolute value)",
-                            describe(st, a->kids[1], buf, sizeof buf));
+                md_error_at(st->src, a->kids[1]->loc, "matrix power %s is too large (at most %d in absolute value)",
+                            describe(st, a->kids[1], buf, sizeof buf), MD_MPOW_MAX);
                 return -1;
             }
             if (dv_unify(st, s.r, s.c)) {
@@ -1017,7 +1022,7 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
             break;
         case MD_STMT_ASSIGN: {
             md_name *old = name_find(&st, s->name);
-            if (old || !strcmp(s->name, "eye") || md_is_builtin(s->name) || md_is_keyword(s->name)) {
+            if (old || md_is_reserved(s->name)) {
                 md_error_at(st.src, s->nameloc, "cannot assign to '%s': %s", s->name,
                             !old ? "it is a built-in name"
                             : old->kind == MD_NAME_BOUND ? "it is already defined"

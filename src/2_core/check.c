@@ -97,7 +97,7 @@ static int fd_along(md_env *env, md_expr *f, int s, const md_mat *d, double h,
  * be evaluated at any step.  Returns the worst relative error.
  */
 static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
-                        double scale, double tol, uint64_t *rng, int *inconclusive)
+                        double scale, double tol, uint64_t *rng, md_inconclusive *inconclusive)
 {
     const md_ctx *ctx = env->ctx;
     const md_mat *x = &env->val[s];
@@ -106,7 +106,7 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
     for (long i = 0; i < n; i++)
         if (fabs(x->v[i]) > xmax) xmax = fabs(x->v[i]);
     double worst = 0.0;
-    *inconclusive = 0;
+    *inconclusive = MD_INC_NONE;
     md_mat d = md_mat_new(x->rows, x->cols);
     for (int k = 0; k < CHECK_DIRS; k++) {
         for (long i = 0; i < n; i++) d.v[i] = check_uniform(rng);
@@ -117,7 +117,7 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
         double analytic = 0.0;
         for (long i = 0; i < n; i++) analytic += g->v[i] * d.v[i];
         double h0 = xmax > 1.0 ? xmax : 1.0, best = INFINITY, prev = NAN;
-        int rc = -1, settled = 0;
+        int rc = -1, settled = 0, flat = 1;
         /* steps 1 .. 1e-5 always (the error reported is the best of
            them), smaller ones only while no step has agreed */
         for (int t = 0; t < 10 && (t < 6 || best > tol * 1e-2); t++) {
@@ -127,6 +127,7 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
                 continue;
             }
             rc = 0;
+            if (fd != 0.0) flat = 0;
             /* the floor: rounding noise of a difference of f is about
                1e-16 |f| / h, so a directional derivative below 1e-6 (1 + |f|)
                is compared in absolute terms, to 1e-12 (1 + |f|) */
@@ -140,11 +141,12 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
         if (rc < 0) {
             /* f is defined at x but not at any x +- hD (log near 0, exp
                near overflow): nothing can be said here */
-            *inconclusive = 1;
+            *inconclusive = MD_INC_STEEP;
             worst = INFINITY;
             break;
         }
-        if (best > tol && !settled) *inconclusive = 1;
+        if (best > tol && flat) *inconclusive = MD_INC_FLAT;
+        else if (best > tol && !settled) *inconclusive = MD_INC_STEEP;
         if (best > worst) worst = best;
     }
     md_mat_free(&d);
@@ -152,8 +154,8 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
 }
 
 static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge,
-                         void *arg, unsigned long seed, double tol, md_check_result *res,
-                         FILE *err, int quiet, int *redraw);
+                         void *arg, unsigned long seed, int equal, double tol,
+                         md_check_result *res, FILE *err, int quiet, int *redraw);
 
 /* The gradients as graphs of ctx. */
 static int eval_graphs(void *arg, const md_env *env, int n, md_mat *out)
@@ -170,34 +172,40 @@ int md_check(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
 /* A point where some gradient cannot be evaluated (det(A*X) with a
    singular A*X: the gradient has inv(A*X) in it), or where the finite
    differences do not settle, is redrawn, up to 5 times, before that is
-   reported. */
+   reported.  If the gradients could not be evaluated with distinct sizes,
+   the last two draws make every dimension equal: det(X*Y)*det(Y*X) is
+   defined everywhere, but its gradient (with inv(X*Y)) only where X and Y
+   are square. */
 int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge, void *arg,
                   unsigned long seed, double tol, md_check_result *res, FILE *err)
 {
-    int rc = -1;
+    int rc = -1, equal = 0;
     for (int k = 0; k < 5; k++) {
         int redraw = 0;
-        rc = md_check_once(ctx, f, n, wrt, ge, arg, seed + 7919ul * (unsigned long)k, tol, res,
-                           err, k < 4, &redraw);
+        int krc = md_check_once(ctx, f, n, wrt, ge, arg, seed + 7919ul * (unsigned long)k, equal, tol,
+                                res, err, k < 4, &redraw);
+        if (equal && krc < 0) break;   /* no point with equal sizes: res keeps the last draw's */
+        rc = krc;
         if (!redraw) break;
+        if (k >= 2 && redraw == 2 && ctx->ndims > 2) equal = 1;
     }
     return rc;
 }
 
 static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval ge,
-                         void *arg, unsigned long seed, double tol, md_check_result *res,
-                         FILE *err, int quiet, int *redraw)
+                         void *arg, unsigned long seed, int equal, double tol,
+                         md_check_result *res, FILE *err, int quiet, int *redraw)
 {
     md_env env;
-    int erc = md_env_random(ctx, f, seed, &env);
+    int erc = equal ? md_env_random_ex(ctx, f, seed, 1, &env) : md_env_random(ctx, f, seed, &env);
     if (erc == MD_EVAL_BUG) {
         if (err) fprintf(err, "matdiff: --check: the function cannot be evaluated: %s\n", md_eval_bug());
         md_env_free(&env);
-        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = 0;
+        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = MD_INC_NONE;
         return 1;
     }
     if (erc < 0) {
-        if (err)
+        if (err && !equal)
             fputs("matdiff: --check: could not find a point inside the domain "
                   "of the function after 20 tries\n", err);
         md_env_free(&env);
@@ -218,7 +226,7 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
     if (grc == MD_EVAL_BUG) {
         /* a gradient whose shapes do not fit the variables: never right */
         if (err) fprintf(err, "matdiff: --check: the gradients cannot be evaluated: %s\n", md_eval_bug());
-        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = 0;
+        for (int i = 0; i < n; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = MD_INC_NONE;
         free(g);
         md_env_free(&env);
         return 1;
@@ -228,12 +236,12 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
         const char *name = ctx->syms[s].name;
         res[i].worst_rel_err = INFINITY;
         res[i].ok = 0;
-        res[i].inconclusive = 0;
+        res[i].inconclusive = MD_INC_NONE;
         if (grc < 0) {
             /* defined at the point but not representable (the gradient
                overflows): nothing to compare here */
-            res[i].inconclusive = 1;
-            *redraw = 1;
+            res[i].inconclusive = MD_INC_GRAD;
+            *redraw = 2;
             if (err && !quiet)
                 fprintf(err, "matdiff: --check: the gradient with respect to %s "
                         "cannot be evaluated at the chosen point\n", name);
@@ -251,7 +259,7 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
         res[i].worst_rel_err = check_var(&env, f, s, &g[i], scale, tol, &rng, &res[i].inconclusive);
         res[i].ok = res[i].worst_rel_err <= tol;
         if (!res[i].ok) allok = 0;
-        if (!res[i].ok && res[i].inconclusive) *redraw = 1;
+        if (!res[i].ok && res[i].inconclusive && !*redraw) *redraw = 1;
     }
     for (int i = 0; i < n; i++) md_mat_free(&g[i]);
     free(g);

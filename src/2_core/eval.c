@@ -26,7 +26,8 @@
  * status 3.
  *
  * md_env_random chooses the data: distinct dimension sizes (so a
- * forgotten transpose shows as a size clash or a wrong number), and
+ * forgotten transpose shows as a size clash or a wrong number; equal ones
+ * only where f is defined nowhere else, as logdet(X*Y) + logdet(Y*X)), and
  * variable values shaped by where each variable occurs: positive under
  * log, sqrt and fractional powers, inside [0.1, 0.6] under arcsin and
  * arccos, away from zero under negative powers (divisions), symmetric
@@ -687,7 +688,7 @@ static void draw_value(uint64_t *rng, md_mat *m, unsigned need, int symmetric)
 
 enum { MD_ENV_TRIES = 20 };
 
-int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
+int md_env_random_ex(md_ctx *ctx, md_expr *f, unsigned long seed, int equal_sizes, md_env *env)
 {
     uint64_t rng = (uint64_t)seed * 0x2545F4914F6CDD1Dull + 0x1234567ull;
     memset(env, 0, sizeof *env);
@@ -698,7 +699,8 @@ int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
     env->val = md_xcalloc((size_t)ctx->nsyms + 1, sizeof(md_mat));
     env->dir = md_xcalloc((size_t)ctx->nsyms + 1, sizeof(md_mat));
 
-    /* distinct sizes 2..6 in shuffled order, reshuffled if dims run out */
+    /* distinct sizes 2..6 in shuffled order, reshuffled if dims run out;
+       or every dimension 3 */
     enum { NSIZES = 5 };
     long sizes[NSIZES];
     env->dimsize[0] = 1;
@@ -711,7 +713,7 @@ int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
                 long t = sizes[i]; sizes[i] = sizes[j]; sizes[j] = t;
             }
         }
-        env->dimsize[d] = sizes[k];
+        env->dimsize[d] = equal_sizes ? 3 : sizes[k];
     }
     for (int d = 0; d < ctx->ndims; d++) ctx->dims[d].size = env->dimsize[d];
 
@@ -747,6 +749,16 @@ int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
     free(cs.seen);
     free(cs.needs);
     if (rc < 0) md_env_free(env);   /* leaves env safe to free again */
+    return rc;
+}
+
+/* Distinct sizes first; if f is defined nowhere with them, equal ones:
+   logdet(X*Y) + logdet(Y*X) needs X and Y square (X*Y of rank m < n is
+   singular). */
+int md_env_random(md_ctx *ctx, md_expr *f, unsigned long seed, md_env *env)
+{
+    int rc = md_env_random_ex(ctx, f, seed, 0, env);
+    if (rc == -1 && ctx->ndims > 2) rc = md_env_random_ex(ctx, f, seed, 1, env);
     return rc;
 }
 

@@ -495,6 +495,17 @@ static void md_prod_absorb(md_ctx *ctx, md_prod *p, md_expr *f, int splice)
         md_prod_add_scalar(ctx, p, f);
         return;
     }
+    if (f->kind == MD_MUL) {
+        /* a product too long to splice stays one factor of the chain, but
+           its coefficient and scalar factors join ours: a chain factor
+           never carries a coefficient (md_split and md_join rely on it) */
+        int s = md_chain_start(f);
+        for (int i = 0; i < s; i++) md_prod_add_scalar(ctx, p, f->args[i]);
+        md_vec_push(&p->chain, s == 0 ? f
+                               : f->nargs - s == 1 ? f->args[s]
+                                                   : md_raw(ctx, MD_MUL, f->rows, f->cols, f->nargs - s, f->args + s));
+        return;
+    }
     if (f->kind == MD_ADD) {
         mpq_t content;
         mpq_init(content);
@@ -542,7 +553,7 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
         } else if (a->rows == a->cols && b->rows == b->cols && a->rows == b->rows) {
             int ka, kb;
             md_expr *ba = md_power_base(a, &ka), *bb = md_power_base(b, &kb);
-            if (ba == bb) {
+            if (ba == bb && abs(ka + kb) <= MD_MPOW_MAX) {
                 merged = md_mpow(ctx, ba, ka + kb);
                 done = 1;
             }
@@ -851,7 +862,10 @@ md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *ex)
         if (base->kind == MD_NUM && integral && mpz_fits_slong_p(mpq_numref(ex->q))) {
             long k = mpz_get_si(mpq_numref(ex->q));
             if (mpq_sgn(base->q) == 0 && k < 0) goto raw;    /* 0^-1: leave it */
-            if (labs(k) <= 64) {
+            /* folded only while the result stays a number one could type:
+               1e-9999^50 has 500 000 digits and stays a power */
+            size_t bits = mpz_sizeinbase(mpq_numref(base->q), 2) + mpz_sizeinbase(mpq_denref(base->q), 2);
+            if (labs(k) <= 64 && bits * (size_t)labs(k) <= MD_NUM_BITS_MAX) {
                 mpq_t r;
                 mpq_init(r);
                 mpz_pow_ui(mpq_numref(r), mpq_numref(base->q), (unsigned long)labs(k));
@@ -920,7 +934,8 @@ md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k)
     if (k == 1) return base;
     if (md_is_scalar(base)) return md_pow_si(ctx, base, k, 1);
     if (base->kind == MD_EYE) return base;
-    if (base->kind == MD_MPOW) return md_mpow(ctx, base->args[0], base->ival * k);
+    if (base->kind == MD_MPOW && labs((long)base->ival * k) <= MD_MPOW_MAX)
+        return md_mpow(ctx, base->args[0], base->ival * k);
     if (base->kind == MD_ADD) {
         /* (2A - 2B)^k = 2^k (A - B)^k */
         mpq_t c;

@@ -730,9 +730,7 @@ static void order_defs(md_walk *w, const char *named, md_expr *e, md_temps *t)
 
 static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
 {
-    if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_builtin(s) ||
-        !strcmp(s, "eye"))
-        return 1;
+    if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_reserved(s)) return 1;
     for (int i = 0; avoid && avoid[i]; i++)
         if (!strcmp(avoid[i], s)) return 1;
     return 0;

@@ -242,10 +242,17 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
         md_buf_printf(lines, "%s check: no point inside the function's domain was found; nothing was checked\n", cm);
     } else {
         for (int i = 0; i < r->nv; i++) {
+            static const char *const why[] = {
+                [MD_INC_STEEP] = "at every point tried the function is too steep for finite differences to settle "
+                                 "(try another --seed)",
+                [MD_INC_GRAD] = "at every point tried the gradient cannot be evaluated (a singular matrix inside it, "
+                                "or an overflow; try another --seed)",
+                [MD_INC_FLAT] = "the function does not change in floating point when this variable does (is it "
+                                "swallowed by a much larger term?)",
+            };
             if (!res[i].ok && res[i].inconclusive)
-                md_buf_printf(lines, "%s check d/d%s: inconclusive: at every point tried the function is too steep "
-                                     "for finite differences to settle, or the gradient overflows (try another --seed)\n", cm,
-                              r->ctx->syms[r->wrt[i]].name);
+                md_buf_printf(lines, "%s check d/d%s: inconclusive: %s\n", cm,
+                              r->ctx->syms[r->wrt[i]].name, why[res[i].inconclusive]);
             else
                 md_buf_printf(lines, "%s check d/d%s: worst relative error %.1e against finite differences (%s)\n", cm,
                               r->ctx->syms[r->wrt[i]].name, res[i].worst_rel_err, res[i].ok ? "ok" : "FAILED");
@@ -257,7 +264,7 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
     if (crc) {
         fprintf(r->err, "matdiff: --check failed: %s\n",
                 crc < 0        ? "no point inside the function's domain was found"
-                : inconclusive ? "the finite differences do not settle at the points tried"
+                : inconclusive ? "some gradient could not be judged at the points tried (inconclusive)"
                                : "a gradient disagrees with finite differences");
         free(res);
         return MD_EXIT_CHECK;
@@ -550,7 +557,8 @@ static int derive(md_runstate *r)
         for (int i = 0; i < r->nv; i++) {
             md_buf b = {0};
             md_buf_printf(&b, "d%s", ctx->syms[r->wrt[i]].name);
-            while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0) md_buf_putc(&b, '_');
+            while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s))
+                md_buf_putc(&b, '_');
             r->owned[i] = md_buf_take(&b);
             r->gnames[i] = r->owned[i];
             r->avoid[i] = r->owned[i];

@@ -10,7 +10,7 @@
  *
  * Exit codes: 0 success, 1 an error in the input, 2 a usage error,
  * 3 out of memory or an internal error, 4 --check found a gradient that
- * disagrees with finite differences.
+ * disagrees with finite differences, or could verify nothing.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,7 +37,8 @@ static const char md_usage[] =
     "  -f, --file FILE           read the program from FILE ('-' for standard input)\n"
     "  -c, --check               verify every gradient against central finite differences\n"
     "                            on random data inside the function's domain; fails (exit 4)\n"
-    "                            when the worst relative error exceeds 1e-6\n"
+    "                            when the worst relative error exceeds 1e-6 or nothing\n"
+    "                            could be verified (the line then says 'inconclusive')\n"
     "      --seed N              random seed for --check (default 1)\n"
     "      --format FORMAT       text (default: a program matdiff reads back), latex, or c\n"
     "                            (\\frac{\\partial f}{\\partial X} = ... in an align* environment)\n"
