@@ -12,10 +12,9 @@
  * Two oracles beyond the sanitizers.  Exit status 3 is matdiff admitting
  * an internal error: a bug.  Exit status 4 means the printed gradient
  * disagrees with finite differences at points inside the function's
- * domain: also a bug, a wrong answer that matdiff itself caught.  The one
- * exit 4 that is not a bug is a function with no point in its domain
- * (log(-exp(x))): the check then says "no point inside" and nothing is
- * wrong.  The seed is fixed (1), so a failure reproduces from the command
+ * domain ("a gradient disagrees"): also a bug, a wrong answer that
+ * matdiff itself caught.  Exit 4 for a function with no point in its
+ * domain (log(-exp(x))) or an inconclusive check is not.  The seed is fixed (1), so a failure reproduces from the command
  * line: printf '...' | ./matdiff --check.
  */
 #include "fuzz_common.h"

@@ -4,13 +4,13 @@
  * a program.
  *
  * No derivative is taken, so what this reaches is the canonical form of
- * src/simplify.c on its own: flat sums with exact rational coefficients,
+ * simplify.c on its own: flat sums with exact rational coefficients,
  * products with merged bases and cancelled inverses, Hadamard products,
  * transposes pushed to the leaves, md_factor_common, exact powers of
  * rationals (GMP), constant folding; then the printer, with temporaries
  * and with sizes on constants that need them, and the read-back that
  * compares the printed program with the graph on random data
- * (print_verified in src/driver.c).  Non-scalar functions are welcome
+ * (print_verified in driver.c).  Non-scalar functions are welcome
  * here, which the gradient harnesses reject early.
  *
  * The oracle is exit status 3 (the printed text did not read back to the
