@@ -759,6 +759,19 @@ static gnode *gen(gprog *g, int r, int c, int depth)
         case 3:
         case 4: {   /* products: inner dimension any, or a scalar factor anywhere */
             int k = rdim1(g);
+            if (chance(g, 2)) {
+                /* a chain longer than the simplifier splices (32 factors),
+                   with a coefficient: leaves only, scaled to stay finite */
+                int len = 30 + rn(g, 8);
+                gnode *ch = bin(g, "/", gleaf(g, r, k, 0), num(g, "2"), r, k);
+                int at = k;
+                for (int i = 1; i < len; i++) {
+                    int nx = i == len - 1 ? c : (chance(g, 50) ? r : k);
+                    ch = bin(g, "*", ch, gleaf(g, at, nx, 0), r, nx);
+                    at = nx;
+                }
+                return chance(g, 50) ? neg(g, bin(g, "*", num(g, "3"), ch, r, c)) : ch;
+            }
             if (chance(g, 35)) {
                 gnode *sc = gen(g, ONE, ONE, d1), *m = gen(g, r, c, d1);
                 return chance(g, 50) ? bin(g, "*", sc, m, r, c) : bin(g, "*", m, sc, r, c);
@@ -807,6 +820,12 @@ static gnode *gen(gprog *g, int r, int c, int depth)
                 return power(g, s ? "^" : ".^", positive(g, r, c, d1 - 1), ex);
             }
             if (s) return power(g, "^", gen(g, r, c, d1), num(g, chance(g, 50) ? "2" : "3"));
+            if (sq && chance(g, 4)) {
+                /* powers near the language's limit, nested: (X^9)^8 must
+                   not become X^72, which cannot be written */
+                gnode *in = power(g, "^", bin(g, "/", gleaf(g, r, c, 0), num(g, "3"), r, c), num(g, "9"));
+                return power(g, "^", in, num(g, chance(g, 50) ? "8" : "7"));
+            }
             if (sq && chance(g, 50)) return power(g, "^", gen(g, r, c, d1), num(g, chance(g, 70) ? "2" : "3"));
             return power(g, ".^", gen(g, r, c, d1), num(g, chance(g, 70) ? "2" : "3"));
         case 14:    /* inverses */
