@@ -2,7 +2,8 @@
 #
 #   make            build ./matdiff and build/libmatdiff.a
 #   make demo       build and run the built-in example (seed 003, checked numerically)
-#   make test       what CI runs: make check, then the same suite under ASan + UBSan
+#   make test       what CI runs: make check, the same suite under ASan + UBSan,
+#                   and every fuzz harness for 10 s (make fuzz-smoke; needs clang)
 #   make check      unit tests (Check) + golden CLI cases + property test
 #                   + 3000 random programs (tests/random.c)
 #   make random     the random differential tester: N=200000 programs (SEED, JOBS)
@@ -10,6 +11,7 @@
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
 #   make bench      timing of the seeds and of deep tanh networks
 #   make docs       regenerate README.md and docs/ from docs/src/*.in (needs python3)
+#   make fuzz       the libFuzzer harnesses (clang); fuzz-smoke, fuzz-run run them
 #   make help       this list
 #
 # Generated parser and scanner sources go to $(B)/, never to grammar/.
@@ -76,7 +78,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # The README's test command (make -j2 test): the plain suite and the
 # ASan + UBSan one run side by side, and inside each every test binary and
 # every golden file is a target of its own, so both cores stay busy.
-test: check asan
+test: check asan fuzz-smoke
 
 check: unit golden property random-ci latex
 
@@ -139,7 +141,7 @@ clean:
 	rm -rf build build-asan matdiff
 
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# //'
+	@sed -n '3,/make help/p' Makefile | sed 's/^# //'
 
 docs: $(BIN)
 	python3 docs/gen.py docs/src/README.md.in README.md
