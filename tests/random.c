@@ -767,7 +767,9 @@ static gnode *gen(gprog *g, int r, int c, int depth)
                 int at = k;
                 for (int i = 1; i < len; i++) {
                     int nx = i == len - 1 ? c : (chance(g, 50) ? r : k);
-                    ch = bin(g, "*", ch, gleaf(g, at, nx, 0), r, nx);
+                    gnode *v = var_leaf(g, at, nx, 0);   /* variables: constants such as
+                                                           matrix(1) make the chain explode */
+                    ch = bin(g, "*", ch, v ? v : gleaf(g, at, nx, 0), r, nx);
                     at = nx;
                 }
                 return chance(g, 50) ? neg(g, bin(g, "*", num(g, "3"), ch, r, c)) : ch;

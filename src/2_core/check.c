@@ -19,7 +19,8 @@
  * is relative to the larger of the two values, with a floor of
  * 1e-6 (1 + |f(x)|): below it, rounding noise (about 1e-16 |f| / h)
  * dominates, so tiny directional derivatives are compared in absolute
- * terms, to 1e-12 (1 + |f(x)|).  A point where a gradient cannot be
+ * terms, to 1e-12 (1 + |f(x)|).  G : D is taken along the steps actually
+ * made (x + hD is rounded to double).  A point where a gradient cannot be
  * evaluated (inv of a singular A*X) is redrawn up to five times.
  *
  * Symmetric variables get symmetric directions: their gradient is only
@@ -51,33 +52,45 @@ static double check_uniform(uint64_t *s)
 }
 
 /* f at val[s] = x + t d, unrounded (see md_eval_real); 0 or -1 outside
-   the domain. */
-static int eval_at(md_env *env, md_expr *f, int s, const md_mat *d, double t,
-                   long double *y)
+   the domain.  x + t d is rounded to double, so the point moved by
+   slightly less or more than t d: *along gets g : (the move), in long
+   double, for the comparison to be with the step actually taken. */
+static int eval_at(md_env *env, md_expr *f, int s, const md_mat *d, const md_mat *g, double t,
+                   long double *y, long double *along)
 {
     md_mat x = env->val[s];
     md_mat moved = md_mat_new(x.rows, x.cols);
-    for (long i = 0; i < x.rows * x.cols; i++) moved.v[i] = x.v[i] + t * d->v[i];
+    long double a = 0.0L;
+    for (long i = 0; i < x.rows * x.cols; i++) {
+        moved.v[i] = x.v[i] + t * d->v[i];
+        a += (long double)g->v[i] * ((long double)moved.v[i] - (long double)x.v[i]);
+    }
     env->val[s] = moved;
     int rc = md_eval_real(env, f, y);
     env->val[s] = x;
     md_mat_free(&moved);
+    *along = a;
     return rc;
 }
 
 /* Richardson-extrapolated central difference of f along d with step h,
    in long double: the rounding noise of f(x + hd) - f(x - hd) is then
-   about 1e-19 |f| / h rather than 1e-16 |f| / h. */
-static int fd_along(md_env *env, md_expr *f, int s, const md_mat *d, double h,
-                    double *fd)
+   about 1e-19 |f| / h rather than 1e-16 |f| / h.  *an is what the
+   gradient g predicts for the same four points: at h = 1e-9 the rounding
+   of x + hd to double alone changes the step by 1e-7 of itself, which
+   for a steep f is more than the tolerance. */
+static int fd_along(md_env *env, md_expr *f, int s, const md_mat *d, const md_mat *g, double h,
+                    double *fd, double *an)
 {
-    long double fp, fm, fp2, fm2;
-    if (eval_at(env, f, s, d, h, &fp) < 0 || eval_at(env, f, s, d, -h, &fm) < 0 ||
-        eval_at(env, f, s, d, h / 2, &fp2) < 0 || eval_at(env, f, s, d, -h / 2, &fm2) < 0)
+    long double fp, fm, fp2, fm2, ap, am, ap2, am2;
+    if (eval_at(env, f, s, d, g, h, &fp, &ap) < 0 || eval_at(env, f, s, d, g, -h, &fm, &am) < 0 ||
+        eval_at(env, f, s, d, g, h / 2, &fp2, &ap2) < 0 || eval_at(env, f, s, d, g, -h / 2, &fm2, &am2) < 0)
         return -1;
     long double d1 = (fp - fm) / (2 * (long double)h), d2 = (fp2 - fm2) / (long double)h;
+    long double a1 = (ap - am) / (2 * (long double)h), a2 = (ap2 - am2) / (long double)h;
     *fd = (double)((4 * d2 - d1) / 3);
-    return isfinite(*fd) ? 0 : -1;
+    *an = (double)((4 * a2 - a1) / 3);
+    return isfinite(*fd) && isfinite(*an) ? 0 : -1;
 }
 
 /*
@@ -114,15 +127,13 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
             for (long j = 0; j < d.cols; j++)
                 for (long i = j + 1; i < d.rows; i++)
                     d.v[i + j * d.rows] = d.v[j + i * d.rows];
-        double analytic = 0.0;
-        for (long i = 0; i < n; i++) analytic += g->v[i] * d.v[i];
         double h0 = xmax > 1.0 ? xmax : 1.0, best = INFINITY, prev = NAN;
         int rc = -1, settled = 0, flat = 1;
         /* steps 1 .. 1e-5 always (the error reported is the best of
            them), smaller ones only while no step has agreed */
         for (int t = 0; t < 10 && (t < 6 || best > tol * 1e-2); t++) {
-            double fd = 0.0, h = h0 * pow(10.0, -t);
-            if (fd_along(env, f, s, &d, h, &fd) < 0) {
+            double fd = 0.0, analytic = 0.0, h = h0 * pow(10.0, -t);
+            if (fd_along(env, f, s, &d, g, h, &fd, &analytic) < 0) {
                 prev = NAN;
                 continue;
             }
@@ -134,7 +145,11 @@ static double check_var(md_env *env, md_expr *f, int s, const md_mat *g,
             double denom = fmax(fmax(fabs(fd), fabs(analytic)), 1e-6 * scale);
             double r = fabs(fd - analytic) / denom;
             if (r < best) best = r;
-            if (!isnan(prev) && fabs(fd - prev) / fmax(fmax(fabs(fd), fabs(prev)), 1e-6 * scale) <= 1e-7)
+            /* two steps at which f did not change at all agree, but only
+               because the step is below f's precision (x + 1e15): that
+               is no convergence */
+            if (!isnan(prev) && !(fd == 0.0 && prev == 0.0) &&
+                fabs(fd - prev) / fmax(fmax(fabs(fd), fabs(prev)), 1e-6 * scale) <= 1e-7)
                 settled = 1;
             prev = fd;
         }
