@@ -35,7 +35,8 @@ typedef struct md_emit_opts {
  * Emits one self-contained C99 translation unit computing f and its
  * gradients with respect to wrt[0..n) (grads[i] from md_gradient).
  * Returns 0, or -1 with a clear message on err for an unsupported
- * construct (never code that computes a wrong value).
+ * construct (never code that computes a wrong value), or -2 when o->name
+ * is not usable as a C name (a usage error).  md_emit_header likewise.
  */
 int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
               const md_emit_opts *o, md_buf *out, FILE *err);

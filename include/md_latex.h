@@ -33,8 +33,10 @@ char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st);
    and Gamma, Delta, Theta, Lambda, Xi, Pi, Sigma, Upsilon, Phi, Psi,
    Omega) as \alpha, \Phi; trailing digits or a _suffix as a subscript
    (W1 -> W_{1}, x_i -> x_{i}, W_10 -> W_{10}, alpha_2 -> \alpha_{2}); other
-   multi-letter names as \mathit{name} (underscores escaped). */
-void md_latex_name(const char *name, md_buf *out);
+   multi-letter names as \mathit{name} (underscores escaped).  Names of
+   ctx that those rules would spell alike (W1 and W_1) are spelled as
+   written instead (\mathit{W1}, \mathit{W\_1}); ctx may be NULL. */
+void md_latex_name(const md_ctx *ctx, const char *name, md_buf *out);
 
 /*
  * The whole answer: an align* environment with the function (f = ...,

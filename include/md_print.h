@@ -69,6 +69,11 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
 
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
 
+/* Names equal but for underscores (W1, W_1): LaTeX's subscript rules would
+   spell them alike, so temporaries avoid them and md_latex_name spells
+   such names as written. */
+int md_names_alike(const char *a, const char *b);
+
 /* ---- the printer core, shared by text, LaTeX and C ---------------------- */
 
 /* Transposes in e, counted to depth budget: of X and X', the one with

@@ -68,6 +68,9 @@ typedef struct md_derivation {
     md_expr **grads;     /* the result for each variable */
     int nwrt;
     const int *wrt;
+    /* the function's name on the lines (f, df, ∂f/∂X): "f", or "ℓ"
+       (LaTeX \ell) when the program has a variable or function f */
+    const char *fname, *dfname, *fname_latex;
 } md_derivation;
 
 /* Derives f with respect to wrt[0..n).  Adds the substitution symbols to

@@ -222,7 +222,7 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
     if (erc < 0) {
         if (err && !equal)
             fputs("matdiff: --check: could not find a point inside the domain "
-                  "of the function after 20 tries\n", err);
+                  "of the function (where its value fits in a double) after 20 tries\n", err);
         md_env_free(&env);
         return -1;
     }

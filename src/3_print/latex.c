@@ -265,12 +265,37 @@ static void name_ident(const char *name, int op, md_buf *out)
     md_buf_putc(out, '}');
 }
 
-void md_latex_name(const char *name, md_buf *out) { name_ident(name, 0, out); }
+/* Two names of the program that the rules above would spell alike (W1 and
+   W_1 are both W_{1}, T_1 and a temporary T1 too) are both spelled as
+   written instead, \mathit{W1} and \mathit{W\_1}: LaTeX must not merge
+   what the program keeps apart.  Alike means equal without underscores,
+   which covers every way the rules can merge two names (md_temps_find
+   avoids temporaries that are alike a variable the same way). */
+static int spelled_alike(const md_ctx *ctx, const char *name)
+{
+    if (!ctx) return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass == 0 ? ctx->nsyms : ctx->nfuncs;
+        for (int i = 0; i < n; i++) {
+            const char *o = pass == 0 ? ctx->syms[i].name : ctx->funcs[i];
+            if (o && strcmp(o, name) != 0 && md_names_alike(o, name)) return 1;
+        }
+    }
+    return 0;
+}
+
+static void name_spelled(const md_ctx *ctx, const char *name, int op, md_buf *out)
+{
+    if (spelled_alike(ctx, name)) name_word(name, strlen(name), op, out);
+    else name_ident(name, op, out);
+}
+
+void md_latex_name(const md_ctx *ctx, const char *name, md_buf *out) { name_spelled(ctx, name, 0, out); }
 
 static void put_name(lx *p, const char *name, int op)
 {
     md_buf b = {0};
-    name_ident(name, op, &b);
+    name_spelled(p->ctx, name, op, &b);
     put(p, b.s);
     md_buf_free(&b);
 }

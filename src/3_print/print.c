@@ -728,9 +728,26 @@ static void order_defs(md_walk *w, const char *named, md_expr *e, md_temps *t)
     if (named[e->id]) t->defs[t->ndefs++] = e;
 }
 
+int md_names_alike(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == '_') a++;
+        while (*b == '_') b++;
+        if (*a != *b) return 0;
+        if (!*a) return 1;
+        a++, b++;
+    }
+}
+
+/* A temporary's name must differ from every name of the program, and not
+   only by underscores: LaTeX spells T1 and T_1 alike (md_latex_name). */
 static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
 {
     if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_reserved(s)) return 1;
+    for (int i = 0; i < ctx->nsyms; i++)
+        if (md_names_alike(ctx->syms[i].name, s)) return 1;
+    for (int i = 0; i < ctx->nfuncs; i++)
+        if (md_names_alike(ctx->funcs[i], s)) return 1;
     for (int i = 0; avoid && avoid[i]; i++)
         if (!strcmp(avoid[i], s)) return 1;
     return 0;

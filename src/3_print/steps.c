@@ -310,6 +310,10 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
     memset(d, 0, sizeof *d);
     d->nwrt = n;
     d->wrt = wrt;
+    int f_taken = md_ctx_find_sym(ctx, "f") >= 0 || md_ctx_find_func(ctx, "f") >= 0;
+    d->fname = f_taken ? "ℓ" : "f";
+    d->dfname = f_taken ? "dℓ" : "df";
+    d->fname_latex = f_taken ? "\\ell" : "f";
     d->grads = md_xcalloc((size_t)n + 1, sizeof *d->grads);
     add_line(d, MD_LINE_SHAPES, NULL, -1);
 
@@ -336,7 +340,7 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
         l->expr = named;
     }
     md_expr *fs = nsubs ? replace(ctx, f, nsubs, subs, syms) : f;
-    md_line *lf = add_line(d, MD_LINE_EQ, "f", -1);
+    md_line *lf = add_line(d, MD_LINE_EQ, d->fname, -1);
     lf->expr = fs;
 
     /* 2. df in terms of the names and of the variables used directly */
@@ -349,7 +353,7 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
     if (nsubs) {
         md_pairs p0 = {0};
         to_pairs(ctx, dfs, &p0);
-        md_line *l = add_line(d, MD_LINE_PAIRS, "df", -1);
+        md_line *l = add_line(d, MD_LINE_PAIRS, d->dfname, -1);
         set_pairs(l, &p0);
         free(p0.v);
     }
@@ -388,12 +392,21 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
         md_pairs p = {0};
         md_pairs p0 = {0};
         to_pairs(ctx, dfs, &p0);
-        for (int i = 0; i < p0.n; i++) pairs_push(&p, p0.v[i].a, replace(ctx, p0.v[i].e, m, from, to));
+        for (int i = 0; i < p0.n; i++) {
+            /* a number the substitution brought out of e goes to a:
+               -1 : -(dx'*y) would print as --dx'y */
+            md_expr *a = p0.v[i].a, *e = replace(ctx, p0.v[i].e, m, from, to);
+            if (e->kind == MD_MUL && e->args[0]->kind == MD_NUM) {
+                a = md_scale(ctx, e->args[0]->q, a);
+                e = md_mul(ctx, e->nargs - 1, e->args + 1);
+            }
+            pairs_push(&p, a, e);
+        }
         free(p0.v);
         free(from);
         free(to);
         pairs_collect(ctx, &p);
-        md_line *l = add_line(d, MD_LINE_PAIRS, "df", b);
+        md_line *l = add_line(d, MD_LINE_PAIRS, d->dfname, b);
         set_pairs(l, &p);
         if (nsubs) l->why = md_xstrdup("chain rule");
 
@@ -551,7 +564,7 @@ static void def_emit(md_render *rd, md_expr *e)
     def_refs(rd, e, 1);
     if (rd->latex) {
         latex_row(rd);
-        md_latex_name(rd->t.owned[k], rd->out);
+        md_latex_name(rd->ctx, rd->t.owned[k], rd->out);
         md_buf_puts(rd->out, " &= ");
         md_latex_expr(rd->ctx, e, rd->st, &rd->t, rd->out);
     } else {
@@ -728,7 +741,7 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
             print_pairs(ctx, t, l->pairs, l->npairs, out);
             break;
         case MD_LINE_RESULT:
-            md_buf_printf(out, "∂f/∂");
+            md_buf_printf(out, "∂%s/∂", d->fname);
             md_print_styled(ctx, md_sym(ctx, d->wrt[l->block]), 1, NULL, 0, out);
             md_buf_puts(out, " = ");
             md_print_styled_def(ctx, l->expr, 1, t, out);
@@ -815,13 +828,16 @@ static void latex_why(const char *why, const md_latex_style *st, md_buf *out)
     }
 }
 
-static void latex_lhs(const char *lhs, md_buf *out)
+static void latex_lhs(const md_ctx *ctx, const md_derivation *d, const char *lhs, md_buf *out)
 {
-    if (lhs[0] == 'd' && lhs[1]) {
+    if (!strcmp(lhs, d->fname) || !strcmp(lhs, d->dfname)) {
+        md_buf_puts(out, lhs[0] == 'd' ? "\\mathrm{d}" : "");
+        md_buf_puts(out, d->fname_latex);
+    } else if (lhs[0] == 'd' && lhs[1]) {
         md_buf_puts(out, "\\mathrm{d}");
-        md_latex_name(lhs + 1, out);
+        md_latex_name(ctx, lhs + 1, out);
     } else {
-        md_latex_name(lhs, out);
+        md_latex_name(ctx, lhs, out);
     }
 }
 
@@ -842,7 +858,7 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
                 md_symbol *y = &ctx->syms[s];
                 md_buf_puts(out, first ? "" : ",\\quad ");
                 first = 0;
-                md_latex_name(y->name, out);
+                md_latex_name(ctx, y->name, out);
                 if (y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE) md_buf_puts(out, " \\in \\mathbb{R}");
                 else if (y->cols == MD_DIM_ONE) md_buf_printf(out, " \\in \\mathbb{R}^{%s}", ctx->dims[y->rows].name);
                 else
@@ -856,30 +872,30 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             if (open) md_buf_puts(out, "\n\\end{align*}\n");
             open = 0;
             md_buf_printf(out, "With respect to $");
-            md_latex_name(ctx->syms[d->wrt[l->block]].name, out);
+            md_latex_name(ctx, ctx->syms[d->wrt[l->block]].name, out);
             md_buf_puts(out, "$, the other variables held constant:\n");
             continue;
         }
         latex_row(&rd);
         switch (l->kind) {
         case MD_LINE_DEF:
-            latex_lhs(l->lhs, out);
+            latex_lhs(ctx, d, l->lhs, out);
             md_buf_puts(out, " &= ");
             md_latex_expr(ctx, l->expr, st, t, out);
             break;
         case MD_LINE_EQ:
-            latex_lhs(l->lhs, out);
+            latex_lhs(ctx, d, l->lhs, out);
             md_buf_puts(out, " &= ");
             latex_frob(ctx, t, l->expr, st, out);
             break;
         case MD_LINE_PAIRS:
-            if (l->lhs) latex_lhs(l->lhs, out);
+            if (l->lhs) latex_lhs(ctx, d, l->lhs, out);
             md_buf_puts(out, " &= ");
             latex_pairs(ctx, t, l->pairs, l->npairs, st, out);
             break;
         case MD_LINE_RESULT:
-            md_buf_puts(out, "\\frac{\\partial f}{\\partial ");
-            md_latex_name(ctx->syms[d->wrt[l->block]].name, out);
+            md_buf_printf(out, "\\frac{\\partial %s}{\\partial ", d->fname_latex);
+            md_latex_name(ctx, ctx->syms[d->wrt[l->block]].name, out);
             md_buf_puts(out, "} &= ");
             md_latex_expr(ctx, l->expr, st, t, out);
             break;

@@ -277,7 +277,8 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     f = roots[0];
     grads = roots + 1;
     if (em_scan(&E, f, grads) < 0) goto done;
-    if (em_names(&E) < 0) goto done;
+    if ((rc = em_names(&E)) < 0) goto done;
+    rc = -1;
     em_values(&E);
 
     em_body(&E, f, grads);

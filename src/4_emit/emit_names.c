@@ -125,7 +125,8 @@ static int em_gen_cmp(const void *a, const void *b)
 
 /*
  * The names of the interface: callbacks (already collected), dimension
- * fields, parameters.  Returns -1 after a message on err.
+ * fields, parameters.  Returns -2 after a message on err when --name is
+ * not usable, -1 when a callback's name clashes.
  */
 int em_names(emitter *E)
 {
@@ -133,7 +134,7 @@ int em_names(emitter *E)
     if (!em_valid_name(E->name) || em_is_reserved(E, E->name)) {
         fprintf(E->err, "matdiff: --name '%s' is not usable as a C function name "
                         "(letters, digits and _, not a keyword, not starting with md_ or _)\n", E->name);
-        return -1;
+        return -2;
     }
     if (E->ngens > 1) qsort(E->gens, (size_t)E->ngens, sizeof *E->gens, em_gen_cmp);
     md_buf b = {0};

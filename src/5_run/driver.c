@@ -22,6 +22,9 @@
  */
 #include "md_driver.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,7 +242,7 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
     int crc = md_check_with(r->ctx, r->typed.f, r->nv, r->wrt, md_readback_eval, rb, r->rq->seed, 1e-6,
                             res, r->err);
     if (crc < 0) {
-        md_buf_printf(lines, "%s check: no point inside the function's domain was found; nothing was checked\n", cm);
+        md_buf_printf(lines, "%s check: no point inside the function's domain was found (where it is defined and its value fits in a double); nothing was checked\n", cm);
     } else {
         for (int i = 0; i < r->nv; i++) {
             static const char *const why[] = {
@@ -263,7 +266,7 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
         if (!res[i].ok && !res[i].inconclusive) inconclusive = 0;
     if (crc) {
         fprintf(r->err, "matdiff: --check failed: %s\n",
-                crc < 0        ? "no point inside the function's domain was found"
+                crc < 0        ? "no point inside the function's domain was found (where it is defined and its value fits in a double)"
                 : inconclusive ? "some gradient could not be judged at the points tried (inconclusive)"
                                : "a gradient disagrees with finite differences");
         free(res);
@@ -333,8 +336,8 @@ static int run_steps(md_runstate *r)
         const char *cm = rq->format == MD_FORMAT_LATEX ? "%" : "#";
         double w = md_steps_check(r->ctx, r->typed.f, &der, rq->seed);
         if (w < 0) {
-            md_buf_printf(&body, "%s check: no point inside the function's domain was found\n", cm);
-            fprintf(r->err, "matdiff: --check failed: no point inside the function's domain was found\n");
+            md_buf_printf(&body, "%s check: no point inside the function's domain was found (where it is defined and its value fits in a double)\n", cm);
+            fprintf(r->err, "matdiff: --check failed: no point inside the function's domain was found (where it is defined and its value fits in a double)\n");
             rc = MD_EXIT_CHECK;
         } else {
             md_buf_printf(&body, "%s check: every line agrees with the gradient to %.1e (%s)\n", cm, w,
@@ -368,20 +371,37 @@ static long *size_hints(md_runstate *r)
         const char *comma = strchr(item, ',');
         const char *eq = strchr(item, '=');
         size_t ilen = comma ? (size_t)(comma - item) : strlen(item);
-        int found = 0;
-        if (eq && (size_t)(eq - item) < ilen) {
+        const char *why = NULL;
+        if (!eq || (size_t)(eq - item) >= ilen || eq == item) {
+            why = "is not NAME=SIZE";
+        } else {
             char nm[256];
             snprintf(nm, sizeof nm, "%.*s", (int)(eq - item), item);
             char *end;
+            errno = 0;
             long v = strtol(eq + 1, &end, 10);
-            for (int d = 1; d < ctx->ndims; d++)
-                if ((ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) || (fields && !strcmp(fields[d], nm)))
+            int found = 0, twice = 0;
+            if (end == eq + 1 || (size_t)(end - item) != ilen || !isdigit((unsigned char)eq[1]))
+                why = "does not give a whole number as the size";
+            else if (errno == ERANGE || v < 1 || v > INT_MAX)
+                why = "gives a size out of range (1 to 2147483647)";
+            for (int d = 1; !why && d < ctx->ndims; d++)
+                if ((ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) || (fields && !strcmp(fields[d], nm))) {
+                    if (hint[d] && hint[d] != v) twice = 1;
                     hint[d] = v, found = 1;
-            if (v < 1 || end == eq + 1 || (size_t)(end - item) != ilen) found = 0;
+                }
+            if (!why && twice) why = "gives a second, different size to a dimension";
+            else if (!why && !found) why = "names no dimension of the program";
         }
-        if (!found) {
-            fprintf(r->err, "matdiff: --size: '%.*s' names no dimension of the program (write NAME=SIZE, SIZE >= 1)\n",
-                    (int)ilen, item);
+        if (why) {
+            md_buf dims = {0};
+            for (int d = 1; d < ctx->ndims; d++)
+                md_buf_printf(&dims, "%s%s%s%s%s", d > 1 ? ", " : "", ctx->dims[d].name,
+                              fields ? " (" : "", fields ? fields[d] : "", fields ? ")" : "");
+            fprintf(r->err, "matdiff: --size: '%.*s' %s (write NAME=SIZE, SIZE >= 1, NAME a dimension or its "
+                            "dims field: %s)\n",
+                    (int)ilen, item, why, dims.len ? dims.s : "the program has none");
+            md_buf_free(&dims);
             free(hint);
             hint = NULL;
             break;
@@ -404,7 +424,7 @@ static int run_c(md_runstate *r)
     int erc = r->rq->header ? md_emit_header(r->ctx, r->nv, r->wrt, &eo, &code, r->err)
                             : md_emit_c(r->ctx, r->typed.f, r->nv, r->wrt, r->grads, &eo, &code, r->err);
     free(hint);
-    int rc = erc ? MD_EXIT_INPUT : 0;
+    int rc = erc == -2 ? MD_EXIT_USAGE : erc ? MD_EXIT_INPUT : 0;
     if (!rc && r->rq->check && !r->rq->header) {
         md_buf lines = {0};
         rc = check_text_form(r, "//", &lines);
@@ -441,10 +461,17 @@ static int ast_mentions(const md_ast *a, const char *name)
     return 0;
 }
 
+/* In the function: the last expression statement, or a named expression
+   (an earlier expression statement is not part of it). */
 static int mentioned(const md_program *prog, const char *name)
 {
+    int last = -1;
     for (int i = 0; i < prog->nstmts; i++)
-        if (prog->stmts[i]->expr && ast_mentions(prog->stmts[i]->expr, name)) return 1;
+        if (prog->stmts[i]->kind == MD_STMT_EXPR) last = i;
+    for (int i = 0; i < prog->nstmts; i++) {
+        const md_stmt *st = prog->stmts[i];
+        if (st->expr && (st->kind == MD_STMT_ASSIGN || i == last) && ast_mentions(st->expr, name)) return 1;
+    }
     return 0;
 }
 

@@ -87,6 +87,7 @@ typedef struct md_opts {
     const char *file;
     const char *program;
     md_request rq;
+    int latex_style;   /* --transpose or --hadamard was given */
 } md_opts;
 
 typedef struct md_job {
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
         case 'B': o.rq.emit.blas = 0; break;
         case 'Z': o.rq.sizes = optarg; break;
         case 'T':
+            o.latex_style = 1;
             if (!strcmp(optarg, "T")) o.rq.style.transpose_T = 1;
             else if (!strcmp(optarg, "top")) o.rq.style.transpose_T = 0;
             else {
@@ -284,6 +286,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'H':
+            o.latex_style = 1;
             if (!strcmp(optarg, "odot")) o.rq.style.odot = 1;
             else if (!strcmp(optarg, "circ")) o.rq.style.odot = 0;
             else {
@@ -355,6 +358,16 @@ int main(int argc, char **argv)
     }
     if (o.rq.format == MD_FORMAT_C && (o.rq.steps || o.rq.simplify)) {
         usage_error("%s", "--format c emits the function and its gradients: no --steps or --simplify");
+        rc = MD_EXIT_USAGE;
+        goto out;
+    }
+    if (o.latex_style && o.rq.format != MD_FORMAT_LATEX) {
+        usage_error("%s", "--transpose and --hadamard choose LaTeX spellings: use them with --format latex");
+        rc = MD_EXIT_USAGE;
+        goto out;
+    }
+    if (o.rq.simplify && o.rq.steps) {
+        usage_error("%s", "--simplify prints the function itself: it has no --steps");
         rc = MD_EXIT_USAGE;
         goto out;
     }

@@ -804,9 +804,9 @@ START_TEST(errors)
     size_t len = 0;
     FILE *err = open_memstream(&msg, &len);
     md_emit_opts o = {"not a name", 0, 1, NULL};
-    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -1);
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
     o.name = "double";
-    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -1);
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
     fclose(err);
     ck_assert_ptr_nonnull(strstr(msg, "--name 'not a name'"));
     free(msg);

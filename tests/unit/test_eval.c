@@ -657,7 +657,7 @@ START_TEST(test_check_no_domain)
     ck_assert_uint_gt(fread(buf, 1, sizeof buf - 1, err), 0);
     fclose(err);
     ck_assert_str_eq(buf, "matdiff: --check: could not find a point inside the domain "
-                          "of the function after 20 tries\n");
+                          "of the function (where its value fits in a double) after 20 tries\n");
 }
 END_TEST
 

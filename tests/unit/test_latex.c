@@ -116,7 +116,7 @@ static void differential(const char *text, const char *var, const char *want)
 static void name(const char *id, const char *want)
 {
     md_buf b = {0};
-    md_latex_name(id, &b);
+    md_latex_name(NULL, id, &b);
     ck_assert_msg(!strcmp(b.s, want), "%s: got '%s', want '%s'", id, b.s, want);
     keep(b.s, 0);
     md_buf_free(&b);
