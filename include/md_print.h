@@ -74,6 +74,10 @@ void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid
    such names as written. */
 int md_names_alike(const char *a, const char *b);
 
+/* What the derivations and LaTeX call the function: "f", or, when the
+   program has a variable or function f, "ℓ" (latex: "\ell"). */
+const char *md_function_name(const md_ctx *ctx, int latex);
+
 /* ---- the printer core, shared by text, LaTeX and C ---------------------- */
 
 /* Transposes in e, counted to depth budget: of X and X', the one with

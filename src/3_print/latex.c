@@ -749,7 +749,7 @@ void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr 
     char **avoid = temp_avoid(ctx);
     md_temps t;
     md_temps_find(ctx, n + with_f, roots, (const char *const *)avoid, &t);
-    const char *fn = md_ctx_find_sym(ctx, "f") >= 0 || md_ctx_find_func(ctx, "f") >= 0 ? "\\ell" : "f";
+    const char *fn = md_function_name(ctx, 1);
 
     lx p = lx_make(ctx, st, with_f ? &t : NULL, out);
     put(&p, "\\begin{align*}\n");

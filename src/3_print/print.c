@@ -728,6 +728,12 @@ static void order_defs(md_walk *w, const char *named, md_expr *e, md_temps *t)
     if (named[e->id]) t->defs[t->ndefs++] = e;
 }
 
+const char *md_function_name(const md_ctx *ctx, int latex)
+{
+    int taken = md_ctx_find_sym(ctx, "f") >= 0 || md_ctx_find_func(ctx, "f") >= 0;
+    return !taken ? "f" : latex ? "\\ell" : "ℓ";
+}
+
 int md_names_alike(const char *a, const char *b)
 {
     for (;;) {

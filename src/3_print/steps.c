@@ -310,10 +310,9 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
     memset(d, 0, sizeof *d);
     d->nwrt = n;
     d->wrt = wrt;
-    int f_taken = md_ctx_find_sym(ctx, "f") >= 0 || md_ctx_find_func(ctx, "f") >= 0;
-    d->fname = f_taken ? "ℓ" : "f";
-    d->dfname = f_taken ? "dℓ" : "df";
-    d->fname_latex = f_taken ? "\\ell" : "f";
+    d->fname = md_function_name(ctx, 0);
+    d->dfname = d->fname[0] == 'f' ? "df" : "dℓ";
+    d->fname_latex = md_function_name(ctx, 1);
     d->grads = md_xcalloc((size_t)n + 1, sizeof *d->grads);
     add_line(d, MD_LINE_SHAPES, NULL, -1);
 
