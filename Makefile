@@ -5,7 +5,8 @@
 #   make test       what CI runs: make check, the same suite under ASan + UBSan,
 #                   and every fuzz harness for 10 s (make fuzz-smoke; needs clang)
 #   make check      unit tests (Check) + golden CLI cases + property test
-#                   + 3000 random programs (tests/random.c)
+#                   + 3000 random programs (tests/random.c) + LaTeX compiles
+#                   + docs/codegen.md's calling example compiled and run
 #   make random     the random differential tester: N=200000 programs (SEED, JOBS)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
@@ -38,7 +39,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex asan valgrind bench clean help FORCE
+.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc asan valgrind bench clean help FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -80,7 +81,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex
+check: unit golden property random-ci latex codegen-doc
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -96,6 +97,10 @@ $(B)/golden-%: tests/golden/%.test $(BIN) FORCE
 
 latex: $(BIN)
 	@MATDIFF="./$(BIN)" sh tests/latex.sh
+
+# docs/codegen.md's calling example, compiled and run from the page (C and C++).
+codegen-doc: $(BIN)
+	@MATDIFF="./$(BIN)" sh tests/codegen_doc.sh docs/codegen.md
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300

@@ -98,6 +98,8 @@ void em_decls(const emitter *E, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
     md_buf_printf(out, "#ifndef %s_MATDIFF_H\n#define %s_MATDIFF_H\n\n#include <stddef.h>\n\n", E->name, E->name);
+    /* C linkage, so that a C++ project can include the header and link the object. */
+    md_buf_puts(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     md_buf_printf(out, "typedef struct %s_dims {\n", E->name);
     if (ctx->ndims <= 1) md_buf_puts(out, "    long unused;   /* every input is a scalar */\n");
     for (int d = 1; d < ctx->ndims; d++) {
@@ -121,7 +123,7 @@ void em_decls(const emitter *E, md_buf *out)
             md_buf_putc(out, '\n');
         }
     }
-    md_buf_printf(out, "\n#endif\n");
+    md_buf_printf(out, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* %s_MATDIFF_H */\n", E->name);
 }
 
 /* The comment at the top of each emitted file. */
