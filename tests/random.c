@@ -1831,7 +1831,7 @@ int main(int argc, char **argv)
     free(slots);
     rmdir(o.tmpdir);
     printf("random: %ld programs, %ld passed, %ld failed, %ld skipped (%ld constant sizes left open, "
-           "%ld without a point in the domain, %ld declined by the C backend, %ld too steep to check, "
+           "%ld without a point in the domain, %ld declined by the C backend, %ld too steep or ill-conditioned to check, "
            "%ld other) in %lds\n",
            n, pass, fail, skip, skipcls[0], skipcls[1], skipcls[2], skipcls[3], skipcls[4], (long)(time(NULL) - t0));
     printf("random: notes: %ld outputs read back to an equal value spelled differently, "
