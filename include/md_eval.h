@@ -61,11 +61,6 @@ void md_eval_note_bug(const char *what);   /* for evaluators built on md_eval */
 /* Evaluates several expressions sharing one memo table (faster). */
 int md_eval_many(const md_env *env, int n, md_expr **es, md_mat *outs);
 
-/* The worst condition estimate (max|a_ij| / smallest LU pivot) of the
-   matrices inverted by evaluations on this thread since the reset. */
-void md_eval_cond_reset(void);
-double md_eval_cond_worst(void);
-
 /* Why a variable could not be judged (md_check_result.inconclusive). */
 typedef enum md_inconclusive {
     MD_INC_NONE = 0,
@@ -76,9 +71,11 @@ typedef enum md_inconclusive {
     MD_INC_FLAT,    /* f did not change at all along D at any step, while
                        G : D is not 0: the variable is lost to rounding
                        (sin(a + 1e20)) */
-    MD_INC_COND     /* the gradient disagrees, but a matrix inverted to
-                       compute it is so ill-conditioned (about 1e11 or
-                       more) that its value is only known to about the
+    MD_INC_COND     /* the gradient disagrees, but its value is unstable
+                       at the point: computed with every node rounded to
+                       double it moves by more than 1e-4 (an inverse too
+                       ill-conditioned, sin of a huge argument), so its
+                       long double value is only known to about the
                        tolerance */
 } md_inconclusive;
 

@@ -201,14 +201,6 @@ static real mat_det(const lmat *m)
     return d;
 }
 
-/* The largest condition estimate max|a_ij| / min|u_kk| of the matrices
-   inverted on this thread since md_eval_cond_reset: an inverse computed
-   in long double is accurate to about that times LDBL_EPSILON, which
-   md_check compares with its tolerance. */
-static _Thread_local double eval_worst_cond;
-void md_eval_cond_reset(void) { eval_worst_cond = 0.0; }
-double md_eval_cond_worst(void) { return eval_worst_cond; }
-
 /* *out = m^-1; -1 when m is singular to working precision. */
 static int mat_inv(const lmat *m, lmat *out)
 {
@@ -225,7 +217,6 @@ static int mat_inv(const lmat *m, lmat *out)
         lmat_free(&a);
         return -1;
     }
-    if ((double)(norm / minpiv) > eval_worst_cond) eval_worst_cond = (double)(norm / minpiv);
     lmat x = lmat_new(n, n);
     for (long j = 0; j < n; j++) {
         real *b = x.v + j * n;

@@ -252,8 +252,9 @@ static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf
                                 "or an overflow; try another --seed)",
                 [MD_INC_FLAT] = "the function does not change in floating point when this variable does (is it "
                                 "swallowed by a much larger term?)",
-                [MD_INC_COND] = "at every point tried the gradient disagrees, but a matrix inverted to compute it "
-                                "is too ill-conditioned for its value to be known to the tolerance (try another --seed)",
+                [MD_INC_COND] = "at every point tried the gradient disagrees, but its value there is unstable "
+                                "(rounded to double it moves by more than 1e-4: an ill-conditioned inverse, or "
+                                "the sine of a huge number), so it cannot be judged (try another --seed)",
             };
             if (!res[i].ok && res[i].inconclusive)
                 md_buf_printf(lines, "%s check d/d%s: inconclusive: %s\n", cm,
