@@ -39,7 +39,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc asan valgrind bench clean help FORCE
+.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io asan valgrind bench clean help FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -81,7 +81,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex codegen-doc
+check: unit golden property random-ci latex codegen-doc io
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -101,6 +101,10 @@ latex: $(BIN)
 # docs/codegen.md's calling example, compiled and run from the page (C and C++).
 codegen-doc: $(BIN)
 	@MATDIFF="./$(BIN)" sh tests/codegen_doc.sh docs/codegen.md
+
+# Output that cannot be written (a full disk, a closed stdout) fails.
+io: $(BIN)
+	@MATDIFF="./$(BIN)" sh tests/io.sh
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300

@@ -1013,7 +1013,7 @@ static int judge(result *res, const char *what, int rc, const char *out, const c
         set(res, R_SKIP, "size", "%s", err);
         return 1;
     }
-    if (rc == MD_EXIT_CHECK && strstr(err, "no point inside")) {
+    if (rc == MD_EXIT_CHECK && (strstr(err, "no point inside") || strstr(err, "no point was found"))) {
         set(res, R_SKIP, "domain", "%s: %s", what, err);
         return 1;
     }

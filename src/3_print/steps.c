@@ -973,7 +973,7 @@ static double pairs_value_noise(md_ctx *ctx, md_env *env, const md_pair *v, int 
     return got;
 }
 
-static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed);
+static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed, int equal);
 
 /*
  * Every line of the derivation, evaluated on random data along a random
@@ -984,15 +984,19 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
  * to rounding; at an ill-conditioned point (det(R)^9 inside an inverse)
  * rounding is amplified, so when the first point shows more than 1e-9
  * two more are tried and the best counts: an identity applied wrongly
- * is wrong at every point.  Returns the worst relative difference at
- * that point, or -1 when no point worked.
+ * is wrong at every point.  As in md_check_with, when three draws with
+ * distinct sizes worked nowhere, the rest make every dimension equal:
+ * logdet(X*Y) + logdet(Y*X) is defined for X n x p, but its derivation
+ * has inv(X*Y) and inv(Y*X), which need p = n.  Returns the worst
+ * relative difference at that point, or -1 when no point worked.
  */
 double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed)
 {
     double best = -1;
     int tried = 0;
-    for (unsigned long k = 0; k < 5 && tried < 3; k++) {
-        double w = steps_check_once(ctx, f, d, seed + 7919ul * k);
+    for (unsigned long k = 0; k < 6 && tried < 3; k++) {
+        int equal = k >= 3 && tried == 0 && ctx->ndims > 2;
+        double w = steps_check_once(ctx, f, d, seed + 7919ul * k, equal);
         if (w < 0) continue;
         tried++;
         if (best < 0 || w < best) best = w;
@@ -1001,10 +1005,10 @@ double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned 
     return best;
 }
 
-static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed)
+static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed, int equal)
 {
     md_env env;
-    if (md_env_random(ctx, f, seed, &env)) {
+    if (md_env_random_ex(ctx, f, seed, equal, &env)) {
         md_env_free(&env);
         return -1;
     }

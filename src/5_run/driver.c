@@ -339,8 +339,8 @@ static int run_steps(md_runstate *r)
         const char *cm = rq->format == MD_FORMAT_LATEX ? "%" : "#";
         double w = md_steps_check(r->ctx, r->typed.f, &der, rq->seed);
         if (w < 0) {
-            md_buf_printf(&body, "%s check: no point inside the function's domain was found (where it is defined and its value fits in a double)\n", cm);
-            fprintf(r->err, "matdiff: --check failed: no point inside the function's domain was found (where it is defined and its value fits in a double)\n");
+            md_buf_printf(&body, "%s check: no point was found where the function and every line of the derivation can be evaluated (in their domain, with values that fit in a double)\n", cm);
+            fprintf(r->err, "matdiff: --check failed: no point was found where every line of the derivation can be evaluated\n");
             rc = MD_EXIT_CHECK;
         } else {
             md_buf_printf(&body, "%s check: every line agrees with the gradient to %.1e (%s)\n", cm, w,
@@ -513,6 +513,25 @@ static int run_text(md_runstate *r)
 
 /* ---- the run --------------------------------------------------------------- */
 
+
+/* A new dimension NAME SUFFIX (x_rows, X_cols: the sizes of a --wrt
+   variable that does not occur), with _ appended while a dimension of the
+   program already has that name: printed alike, two dimensions would read
+   back as one (matrix X(z_rows, p) with --wrt z). */
+static int add_fresh_dim(md_ctx *ctx, const char *name, const char *suffix)
+{
+    md_buf b = {0};
+    md_buf_printf(&b, "%s%s", name, suffix);
+    for (int d = 1; d < ctx->ndims; d++)
+        if (ctx->dims[d].name && !strcmp(ctx->dims[d].name, b.s)) {
+            md_buf_putc(&b, '_');
+            d = 0;   /* start over */
+        }
+    int id = md_ctx_add_dim(ctx, b.s, 0);
+    md_buf_free(&b);
+    return id;
+}
+
 /* Resolves --wrt (or takes every variable); 0 or an exit status. */
 static int resolve_wrt(md_runstate *r)
 {
@@ -548,11 +567,8 @@ static int resolve_wrt(md_runstate *r)
                 if (d < bd) bd = d, best = ctx->syms[k].name;
             }
             md_symkind kind = md_default_kind(w);
-            char dn[300];
-            snprintf(dn, sizeof dn, "%s_rows", w);
-            int rows = kind == MD_SYM_SCALAR ? MD_DIM_ONE : md_ctx_add_dim(ctx, dn, 0);
-            snprintf(dn, sizeof dn, "%s_cols", w);
-            int cols = kind == MD_SYM_MATRIX ? md_ctx_add_dim(ctx, dn, 0) : MD_DIM_ONE;
+            int rows = kind == MD_SYM_SCALAR ? MD_DIM_ONE : add_fresh_dim(ctx, w, "_rows");
+            int cols = kind == MD_SYM_MATRIX ? add_fresh_dim(ctx, w, "_cols") : MD_DIM_ONE;
             s = md_ctx_add_sym(ctx, w, kind, rows, cols);
             if (best)
                 fprintf(r->err, "matdiff: note: '%s' does not occur in the function (did you mean '%s'?); its gradient is 0\n", w, best);
@@ -587,8 +603,14 @@ static int derive(md_runstate *r)
         for (int i = 0; i < r->nv; i++) {
             md_buf b = {0};
             md_buf_printf(&b, "d%s", ctx->syms[r->wrt[i]].name);
-            while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s))
+            /* taken: a symbol, a function, a reserved word, or the name
+               of an earlier gradient (dx_ for x when dx exists, then x_) */
+            for (;;) {
+                int taken = md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s);
+                for (int k = 0; k < i && !taken; k++) taken = !strcmp(r->owned[k], b.s);
+                if (!taken) break;
                 md_buf_putc(&b, '_');
+            }
             r->owned[i] = md_buf_take(&b);
             r->gnames[i] = r->owned[i];
             r->avoid[i] = r->owned[i];

@@ -324,22 +324,38 @@ int main(int argc, char **argv)
             goto out;
         }
         default: {
-            char opt[64];
-            const char *written = argv[optind - 1];
-            if (!strncmp(written, "--", 2)) {
-                snprintf(opt, sizeof opt, "%.60s", written);
+            /* getopt_long says which by optopt: 0 for an unknown long
+               option (the argument just consumed, argv[optind - 1]); the
+               value of a known long option given '=ARG' although it takes
+               none; otherwise an unknown short option character, which may
+               sit inside a group ("-a^2", a program starting with '-'),
+               where optind has not moved and argv[optind - 1] is the
+               previous argument. */
+            const struct option *lo = NULL;
+            for (const struct option *p = longopts; optopt && p->name; p++)
+                if (p->val == optopt && p->has_arg == no_argument) lo = p;
+            if (optopt == 0) {
+                char opt[64];
+                snprintf(opt, sizeof opt, "%.60s", argv[optind - 1]);
                 char *eq = strchr(opt, '=');
-                if (eq && optopt) {
-                    *eq = 0;
-                    usage_error("option '%s' takes no argument", opt);
-                    rc = MD_EXIT_USAGE;
-                    goto out;
-                }
                 if (eq) *eq = 0;
+                usage_error("unknown option '%s'", opt);
+            } else if (lo && !strncmp(argv[optind - 1], "--", 2) && strchr(argv[optind - 1], '=')) {
+                usage_error("option '--%s' takes no argument", lo->name);
             } else {
-                snprintf(opt, sizeof opt, "-%c", optopt);
+                /* an argument like "-a^2" or "-sum(x)" is a program */
+                int program = 0;
+                for (int k = 1; k < argc && !program; k++)
+                    if (argv[k][0] == '-' && argv[k][1] != '-' && strchr(argv[k], optopt))
+                        for (const char *q = argv[k] + 1; *q; q++)
+                            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9')))
+                                program = 1;
+                char opt[3] = {'-', (char)optopt, 0};
+                usage_error(program ? "unknown option '%s' (a program that starts with '-' goes after '--': "
+                                      "matdiff [OPTIONS] -- PROGRAM)"
+                                    : "unknown option '%s'",
+                            opt);
             }
-            usage_error("unknown option '%s'", opt);
             rc = MD_EXIT_USAGE;
             goto out;
         }
@@ -410,5 +426,12 @@ int main(int argc, char **argv)
 out:
     for (int i = 0; i < o.nwrt; i++) free(o.wrt[i]);
     free(o.wrt);
+    /* A result that did not reach its destination (a full disk, a closed
+       pipe or stdout) is not a success: the caller would use a truncated
+       file. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "matdiff: cannot write the output: %s\n", strerror(errno ? errno : EIO));
+        if (rc == MD_EXIT_OK) rc = MD_EXIT_USAGE;
+    }
     return rc;
 }
