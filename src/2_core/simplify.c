@@ -863,9 +863,13 @@ md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *ex)
             long k = mpz_get_si(mpq_numref(ex->q));
             if (mpq_sgn(base->q) == 0 && k < 0) goto raw;    /* 0^-1: leave it */
             /* folded only while the result stays a number one could type:
-               1e-9999^50 has 500 000 digits and stays a power */
+               1e-9999^50 has 500 000 digits and stays a power.  An
+               inverse costs nothing and is always folded: the printed
+               1/N of a number with a huge denominator must read back as
+               the number it was, not as a power node N^-1 whose N alone
+               overflows the evaluator */
             size_t bits = mpz_sizeinbase(mpq_numref(base->q), 2) + mpz_sizeinbase(mpq_denref(base->q), 2);
-            if (labs(k) <= 64 && bits * (size_t)labs(k) <= MD_NUM_BITS_MAX) {
+            if (labs(k) == 1 || (labs(k) <= 64 && bits * (size_t)labs(k) <= MD_NUM_BITS_MAX)) {
                 mpq_t r;
                 mpq_init(r);
                 mpz_pow_ui(mpq_numref(r), mpq_numref(base->q), (unsigned long)labs(k));
