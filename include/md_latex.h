@@ -35,7 +35,9 @@ char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st);
    (W1 -> W_{1}, x_i -> x_{i}, W_10 -> W_{10}, alpha_2 -> \alpha_{2}); other
    multi-letter names as \mathit{name} (underscores escaped).  Names of
    ctx that those rules would spell alike (W1 and W_1) are spelled as
-   written instead (\mathit{W1}, \mathit{W\_1}); ctx may be NULL. */
+   written instead (\mathit{W1}, \mathit{W\_1}); ctx may be NULL.
+   Dimension names are spelled by the same rules (n_obs -> n_{\mathit{obs}},
+   n_a_b -> \mathit{n\_a}_{b}) and count among the names of ctx. */
 void md_latex_name(const md_ctx *ctx, const char *name, md_buf *out);
 
 /*

@@ -31,9 +31,11 @@ typedef struct md_temps {
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out);
 
-/* Precedence levels of the printed forms, loosest first. */
-enum { MD_LEVEL_SUM = 1, MD_LEVEL_PROD, MD_LEVEL_HAD, MD_LEVEL_NEG, MD_LEVEL_POW,
-       MD_LEVEL_POST, MD_LEVEL_ATOM };
+/* Precedence levels of the printed forms, loosest first.  PREFIX is the
+   Unicode log det(A), an operator applied without parentheses of its
+   own, which reaches over whatever follows it (print.c, md_level). */
+enum { MD_LEVEL_SUM = 1, MD_LEVEL_PROD, MD_LEVEL_PREFIX, MD_LEVEL_HAD, MD_LEVEL_NEG,
+       MD_LEVEL_POW, MD_LEVEL_POST, MD_LEVEL_ATOM };
 
 /* e in the ASCII or the Unicode style (∘ ᵀ Greek letters, juxtaposed
    products, ‖A‖, X⁻¹) with temporaries t (may be NULL), in parentheses if
@@ -73,6 +75,30 @@ void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid
    spell them alike, so temporaries avoid them and md_latex_name spells
    such names as written. */
 int md_names_alike(const char *a, const char *b);
+/* Is s alike (md_names_alike) a variable or a generic function of ctx? */
+int md_name_alike_taken(const md_ctx *ctx, const char *s);
+
+/*
+ * How the identity prints in the styles for reading (Unicode derivations
+ * and LaTeX), where the text printer writes eye.  It is I, as a paper
+ * writes it, unless a variable or function of the program would print
+ * alike (md_name_alike_taken(ctx, "I"): a matrix named I); then it is
+ * written with its size, I_n (LaTeX I_{n}), the other usual spelling;
+ * and if a name is alike that too (a variable I_n), as I_{n×n}
+ * (I_{n\times n}), which no name can spell.  The all-ones 1, 1ᵀ, 11ᵀ
+ * (\mathbf{1}) and 0 need no such rule: a name starts with a letter or
+ * _, so none prints as a digit.  Dimensions are not compared: they only
+ * appear inside ℝ^{n×p} and such subscripts, never as a factor.  cache
+ * (may be NULL; 0 at first) keeps the answer that does not depend on
+ * dim between the calls of one printer.
+ */
+typedef enum md_eye_form { MD_EYE_PLAIN, MD_EYE_SIZED, MD_EYE_SQUARE } md_eye_form;
+md_eye_form md_eye_form_of(const md_ctx *ctx, int dim, int *cache);
+
+/* op ('^' or '_') and s as a Unicode-text script: bare when s is one
+   character (ℝ^n, I_n), in braces otherwise (ℝ^{n_obs}), so that the
+   script's end is not left to the reader. */
+void md_print_script(md_buf *out, char op, const char *s);
 
 /* What the derivations and LaTeX call the function: "f", or, when the
    program has a variable or function f, "ℓ" (latex: "\ell"). */

@@ -25,10 +25,19 @@
  *   constants     \mathbf{1}, \mathbf{1}^\top, \mathbf{1}\mathbf{1}^\top for
  *                 any matrix of ones (LaTeX has no broadcasting, so
  *                 1 - T.^2 is \mathbf{1}\mathbf{1}^\top - T^{\circ 2}), I, 0.
+ *                 When a variable or function would print as I (matrix I),
+ *                 the identity has its size, I_{n}, or I_{n\times n} if a
+ *                 variable I_n is there too (md_eye_form_of).
+ *   names         md_latex_name for variables, temporaries and dimensions
+ *                 alike: W_{1}, x_{i}, \mathit{x\_i}_{j}, \alpha, so that a
+ *                 dimension n_a_b is \mathit{n\_a}_{b} in \mathbb{R}^{...}.
  *   functions     \sin(X) ... \tanh, \operatorname{sign}, relu, step, \sqrt{X},
  *                 \lvert X\rvert, f'(XV), \operatorname{sum}, \operatorname{tr},
  *                 \det, \log\det, \operatorname{diag}; norms \|A\|_F for
  *                 matrices, \|x\|_2 for vectors, |a| for scalars, \|A\|_1.
+ *                 A superscript on a call is on its value, \det(A)^{2},
+ *                 except on \log\det(A), whose \log has no parentheses:
+ *                 (\log\det(A))^{2}.
  *   grouping      the fewest parentheses that keep the meaning; nested groups
  *                 cycle ( ), [ ], \{ \} from the inside out, as in
  *                 2X^\top[(\mathbf{1}\mathbf{1}^\top f(XV)) \circ f'(XV)];
@@ -50,7 +59,9 @@
 #include "md_builtins.h"
 #include "md_simplify.h"
 
-enum { L_SUM = 1, L_NEG, L_PROD, L_HAD, L_POST, L_ATOM };
+/* L_PREFIX: \log\det(A), an operator applied without parentheses of its
+   own, which reaches over a superscript or a factor to its right. */
+enum { L_SUM = 1, L_NEG, L_PROD, L_HAD, L_PREFIX, L_POST, L_ATOM };
 
 typedef struct lx {
     md_ctx *ctx;
@@ -60,6 +71,7 @@ typedef struct lx {
     const char *tr;        /* "^\\top" or "^T" */
     const char *had;       /* "\\circ" or "\\odot" */
     int gmax;              /* deepest group written inside the current one */
+    int eye_plain;         /* the identity is I (1), is not (2), unknown (0) */
 } lx;
 
 static void emit(lx *p, md_expr *e, int need);
@@ -270,14 +282,18 @@ static void name_ident(const char *name, int op, md_buf *out)
    written instead, \mathit{W1} and \mathit{W\_1}: LaTeX must not merge
    what the program keeps apart.  Alike means equal without underscores,
    which covers every way the rules can merge two names (md_temps_find
-   avoids temporaries that are alike a variable the same way). */
+   avoids temporaries that are alike a variable the same way, and the
+   identity yields to them too: md_eye_form_of).  Dimensions are names
+   of the program here as well (X \in \mathbb{R}^{n_{1}\times p}), so
+   dimensions n1 and n_1 are spelled as written, and so is a variable
+   n1 next to a dimension n_1. */
 static int spelled_alike(const md_ctx *ctx, const char *name)
 {
     if (!ctx) return 0;
-    for (int pass = 0; pass < 2; pass++) {
-        int n = pass == 0 ? ctx->nsyms : ctx->nfuncs;
-        for (int i = 0; i < n; i++) {
-            const char *o = pass == 0 ? ctx->syms[i].name : ctx->funcs[i];
+    for (int pass = 0; pass < 3; pass++) {
+        int n = pass == 0 ? ctx->nsyms : pass == 1 ? ctx->nfuncs : ctx->ndims;
+        for (int i = pass == 2; i < n; i++) {
+            const char *o = pass == 0 ? ctx->syms[i].name : pass == 1 ? ctx->funcs[i] : ctx->dims[i].name;
             if (o && strcmp(o, name) != 0 && md_names_alike(o, name)) return 1;
         }
     }
@@ -346,8 +362,19 @@ static int level(lx *p, md_expr *e)
     case MD_POW: return md_is_scalar(e) && is_neg_power(e) ? L_PROD : L_POST;
     case MD_MPOW:
     case MD_TRANS: return L_POST;
+    case MD_LOGDET:
+        /* \log applies to \det(A) without parentheses of its own, so what
+           follows the call would be read inside the \log:
+           \log\det(A)^{2} as \log(\det(A)^{2}), \log\det(A)a^{2} as
+           \log(\det(A)a^{2}).  A power of it is grouped,
+           (\log\det(A))^{2}, and so is a factor with another one after it,
+           (\log\det(A))a^{2}; 2a\log\det(A) needs nothing.  Calls with one
+           head (\det(A)^{2}, \sin(x)^{2}, \operatorname{tr}(A)^{2},
+           f(XV)^\top) are atoms: their closing parenthesis ends the
+           application, so the superscript is on it. */
+        return L_PREFIX;
     case MD_SYM: case MD_ZERO: case MD_EYE: case MD_FUNC: case MD_SUM: case MD_NORM1:
-    case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM:
+    case MD_NORM2: case MD_TR: case MD_DET: case MD_DIAGM:
     case MD_DIAGV: case MD_NKINDS: return L_ATOM;
     }
     return L_ATOM;
@@ -374,15 +401,16 @@ static void pr_power_q(lx *p, md_expr *base, mpq_srcptr k, int elementwise)
     put(p, "}");
 }
 
-/* A denominator factor: b for b^-1, b^{k} for b^-k. */
-static char *den_factor(lx *p, md_expr *a, int alone)
+/* A denominator factor: b for b^-1 (grouped if its level is below need),
+   b^{k} for b^-k. */
+static char *den_factor(lx *p, md_expr *a, int need)
 {
     mpq_t k;
     mpq_init(k);
     mpq_neg(k, a->args[1]->q);
     char *s;
     if (mpq_cmp_ui(k, 1, 1) == 0) {
-        s = render(p, a->args[0], alone ? 0 : L_POST);
+        s = render(p, a->args[0], need);
     } else {
         md_buf b = {0};
         md_buf *save = p->out;
@@ -438,11 +466,15 @@ static void pr_product(lx *p, md_expr *e, mpq_srcptr c)
         int items_n = (!c_num1 || nsn == 0) + nsn, items_d = !c_den1 + nsd;
         if (!c_num1 || nsn == 0) num[nn++] = mpz_string(mpq_numref(c));
         if (!c_den1) den[nd++] = mpz_string(mpq_denref(c));
+        /* each part's factors as in a product: grouped below L_POST, the
+           last one below L_PREFIX (\frac{a\log\det(A)}{b}) */
+        int rest_n = nsn, rest_d = nsd;
         for (int i = 0; i < s; i++) {
             md_expr *a = e->args[i];
             if (a->kind == MD_NUM) continue;
-            if (is_neg_power(a) && !tmp_name(p, a) && !trans_rep(p, a)) den[nd++] = den_factor(p, a, items_d == 1);
-            else num[nn++] = render(p, a, items_n > 1 ? L_POST : 0);
+            if (is_neg_power(a) && !tmp_name(p, a) && !trans_rep(p, a))
+                den[nd++] = den_factor(p, a, items_d == 1 ? 0 : --rest_d ? L_POST : L_PREFIX);
+            else num[nn++] = render(p, a, items_n == 1 ? 0 : --rest_n ? L_POST : L_PREFIX);
         }
         char *ns = join_string(p, num, nn), *ds = join_string(p, den, nd);
         md_buf b = {0};
@@ -453,7 +485,7 @@ static void pr_product(lx *p, md_expr *e, mpq_srcptr c)
     } else {
         if (!c_num1) f[nf++] = mpz_string(mpq_numref(c));
         /* an inner product among other scalars is grouped, (x^\top y)A,
-           except at the very end: 2ax^\top y */
+           except at the very end: 2ax^\top y (and so is \log\det, L_PREFIX) */
         for (int i = 0; i < s; i++)
             if (e->args[i]->kind != MD_NUM)
                 f[nf++] = render(p, e->args[i], i == n - 1 ? L_PROD : L_POST);
@@ -614,6 +646,24 @@ static void pr_norm(lx *p, md_expr *e)
     free(s);
 }
 
+/* I, or I_{n} or I_{n\times n} when a name of the program would print
+   as I (md_eye_form_of); the size is spelled as a name (md_latex_name). */
+static void pr_eye(lx *p, md_expr *e)
+{
+    md_eye_form form = md_eye_form_of(p->ctx, e->rows, &p->eye_plain);
+    if (form == MD_EYE_PLAIN) {
+        put(p, "I");
+        return;
+    }
+    md_buf n = {0}, b = {0};
+    md_latex_name(p->ctx, p->ctx->dims[e->rows].name ? p->ctx->dims[e->rows].name : "?", &n);
+    if (form == MD_EYE_SIZED) md_buf_printf(&b, "I_{%s}", n.s);
+    else md_buf_printf(&b, "I_{%s\\times %s}", n.s, n.s);
+    put(p, b.s);
+    md_buf_free(&n);
+    md_buf_free(&b);
+}
+
 static void pr(lx *p, md_expr *e)
 {
     const char *tn = tmp_name(p, e);
@@ -646,7 +696,7 @@ static void pr(lx *p, md_expr *e)
         put_name(p, p->ctx->syms[e->ival].name, 0);
         break;
     case MD_ZERO: put(p, "0"); break;
-    case MD_EYE: put(p, "I"); break;
+    case MD_EYE: pr_eye(p, e); break;
     case MD_ONES:
         if (e->cols == MD_DIM_ONE) put(p, "\\mathbf{1}");
         else if (e->rows == MD_DIM_ONE) {
@@ -698,7 +748,7 @@ static void pr(lx *p, md_expr *e)
 
 static lx lx_make(md_ctx *ctx, const md_latex_style *st, const md_temps *t, md_buf *out)
 {
-    lx p = {ctx, out, t, NULL, "^\\top", "\\circ", 0};
+    lx p = {ctx, out, t, NULL, "^\\top", "\\circ", 0, 0};
     if (st && st->transpose_T) p.tr = "^T";
     if (st && st->odot) p.had = "\\odot";
     return p;

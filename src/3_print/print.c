@@ -5,6 +5,7 @@
  *
  *     SUM  a + b, a - b
  *     PROD a*b, a/b
+ *     (PREFIX  log det(A), in the Unicode style only: see md_level)
  *     HAD  a.*b, a./b
  *     NEG  -a
  *     POW  a^b, a.^b        (right-associative)
@@ -32,7 +33,7 @@
 #include "md_shape.h"
 #include "md_simplify.h"
 
-enum { L_SUM = MD_LEVEL_SUM, L_PROD, L_HAD, L_NEG, L_POW, L_POST, L_ATOM };
+enum { L_SUM = MD_LEVEL_SUM, L_PROD, L_PREFIX, L_HAD, L_NEG, L_POW, L_POST, L_ATOM };
 
 typedef struct md_pr {
     md_ctx *ctx;
@@ -46,6 +47,7 @@ typedef struct md_pr {
     int sized;             /* constants with their sizes: eye(n), matrix(1, n, m) */
     const char *sized_ids; /* or only the constants with sized_ids[id] set */
     uint32_t nsized;
+    int eye_plain;         /* Unicode: the identity is I (1), is not (2), unknown (0) */
 } md_pr;
 
 /* ---- the Unicode style ---------------------------------------------- */
@@ -77,8 +79,23 @@ static int is_ident_byte(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+/* Does the factor written at b->s[from..at) end in an inline exponent
+   (a^2, a^-1, X^∘2, a^b)?  Its exponent is not raised, so a factor
+   juxtaposed after it would read as part of it: a^2x as a^(2x). */
+static int ends_in_exponent(const md_buf *b, size_t from, size_t at)
+{
+    size_t l = at;
+    while (l > from && (is_ident_byte(b->s[l - 1]) || b->s[l - 1] == '-')) l--;
+    if (l == at) return 0;
+    static const char had[] = "^∘";
+    size_t k = sizeof had - 1;
+    if (l - from >= k && !memcmp(b->s + l - k, had, k)) return 1;
+    return l > from && b->s[l - 1] == '^';
+}
+
 /* Unicode products are juxtaposed (2Xᵀ(XU - Y)V); a space separates two
-   factors only where juxtaposition would glue ASCII names together. */
+   factors only where juxtaposition would glue ASCII names together, or
+   an exponent to the next factor (a^2 x). */
 static void pr_join(md_pr *p, size_t from, size_t at)
 {
     md_buf *b = p->out;
@@ -88,7 +105,8 @@ static void pr_join(md_pr *p, size_t from, size_t at)
     while (r < b->len && is_ident_byte(b->s[r])) r++;
     int digit_l = b->s[at - 1] >= '0' && b->s[at - 1] <= '9', digit_r = b->s[at] >= '0' && b->s[at] <= '9';
     const char *sep = NULL;
-    if (digit_l && digit_r) sep = "·";                       /* 2·1, not 21 */
+    if (ends_in_exponent(b, from, at)) sep = " ";           /* a^2 x, not a^2x */
+    else if (digit_l && digit_r) sep = "·";                  /* 2·1, not 21 */
     else if ((at - l > 1 && !(b->s[l] >= '0' && b->s[l] <= '9')) || r - at > 1) sep = " ";   /* β sign(A), W1 x */
     if (!sep) return;
     size_t k = strlen(sep);
@@ -164,8 +182,18 @@ static int md_level(md_pr *p, md_expr *e)
         return md_is_num(e->args[1], -1) && !md_is_scalar(e) ? L_HAD : L_POW;
     case MD_MPOW: return e->ival == -1 ? L_ATOM : L_POW;
     case MD_TRANS: return L_POST;
+    case MD_LOGDET:
+        /* the Unicode log det(A) is an operator applied to a call without
+           parentheses between them, so log reaches over whatever follows:
+           log det(A)^2 would read as log(det(A)^2), log det(A)a as
+           log(det(A)a).  Its level is below every operator that can follow
+           it, and it is grouped except where nothing does: (log det(A))^2,
+           a^(log det(A)), (log det(A))a, 1/(log det(A)), but
+           2a log det(A) and 1/(b log det(A)) (pr_product lowers the need
+           of the last factor to L_PREFIX).  logdet(A) is an atom. */
+        return p->uni ? L_PREFIX : L_ATOM;
     case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
-    case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: return L_ATOM;
+    case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: return L_ATOM;
     }
     return L_ATOM;
 }
@@ -213,6 +241,17 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
     md_expr *last = args[n - 1];
     int shortcut = !p->uni && n - s == 1 && last->kind == MD_POW && md_is_num(last->args[1], -1) &&
                    !md_is_scalar(last) && !tmp_name(p, last);
+    /* the factor printed last in the numerator and in the denominator:
+       nothing follows them, so they need only L_PREFIX where the others
+       need L_HAD (log det(A), md_level) */
+    int last_num = -1, last_den = -1;
+    for (int i = 0; i < n; i++) {
+        md_expr *a = args[i];
+        if (a->kind == MD_NUM || (skip_ones && i == n - 1 && a->kind == MD_ONES)) continue;
+        if (i < s && a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0) last_den = i;
+        else last_num = i;
+    }
+    int has_den = last_den >= 0 || mpz_cmp_ui(cd, 1) != 0;
     /* numerator: args with positive exponents */
     int nden = 0, seen_matrix = 0, bare_chain = 0;
     size_t prev_at = p->out->len;
@@ -240,6 +279,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
                                  : L_HAD;
         if (!md_is_scalar(a)) seen_matrix = 1;
         if (p->uni && a->kind == MD_HAD && n - s > 1) need = L_NEG;   /* (P∘M)γ */
+        if (i == last_num && !has_den && need == L_HAD) need = L_PREFIX;
         if (!first && after_scalars && !bare_chain && !p->uni && a->kind == MD_POW && md_is_num(a->args[1], -1) &&
             !md_is_scalar(a) && !tmp_name(p, a) && i == n - 1) {
             /* c./B rather than c*1./B: after scalars both readings agree
@@ -265,6 +305,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
     int paren = nden + dn > 1;
     if (paren) md_buf_putc(p->out, '(');
     int f = 1;
+    size_t den_prev = p->out->len;   /* where the previous factor starts */
     if (dn) {
         char *t = mpz_get_str(NULL, 10, cd);
         md_buf_puts(p->out, t);
@@ -284,8 +325,7 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
         mpq_init(k);
         mpq_neg(k, a->args[1]->q);
         if (mpq_cmp_ui(k, 1, 1) == 0) {
-            pr_wrap(p, a->args[0], (nden + dn > 1) ? L_HAD : L_NEG + 1);
-            if (joined && p->uni) pr_join(p, at > 0 ? at - 1 : 0, at);
+            pr_wrap(p, a->args[0], nden + dn == 1 ? L_NEG + 1 : i == last_den ? L_PREFIX : L_HAD);
         } else {
             pr_wrap(p, a->args[0], L_POST);
             md_buf_putc(p->out, '^');
@@ -293,6 +333,8 @@ static void pr_product(md_pr *p, md_expr *e, const mpq_t coef, int skip_ones)
             pr_num(p, k);
             if (mpz_cmp_ui(mpq_denref(k), 1) != 0) md_buf_putc(p->out, ')');
         }
+        if (joined && p->uni) pr_join(p, den_prev, at);   /* 1/(a^2 b), 1/(2·3) */
+        den_prev = at;
         mpq_clear(k);
     }
     if (paren) md_buf_putc(p->out, ')');
@@ -438,7 +480,17 @@ static int pr_unicode_special(md_pr *p, md_expr *e)
 {
     md_buf *b = p->out;
     switch (e->kind) {
-    case MD_EYE: md_buf_puts(b, "I"); return 1;
+    case MD_EYE: {
+        /* I, I_n or I_{n×n} (md_eye_form_of) */
+        const char *n = p->ctx->dims[e->rows].name ? p->ctx->dims[e->rows].name : "?";
+        md_buf_putc(b, 'I');
+        switch (md_eye_form_of(p->ctx, e->rows, &p->eye_plain)) {
+        case MD_EYE_PLAIN: break;
+        case MD_EYE_SIZED: md_print_script(b, '_', n); break;
+        case MD_EYE_SQUARE: md_buf_printf(b, "_{%s×%s}", n, n); break;
+        }
+        return 1;
+    }
     case MD_ZERO: md_buf_puts(b, "0"); return 1;
     case MD_ONES:
         md_buf_puts(b, e->cols == MD_DIM_ONE ? "1" : e->rows == MD_DIM_ONE ? "1ᵀ" : "11ᵀ");
@@ -602,25 +654,25 @@ static void pr(md_pr *p, md_expr *e, int need)
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out)
 {
-    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
+    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0};
     pr(&p, e, 0);
 }
 
 void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out)
 {
-    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL, 0, NULL, 0};
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL, 0, NULL, 0, 0};
     pr_wrap(&p, e, need);
 }
 
 void md_print_styled_def(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, md_buf *out)
 {
-    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, e, unicode, NULL, 0, NULL, 0};
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, e, unicode, NULL, 0, NULL, 0, 0};
     pr(&p, e, 0);
 }
 
 int md_print_level(md_ctx *ctx, md_expr *e)
 {
-    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
+    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0};
     return md_level(&p, e);
 }
 
@@ -745,18 +797,45 @@ int md_names_alike(const char *a, const char *b)
     }
 }
 
+int md_name_alike_taken(const md_ctx *ctx, const char *s)
+{
+    for (int i = 0; i < ctx->nsyms; i++)
+        if (md_names_alike(ctx->syms[i].name, s)) return 1;
+    for (int i = 0; i < ctx->nfuncs; i++)
+        if (md_names_alike(ctx->funcs[i], s)) return 1;
+    return 0;
+}
+
 /* A temporary's name must differ from every name of the program, and not
    only by underscores: LaTeX spells T1 and T_1 alike (md_latex_name). */
 static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
 {
     if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_reserved(s)) return 1;
-    for (int i = 0; i < ctx->nsyms; i++)
-        if (md_names_alike(ctx->syms[i].name, s)) return 1;
-    for (int i = 0; i < ctx->nfuncs; i++)
-        if (md_names_alike(ctx->funcs[i], s)) return 1;
+    if (md_name_alike_taken(ctx, s)) return 1;
     for (int i = 0; avoid && avoid[i]; i++)
         if (!strcmp(avoid[i], s)) return 1;
     return 0;
+}
+
+/* The identity is a name too in the styles for reading, and it yields to
+   the program's names the way temporaries do (md_eye_form in md_print.h):
+   I, else I_n, else I_{n×n}.  The first answer depends on the program
+   only, so a printer asks once (cache). */
+md_eye_form md_eye_form_of(const md_ctx *ctx, int dim, int *cache)
+{
+    int plain = cache && *cache ? *cache == 1 : !md_name_alike_taken(ctx, "I");
+    if (cache) *cache = plain ? 1 : 2;
+    if (plain) return MD_EYE_PLAIN;
+    md_buf b = {0};
+    md_buf_printf(&b, "I_%s", ctx->dims[dim].name ? ctx->dims[dim].name : "");
+    int taken = md_name_alike_taken(ctx, b.s);
+    md_buf_free(&b);
+    return taken ? MD_EYE_SQUARE : MD_EYE_SIZED;
+}
+
+void md_print_script(md_buf *out, char op, const char *s)
+{
+    md_buf_printf(out, strlen(s) == 1 ? "%c%s" : "%c{%s}", op, s);
 }
 
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t)
@@ -861,7 +940,7 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
     md_temps t;
     md_temps_find(ctx, n, roots, avoid, &t);
     md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0, NULL, (flags & MD_PRINT_SIZED) != 0,
-               sized_ids, sized_ids ? nsized : 0};
+               sized_ids, sized_ids ? nsized : 0, 0};
     for (int k = 0; k < t.ndefs; k++) {
         md_buf_printf(out, "%s = ", t.owned[k]);
         p.top = t.defs[k];

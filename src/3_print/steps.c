@@ -716,10 +716,13 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
                 md_buf_puts(out, first ? "" : ", ");
                 first = 0;
                 md_print_styled(ctx, md_sym(ctx, s), 1, NULL, 0, out);
+                /* ℝ^n, ℝ^{n_obs} (md_print_script), ℝ^{n×p} */
                 if (y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE) md_buf_puts(out, " ∈ ℝ");
-                else if (y->cols == MD_DIM_ONE) md_buf_printf(out, " ∈ ℝ^%s", ctx->dims[y->rows].name);
-                else md_buf_printf(out, " ∈ ℝ^{%s×%s}%s", ctx->dims[y->rows].name, ctx->dims[y->cols].name,
-                                   y->kind == MD_SYM_SYMMETRIC ? ", symmetric" : "");
+                else if (y->cols == MD_DIM_ONE) {
+                    md_buf_puts(out, " ∈ ℝ");
+                    md_print_script(out, '^', ctx->dims[y->rows].name);
+                } else md_buf_printf(out, " ∈ ℝ^{%s×%s}%s", ctx->dims[y->rows].name, ctx->dims[y->cols].name,
+                                     y->kind == MD_SYM_SYMMETRIC ? ", symmetric" : "");
             }
             md_buf_putc(out, '\n');
             continue;
@@ -858,11 +861,18 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
                 md_buf_puts(out, first ? "" : ",\\quad ");
                 first = 0;
                 md_latex_name(ctx, y->name, out);
-                if (y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE) md_buf_puts(out, " \\in \\mathbb{R}");
-                else if (y->cols == MD_DIM_ONE) md_buf_printf(out, " \\in \\mathbb{R}^{%s}", ctx->dims[y->rows].name);
-                else
-                    md_buf_printf(out, " \\in \\mathbb{R}^{%s\\times %s}%s", ctx->dims[y->rows].name,
-                                  ctx->dims[y->cols].name, y->kind == MD_SYM_SYMMETRIC ? "\\text{ symmetric}" : "");
+                /* dimensions are names too: n_obs is n_{\mathit{obs}}, not
+                   n_obs (n_o, then bs) or a double subscript (n_a_b) */
+                md_buf_puts(out, " \\in \\mathbb{R}");
+                if (y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE) continue;
+                md_buf_puts(out, "^{");
+                md_latex_name(ctx, ctx->dims[y->rows].name, out);
+                if (y->cols != MD_DIM_ONE) {
+                    md_buf_puts(out, "\\times ");
+                    md_latex_name(ctx, ctx->dims[y->cols].name, out);
+                }
+                md_buf_puts(out, "}");
+                if (y->kind == MD_SYM_SYMMETRIC) md_buf_puts(out, "\\text{ symmetric}");
             }
             md_buf_puts(out, "\n\\]\n");
             continue;
