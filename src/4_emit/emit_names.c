@@ -5,14 +5,19 @@
  *
  * The emitted file is compiled in someone else's project, next to their
  * names and their headers, so every name it makes up is checked here
- * against C's keywords, what the emitted code itself calls or declares
- * (sin, memcpy, dims, work, ...) and the prefixes it keeps to itself:
+ * against one table, em_reserved: C's and C++'s keywords, what the
+ * emitted code itself calls or declares (sin, memcpy, dims, work, ...),
+ * the prefixes it keeps to itself, and the macros of the headers it
+ * includes or sits next to (I and complex from <complex.h>, which
+ * OpenBLAS's <cblas.h> includes; FP_NAN, isnan, M_PI from <math.h>;
+ * EOF, errno, offsetof, unix, ...), which no scope can shadow:
  *
  *  - everything internal starts with md_ (md_t12, md_lu3, md_mm); the
  *    loop indices are md_i and md_j, so no variable can shadow them;
- *  - a variable whose name is a C keyword or a function the code calls
- *    gets a trailing underscore (double_, exp_), one that starts with md_
- *    or _ gets a v_ prefix, and a character outside [A-Za-z0-9_] (a Greek
+ *  - a variable whose name is reserved gets a trailing underscore
+ *    (double_, exp_, I_, EOF_); one in a family of reserved names that no
+ *    suffix leaves (md_..., _..., FP_..., M_PI...) gets a v_ prefix
+ *    (v_md_x, v_FP_NAN); a character outside [A-Za-z0-9_] (a Greek
  *    letter) is spelled _xHH;
  *  - a dimension is a field of NAME_dims: its declared name, else named
  *    after the first variable that carries it (X_rows, X_cols, x_len).
@@ -23,9 +28,11 @@
  *    NAME keeps them from clashing with the function itself (the default
  *    NAME is f, and so is the usual name of a generic function).
  *
- * A --name that is not a usable C identifier, or a callback that would
- * clash, is an error reported here; --size reads the same field names
- * (md_emit_dim_fields), so it accepts exactly what the struct declares.
+ * A --name that is not a usable C identifier, or is reserved (a keyword,
+ * a macro), is a usage error reported here, not renamed: the caller calls
+ * the function by the name they chose.  A callback that would clash is an
+ * error too.  --size reads the same field names (md_emit_dim_fields), so
+ * it accepts exactly what the struct declares.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -35,30 +42,111 @@
 
 /* ---- names ------------------------------------------------------------ */
 
-static const char *const em_keywords[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do",
-    "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline",
-    "int", "long", "register", "restrict", "return", "short", "signed",
-    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned",
-    "void", "volatile", "while", "bool", "true", "false", "asm", "fortran",
-    /* what the emitted code calls or declares */
-    "sin", "cos", "tan", "asin", "acos", "atan", "exp", "log", "tanh", "fabs",
-    "sqrt", "pow", "memcpy", "memset", "size_t", "NAN", "HUGE_VAL", "dims",
-    "work", "NULL", "main", NULL
+/*
+ * The one table of names the emitted code must not use for a name it
+ * makes up (a parameter, a dims field, the function, a callback), in
+ * groups; `what` says where a group comes from, and the message for a
+ * --name in it quotes it.  An entry with a * is a family, the * standing
+ * for any characters.  A variable in a family whose * ends the entry gets
+ * a v_ prefix (no suffix leaves the family), any other reserved name a
+ * trailing underscore; no entry starts with v_, so the prefix always
+ * gets out.
+ *
+ * The preprocessor replaces a macro's name wherever it stands, shadowing
+ * does not apply, so every macro that can be in scope counts: those of the
+ * headers the .c includes (<math.h>, <stddef.h>, <string.h>, and <cblas.h>
+ * in BLAS mode, which in OpenBLAS includes <complex.h>, <stdio.h>,
+ * <stdint.h> and on Linux <sched.h>), with GCC's default GNU mode, with
+ * _GNU_SOURCE and with C23; those of the standard headers a caller is
+ * likely to include next to the header (<stdlib.h> with glibc's
+ * extras, <assert.h>, <errno.h>, <stdbool.h>, ...); and the lowercase
+ * macros GCC and Clang predefine.  Function-like macros only expand before
+ * a "(", which a variable never is, but the function and the callbacks
+ * are, so they are here too.  Functions and types need to be here only
+ * when the body of the function refers to them (a parameter named exp
+ * would hide exp()), and C++ keywords because the header is C++ too.
+ */
+static const struct {
+    const char *what;
+    const char *names;   /* separated by spaces */
+} em_reserved[] = {
+    {"a C keyword (C23 and GNU C included)",
+     "auto break case char const continue default do double else enum extern float for goto if "
+     "inline int long register restrict return short signed sizeof static struct switch typedef "
+     "union unsigned void volatile while alignas alignof bool constexpr false nullptr static_assert "
+     "thread_local true typeof typeof_unqual asm fortran"},
+    {"a C++ keyword (the header is C++ too)",
+     "and and_eq bitand bitor catch char8_t char16_t char32_t class compl concept consteval constinit "
+     "const_cast co_await co_return co_yield decltype delete dynamic_cast explicit export friend "
+     "mutable namespace new noexcept not not_eq operator or or_eq private protected public "
+     "reinterpret_cast requires static_cast template this throw try typeid typename using virtual "
+     "wchar_t xor xor_eq"},
+    {"a name the emitted code calls or declares",
+     "sin cos tan asin acos atan exp log tanh fabs sqrt pow log1p memcpy memset size_t dims work "
+     "main dgetrf_ dgetrs_ dgetri_"},
+    {"reserved for the emitted code's own names", "md_* MD_*"},
+    {"reserved for the C implementation", "_*"},
+    {"a name of <cblas.h> (CBLAS, OpenBLAS)",
+     "cblas_* Cblas* CBLAS* OPENBLAS_* openblas_* BLASFUNC FLOATRET xdouble"},
+    {"a macro of <math.h>",
+     "NAN INFINITY HUGE_VAL* SNAN* FP_* MATH_ERRNO MATH_ERREXCEPT math_errhandling fpclassify "
+     "isfinite isinf isnan isnormal signbit isgreater isgreaterequal isless islessequal islessgreater "
+     "isunordered iscanonical iseqsig issignaling issubnormal iszero MAXFLOAT M_E* M_LOG* M_LN* "
+     "M_PI* M_1_PI* M_2_PI* M_2_SQRTPI* M_SQRT*"},
+    {"a macro of <complex.h> (OpenBLAS's <cblas.h> includes it)", "I complex imaginary CMPLX*"},
+    {"a macro of <stddef.h> or <string.h>", "NULL offsetof unreachable strdupa strndupa"},
+    {"a macro of <stdio.h> (OpenBLAS's <cblas.h> includes it; with Clang, so is <stdarg.h>)",
+     "EOF BUFSIZ FILENAME_MAX FOPEN_MAX TMP_MAX L_tmpnam L_ctermid L_cuserid P_tmpdir SEEK_* "
+     "RENAME_* stdin stdout stderr va_arg va_copy va_end va_start"},
+    {"a macro of <stdint.h> (OpenBLAS's <cblas.h> includes it)",
+     "INT*_MAX INT*_MIN INT*_WIDTH INT*_C UINT*_MAX UINT*_WIDTH UINT*_C PTRDIFF_MAX PTRDIFF_MIN "
+     "PTRDIFF_WIDTH SIZE_MAX SIZE_WIDTH SIG_ATOMIC_MAX SIG_ATOMIC_MIN SIG_ATOMIC_WIDTH WCHAR_MAX "
+     "WCHAR_MIN WCHAR_WIDTH WINT_MAX WINT_MIN WINT_WIDTH"},
+    {"a macro of <sched.h> or <time.h> (OpenBLAS's <cblas.h> includes them on Linux)",
+     "sched_priority CPU_* CLONE_* SCHED_* CSIGNAL CLOCKS_PER_SEC TIME_UTC"},
+    {"a macro of <stdlib.h> (with glibc's additions)",
+     "EXIT_SUCCESS EXIT_FAILURE RAND_MAX MB_CUR_MAX alloca BYTE_ORDER BIG_ENDIAN LITTLE_ENDIAN "
+     "PDP_ENDIAN FD_SETSIZE NFDBITS FD_SET FD_CLR FD_ISSET FD_ZERO WNOHANG WUNTRACED WSTOPPED WEXITED "
+     "WCONTINUED WNOWAIT WEXITSTATUS WTERMSIG WSTOPSIG WIFEXITED WIFSIGNALED WIFSTOPPED WIFCONTINUED "
+     "htobe16 htobe32 htobe64 htole16 htole32 htole64 be16toh be32toh be64toh le16toh le32toh "
+     "le64toh"},
+    {"a macro of <assert.h>, <errno.h>, <stdalign.h> or <stdnoreturn.h>",
+     "assert errno EDOM ERANGE EILSEQ noreturn"},
+    {"a macro GCC and Clang predefine (in their default GNU modes)", "linux unix i386"},
 };
 
-/* Prefixes the emitted code and the headers it includes keep to themselves. */
-static int em_reserved_prefix(const char *s)
+/* Whether s matches entry p (len n) of em_reserved: the characters
+   before a * begin s, those after it end s. */
+static int em_entry_matches(const char *p, size_t n, const char *s)
 {
-    return !strncmp(s, "md_", 3) || !strncmp(s, "MD_", 3) || !strncmp(s, "cblas_", 6) ||
-           !strncmp(s, "Cblas", 5) || !strncmp(s, "CBLAS", 5) || s[0] == '_';
+    const char *star = memchr(p, '*', n);
+    size_t len = strlen(s);
+    if (!star) return len == n && !strncmp(s, p, n);
+    size_t pre = (size_t)(star - p), post = n - pre - 1;
+    return len >= pre + post && !strncmp(s, p, pre) && !strncmp(s + len - post, star + 1, post);
 }
 
+/* The group of em_reserved s is in, or -1; *family tells whether an entry
+   ending in * matched (appending to s cannot leave that one). */
+static int em_reserved_group(const char *s, int *family)
+{
+    for (size_t g = 0; g < sizeof em_reserved / sizeof em_reserved[0]; g++)
+        for (const char *p = em_reserved[g].names; *p;) {
+            size_t n = strcspn(p, " ");
+            if (em_entry_matches(p, n, s)) {
+                if (family) *family = p[n - 1] == '*';
+                return (int)g;
+            }
+            p += n;
+            p += *p == ' ';
+        }
+    return -1;
+}
+
+/* Reserved by the table, or taken by a name already made up. */
 static int em_is_reserved(const emitter *E, const char *s)
 {
-    if (em_reserved_prefix(s)) return 1;
-    for (int i = 0; em_keywords[i]; i++)
-        if (!strcmp(s, em_keywords[i])) return 1;
+    if (em_reserved_group(s, NULL) >= 0) return 1;
     for (int i = 0; i < E->nreserved; i++)
         if (!strcmp(s, E->reserved[i])) return 1;
     return 0;
@@ -73,9 +161,10 @@ static void em_reserve(emitter *E, char *s)
     E->reserved[E->nreserved++] = s;
 }
 
-/* A C identifier for base: characters outside [A-Za-z0-9_] become _xHH,
-   and underscores are appended until it is neither reserved nor taken.
-   The result is reserved (owned by E). */
+/* A C identifier for base: characters outside [A-Za-z0-9_] become _xHH;
+   a name that starts with a digit or is in a family of em_reserved gets
+   a v_ prefix, and underscores are appended until it is neither reserved
+   nor taken.  The result is reserved (owned by E). */
 static char *em_ident(emitter *E, const char *base)
 {
     md_buf b = {0};
@@ -83,12 +172,18 @@ static char *em_ident(emitter *E, const char *base)
         if (isalnum(*p) || *p == '_') md_buf_putc(&b, (char)*p);
         else md_buf_printf(&b, "_x%02X", *p);
     }
-    if (!b.len || isdigit((unsigned char)b.s[0]) || em_reserved_prefix(b.s)) {
-        char *t = md_buf_take(&b);
-        md_buf_printf(&b, "v_%s", t);
-        free(t);
+    for (;;) {
+        int family = 0;
+        if (!b.len || isdigit((unsigned char)b.s[0]) || (em_reserved_group(b.s, &family) >= 0 && family)) {
+            char *t = md_buf_take(&b);
+            md_buf_printf(&b, "v_%s", t);
+            free(t);
+        } else if (em_is_reserved(E, b.s)) {
+            md_buf_putc(&b, '_');
+        } else {
+            break;
+        }
     }
-    while (em_is_reserved(E, b.s)) md_buf_putc(&b, '_');
     char *s = md_buf_take(&b);
     em_reserve(E, s);
     return s;
@@ -131,9 +226,17 @@ static int em_gen_cmp(const void *a, const void *b)
 int em_names(emitter *E)
 {
     md_ctx *ctx = E->ctx;
-    if (!em_valid_name(E->name) || em_is_reserved(E, E->name)) {
+    if (!em_valid_name(E->name)) {
         fprintf(E->err, "matdiff: --name '%s' is not usable as a C function name "
                         "(letters, digits and _, not a keyword, not starting with md_ or _)\n", E->name);
+        return -2;
+    }
+    /* a reserved name is refused like a keyword, not renamed: the caller
+       calls the function by the name they gave */
+    int g = em_reserved_group(E->name, NULL);
+    if (g >= 0) {
+        fprintf(E->err, "matdiff: --name '%s' is not usable as a C function name: it is %s\n", E->name,
+                em_reserved[g].what);
         return -2;
     }
     if (E->ngens > 1) qsort(E->gens, (size_t)E->ngens, sizeof *E->gens, em_gen_cmp);
@@ -141,6 +244,8 @@ int em_names(emitter *E)
     md_buf_printf(&b, "%s_dims", E->name);
     em_reserve(E, md_buf_take(&b));
     md_buf_printf(&b, "%s_workspace", E->name);
+    em_reserve(E, md_buf_take(&b));
+    md_buf_printf(&b, "%s_MATDIFF_H", E->name);   /* the include guard, a macro */
     em_reserve(E, md_buf_take(&b));
     em_reserve(E, md_xstrdup(E->name));
     for (int i = 0; i < E->ngens; i++) {

@@ -9,19 +9,22 @@
  * row-major, and CBLAS with emit-time bracketing from size hints -- each
  * under its own function name, together with its --header and a small
  * wrapper that calls it through arrays (and defines the callbacks of
- * generic functions as the evaluator's family).  One `cc -shared`
- * invocation per program compiles them all with -std=c99 -Wall -Wextra
- * -Wpedantic -Werror; the test dlopens the result and compares f and every
- * gradient with the evaluator (relative error under 1e-10), once with
- * every gradient requested and once with all but one pointer NULL.  The
- * workspace is exactly the size the emitted NAME_workspace asks for and
- * filled with NaN first, so a read of scratch that was never written
- * shows up as a mismatch.
+ * generic functions as the evaluator's family; it includes the standard
+ * headers a caller may include first, <complex.h>, <stdio.h>, <errno.h>,
+ * ..., so that a declared name that is one of their macros fails the
+ * compile).  One `cc -shared` invocation per program compiles them all
+ * with -std=c99 -Wall -Wextra -Wpedantic -Werror; the test dlopens the
+ * result and compares f and every gradient with the evaluator (relative
+ * error under 1e-10), once with every gradient requested and once with
+ * all but one pointer NULL.  The workspace is exactly the size the
+ * emitted NAME_workspace asks for and filled with NaN first, so a read of
+ * scratch that was never written shows up as a mismatch.
  *
  * Separate tests: the generated code under AddressSanitizer and
  * UndefinedBehaviorSanitizer (as an executable, since a sanitized shared
  * object cannot be loaded into an uninstrumented process), with clang,
- * and the emit-time errors.
+ * the renaming of names that are macros or C++ keywords (and the header
+ * compiled as C++), and the emit-time errors.
  *
  * The CBLAS variants are skipped, with a message, when cblas.h or
  * -lopenblas is missing.
@@ -94,6 +97,16 @@ static const ecase base_cases[] = {
     {"traces", "tr(A*B) + tr(A'*B') + tr(A*B') + tr(A'*B) + tr(X*Y*Z) + tr(inv(A)*B*C) + tr(C*inv(A))"
                " + 2*tr(X'*W*Y') + tr(B*inv(A)*C*inv(A'))", 1, 0},
     {"inverse_powers", "tr(inv(A)^2) + x'*A^-3*x + sum(inv(A')*x)", 0, 0},
+    /* names that are macros of the headers the code includes or sits
+       next to (I from <complex.h>, which OpenBLAS's <cblas.h> includes;
+       FP_NAN, M_PI from <math.h>; EOF, errno), as variables and as
+       declared dimensions, and C++ keywords (the header is C++ too) */
+    {"macro_dims", "matrix X(I, K), W(K, J), Y(I, J); norm2(X*W - Y)^2", 1, 0},
+    {"macro_identity", "x'*I*x", 0, 0},
+    {"macro_math", "scalar M_PI, errno; vector complex; x'*A*x + sum(FP_NAN) + sum(math_errhandling)"
+                   " + M_PI*sum(INFINITY) + sum(isnan .* complex) + errno*sum(EOF) + sum(offsetof .* unix)", 0, 0},
+    {"cxx_keywords", "scalar new; vector this; matrix class; new*this'*class*this + sum(delete)"
+                     " + sum(and .* or)", 0, 0},
 };
 enum { NBASE = sizeof base_cases / sizeof base_cases[0] };
 
@@ -445,7 +458,11 @@ static void compile_all(void)
         mkdir(path, 0700);
         md_buf cmd = {0}, wrap = {0};
         md_buf_printf(&cmd, "cc -shared -fPIC -O2 -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/case.so", dir);
-        md_buf_puts(&wrap, "#include <math.h>\n#include <string.h>\n");
+        /* the headers a caller may include before the generated one: their
+           macros must not meet the names it declares */
+        md_buf_puts(&wrap, "#include <assert.h>\n#include <complex.h>\n#include <errno.h>\n#include <math.h>\n"
+                           "#include <stdbool.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+                           "#include <string.h>\n");
         long *hints = calloc((size_t)ctx->ndims + 1, sizeof *hints);
         for (int d = 1; d < ctx->ndims; d++) hints[d] = r.env.dimsize[d];
         int declined = 0;
@@ -527,7 +544,9 @@ START_TEST(emitted_code_matches_evaluator)
         char cmd[700], *out = NULL;
         snprintf(cmd, sizeof cmd, "cat %s", log);
         run(cmd, &out);
-        ck_abort_msg("%s: the emitted code does not compile (%s):\n%s", c->name, dlerror(), out);
+        /* the start of the log: Check refuses a message over a few kB and
+           would report only an early exit */
+        ck_abort_msg("%s: the emitted code does not compile (%s):\n%.2000s", c->name, dlerror(), out);
     }
     prepared r;
     const char *why = NULL;
@@ -796,6 +815,40 @@ START_TEST(auto_named_dimensions)
 }
 END_TEST
 
+START_TEST(macro_names)
+{
+    /* names that are macros of the included headers, or C++ keywords, are
+       renamed wherever the interface uses them: a trailing underscore, or
+       v_ for a family of names (FP_..., M_PI...) no suffix leaves */
+    eprog *p = eload("matrix X(I, K), W(K, J), Y(I, J); scalar FP_NAN, M_PI, new; vector complex;"
+                     " norm2(X*W - Y)^2 + FP_NAN*M_PI*new + sum(complex) + sum(INT8_MAX)");
+    md_emit_opts o = {"f", 0, 1, NULL};
+    md_buf hdr = {0};
+    ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
+    static const char *const want[] = {"long I_;", "long K;", "long J;", "double v_FP_NAN", "double v_M_PI",
+                                       "double new_", "const double *complex_", "const double *INT8_MAX_",
+                                       "long INT8_MAX_rows;", "double *d_FP_NAN", NULL};
+    for (int i = 0; want[i]; i++) ck_assert_msg(strstr(hdr.s, want[i]) != NULL, "no '%s' in:\n%s", want[i], hdr.s);
+    /* the header compiles as C++, after the C++ headers of the same macros */
+    if (run("c++ --version", NULL) == 0) {
+        make_tmpdir();
+        write_file("f.h", hdr.s);
+        write_file("main.cc", "#include <cerrno>\n#include <cmath>\n#include <complex>\n#include <cstdint>\n"
+                              "#include <cstdio>\n#include <cstdlib>\n#include \"f.h\"\n"
+                              "int main() { f_dims d = {}; return (int)d.I_; }\n");
+        char cmd[1024], *out = NULL;
+        snprintf(cmd, sizeof cmd, "c++ -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/main.cc", tmpdir, tmpdir);
+        ck_assert_msg(run(cmd, &out) == 0, "the header does not compile as C++:\n%s", out);
+        free(out);
+        remove_tmpdir();
+    } else {
+        fprintf(stderr, "test_emit: c++ is missing: the header's C++ compile skipped\n");
+    }
+    md_buf_free(&hdr);
+    eunload(p);
+}
+END_TEST
+
 START_TEST(errors)
 {
     eprog *p = eload("x'*A*x");
@@ -807,8 +860,32 @@ START_TEST(errors)
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
     o.name = "double";
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
+    /* a macro of the headers is refused like a keyword, in the .c and the
+       header, and so are C++ keywords and the reserved families */
+    static const char *const refused[] = {"complex", "I", "FP_NAN", "math_errhandling", "isnan", "M_PI",
+                                          "EOF", "errno", "offsetof", "unix", "new", "md_f", "_f", NULL};
+    for (int i = 0; refused[i]; i++) {
+        o.name = refused[i];
+        ck_assert_msg(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err) == -2, "%s", refused[i]);
+        ck_assert_msg(md_emit_header(p->ctx, p->n, p->wrt, &o, &code, err) == -2, "%s", refused[i]);
+    }
+    ck_assert_int_eq(code.len, 0);
     fclose(err);
     ck_assert_ptr_nonnull(strstr(msg, "--name 'not a name'"));
+    ck_assert_ptr_nonnull(strstr(msg, "--name 'complex' is not usable as a C function name: "
+                                      "it is a macro of <complex.h>"));
+    ck_assert_ptr_nonnull(strstr(msg, "--name 'FP_NAN' is not usable as a C function name: "
+                                      "it is a macro of <math.h>"));
+    free(msg);
+    md_buf_free(&code);
+    eunload(p);
+
+    /* a callback named like the include guard (a macro) */
+    p = eload("function MATDIFF_H; sum(MATDIFF_H(x))");
+    err = open_memstream(&msg, &len);
+    ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, NULL, &code, err), -1);
+    fclose(err);
+    ck_assert_ptr_nonnull(strstr(msg, "f_MATDIFF_H"));
     free(msg);
     md_buf_free(&code);
     eunload(p);
@@ -843,6 +920,7 @@ static Suite *emit_suite(void)
     TCase *ti = tcase_create("interface");
     tcase_add_test(ti, interface_text);
     tcase_add_test(ti, auto_named_dimensions);
+    tcase_add_test(ti, macro_names);
     tcase_add_test(ti, errors);
     tcase_add_test(ti, lapack_and_solves);
     suite_add_tcase(s, ti);
