@@ -39,7 +39,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io asan valgrind bench clean help FORCE
+.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep asan valgrind bench clean help FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -81,7 +81,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex codegen-doc io
+check: unit golden property random-ci latex codegen-doc io indep
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -105,6 +105,15 @@ codegen-doc: $(BIN)
 # Output that cannot be written (a full disk, a closed stdout) fails.
 io: $(BIN)
 	@MATDIFF="./$(BIN)" sh tests/io.sh
+
+# The independent differential tester (tests/indep/): its own parser and
+# numpy evaluator, written from docs/language.md, read the printed text.
+# INDEP_N programs from INDEP_SEED; Debian's python3 with python3-numpy.
+INDEP_PYTHON ?= /usr/bin/python3
+INDEP_N ?= 200
+INDEP_SEED ?= 1
+indep: $(BIN)
+	@$(INDEP_PYTHON) tests/indep/indep.py --count $(INDEP_N) --seed $(INDEP_SEED) --matdiff ./$(BIN)
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300
