@@ -139,7 +139,7 @@ $(B)/tests/random: tests/random.c $(B)/libmatdiff.a | $(B)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
 
 asan:
-	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) RANDOM_CI=400 \
+	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) RANDOM_CI=400 INDEP_N=50 \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 

@@ -335,6 +335,8 @@ static int make_scalar(md_st *st, md_shp s)
 /* 1 when a is an integer literal (with any number of unary minuses) that
    fits in 9 digits, setting *k; 2 when it is an integer too long for
    that; 0 when it is not an integer literal. */
+static int literal_value(const char *text, mpq_t q);
+
 static int integer_literal(md_ast *a, long *k)
 {
     int neg = 0;
@@ -343,14 +345,15 @@ static int integer_literal(md_ast *a, long *k)
         a = a->kids[0];
     }
     if (a->kind != MD_AST_NUM) return 0;
-    for (const char *p = a->text; *p; p++)
-        if (!isdigit((unsigned char)*p)) return 0;
-    const char *t = a->text;
-    while (t[0] == '0' && t[1]) t++;   /* 0004 is 4 */
-    if (strlen(t) > 9) return 2;
-    *k = strtol(t, NULL, 10);
-    if (neg) *k = -*k;
-    return 1;
+    /* 2, 0004, and also 2.0, 2. and 20e-1: literals are exact rationals */
+    mpq_t q;
+    mpq_init(q);
+    int rc = literal_value(a->text, q) < 0 ? 2 : mpz_cmp_ui(mpq_denref(q), 1) != 0 ? 0
+             : mpz_sizeinbase(mpq_numref(q), 10) > 9                ? 2
+                                                                    : 1;
+    if (rc == 1) *k = mpz_get_si(mpq_numref(q)) * (neg ? -1 : 1);
+    mpq_clear(q);
+    return rc;
 }
 
 static char *loc_text(const md_source *src, md_loc loc);
@@ -750,9 +753,11 @@ static int final_dim(md_st *st, int d)
 
 static md_expr *build(md_st *st, md_ast *a);
 
-static int parse_number(md_st *st, md_ast *a, mpq_t q)
+/* The exact value of a number literal (digits, an optional point, an
+   optional exponent) into q; -1 when its exponent is beyond +-10000. */
+static int literal_value(const char *text, mpq_t q)
 {
-    const char *p = a->text;
+    const char *p = text;
     mpz_t num;
     long frac = 0, ex = 0;
     int seen_dot = 0;
@@ -786,7 +791,6 @@ static int parse_number(md_st *st, md_ast *a, mpq_t q)
     ex -= frac;
     if (ex > 10000 || ex < -10000) {
         mpz_clear(num);
-        md_error_at(st->src, a->loc, "number '%s' is out of range (exponents up to 10000 are exact)", a->text);
         return -1;
     }
     mpz_t pw;
@@ -797,6 +801,15 @@ static int parse_number(md_st *st, md_ast *a, mpq_t q)
     else mpz_set(mpq_denref(q), pw);
     mpq_canonicalize(q);
     mpz_clears(num, pw, NULL);
+    return 0;
+}
+
+static int parse_number(md_st *st, md_ast *a, mpq_t q)
+{
+    if (literal_value(a->text, q) < 0) {
+        md_error_at(st->src, a->loc, "number '%s' is out of range (exponents up to 10000 are exact)", a->text);
+        return -1;
+    }
     return 0;
 }
 

@@ -1129,6 +1129,9 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         if (md_is_scalar(a)) return kind == MD_DET ? a : md_func(ctx, MD_FN_LOG, a);
         if (a->kind == MD_TRANS) return md_unary(ctx, kind, a->args[0]);
         if (a->kind == MD_EYE) return md_num_si(ctx, kind == MD_DET, 1);
+        /* every size is at least 1, so det(0) = 0 (and 1/det(A - A) is a
+           division by zero, reported where it is written) */
+        if (a->kind == MD_ZERO && kind == MD_DET) return md_num_si(ctx, 0, 1);
         break;
     case MD_DIAGM:
         if (md_is_scalar(a)) return a;

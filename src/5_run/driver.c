@@ -465,17 +465,31 @@ static int ast_mentions(const md_ast *a, const char *name)
 }
 
 /* In the function: the last expression statement, or a named expression
-   (an earlier expression statement is not part of it). */
+   it uses (an earlier expression statement is not part of it, nor is an
+   assignment the function does not use). */
 static int mentioned(const md_program *prog, const char *name)
 {
     int last = -1;
     for (int i = 0; i < prog->nstmts; i++)
         if (prog->stmts[i]->kind == MD_STMT_EXPR) last = i;
-    for (int i = 0; i < prog->nstmts; i++) {
+    if (last < 0) return 0;
+    /* the function's statement, and the assignments before it that it
+       uses, directly or through other assignments (walking back: an
+       assignment can only use earlier ones); an assignment nobody uses,
+       or one after the function, does not count */
+    char *used = md_xcalloc((size_t)prog->nstmts + 1, 1);
+    used[last] = 1;
+    for (int i = last - 1; i >= 0; i--) {
         const md_stmt *st = prog->stmts[i];
-        if (st->expr && (st->kind == MD_STMT_ASSIGN || i == last) && ast_mentions(st->expr, name)) return 1;
+        if (st->kind != MD_STMT_ASSIGN) continue;
+        for (int j = i + 1; j <= last && !used[i]; j++)
+            if (used[j] && ast_mentions(prog->stmts[j]->expr, st->name)) used[i] = 1;
     }
-    return 0;
+    int found = 0;
+    for (int i = 0; i <= last && !found; i++)
+        if (used[i] && ast_mentions(prog->stmts[i]->expr, name)) found = 1;
+    free(used);
+    return found;
 }
 
 /* The default: the gradients as a program that reads back. */
