@@ -185,19 +185,23 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
  * text, bracketed differently, rounds T to another period.  Those
  * variables become MD_INC_COND, and md_check draws another point.
  */
+static int disagrees(const md_check_result *r)
+{
+    return !r->ok && !r->inconclusive && isfinite(r->worst_rel_err);
+}
+
 static void unstable_gradients(md_env *env, int n, md_grad_eval ge, void *arg, const md_mat *g,
                                md_check_result *res)
 {
     int any = 0;
-    for (int i = 0; i < n; i++)
-        if (!res[i].ok && !res[i].inconclusive && isfinite(res[i].worst_rel_err)) any = 1;
+    for (int i = 0; i < n; i++) any |= disagrees(&res[i]);
     if (!any) return;
     md_mat *gd = md_xcalloc((size_t)n, sizeof *gd);
     env->doubles = 1;
     int rc = ge(arg, env, n, gd);
     env->doubles = 0;
     for (int i = 0; i < n; i++) {
-        if (res[i].ok || res[i].inconclusive || !isfinite(res[i].worst_rel_err)) continue;
+        if (!disagrees(&res[i])) continue;
         double big = 0.0, diff = 0.0;
         if (rc == 0 && gd[i].rows == g[i].rows && gd[i].cols == g[i].cols) {
             for (long k = 0; k < g[i].rows * g[i].cols; k++) {

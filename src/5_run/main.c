@@ -340,7 +340,10 @@ int main(int argc, char **argv)
                 char *eq = strchr(opt, '=');
                 if (eq) *eq = 0;
                 usage_error("unknown option '%s'", opt);
-            } else if (lo && !strncmp(argv[optind - 1], "--", 2) && strchr(argv[optind - 1], '=')) {
+            } else if (lo && !strncmp(argv[optind - 1], "--", 2) && strchr(argv[optind - 1], '=') &&
+                       !strncmp(lo->name, argv[optind - 1] + 2,
+                                (size_t)(strchr(argv[optind - 1], '=') - argv[optind - 1] - 2))) {
+                /* --check=1, or an abbreviation --che=1, of this option */
                 usage_error("option '--%s' takes no argument", lo->name);
             } else {
                 /* an argument like "-a^2" or "-sum(x)" is a program */

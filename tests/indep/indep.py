@@ -1403,33 +1403,23 @@ def shrink(gp, wrt, simplify_only, checker, kind, seed, budget=300):
         gp.final, gp.extras = old
         return False
 
-    if gp.extras and fails(gp.final, []):
-        pass
+    def replaced(nd, by):
+        # nd becomes a copy of by if the failure stays; else it is restored
+        saved = (nd.op, nd.kids, nd.val, nd.name, nd.nprime, nd.target, nd.text)
+        copy_into(nd, by)
+        if fails(gp.final, gp.extras):
+            return True
+        nd.op, nd.kids, nd.val, nd.name, nd.nprime, nd.target, nd.text = saved
+        return False
+
+    if gp.extras:
+        fails(gp.final, [])   # drops the earlier statements if the failure stays
     changed = True
     while changed and steps[0] < budget:
-        changed = False
-        # inline assignments
-        for nd in walk_all(gp):
-            if nd.op == 'ref':
-                t = nd.target
-                saved = (nd.op, nd.kids, nd.val, nd.name, nd.nprime, nd.target, nd.text)
-                copy_into(nd, t)
-                if fails(gp.final, gp.extras):
-                    changed = True
-                    break
-                nd.op, nd.kids, nd.val, nd.name, nd.nprime, nd.target, nd.text = saved
-        if changed:
-            continue
-        for nd in walk_all(gp):
-            for cand in reductions(nd):
-                saved = (nd.op, nd.kids, nd.val, nd.name, nd.nprime, nd.target, nd.text)
-                copy_into(nd, cand)
-                if fails(gp.final, gp.extras):
-                    changed = True
-                    break
-                nd.op, nd.kids, nd.val, nd.name, nd.nprime, nd.target, nd.text = saved
-            if changed:
-                break
+        # first inline assignments, then reduce nodes
+        changed = any(nd.op == 'ref' and replaced(nd, nd.target) for nd in walk_all(gp))
+        if not changed:
+            changed = any(replaced(nd, cand) for nd in walk_all(gp) for cand in reductions(nd))
     return gp
 
 
