@@ -37,7 +37,10 @@ typedef enum md_shape_rule {
     MD_SHP_SCALAR,         /* any -> 1x1 */
     MD_SHP_SQUARE_SCALAR,  /* square -> 1x1 */
     MD_SHP_SQUARE,         /* square -> the same shape */
-    MD_SHP_DIAG            /* vector -> diagonal matrix, square -> its diagonal */
+    MD_SHP_DIAG,           /* vector -> diagonal matrix, square -> its diagonal */
+    MD_SHP_VEC,            /* m x n -> mn x 1 */
+    MD_SHP_KRON,           /* m x n, p x q -> mp x nq */
+    MD_SHP_COMM            /* dimension names m, n -> mn x mn */
 } md_shape_rule;
 
 enum { MD_FNF_IDEMPOTENT = 1, MD_FNF_KINK = 2 };

@@ -41,4 +41,26 @@ const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoin
 /* sym(G) = (G + G')/2: the gradient for a symmetric variable. */
 md_expr *md_sym_part(md_ctx *ctx, md_expr *G);
 
+/*
+ * Derivatives of any shape (diff.c, "identification in vec form").
+ *
+ * md_vec_jacobian: d vec(F) / d vec(X)', the (size of F) x (size of X)
+ * matrix of Magnus and Neudecker, for any F (a scalar F gives vec(G)').
+ * For a symmetric X the derivative along symmetric directions, J N_n with
+ * N_n = (eye + K_nn)/2.
+ *
+ * md_derivative: what matdiff prints for F by X: the gradient (X's shape)
+ * for a scalar F, F's shape for a scalar X, else md_vec_jacobian.
+ *
+ * md_hessian_block: d^2 f / d vec(X_i) d vec(X_j)', the vec Jacobian of
+ * the gradient by X_i with respect to X_j.
+ *
+ * Each returns NULL when the derivative cannot be written in the
+ * language (a Kronecker product or vec above the variable on the gradient
+ * path; a Kronecker product above it on the Jacobian path).
+ */
+md_expr *md_vec_jacobian(md_ctx *ctx, md_expr *f, int sym);
+md_expr *md_derivative(md_ctx *ctx, md_expr *f, int sym);
+md_expr *md_hessian_block(md_ctx *ctx, md_expr *f, int si, int sj);
+
 #endif

@@ -35,6 +35,7 @@ typedef struct md_request {
     int check;               /* --check */
     unsigned long seed;      /* --seed (default 1) */
     int simplify;            /* --simplify: the function itself */
+    int order;               /* --order: 1 (gradients, Jacobians; default) or 2 (Hessians) */
     int steps;               /* --steps */
     int standalone;          /* --standalone (LaTeX) */
     md_latex_style style;    /* --transpose, --hadamard */

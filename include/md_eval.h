@@ -111,6 +111,16 @@ int md_check_with(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad_eval g
                   unsigned long seed, double tol, md_check_result *res, FILE *err);
 
 /*
+ * The second-order check: he(arg, env, nv*nv, out) evaluates the Hessian
+ * blocks, out[i*nv + j] = d^2 f / d vec(X_i) d vec(X_j)' (wrt[i], wrt[j]),
+ * and u' H_ij v is compared with mixed central second differences of f
+ * along random u, v (symmetric for symmetric variables).  res has nv*nv
+ * entries, in the same order.  Returns as md_check_with.
+ */
+int md_check_hessian_with(md_ctx *ctx, md_expr *f, int nv, const int *wrt, md_grad_eval he, void *arg,
+                          unsigned long seed, double tol, md_check_result *res, FILE *err);
+
+/*
  * Draws dimension sizes and variable values for f from seed, as md_check
  * does; exposed for tests.  Returns 0, or -1 if no point in f's domain
  * was found, or MD_EVAL_BUG if f breaks a shape contract.  Free with

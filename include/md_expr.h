@@ -59,6 +59,11 @@ typedef enum md_kind {
     MD_LOGDET,  /* log(det(args[0])) of square args[0]; 1x1 */
     MD_DIAGM,   /* the n x n diagonal matrix with column vector args[0] (n x 1) */
     MD_DIAGV,   /* the column vector (n x 1) of the diagonal of square args[0] */
+    MD_VEC,     /* vec(args[0]): its columns stacked, (rows*cols) x 1 */
+    MD_KRON,    /* kron(args[0], args[1]), the Kronecker product: (r0*r1) x (c0*c1) */
+    MD_COMM,    /* the commutation matrix K with K*vec(A) = vec(A') for A of
+                   shape ival x aux (two dimension ids, neither 1); square of
+                   size ival*aux; no args */
     MD_NKINDS
 } md_kind;
 
@@ -98,9 +103,14 @@ struct md_expr {
 };
 
 typedef struct md_dim {
-    const char *name;    /* "n", "p", ... as declared or as assigned */
+    const char *name;    /* "n", "p", ... as declared or as assigned; a
+                            product dimension: its factors' names joined
+                            by '*' ("n*q") */
     int declared;        /* named in a declaration by the user */
     long size;           /* evaluator: the size chosen for this dimension */
+    int nfac;            /* 0 for a base dimension; >= 2 for a product */
+    int *fac;            /* a product's base dimensions, sorted by id,
+                            repeated as often as they occur (n*n) */
 } md_dim;
 
 typedef enum md_symkind {
@@ -143,6 +153,16 @@ md_ctx *md_ctx_new(void);
 void md_ctx_free(md_ctx *ctx);
 
 int md_ctx_add_dim(md_ctx *ctx, const char *name, int declared);
+/* The dimension a*b: MD_DIM_ONE's neutral, products flattened, factors
+   sorted, and the same id for the same multiset (n*q and q*n are one
+   dimension: only their sizes matter to shapes).  Product dimensions are
+   made by vec, kron, commutation and Jacobians; they are never a
+   variable's, and their size is the product of their factors' sizes. */
+int md_ctx_dim_mul(md_ctx *ctx, int a, int b);
+static inline int md_dim_is_product(const md_ctx *ctx, int d) { return ctx->dims[d].nfac > 0; }
+/* The sizes of every product dimension from those of the base dimensions
+   (sizes[d] for every d < ctx->ndims). */
+void md_ctx_product_sizes(const md_ctx *ctx, long *sizes);
 int md_ctx_add_sym(md_ctx *ctx, const char *name, md_symkind kind, int rows, int cols);
 int md_ctx_find_sym(const md_ctx *ctx, const char *name);   /* -1 if absent */
 int md_ctx_add_func(md_ctx *ctx, const char *name);

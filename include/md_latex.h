@@ -52,6 +52,14 @@ void md_latex_name(const md_ctx *ctx, const char *name, md_buf *out);
 void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
                         const md_latex_style *st, md_buf *out);
 
+/* The same for any derivative: order 1 with a non-scalar f writes
+   \frac{\partial \operatorname{vec} F}{\partial (\operatorname{vec} X)^\top}
+   (F or X a vector or scalar: without vec); order 2 has nv*nv results,
+   grads[i*nv + j] the block by wrt[i] and wrt[j], written
+   \frac{\partial^2 f}{\partial \operatorname{vec} X\,\partial (\operatorname{vec} Y)^\top}. */
+void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int *wrt, md_expr **grads,
+                          const md_latex_style *st, md_buf *out);
+
 /* --standalone: body in a complete document that pdflatex compiles with
    amsmath and amssymb only (\documentclass{article} ... \end{document}). */
 void md_latex_document(const char *body, md_buf *out);

@@ -65,6 +65,17 @@ md_expr *md_generic(md_ctx *ctx, int func, int order, md_expr *a);
 md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a);  /* SUM, NORM1, NORM2, TR,
                                                              DET, LOGDET, DIAGM, DIAGV */
 
+/* vec(a): columns stacked (a column vector is its own vec, a row vector's
+   is its transpose); kron(a, b), the Kronecker product; commutation(m, n),
+   K with K*vec(A) = vec(A') for A m x n (eye when m or n is 1).  The
+   Kronecker algebra the constructors apply: kron(A,B)*kron(C,D) =
+   kron(A*C, B*D), kron(A,B)' = kron(A',B'), kron(A,B)^k = kron(A^k,B^k),
+   kron(eye,eye) = eye, scalars out, K_mn' = inv(K_mn) = K_nm,
+   K_mn*K_nm = eye, diag(vec(A))*vec(B) = vec(A.*B). */
+md_expr *md_vec_of(md_ctx *ctx, md_expr *a);
+md_expr *md_kron(md_ctx *ctx, md_expr *a, md_expr *b);
+md_expr *md_comm(md_ctx *ctx, int m, int n);
+
 /* The Frobenius product a:b = sum(a .* b), written the way a person would:
    a'*b for vectors, a*b for scalars, sum(b) for matrix(1):b, tr(b) for eye:b. */
 md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b);

@@ -41,7 +41,12 @@
  *   5. for every EVERY-th program (-c, default 25; 0: never), the
  *      emitted C compiled with -Wall -Wextra -Wpedantic -Werror, run on
  *      the evaluator's data, and its f and gradients compared with the
- *      evaluator (relative 1e-9).
+ *      evaluator (relative 1e-9);
+ *   6. for a non-scalar function (every fifth program), its derivative
+ *      d vec(F)/d vec(X)' by every variable with --check, read back;
+ *   7. for every third scalar function, the Hessian (--order 2) by one
+ *      or two variables with --check (second differences of f), read
+ *      back.
  *
  * A program that the typechecker rejects because the size of a constant
  * is left open, or whose function has no point inside its domain, is a
@@ -1406,7 +1411,28 @@ static void run_checks(const char *text, const topts *o, result *res)
     }
     free(out);
     free(err);
-    if (res->kind != R_PASS || !md_is_scalar(in.typed.f)) goto done;
+    if (res->kind != R_PASS) goto done;
+    if (!md_is_scalar(in.typed.f)) {
+        /* 6: the derivative of a vector or matrix function (d vec(F)/d
+           vec(X)'), by every variable, --check (random weightings of F
+           against directional differences), and its output read back */
+        md_request_init(&rq);
+        rq.check = 1;
+        rq.seed = 5 + seed % 983;
+        rc = runmd(&rq, text, &out, &err);
+        if (!judge(res, "Jacobians --check", rc, out, err)) {
+            md_request r2;
+            md_request_init(&r2);
+            r2.simplify = 1;
+            rc = runmd(&r2, out, &out2, &err2);
+            judge(res, "--simplify of the Jacobian output", rc, out2, err2);
+            free(out2);
+            free(err2);
+        }
+        free(out);
+        free(err);
+        goto done;
+    }
 
     /* 1: every gradient, checked by the driver and read back here */
     md_request_init(&rq);
@@ -1453,6 +1479,32 @@ static void run_checks(const char *text, const topts *o, result *res)
         free(err);
     }
     if (res->kind != R_PASS) goto done;
+
+    /* 7: the Hessian (--order 2) by one or two variables, every third
+       program: u'Hv against second differences of f */
+    if (seed % 3 == 1) {
+        const char *v[2] = {in.ctx->syms[seed % (uint64_t)in.ctx->nsyms].name,
+                            in.ctx->syms[(seed / 7) % (uint64_t)in.ctx->nsyms].name};
+        md_request_init(&rq);
+        rq.order = 2;
+        rq.check = 1;
+        rq.wrt = v;
+        rq.nwrt = 2;
+        rq.seed = 11 + seed % 977;
+        rc = runmd(&rq, text, &out, &err);
+        if (!judge(res, "--order 2 --check", rc, out, err)) {
+            md_request r2;
+            md_request_init(&r2);
+            r2.simplify = 1;
+            rc = runmd(&r2, out, &out2, &err2);
+            judge(res, "--simplify of the Hessian output", rc, out2, err2);
+            free(out2);
+            free(err2);
+        }
+        free(out);
+        free(err);
+        if (res->kind != R_PASS) goto done;
+    }
 
     /* 4: derivations, LaTeX */
     md_request_init(&rq);

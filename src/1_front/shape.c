@@ -41,6 +41,8 @@ typedef struct md_dvar {
     int user;           /* the name is the user's (matrix X(n, p)) */
     int nonone;         /* may not be 1 */
     int final;          /* pass 2: the md_ctx dimension id */
+    int fa, fb;         /* a product dimension fa*fb (vec, kron,
+                           commutation, eye(n*p)); -1 for the others */
     int has_loc;        /* made by a constant (eye, vector(c), matrix(c)) or
                            named in a size argument (eye(n)) at loc */
     md_loc loc;
@@ -86,7 +88,7 @@ static int dv_new(md_st *st, const char *name, int nonone)
         st->dvcap = st->dvcap ? 2 * st->dvcap : 64;
         st->dv = md_xrealloc(st->dv, (size_t)st->dvcap * sizeof *st->dv);
     }
-    st->dv[st->ndv] = (md_dvar){st->ndv, name, name != NULL, nonone, -1, 0, {0, 0, 0, 0}};
+    st->dv[st->ndv] = (md_dvar){st->ndv, name, name != NULL, nonone, -1, -1, -1, 0, {0, 0, 0, 0}};
     return st->ndv++;
 }
 
@@ -109,8 +111,77 @@ static int dv_find(md_st *st, int d)
     return d;
 }
 
-/* Unifies; returns 0 or -1 when the two cannot be equal. */
-static int dv_unify(md_st *st, int a, int b)
+/*
+ * Product dimensions.  vec(X) has X_rows*X_cols rows, kron multiplies
+ * both dimensions, eye(n*p) is written so.  A product is a variable too,
+ * with two factors; its canonical form is the sorted list of the base
+ * roots it multiplies (ones dropped), so n*q and q*n are equal, and a
+ * product whose factors turned out to be 1 but one is that one.  Two
+ * products unify when their lists agree after the factors they share are
+ * cancelled and what is left pairs up (one factor each side), is 1, or is
+ * a single free variable on one side (which becomes the other product).
+ * Anything else is reported as a shape error, never guessed.
+ */
+typedef struct md_dlist {
+    int v[64];
+    int n;
+} md_dlist;
+
+static int dv_is_prod(md_st *st, int d) { return st->dv[d].fa >= 0; }
+
+/* Appends d's base roots; -1 when there are too many to list. */
+static int dv_flat(md_st *st, int d, md_dlist *l)
+{
+    d = dv_find(st, d);
+    if (d == 0) return 0;
+    if (dv_is_prod(st, d)) return dv_flat(st, st->dv[d].fa, l) || dv_flat(st, st->dv[d].fb, l) ? -1 : 0;
+    if (l->n == (int)(sizeof l->v / sizeof l->v[0])) return -1;
+    l->v[l->n++] = d;
+    return 0;
+}
+
+static int dlist_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static int dv_canon(md_st *st, int d, md_dlist *l)
+{
+    l->n = 0;
+    if (dv_flat(st, d, l)) return -1;
+    qsort(l->v, (size_t)l->n, sizeof l->v[0], dlist_cmp);
+    return 0;
+}
+
+/* d's root, with a product of at most one factor that is not 1 replaced
+   by that factor (or by 1). */
+static int dv_norm(md_st *st, int d)
+{
+    d = dv_find(st, d);
+    while (dv_is_prod(st, d)) {
+        md_dlist l;
+        if (dv_canon(st, d, &l) || l.n > 1) break;
+        st->dv[d].parent = l.n ? l.v[0] : 0;
+        d = dv_find(st, d);
+    }
+    return d;
+}
+
+static int dv_prod(md_st *st, int a, int b)
+{
+    a = dv_norm(st, a);
+    b = dv_norm(st, b);
+    if (a == 0) return b;
+    if (b == 0) return a;
+    int d = dv_new(st, NULL, 0);
+    st->dv[d].fa = a;
+    st->dv[d].fb = b;
+    return d;
+}
+
+/* Unifies two base variables; returns 0 or -1 when they cannot be equal. */
+static int dv_unify_base(md_st *st, int a, int b)
 {
     a = dv_find(st, a);
     b = dv_find(st, b);
@@ -134,7 +205,49 @@ static int dv_unify(md_st *st, int a, int b)
     return 0;
 }
 
-static int dv_is_one(md_st *st, int d) { return dv_find(st, d) == 0; }
+/* Unifies; returns 0 or -1 when the two cannot be equal. */
+static int dv_unify(md_st *st, int a, int b)
+{
+    for (int round = 0; round < 64; round++) {
+        a = dv_norm(st, a);
+        b = dv_norm(st, b);
+        if (a == b) return 0;
+        if (!dv_is_prod(st, a) && !dv_is_prod(st, b)) return dv_unify_base(st, a, b);
+        md_dlist la, lb, ra = {.n = 0}, rb = {.n = 0};
+        if (dv_canon(st, a, &la) || dv_canon(st, b, &lb)) return -1;
+        /* the multiset differences */
+        int i = 0, j = 0;
+        while (i < la.n || j < lb.n) {
+            if (j == lb.n || (i < la.n && la.v[i] < lb.v[j])) ra.v[ra.n++] = la.v[i++];
+            else if (i == la.n || lb.v[j] < la.v[i]) rb.v[rb.n++] = lb.v[j++];
+            else i++, j++;
+        }
+        if (ra.n == 0 && rb.n == 0) {
+            /* equal products: one class */
+            if (dv_is_prod(st, b)) st->dv[b].parent = a;
+            else st->dv[a].parent = b;
+            return 0;
+        }
+        if (ra.n == 1 && rb.n == 1) {
+            if (dv_unify_base(st, ra.v[0], rb.v[0])) return -1;
+            continue;
+        }
+        if (ra.n == 0 || rb.n == 0) {
+            md_dlist *r = ra.n ? &ra : &rb;
+            for (int k = 0; k < r->n; k++)
+                if (dv_unify_base(st, r->v[k], 0)) return -1;
+            continue;
+        }
+        /* a free variable equal to a product (vec(x) = kron(y, z)) */
+        int x = !dv_is_prod(st, a) ? a : !dv_is_prod(st, b) ? b : -1;
+        if (x < 0 || st->dv[x].name) return -1;
+        st->dv[x].parent = x == a ? b : a;
+        return 0;
+    }
+    return -1;
+}
+
+static int dv_is_one(md_st *st, int d) { return dv_norm(st, d) == 0; }
 
 /* ---- the AST -> shape map --------------------------------------------- */
 
@@ -288,7 +401,18 @@ static void shape_str(md_st *st, int r, int c, char *buf, size_t n);
 
 static const char *dim_str(md_st *st, int d, char *buf, size_t n)
 {
-    d = dv_find(st, d);
+    d = dv_norm(st, d);
+    md_dlist l;
+    if (dv_is_prod(st, d) && !dv_canon(st, d, &l)) {
+        size_t k = 0;
+        buf[0] = 0;
+        for (int i = 0; i < l.n && k < n; i++) {
+            char one[64];
+            dim_str(st, l.v[i], one, sizeof one);
+            k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? "*" : "", one);
+        }
+        return buf;
+    }
     if (d == 0) snprintf(buf, n, "1");
     else if (st->dv[d].name) snprintf(buf, n, "%s", st->dv[d].name);
     else snprintf(buf, n, "?%d", d);
@@ -324,12 +448,10 @@ static int is_scalar(md_st *st, md_shp s) { return dv_is_one(st, s.r) && dv_is_o
 static int make_scalar(md_st *st, md_shp s)
 {
     if (is_scalar(st, s)) return 0;
-    int r = dv_find(st, s.r), c = dv_find(st, s.c);
+    int r = dv_norm(st, s.r), c = dv_norm(st, s.c);
     if ((r && (st->dv[r].nonone || st->dv[r].name)) || (c && (st->dv[c].nonone || st->dv[c].name)))
         return -1;
-    dv_unify(st, s.r, 0);
-    dv_unify(st, s.c, 0);
-    return 0;
+    return dv_unify(st, s.r, 0) || dv_unify(st, s.c, 0) ? -1 : 0;
 }
 
 /* 1 when a is an integer literal (with any number of unary minuses) that
@@ -440,6 +562,49 @@ static int use_name(md_st *st, md_ast *a, md_shp *out)
     return 0;
 }
 
+/* A size argument: a dimension name (eye(n)) or a product of them
+   (eye(n*p)); its dimension variable, or -1 after a message. */
+static int size_arg(md_st *st, md_ast *d)
+{
+    /* dimension names are a namespace of their own: q may name both a
+       vector and a dimension */
+    if (d->kind == MD_AST_NAME) {
+        int k = named_dim(st, d->text);
+        if (!st->dv[k].has_loc) {
+            st->dv[k].has_loc = 1;
+            st->dv[k].loc = d->loc;
+        }
+        return k;
+    }
+    if (d->kind == MD_AST_CHAIN) {
+        int ok = 1;
+        for (int i = 1; i < d->nkids; i++) ok &= d->ops[i] == MD_OP_MUL;
+        if (ok) {
+            int p = 0;
+            for (int i = 0; i < d->nkids; i++) {
+                int k = size_arg(st, d->kids[i]);
+                if (k < 0) return -1;
+                p = dv_prod(st, p, k);
+            }
+            return p;
+        }
+    }
+    md_error_at(st->src, d->loc, "a size is a dimension name, as declared in 'vector x(n)' or "
+                "'matrix X(n, p)', or a product of them (n*p)");
+    return -1;
+}
+
+static int final_dim(md_st *st, int d);
+
+/* The final dimension of a size argument (pass 2). */
+static int size_final(md_st *st, md_ast *d)
+{
+    if (d->kind == MD_AST_NAME) return final_dim(st, named_dim(st, d->text));
+    int f = MD_DIM_ONE;
+    for (int i = 0; i < d->nkids; i++) f = md_ctx_dim_mul(st->ctx, f, size_final(st, d->kids[i]));
+    return f;
+}
+
 static int infer_call(md_st *st, md_ast *a, md_shp *out)
 {
     const char *f = a->text;
@@ -456,33 +621,36 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
                     "only declared generic functions can be primed; '%s' is built in (its derivative is applied automatically)", f);
         return -1;
     }
+    if (!generic && !strcmp(f, "commutation")) {
+        /* commutation(m, n): K with K*vec(A) = vec(A') for A m x n */
+        if (a->nkids != 2) {
+            md_error_at(st->src, a->loc, "commutation takes two dimension names: commutation(m, n) is the "
+                        "mn×mn matrix K with K*vec(A) = vec(A') for an m×n matrix A");
+            return -1;
+        }
+        int dm = size_arg(st, a->kids[0]), dn = dm < 0 ? -1 : size_arg(st, a->kids[1]);
+        if (dn < 0) return -1;
+        int p = dv_prod(st, dm, dn);
+        *out = (md_shp){p, p};
+        return 0;
+    }
     /* explicit sizes: eye(n), vector(c, n), matrix(c, n, p) */
     int ndims = !generic && !strcmp(f, "eye") ? 1 : !generic && !strcmp(f, "vector") ? 1
               : !generic && !strcmp(f, "matrix") ? 2 : 0;
-    int nvalues = !generic && !strcmp(f, "eye") ? 0 : 1;
+    int nvalues = !generic && !strcmp(f, "eye") ? 0 : !generic && !strcmp(f, "kron") ? 2 : 1;
     if (a->nkids != nvalues && !(ndims && a->nkids == nvalues + ndims)) {
         if (!strcmp(f, "eye"))
-            md_error_at(st->src, a->loc, "eye takes no argument (its size is inferred) or one dimension name: eye(n)");
+            md_error_at(st->src, a->loc, "eye takes no argument (its size is inferred) or one dimension name: eye(n) or eye(n*p)");
         else if (ndims)
             md_error_at(st->src, a->loc, "%s takes 1 argument (the value) or %d: %s", f, 1 + ndims,
                         ndims == 1 ? "vector(c, n)" : "matrix(c, n, p)");
         else
-            md_error_at(st->src, a->loc, "%s takes 1 argument, %d given", f, a->nkids);
+            md_error_at(st->src, a->loc, "%s takes %d argument%s, %d given", f, nvalues, nvalues > 1 ? "s" : "", a->nkids);
         return -1;
     }
     int sized[2] = {-1, -1};
-    for (int k = 0; k < ndims && a->nkids > nvalues; k++) {
-        md_ast *d = a->kids[nvalues + k];
-        if (d->kind != MD_AST_NAME) {
-            md_error_at(st->src, d->loc, "a size is a dimension name, as declared in 'vector x(n)' or 'matrix X(n, p)'");
-            return -1;
-        }
-        sized[k] = named_dim(st, d->text);
-        if (!st->dv[sized[k]].has_loc) {
-            st->dv[sized[k]].has_loc = 1;
-            st->dv[sized[k]].loc = d->loc;
-        }
-    }
+    for (int k = 0; k < ndims && a->nkids > nvalues; k++)
+        if ((sized[k] = size_arg(st, a->kids[nvalues + k])) < 0) return -1;
     if (!strcmp(f, "eye")) {
         int d = sized[0] >= 0 ? sized[0] : dv_const(st, a->loc);
         *out = (md_shp){d, d};
@@ -512,6 +680,16 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
         }
         *out = op->shape == MD_SHP_SQUARE ? s : (md_shp){0, 0};
         return 0;
+    case MD_SHP_VEC:
+        *out = (md_shp){dv_prod(st, s.r, s.c), 0};
+        return 0;
+    case MD_SHP_KRON: {
+        md_shp t;
+        if (infer(st, a->kids[1], &t)) return -1;
+        *out = (md_shp){dv_prod(st, s.r, t.r), dv_prod(st, s.c, t.c)};
+        return 0;
+    }
+    case MD_SHP_COMM:   /* handled above */
     case MD_SHP_DIAG: break;
     }
     if (op) {   /* MD_SHP_DIAG */
@@ -689,7 +867,7 @@ static void name_dims_for_message(md_st *st)
         if (st->dv[i].name && dv_find(st, i) == i) md_strmap_put(&taken, st->dv[i].name, i);
     for (int i = 1; i < st->ndv; i++) {
         int r = dv_find(st, i);
-        if (r == 0 || st->dv[r].name) continue;
+        if (r == 0 || st->dv[r].name || dv_is_prod(st, r)) continue;
         const char *nm = NULL;
         while (!nm) {
             if (pool[next]) {
@@ -724,18 +902,27 @@ static int undetermined_sizes(md_st *st)
     }
     int rc = 0;
     for (int i = 1; i < st->ndv && !rc; i++) {
-        int r = dv_find(st, i);
-        if (anchored[r] || !st->dv[i].has_loc) continue;
-        if (st->dv[r].user)
-            md_error_at(st->src, st->dv[i].loc,
-                        "the dimension '%s' belongs to no variable, so its size is unknown "
-                        "(declare one, as in 'vector x(%s)')", st->dv[r].name, st->dv[r].name);
-        else
-            md_error_at(st->src, st->dv[i].loc,
-                        "the size of this constant cannot be inferred: no variable fixes it "
-                        "(give it, as in eye(n), vector(1, n) or matrix(1, n, p), with n and p "
-                        "named in a declaration such as 'matrix X(n, p)')");
-        rc = -1;
+        if (!st->dv[i].has_loc) continue;
+        /* a product is fixed when each of its factors is; the first that
+           is not is the one to report */
+        md_dlist l = {.n = 0};
+        int r = dv_norm(st, i);
+        if (dv_is_prod(st, r)) dv_canon(st, r, &l);
+        else l.v[l.n++] = r;
+        for (int k = 0; k < l.n && !rc; k++) {
+            r = l.v[k];
+            if (anchored[r]) continue;
+            if (st->dv[r].user)
+                md_error_at(st->src, st->dv[i].loc,
+                            "the dimension '%s' belongs to no variable, so its size is unknown "
+                            "(declare one, as in 'vector x(%s)')", st->dv[r].name, st->dv[r].name);
+            else
+                md_error_at(st->src, st->dv[i].loc,
+                            "the size of this constant cannot be inferred: no variable fixes it "
+                            "(give it, as in eye(n), vector(1, n) or matrix(1, n, p), with n and p "
+                            "named in a declaration such as 'matrix X(n, p)')");
+            rc = -1;
+        }
     }
     free(anchored);
     return rc;
@@ -745,9 +932,18 @@ static int undetermined_sizes(md_st *st)
 
 static int final_dim(md_st *st, int d)
 {
-    d = dv_find(st, d);
+    d = dv_norm(st, d);
     if (d == 0) return MD_DIM_ONE;
-    if (st->dv[d].final < 0) st->dv[d].final = md_ctx_add_dim(st->ctx, st->dv[d].name, st->dv[d].user);
+    if (st->dv[d].final < 0) {
+        md_dlist l;
+        if (dv_is_prod(st, d) && !dv_canon(st, d, &l)) {
+            int f = MD_DIM_ONE;
+            for (int i = 0; i < l.n; i++) f = md_ctx_dim_mul(st->ctx, f, final_dim(st, l.v[i]));
+            st->dv[d].final = f;
+        } else {
+            st->dv[d].final = md_ctx_add_dim(st->ctx, st->dv[d].name, st->dv[d].user);
+        }
+    }
     return st->dv[d].final;
 }
 
@@ -904,6 +1100,8 @@ static md_expr *build(md_st *st, md_ast *a)
     case MD_AST_CALL: {
         md_name *n = name_find(st, a->text);
         if (!n && !strcmp(a->text, "eye")) return md_eye(ctx, final_dim(st, sh->r));
+        if (!n && !strcmp(a->text, "commutation"))
+            return md_comm(ctx, size_final(st, a->kids[0]), size_final(st, a->kids[1]));
         x = build(st, a->kids[0]);
         if (!x) return NULL;
         if (n && n->kind == MD_NAME_FUNC) return md_generic(ctx, n->index, a->count, x);
@@ -921,6 +1119,10 @@ static md_expr *build(md_st *st, md_ast *a)
         if (op && op->kind == MD_DIAGM) {
             if (md_is_scalar(x)) return x;
             return md_unary(ctx, x->cols == MD_DIM_ONE ? MD_DIAGM : MD_DIAGV, x);
+        }
+        if (op && op->kind == MD_KRON) {
+            y = build(st, a->kids[1]);
+            return y ? md_kron(ctx, x, y) : NULL;
         }
         if (op) return md_unary(ctx, op->kind, x);
         /* vector(c), matrix(c) */

@@ -329,3 +329,194 @@ static int md_check_once(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_grad
     md_env_free(&env);
     return allok ? 0 : 1;
 }
+
+/* ---- second derivatives ------------------------------------------------ */
+
+/*
+ * The Hessian check: for blocks H_ij = d^2 f / d vec(X_i) d vec(X_j)',
+ * u' H_ij v (u of X_i's shape, v of X_j's) against the mixed central
+ * second difference of f itself,
+ *
+ *   D(h) = (f(x + hu + hv) - f(x + hu - hv) - f(x - hu + hv) + f(x - hu - hv)) / 4h^2
+ *
+ * (u and v move X_i and X_j; when i = j both move the same variable), with
+ * one Richardson step, (4 D(h/2) - D(h)) / 3, whose error is O(h^4).  The
+ * steps are h0, h0/10, ..., h0 * 1e-4; the best agreement counts, and a
+ * disagreement counts only when two consecutive steps agree with each
+ * other (the finite differences settled).  Values are long double, so the
+ * rounding noise of D(h) is about 1e-19 |f| / h^2.  Points are redrawn as
+ * md_check_with redraws them.
+ */
+enum { HESS_DIRS = 3 };
+
+static void random_dir(const md_ctx *ctx, int s, md_mat *d, uint64_t *rng)
+{
+    for (long i = 0; i < d->rows * d->cols; i++) d->v[i] = check_uniform(rng);
+    if (md_sym_is_symmetric(ctx, s) && d->rows == d->cols)
+        for (long j = 0; j < d->cols; j++)
+            for (long i = j + 1; i < d->rows; i++) d->v[i + j * d->rows] = d->v[j + i * d->rows];
+}
+
+/* f with X_si moved by a u and X_sj by b v. */
+static int eval_at2(md_env *env, md_expr *f, int si, const md_mat *u, double a, int sj, const md_mat *v,
+                    double b, long double *y)
+{
+    md_mat xi = env->val[si], xj = env->val[sj];
+    md_mat mi = md_mat_new(xi.rows, xi.cols), mj = {0, 0, NULL};
+    for (long k = 0; k < xi.rows * xi.cols; k++) mi.v[k] = xi.v[k] + a * u->v[k];
+    if (si == sj) {
+        for (long k = 0; k < xi.rows * xi.cols; k++) mi.v[k] += b * v->v[k];
+    } else {
+        mj = md_mat_new(xj.rows, xj.cols);
+        for (long k = 0; k < xj.rows * xj.cols; k++) mj.v[k] = xj.v[k] + b * v->v[k];
+        env->val[sj] = mj;
+    }
+    env->val[si] = mi;
+    int rc = md_eval_real(env, f, y);
+    env->val[si] = xi;
+    env->val[sj] = xj;
+    md_mat_free(&mi);
+    md_mat_free(&mj);
+    return rc;
+}
+
+static int second_diff(md_env *env, md_expr *f, int si, const md_mat *u, int sj, const md_mat *v, double h,
+                       long double *out)
+{
+    long double pp, pm, mp, mm;
+    if (eval_at2(env, f, si, u, h, sj, v, h, &pp) < 0 || eval_at2(env, f, si, u, h, sj, v, -h, &pm) < 0 ||
+        eval_at2(env, f, si, u, -h, sj, v, h, &mp) < 0 || eval_at2(env, f, si, u, -h, sj, v, -h, &mm) < 0)
+        return -1;
+    *out = (pp - pm - mp + mm) / (4.0L * (long double)h * (long double)h);
+    return isfinite((double)*out) ? 0 : -1;
+}
+
+static double check_block(md_env *env, md_expr *f, int si, int sj, const md_mat *H, double scale, double tol,
+                          uint64_t *rng, md_inconclusive *inconclusive)
+{
+    const md_ctx *ctx = env->ctx;
+    const md_mat *xi = &env->val[si], *xj = &env->val[sj];
+    long ni = xi->rows * xi->cols, nj = xj->rows * xj->cols;
+    double xmax = 0.0;
+    for (long k = 0; k < ni; k++) xmax = fmax(xmax, fabs(xi->v[k]));
+    for (long k = 0; k < nj; k++) xmax = fmax(xmax, fabs(xj->v[k]));
+    double worst = 0.0;
+    *inconclusive = MD_INC_NONE;
+    md_mat u = md_mat_new(xi->rows, xi->cols), v = md_mat_new(xj->rows, xj->cols);
+    for (int k = 0; k < HESS_DIRS; k++) {
+        random_dir(ctx, si, &u, rng);
+        random_dir(ctx, sj, &v, rng);
+        long double an = 0.0L;
+        for (long a = 0; a < ni; a++) {
+            long double row = 0.0L;
+            for (long b = 0; b < nj; b++) row += (long double)H->v[a + b * ni] * v.v[b];
+            an += (long double)u.v[a] * row;
+        }
+        double h0 = xmax > 1.0 ? xmax * 0.1 : 0.1, best = INFINITY, prev = NAN;
+        int rc = -1, settled = 0;
+        for (int t = 0; t < 5; t++) {
+            double h = h0 * pow(10.0, -t);
+            long double d1, d2;
+            if (second_diff(env, f, si, &u, sj, &v, h, &d1) < 0 || second_diff(env, f, si, &u, sj, &v, h / 2, &d2) < 0) {
+                prev = NAN;
+                continue;
+            }
+            rc = 0;
+            double fd = (double)((4.0L * d2 - d1) / 3.0L);
+            double denom = fmax(fmax(fabs(fd), fabs((double)an)), 1e-6 * scale);
+            double r = fabs(fd - (double)an) / denom;
+            if (r < best) best = r;
+            if (!isnan(prev) && fabs(fd - prev) / fmax(fmax(fabs(fd), fabs(prev)), 1e-6 * scale) <= 1e-7) settled = 1;
+            prev = fd;
+        }
+        if (rc < 0) {
+            *inconclusive = MD_INC_STEEP;
+            worst = INFINITY;
+            break;
+        }
+        if (best > tol && !settled) *inconclusive = MD_INC_STEEP;
+        if (best > worst) worst = best;
+    }
+    md_mat_free(&u);
+    md_mat_free(&v);
+    return worst;
+}
+
+static int hessian_once(md_ctx *ctx, md_expr *f, int nv, const int *wrt, md_grad_eval he, void *arg,
+                        unsigned long seed, int equal, double tol, md_check_result *res, FILE *err, int *redraw)
+{
+    int nb = nv * nv;
+    md_env env;
+    int erc = equal ? md_env_random_ex(ctx, f, seed, 1, &env) : md_env_random(ctx, f, seed, &env);
+    if (erc == MD_EVAL_BUG) {
+        if (err) fprintf(err, "matdiff: --check: the function cannot be evaluated: %s\n", md_eval_bug());
+        md_env_free(&env);
+        for (int i = 0; i < nb; i++) res[i].worst_rel_err = INFINITY, res[i].ok = 0, res[i].inconclusive = MD_INC_NONE;
+        return 1;
+    }
+    md_mat fx;
+    if (erc < 0 || md_eval(&env, f, &fx) < 0) {
+        md_env_free(&env);
+        return -1;
+    }
+    double scale = 1.0 + fabs(fx.v[0]);
+    md_mat_free(&fx);
+    md_mat *H = md_xcalloc((size_t)nb + 1, sizeof *H);
+    int hrc = he(arg, &env, nb, H);
+    uint64_t rng = (uint64_t)seed ^ 0x5EC0DD1FFull;
+    int allok = 1;
+    for (int b = 0; b < nb; b++) {
+        int si = wrt[b / nv], sj = wrt[b % nv];
+        res[b].worst_rel_err = INFINITY;
+        res[b].ok = 0;
+        res[b].inconclusive = MD_INC_NONE;
+        allok = 0;
+        if (hrc == MD_EVAL_BUG) continue;
+        if (hrc < 0) {
+            res[b].inconclusive = MD_INC_GRAD;
+            *redraw = 2;
+            continue;
+        }
+        long ni = env.val[si].rows * env.val[si].cols, nj = env.val[sj].rows * env.val[sj].cols;
+        if (H[b].rows * H[b].cols != ni * nj || (H[b].rows != ni && !(ni == 1 || nj == 1))) {
+            if (err)
+                fprintf(err, "matdiff: --check: the second derivative by %s and %s is %ldx%ld, not %ldx%ld\n",
+                        ctx->syms[si].name, ctx->syms[sj].name, H[b].rows, H[b].cols, ni, nj);
+            continue;
+        }
+        res[b].worst_rel_err = check_block(&env, f, si, sj, &H[b], scale, tol, &rng, &res[b].inconclusive);
+        res[b].ok = res[b].worst_rel_err <= tol;
+        allok = 1;
+    }
+    if (hrc == 0) {
+        allok = 1;
+        for (int b = 0; b < nb; b++) allok &= res[b].ok;
+        unstable_gradients(&env, nb, he, arg, H, res);
+        for (int b = 0; b < nb; b++) md_mat_free(&H[b]);
+    } else {
+        allok = 0;
+        if (hrc == MD_EVAL_BUG && err)
+            fprintf(err, "matdiff: --check: the second derivatives cannot be evaluated: %s\n", md_eval_bug());
+    }
+    for (int b = 0; b < nb; b++)
+        if (!res[b].ok && res[b].inconclusive && !*redraw) *redraw = 1;
+    free(H);
+    md_env_free(&env);
+    return allok ? 0 : 1;
+}
+
+int md_check_hessian_with(md_ctx *ctx, md_expr *f, int nv, const int *wrt, md_grad_eval he, void *arg,
+                          unsigned long seed, double tol, md_check_result *res, FILE *err)
+{
+    int rc = -1, equal = 0;
+    for (int k = 0; k < 5; k++) {
+        int redraw = 0;
+        int krc = hessian_once(ctx, f, nv, wrt, he, arg, seed + 7919ul * (unsigned long)k, equal, tol, res,
+                               k == 4 ? err : NULL, &redraw);
+        if (equal && krc < 0) break;
+        rc = krc;
+        if (!redraw) break;
+        if (k >= 2 && redraw == 2 && ctx->ndims > 2) equal = 1;
+    }
+    return rc;
+}

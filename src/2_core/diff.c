@@ -232,7 +232,14 @@ static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
     /* d logdet(A) = tr(inv(A)*dA) */
     case MD_LOGDET:
         return md_unary(ctx, MD_TR, md_mul2(ctx, md_inv(ctx, e->args[0]), md_d(st, e->args[0])));
-    case MD_NUM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_NKINDS: return zero;
+    /* d vec(A) = vec(dA) */
+    case MD_VEC: return md_vec_of(ctx, md_d(st, e->args[0]));
+    /* d kron(A, B) = kron(dA, B) + kron(A, dB) */
+    case MD_KRON:
+        return md_add2(ctx, md_kron(ctx, md_d(st, e->args[0]), e->args[1]),
+                       md_kron(ctx, e->args[0], md_d(st, e->args[1])));
+    case MD_NUM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_COMM: case MD_NKINDS:
+        return zero;
     }
     return zero;
 }
@@ -348,10 +355,11 @@ const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoin
     case MD_DIAGM: emit(arg, md_unary(ctx, MD_DIAGV, A), N->args[0]); return "A:diag(v) = diag(A):v";
     /* A:diag(B) = diag(A):B */
     case MD_DIAGV: emit(arg, md_unary(ctx, MD_DIAGM, A), N->args[0]); return "A:diag(B) = diag(A):B";
-    /* no rule: df never has these above its differentials */
+    /* no rule: df never has these above its differentials; vec and kron
+       would need a reshape the language does not have (md_diff_blocked) */
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
     case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
-    case MD_NKINDS: return NULL;
+    case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: return NULL;
     }
     return NULL;
 }
@@ -428,4 +436,200 @@ md_expr *md_gradient(md_ctx *ctx, md_expr *f, int sym)
     md_expr *G = md_identify(ctx, df, sym);
     if (G && md_sym_is_symmetric(ctx, sym)) G = md_sym_part(ctx, G);
     return G;
+}
+
+/* ---- derivatives of non-scalar functions: identification in vec form ---- */
+
+/*
+ * The Magnus-Neudecker identification: from dF, linear in dX, the matrix
+ * J with vec(dF) = J vec(dX), so that J = d vec(F) / d vec(X)'.  It is
+ * forward accumulation over the nodes of dF that hold dX, each node N
+ * getting J(N) of size (rows*cols of N) x (rows*cols of X):
+ *
+ *     J(dX)            = eye
+ *     J(A + B)         = J(A) + J(B)
+ *     J(s*B)           = vec(B) J(s)            s a scalar factor holding dX
+ *     J(S*L*F*R)       = S kron(R', L) J(F)     vec(L F R) = (R' ⊗ L) vec F
+ *     J(B .* C)        = diag(vec(B)) J(C)      vec(B ∘ C) = diag(vec B) vec C
+ *     J(B')            = K_rc J(B)              vec(B') = K vec(B), B r x c
+ *     J(sum(B))        = vector(1)' J(B)        J(tr(B)) = vec(eye)' J(B)
+ *     J(diag(v))       = D J(v)                 D = diag(vec(eye)) kron(1, eye)
+ *     J(diag(B))       = D' J(B)                J(vec(B)) = J(B)
+ *
+ * Missing L or R is an identity of the right size; the constructors turn
+ * kron(1, A) into A, so a vector function of a vector gives plain
+ * products (tanh(A*x): diag(1 - tanh(A*x).^2)*A).  A Kronecker product
+ * above dX has no rule (NULL: md_derivative reports it).
+ */
+typedef struct md_jstate {
+    md_ctx *ctx;
+    int sym;
+    md_expr **memo;
+    uint32_t n;
+    int failed;
+} md_jstate;
+
+static md_expr *md_jac_node(md_jstate *st, md_expr *N);
+
+/* D with vec(diag(v)) = D v, v of length n: diag(vec(eye(n))) * kron(vector(1, n), eye(n)). */
+static md_expr *md_diag_selector(md_ctx *ctx, int n)
+{
+    md_expr *I = md_eye(ctx, n);
+    return md_mul2(ctx, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, I)), md_kron(ctx, md_ones(ctx, n, MD_DIM_ONE), I));
+}
+
+static md_expr *md_jac_uncached(md_jstate *st, md_expr *N)
+{
+    md_ctx *ctx = st->ctx;
+    const md_symbol *X = &ctx->syms[st->sym];
+    int xsize = md_ctx_dim_mul(ctx, X->rows, X->cols);
+    int nsize = md_ctx_dim_mul(ctx, N->rows, N->cols);
+    md_expr *zero = md_zero(ctx, nsize, xsize);
+    if (!N->has_diff) return zero;
+    md_expr *r = zero, **t;
+    switch (N->kind) {
+    case MD_DIFF: return N->ival == st->sym ? md_eye(ctx, xsize) : zero;
+    case MD_ADD:
+        for (int i = 0; i < N->nargs; i++)
+            if (N->args[i]->has_diff) r = md_add2(ctx, r, md_jac_node(st, N->args[i]));
+        return r;
+    case MD_MUL: {
+        int s = 0;
+        while (s < N->nargs && md_is_scalar(N->args[s])) s++;
+        t = md_xmalloc((size_t)(N->nargs + 1) * sizeof *t);
+        for (int i = 0; i < N->nargs; i++) {
+            md_expr *F = N->args[i];
+            if (!F->has_diff) continue;
+            md_expr *JF = md_jac_node(st, F);
+            if (i < s) {
+                /* vec(s*B) = vec(B) s */
+                int m = 0;
+                for (int j = 0; j < N->nargs; j++)
+                    if (j != i) t[m++] = N->args[j];
+                r = md_add2(ctx, r, md_mul2(ctx, md_vec_of(ctx, md_mul(ctx, m, t)), JF));
+            } else {
+                /* vec(S*L*F*R) = S (R' ⊗ L) vec(F) */
+                md_expr *S = md_mul(ctx, s > 0 ? s : 1, s > 0 ? N->args : (md_expr *[]){md_num_si(ctx, 1, 1)});
+                md_expr *L = i > s ? md_mul(ctx, i - s, N->args + s) : md_eye(ctx, F->rows);
+                md_expr *R = i + 1 < N->nargs ? md_mul(ctx, N->nargs - i - 1, N->args + i + 1) : md_eye(ctx, F->cols);
+                r = md_add2(ctx, r, md_mul3(ctx, S, md_kron(ctx, md_trans(ctx, R), L), JF));
+            }
+        }
+        free(t);
+        return r;
+    }
+    case MD_HAD:
+        t = md_xmalloc((size_t)N->nargs * sizeof *t);
+        for (int i = 0; i < N->nargs; i++) {
+            if (!N->args[i]->has_diff) continue;
+            int m = 0;
+            for (int j = 0; j < N->nargs; j++)
+                if (j != i) t[m++] = N->args[j];
+            md_expr *other = md_had(ctx, m, t);
+            r = md_add2(ctx, r, md_mul2(ctx, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, other)),
+                                        md_jac_node(st, N->args[i])));
+        }
+        free(t);
+        return r;
+    case MD_TRANS: {
+        md_expr *B = N->args[0];
+        return md_mul2(ctx, md_comm(ctx, B->rows, B->cols), md_jac_node(st, B));
+    }
+    case MD_SUM: {
+        md_expr *B = N->args[0];
+        int bsize = md_ctx_dim_mul(ctx, B->rows, B->cols);
+        return md_mul2(ctx, md_trans(ctx, md_ones(ctx, bsize, MD_DIM_ONE)), md_jac_node(st, B));
+    }
+    case MD_TR: {
+        md_expr *B = N->args[0];
+        return md_mul2(ctx, md_trans(ctx, md_vec_of(ctx, md_eye(ctx, B->rows))), md_jac_node(st, B));
+    }
+    case MD_DIAGM: return md_mul2(ctx, md_diag_selector(ctx, N->rows), md_jac_node(st, N->args[0]));
+    case MD_DIAGV:
+        return md_mul2(ctx, md_trans(ctx, md_diag_selector(ctx, N->rows)), md_jac_node(st, N->args[0]));
+    case MD_VEC: return md_jac_node(st, N->args[0]);
+    case MD_KRON: case MD_NUM: case MD_SYM: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
+    case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
+    case MD_COMM: case MD_NKINDS:
+        st->failed = 1;
+        return zero;
+    }
+    st->failed = 1;
+    return zero;
+}
+
+static md_expr *md_jac_node(md_jstate *st, md_expr *N)
+{
+    if (N->id < st->n && st->memo[N->id]) return st->memo[N->id];
+    md_expr *r = md_jac_uncached(st, N);
+    if (N->id < st->n) st->memo[N->id] = r;
+    return r;
+}
+
+/* dF with dX replaced by 1 (X a scalar): the coefficient of dX. */
+static md_expr *md_coefficient(md_ctx *ctx, md_expr *e, int sym, md_expr **memo, uint32_t n)
+{
+    if (!e->has_diff) return e;
+    if (e->id < n && memo[e->id]) return memo[e->id];
+    md_expr *r;
+    if (e->kind == MD_DIFF) {
+        r = e->ival == sym ? md_num_si(ctx, 1, 1) : md_zero(ctx, e->rows, e->cols);
+    } else {
+        md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+        for (int i = 0; i < e->nargs; i++) a[i] = md_coefficient(ctx, e->args[i], sym, memo, n);
+        r = md_rebuild(ctx, e, a);
+        free(a);
+    }
+    if (e->id < n) memo[e->id] = r;
+    return r;
+}
+
+/* N_n = (eye + K_nn)/2: vec(sym(D)) = N_n vec(D), the derivative along
+   symmetric directions. */
+static md_expr *md_symmetriser(md_ctx *ctx, int n)
+{
+    return md_scale_si(ctx, 1, 2, md_add2(ctx, md_eye(ctx, md_ctx_dim_mul(ctx, n, n)), md_comm(ctx, n, n)));
+}
+
+md_expr *md_vec_jacobian(md_ctx *ctx, md_expr *f, int sym)
+{
+    const md_symbol *X = &ctx->syms[sym];
+    if (md_is_scalar(f)) {
+        md_expr *G = md_gradient(ctx, f, sym);
+        return G ? md_trans(ctx, md_vec_of(ctx, G)) : NULL;
+    }
+    md_expr *df = md_differential(ctx, f, sym);
+    uint32_t n = ctx->nnodes;
+    md_expr **memo = md_xcalloc(n, sizeof *memo);
+    md_expr *J;
+    if (md_is_scalar(md_sym(ctx, sym))) {
+        J = md_vec_of(ctx, md_coefficient(ctx, df, sym, memo, n));
+    } else {
+        md_jstate st = {ctx, sym, memo, n, 0};
+        J = md_jac_node(&st, df);
+        if (st.failed) J = NULL;
+        if (J && md_sym_is_symmetric(ctx, sym)) J = md_mul2(ctx, J, md_symmetriser(ctx, X->rows));
+    }
+    free(memo);
+    return J;
+}
+
+md_expr *md_derivative(md_ctx *ctx, md_expr *f, int sym)
+{
+    if (md_is_scalar(f)) return md_gradient(ctx, f, sym);
+    if (md_is_scalar(md_sym(ctx, sym))) {
+        md_expr *df = md_differential(ctx, f, sym);
+        uint32_t n = ctx->nnodes;
+        md_expr **memo = md_xcalloc(n, sizeof *memo);
+        md_expr *C = md_coefficient(ctx, df, sym, memo, n);
+        free(memo);
+        return C;
+    }
+    return md_vec_jacobian(ctx, f, sym);
+}
+
+md_expr *md_hessian_block(md_ctx *ctx, md_expr *f, int si, int sj)
+{
+    md_expr *g = md_gradient(ctx, f, si);
+    return g ? md_vec_jacobian(ctx, g, sj) : NULL;
 }

@@ -489,6 +489,44 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
         m = lmat_new(a0->rows, 1);
         for (long i = 0; i < a0->rows; i++) m.v[i] = a0->v[i + i * a0->rows];
         break;
+    case MD_VEC:
+        /* column-major: the same numbers */
+        want_shape(e, a0, a0->rows, a0->cols);
+        if (a0->rows * a0->cols != r) {
+            eval_bug("argument of the wrong shape", e);
+            goto bug;
+        }
+        m = lmat_new(r, 1);
+        for (long i = 0; i < r; i++) m.v[i] = a0->v[i];
+        break;
+    case MD_KRON: {
+        lmat *a1 = &st->memo[e->args[1]->id];
+        long ar = a0->rows, ac = a0->cols, br = a1->rows, bc = a1->cols;
+        if (ar * br != r || ac * bc != c) {
+            eval_bug("argument of the wrong shape", e);
+            goto bug;
+        }
+        m = lmat_new(r, c);
+        for (long j = 0; j < ac; j++)
+            for (long i = 0; i < ar; i++)
+                for (long l = 0; l < bc; l++)
+                    for (long k = 0; k < br; k++)
+                        m.v[(i * br + k) + (j * bc + l) * r] = a0->v[i + j * ar] * a1->v[k + l * br];
+        break;
+    }
+    case MD_COMM: {
+        /* K*vec(A) = vec(A') for A p x q: entry (i, j) of A is vec(A)[i + j p]
+           and vec(A')[j + i q] */
+        long p = dsize(st, e->ival), q = dsize(st, e->aux);
+        if (p * q != r || r != c) {
+            eval_bug("commutation matrix of the wrong size", e);
+            goto bug;
+        }
+        m = lmat_new(r, r);
+        for (long i = 0; i < p; i++)
+            for (long j = 0; j < q; j++) m.v[(j + i * q) + (i + j * p) * r] = 1.0L;
+        break;
+    }
     case MD_NKINDS:
         eval_bug("unknown node kind", e);
         goto bug;
@@ -704,8 +742,9 @@ int md_env_random_ex(md_ctx *ctx, md_expr *f, unsigned long seed, int equal_size
     enum { NSIZES = 5 };
     long sizes[NSIZES];
     env->dimsize[0] = 1;
-    for (int d = 1; d < ctx->ndims; d++) {
-        int k = (d - 1) % NSIZES;
+    for (int d = 1, b = 0; d < ctx->ndims; d++) {
+        if (md_dim_is_product(ctx, d)) continue;   /* below, from its factors */
+        int k = b++ % NSIZES;
         if (k == 0) {
             for (int i = 0; i < NSIZES; i++) sizes[i] = 2 + i;
             for (int i = NSIZES - 1; i > 0; i--) {
@@ -715,6 +754,7 @@ int md_env_random_ex(md_ctx *ctx, md_expr *f, unsigned long seed, int equal_size
         }
         env->dimsize[d] = equal_sizes ? 3 : sizes[k];
     }
+    md_ctx_product_sizes(ctx, env->dimsize);
     for (int d = 0; d < ctx->ndims; d++) ctx->dims[d].size = env->dimsize[d];
 
     classify_state cs;

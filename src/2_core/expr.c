@@ -39,6 +39,7 @@ void md_ctx_free(md_ctx *ctx)
     for (uint32_t i = 0; i < ctx->nnodes; i++) mpq_clear(ctx->nodes[i]->q);
     free(ctx->nodes);
     free(ctx->table);
+    for (int d = 0; d < ctx->ndims; d++) free(ctx->dims[d].fac);
     free(ctx->dims);
     free(ctx->syms);
     free(ctx->funcs);
@@ -60,7 +61,58 @@ int md_ctx_add_dim(md_ctx *ctx, const char *name, int declared)
     d->name = name ? md_arena_strdup(&ctx->arena, name) : NULL;
     d->declared = declared;
     d->size = ctx->ndims == 0 ? 1 : 0;
+    d->nfac = 0;
+    d->fac = NULL;
     return ctx->ndims++;
+}
+
+static void dim_factors(const md_ctx *ctx, int d, int *out, int *n)
+{
+    if (d == MD_DIM_ONE) return;
+    if (!ctx->dims[d].nfac) {
+        out[(*n)++] = d;
+        return;
+    }
+    for (int i = 0; i < ctx->dims[d].nfac; i++) out[(*n)++] = ctx->dims[d].fac[i];
+}
+
+static int int_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int md_ctx_dim_mul(md_ctx *ctx, int a, int b)
+{
+    if (a == MD_DIM_ONE) return b;
+    if (b == MD_DIM_ONE) return a;
+    int na = ctx->dims[a].nfac ? ctx->dims[a].nfac : 1, nb = ctx->dims[b].nfac ? ctx->dims[b].nfac : 1;
+    int *f = md_xmalloc((size_t)(na + nb) * sizeof *f), n = 0;
+    dim_factors(ctx, a, f, &n);
+    dim_factors(ctx, b, f, &n);
+    qsort(f, (size_t)n, sizeof *f, int_cmp);
+    for (int d = 1; d < ctx->ndims; d++)
+        if (ctx->dims[d].nfac == n && !memcmp(ctx->dims[d].fac, f, (size_t)n * sizeof *f)) {
+            free(f);
+            return d;
+        }
+    md_buf name = {0};
+    for (int i = 0; i < n; i++) md_buf_printf(&name, "%s%s", i ? "*" : "", ctx->dims[f[i]].name);
+    int d = md_ctx_add_dim(ctx, name.s, 0);
+    md_buf_free(&name);
+    ctx->dims[d].nfac = n;
+    ctx->dims[d].fac = f;
+    return d;
+}
+
+void md_ctx_product_sizes(const md_ctx *ctx, long *sizes)
+{
+    for (int d = 1; d < ctx->ndims; d++) {
+        if (!ctx->dims[d].nfac) continue;
+        long s = 1;
+        for (int i = 0; i < ctx->dims[d].nfac; i++) s *= sizes[ctx->dims[d].fac[i]];
+        sizes[d] = s;
+    }
 }
 
 int md_ctx_add_sym(md_ctx *ctx, const char *name, md_symkind kind, int rows, int cols)
@@ -320,8 +372,12 @@ int md_expr_cmp(const md_expr *a, const md_expr *b)
     case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL: case MD_HAD:
     case MD_POW: case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2:
     case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
-    case MD_NKINDS:
+    case MD_VEC: case MD_KRON: case MD_NKINDS:
         if ((c = md_cmp_int(a->ival, b->ival))) return c;
+        break;
+    case MD_COMM:
+        if ((c = md_cmp_int(a->ival, b->ival))) return c;
+        if ((c = md_cmp_int(a->aux, b->aux))) return c;
         break;
     }
     if ((c = md_cmp_int(a->nargs, b->nargs))) return c;

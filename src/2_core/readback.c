@@ -124,6 +124,7 @@ int md_readback_eval(void *arg, const md_env *env, int n, md_mat *out)
         e2.val[s] = env->val[rb->symmap[s]];
         if (e2.dir) e2.dir[s] = env->dir[rb->symmap[s]];
     }
+    if (rc == 0) md_ctx_product_sizes(c, e2.dimsize);
     for (int d = 1; d < c->ndims && rc == 0; d++)
         if (!e2.dimsize[d]) rc = MD_EVAL_BUG;
     if (rc == 0) {

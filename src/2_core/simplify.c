@@ -204,6 +204,72 @@ static void md_flatten_add(md_ctx *ctx, md_vec *out, md_expr *e, mpq_srcptr coef
 
 static md_expr *md_common_scalar(md_ctx *ctx, md_term *t, int n, int rows, int cols);
 
+/*
+ * The sum of v[0..n) with a Hadamard factor common to every term taken
+ * out: a.*b.*c + a.*b.*d = a.*b.*(c + d), which then collects
+ * ((1 - y) + y is 1).  Used where sums of weights meet (diag merging);
+ * not in md_add itself, where it would reorder every gradient.
+ */
+static md_expr *md_had_factored_sum(md_ctx *ctx, int n, md_expr **v)
+{
+    md_expr *s = md_add(ctx, n, v);
+    if (s->kind != MD_ADD) return s;
+    mpq_t c;
+    mpq_init(c);
+    int nt = s->nargs;
+    md_expr **core = md_xmalloc((size_t)nt * sizeof *core);
+    mpq_t *coef = md_xmalloc((size_t)nt * sizeof *coef);
+    for (int i = 0; i < nt; i++) {
+        mpq_init(coef[i]);
+        core[i] = md_split(ctx, s->args[i], coef[i]);
+    }
+    md_vec common = {0};
+    md_expr *first = core[0];
+    int nf = first ? (first->kind == MD_HAD ? first->nargs : 1) : 0;
+    for (int k = 0; k < nf; k++) {
+        md_expr *cand = first->kind == MD_HAD ? first->args[k] : first;
+        int all = 1;
+        for (int i = 1; i < nt && all; i++) {
+            md_expr *e = core[i];
+            int has = e == cand;
+            if (e && e->kind == MD_HAD)
+                for (int j = 0; j < e->nargs && !has; j++) has = e->args[j] == cand;
+            all = has;
+        }
+        if (all) md_vec_push(&common, cand);
+    }
+    md_expr *r = s;
+    if (common.n > 0) {
+        md_expr **rest = md_xmalloc((size_t)nt * sizeof *rest);
+        for (int i = 0; i < nt; i++) {
+            md_vec keep = {0};
+            md_expr *e = core[i];
+            int ne = e->kind == MD_HAD ? e->nargs : 1;
+            char *used = md_xcalloc((size_t)common.n, 1);
+            for (int j = 0; j < ne; j++) {
+                md_expr *a = e->kind == MD_HAD ? e->args[j] : e;
+                int dropped = 0;
+                for (int k = 0; k < common.n && !dropped; k++)
+                    if (!used[k] && common.v[k] == a) used[k] = 1, dropped = 1;
+                if (!dropped) md_vec_push(&keep, a);
+            }
+            free(used);
+            md_expr *kept = keep.n == 0 ? md_ones(ctx, s->rows, s->cols) : md_had(ctx, keep.n, keep.v);
+            rest[i] = md_scale(ctx, coef[i], kept);
+            free(keep.v);
+        }
+        md_vec_push(&common, md_add(ctx, nt, rest));
+        r = md_had(ctx, common.n, common.v);
+        free(rest);
+    }
+    free(common.v);
+    for (int i = 0; i < nt; i++) mpq_clear(coef[i]);
+    free(coef);
+    free(core);
+    mpq_clear(c);
+    return r;
+}
+
 md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
 {
     if (n == 0) return md_num_si(ctx, 0, 1);
@@ -261,7 +327,45 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
     qsort(t, (size_t)m, sizeof *t, md_term_cmp);
 
     md_expr *r = NULL;
-    if (m == 0) r = md_zero(ctx, rows, cols);
+    /* c*diag(u) + d*diag(v) = diag(c*u + d*v): Hessians collect their
+       weights in one diagonal (X'*diag(s.*(1 - s))*X) */
+    int ndiag = 0;
+    for (int i = 0; i < m; i++) ndiag += t[i].core && t[i].core->kind == MD_DIAGM;
+    /* c*vec(A) + d*vec(B) = vec(c*A + d*B) for A, B of one shape */
+    for (int i = 0; i < m && !r; i++) {
+        if (!t[i].core || t[i].core->kind != MD_VEC) continue;
+        md_expr *A = t[i].core->args[0];
+        int same = 0;
+        for (int j = i + 1; j < m; j++)
+            same += t[j].core && t[j].core->kind == MD_VEC && t[j].core->args[0]->rows == A->rows &&
+                    t[j].core->args[0]->cols == A->cols;
+        if (!same) continue;
+        md_expr **inner = md_xmalloc((size_t)m * sizeof *inner), **outer = md_xmalloc((size_t)(m + 1) * sizeof *outer);
+        int ni = 0, no = 0;
+        for (int j = 0; j < m; j++)
+            if (j >= i && t[j].core && t[j].core->kind == MD_VEC && t[j].core->args[0]->rows == A->rows &&
+                t[j].core->args[0]->cols == A->cols)
+                inner[ni++] = md_scale(ctx, t[j].coef, t[j].core->args[0]);
+            else
+                outer[no++] = md_join(ctx, t[j].coef, t[j].core, rows, cols);
+        outer[no++] = md_vec_of(ctx, md_add(ctx, ni, inner));
+        r = md_add(ctx, no, outer);
+        free(inner);
+        free(outer);
+    }
+    if (!r && ndiag >= 2) {
+        md_expr **inner = md_xmalloc((size_t)m * sizeof *inner), **outer = md_xmalloc((size_t)(m + 1) * sizeof *outer);
+        int ni = 0, no = 0;
+        for (int i = 0; i < m; i++)
+            if (t[i].core && t[i].core->kind == MD_DIAGM) inner[ni++] = md_scale(ctx, t[i].coef, t[i].core->args[0]);
+            else outer[no++] = md_join(ctx, t[i].coef, t[i].core, rows, cols);
+        outer[no++] = md_unary(ctx, MD_DIAGM, md_had_factored_sum(ctx, ni, inner));
+        r = md_add(ctx, no, outer);
+        free(inner);
+        free(outer);
+    }
+    if (r) ;
+    else if (m == 0) r = md_zero(ctx, rows, cols);
     else if (m == 1) r = md_join(ctx, t[0].coef, t[0].core, rows, cols);
     if (!r && !ctx->no_factor) r = md_common_scalar(ctx, t, m, rows, cols);
     if (!r && !ctx->no_factor) r = md_factor_common(ctx, t, m, rows, cols, 1);
@@ -549,6 +653,42 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
         int done = 0;
         if (a->kind == MD_ONES && b->kind == MD_ONES && a->cols == MD_DIM_ONE) {
             merged = md_ones(ctx, a->rows, b->cols);
+            done = 1;
+        } else if (a->kind == MD_KRON && b->kind == MD_KRON && a->args[0]->cols == b->args[0]->rows &&
+                   a->args[1]->cols == b->args[1]->rows) {
+            /* kron(A, B)*kron(C, D) = kron(A*C, B*D) */
+            merged = md_kron(ctx, md_mul2(ctx, a->args[0], b->args[0]), md_mul2(ctx, a->args[1], b->args[1]));
+            done = 1;
+        } else if (a->kind == MD_ONES && a->rows == MD_DIM_ONE && b->kind == MD_DIAGM) {
+            /* vector(1)'*diag(v) = v' */
+            merged = md_trans(ctx, b->args[0]);
+            done = 1;
+        } else if (a->kind == MD_DIAGM && b->kind == MD_ONES && b->cols == MD_DIM_ONE) {
+            /* diag(v)*vector(1) = v */
+            merged = a->args[0];
+            done = 1;
+        } else if (a->kind == MD_KRON && b->kind == MD_COMM && a->args[0]->cols == b->ival &&
+                   a->args[1]->cols == b->aux &&
+                   (a->args[0]->rows == MD_DIM_ONE || a->args[1]->rows == MD_DIM_ONE)) {
+            /* kron(A, B)*K_nq = K_pm*kron(B, A) (A m x n, B p x q), and
+               K_pm = eye when m or p is 1: kron(x', eye)*K = kron(eye, x') */
+            merged = md_kron(ctx, a->args[1], a->args[0]);
+            done = 1;
+        } else if (a->kind == MD_COMM && b->kind == MD_KRON && a->ival == b->args[0]->rows &&
+                   a->aux == b->args[1]->rows &&
+                   (b->args[0]->cols == MD_DIM_ONE || b->args[1]->cols == MD_DIM_ONE)) {
+            /* K_mp*kron(A, B) = kron(B, A)*K_nq, and K_nq = eye when n or
+               q is 1 */
+            merged = md_kron(ctx, b->args[1], b->args[0]);
+            done = 1;
+        } else if (a->kind == MD_COMM && b->kind == MD_COMM && a->ival == b->aux && a->aux == b->ival) {
+            /* commutation(m, n)*commutation(n, m) = eye */
+            merged = md_eye(ctx, a->rows);
+            done = 1;
+        } else if (a->kind == MD_DIAGM && a->args[0]->kind == MD_VEC && b->kind == MD_VEC &&
+                   a->args[0]->args[0]->rows == b->args[0]->rows && a->args[0]->args[0]->cols == b->args[0]->cols) {
+            /* diag(vec(A))*vec(B) = vec(A .* B) */
+            merged = md_vec_of(ctx, md_had2(ctx, a->args[0]->args[0], b->args[0]));
             done = 1;
         } else if (a->rows == a->cols && b->rows == b->cols && a->rows == b->rows) {
             int ka, kb;
@@ -938,6 +1078,11 @@ md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k)
     if (k == 1) return base;
     if (md_is_scalar(base)) return md_pow_si(ctx, base, k, 1);
     if (base->kind == MD_EYE) return base;
+    /* kron(A, B)^k = kron(A^k, B^k) for square A, B; inv(K_mn) = K_nm */
+    if (base->kind == MD_KRON && base->args[0]->rows == base->args[0]->cols &&
+        base->args[1]->rows == base->args[1]->cols)
+        return md_kron(ctx, md_mpow(ctx, base->args[0], k), md_mpow(ctx, base->args[1], k));
+    if (base->kind == MD_COMM && k == -1) return md_comm(ctx, base->aux, base->ival);
     if (base->kind == MD_MPOW && labs((long)base->ival * k) <= MD_MPOW_MAX)
         return md_mpow(ctx, base->args[0], base->ival * k);
     if (base->kind == MD_ADD) {
@@ -1011,12 +1156,15 @@ static md_expr *md_trans_uncached(md_ctx *ctx, md_expr *a)
     }
     case MD_POW: return md_pow(ctx, md_trans(ctx, a->args[0]), md_trans(ctx, a->args[1]));
     case MD_MPOW: return md_mpow(ctx, md_trans(ctx, a->args[0]), a->ival);
+    /* kron(A, B)' = kron(A', B'); commutation(m, n)' = commutation(n, m) */
+    case MD_KRON: return md_kron(ctx, md_trans(ctx, a->args[0]), md_trans(ctx, a->args[1]));
+    case MD_COMM: return md_comm(ctx, a->aux, a->ival);
     case MD_FUNC:
         if (a->ival == MD_FN_GENERIC)
             return md_generic(ctx, a->aux, a->order, md_trans(ctx, a->args[0]));
         return md_func(ctx, (md_fn)a->ival, md_trans(ctx, a->args[0]));
     case MD_NUM: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
-    case MD_LOGDET: case MD_DIAGV: case MD_NKINDS: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
+    case MD_LOGDET: case MD_DIAGV: case MD_VEC: case MD_NKINDS: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
     }
     return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
 }
@@ -1167,11 +1315,66 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
             return r;
         }
         break;
+    case MD_VEC: return md_vec_of(ctx, a);
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_ADD: case MD_MUL: case MD_HAD: case MD_POW: case MD_MPOW: case MD_TRANS:
-    case MD_FUNC: case MD_NKINDS: break;
+    case MD_FUNC: case MD_KRON: case MD_COMM: case MD_NKINDS: break;
     }
     return md_raw1(ctx, kind, rows, cols, a);
+}
+
+/* ---- vec, kron, commutation ----------------------------------------- */
+
+/* Splits the scalar factors (coefficient included) off a product: returns
+   the matrix chain and sets *sc to the scalar part (1 if none). */
+static md_expr *md_scalar_out(md_ctx *ctx, md_expr *a, md_expr **sc)
+{
+    *sc = md_num_si(ctx, 1, 1);
+    if (a->kind != MD_MUL) return a;
+    int s = md_chain_start(a);
+    if (s == 0 || s == a->nargs) return a;
+    *sc = md_mul(ctx, s, a->args);
+    return md_mul(ctx, a->nargs - s, a->args + s);
+}
+
+md_expr *md_vec_of(md_ctx *ctx, md_expr *a)
+{
+    /* a column vector is its own vec, a row vector's is its transpose */
+    if (a->cols == MD_DIM_ONE) return a;
+    if (a->rows == MD_DIM_ONE) return md_trans(ctx, a);
+    int rows = md_ctx_dim_mul(ctx, a->rows, a->cols);
+    if (a->kind == MD_ZERO) return md_zero(ctx, rows, MD_DIM_ONE);
+    if (a->kind == MD_ONES) return md_ones(ctx, rows, MD_DIM_ONE);
+    /* vec(s*A) = s*vec(A) */
+    md_expr *sc, *core = md_scalar_out(ctx, a, &sc);
+    if (core != a) return md_mul2(ctx, sc, md_vec_of(ctx, core));
+    return md_raw1(ctx, MD_VEC, rows, MD_DIM_ONE, a);
+}
+
+md_expr *md_kron(md_ctx *ctx, md_expr *a, md_expr *b)
+{
+    int rows = md_ctx_dim_mul(ctx, a->rows, b->rows), cols = md_ctx_dim_mul(ctx, a->cols, b->cols);
+    if (md_is_zero(a) || md_is_zero(b)) return md_zero(ctx, rows, cols);
+    /* kron(s, B) = s*B for a scalar s */
+    if (md_is_scalar(a)) return md_mul2(ctx, a, b);
+    if (md_is_scalar(b)) return md_mul2(ctx, b, a);
+    /* scalar factors come out: kron(s*A, B) = s*kron(A, B) */
+    md_expr *sa, *sb, *ca = md_scalar_out(ctx, a, &sa), *cb = md_scalar_out(ctx, b, &sb);
+    if (ca != a || cb != b) return md_mul3(ctx, sa, sb, md_kron(ctx, ca, cb));
+    /* kron(eye(m), eye(n)) = eye(m*n) */
+    if (a->kind == MD_EYE && b->kind == MD_EYE) return md_eye(ctx, rows);
+    /* an outer product: kron(u', v) = kron(v, u') = v*u' */
+    if (a->rows == MD_DIM_ONE && b->cols == MD_DIM_ONE) return md_mul2(ctx, b, a);
+    if (a->cols == MD_DIM_ONE && b->rows == MD_DIM_ONE) return md_mul2(ctx, a, b);
+    md_expr *args[2] = {a, b};
+    return md_raw(ctx, MD_KRON, rows, cols, 2, args);
+}
+
+md_expr *md_comm(md_ctx *ctx, int m, int n)
+{
+    int p = md_ctx_dim_mul(ctx, m, n);
+    if (m == MD_DIM_ONE || n == MD_DIM_ONE) return md_eye(ctx, p);
+    return md_expr_make(ctx, MD_COMM, p, p, m, n, 0, 0, NULL, NULL);
 }
 
 md_expr *md_frob(md_ctx *ctx, md_expr *a, md_expr *b)
@@ -1202,9 +1405,12 @@ md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
         r = e->ival == MD_FN_GENERIC ? md_generic(ctx, e->aux, e->order, a[0])
                                      : md_func(ctx, (md_fn)e->ival, a[0]);
         break;
+    case MD_KRON: r = md_kron(ctx, a[0], a[1]); break;
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
-    case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e; break;
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_COMM: case MD_NKINDS:
+        r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e;
+        break;
     }
     return r;
 }

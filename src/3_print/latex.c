@@ -375,7 +375,7 @@ static int level(lx *p, md_expr *e)
         return L_PREFIX;
     case MD_SYM: case MD_ZERO: case MD_EYE: case MD_FUNC: case MD_SUM: case MD_NORM1:
     case MD_NORM2: case MD_TR: case MD_DET: case MD_DIAGM:
-    case MD_DIAGV: case MD_NKINDS: return L_ATOM;
+    case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: return L_ATOM;
     }
     return L_ATOM;
 }
@@ -646,23 +646,45 @@ static void pr_norm(lx *p, md_expr *e)
     free(s);
 }
 
+/* A dimension as a subscript: its name (md_latex_name), a product's
+   factors side by side (nq), or with \cdot when a name is longer than a
+   letter. */
+static void latex_dim(md_ctx *ctx, int d, md_buf *out)
+{
+    const md_dim *dm = &ctx->dims[d];
+    if (!dm->nfac) {
+        md_latex_name(ctx, dm->name ? dm->name : "?", out);
+        return;
+    }
+    int long_names = 0;
+    for (int i = 0; i < dm->nfac; i++) long_names |= strlen(ctx->dims[dm->fac[i]].name) > 1;
+    for (int i = 0; i < dm->nfac; i++) {
+        if (i && long_names) md_buf_puts(out, "\\cdot ");
+        md_latex_name(ctx, ctx->dims[dm->fac[i]].name, out);
+    }
+}
+
 /* I, or I_{n} or I_{n\times n} when a name of the program would print
-   as I (md_eye_form_of); the size is spelled as a name (md_latex_name). */
-static void pr_eye(lx *p, md_expr *e)
+   as I (md_eye_form_of); the size is spelled as a name (md_latex_name).
+   always: I_{n} in every case (inside a Kronecker product). */
+static void pr_eye_ex(lx *p, md_expr *e, int always)
 {
     md_eye_form form = md_eye_form_of(p->ctx, e->rows, &p->eye_plain);
-    if (form == MD_EYE_PLAIN) {
+    if (form == MD_EYE_PLAIN && !always) {
         put(p, "I");
         return;
     }
+    if (always && form == MD_EYE_PLAIN) form = MD_EYE_SIZED;
     md_buf n = {0}, b = {0};
-    md_latex_name(p->ctx, p->ctx->dims[e->rows].name ? p->ctx->dims[e->rows].name : "?", &n);
+    latex_dim(p->ctx, e->rows, &n);
     if (form == MD_EYE_SIZED) md_buf_printf(&b, "I_{%s}", n.s);
     else md_buf_printf(&b, "I_{%s\\times %s}", n.s, n.s);
     put(p, b.s);
     md_buf_free(&n);
     md_buf_free(&b);
 }
+
+static void pr_eye(lx *p, md_expr *e) { pr_eye_ex(p, e, 0); }
 
 static void pr(lx *p, md_expr *e)
 {
@@ -740,6 +762,28 @@ static void pr(lx *p, md_expr *e)
     case MD_LOGDET: call(p, "\\log\\det", e->args[0]); break;
     case MD_DIAGM:
     case MD_DIAGV: call(p, "\\operatorname{diag}", e->args[0]); break;
+    case MD_VEC: call(p, "\\operatorname{vec}", e->args[0]); break;
+    case MD_KRON:
+        /* (A \otimes B), grouped; an identity inside has its size */
+        put(p, "(");
+        for (int i = 0; i < 2; i++) {
+            if (i) put(p, " \\otimes ");
+            if (e->args[i]->kind == MD_EYE && !tmp_name(p, e->args[i])) pr_eye_ex(p, e->args[i], 1);
+            else emit(p, e->args[i], L_PROD);
+        }
+        put(p, ")");
+        break;
+    case MD_COMM: {
+        md_buf b = {0};
+        md_buf_puts(&b, "K_{");
+        latex_dim(p->ctx, e->ival, &b);
+        md_buf_puts(&b, strlen(p->ctx->dims[e->ival].name) > 1 || strlen(p->ctx->dims[e->aux].name) > 1 ? "," : "");
+        latex_dim(p->ctx, e->aux, &b);
+        md_buf_puts(&b, "}");
+        put(p, b.s);
+        md_buf_free(&b);
+        break;
+    }
     case MD_NKINDS: put(p, "?"); break;
     }
 }
@@ -787,9 +831,70 @@ static char **temp_avoid(md_ctx *ctx)
     return avoid;
 }
 
+/* X, or \operatorname{vec}X for a matrix; then ^\top when transposed
+   ((\operatorname{vec}X)^\top), for the denominators of derivatives. */
+static void put_vec_name(lx *p, const md_expr *x, const char *name, int transposed)
+{
+    int matrix = x->rows != MD_DIM_ONE && x->cols != MD_DIM_ONE;
+    int row = x->rows == MD_DIM_ONE && x->cols != MD_DIM_ONE;
+    if (matrix) {
+        put(p, transposed ? "(\\operatorname{vec}" : "\\operatorname{vec}");
+    }
+    if (name) put_name(p, name, 0);
+    else put(p, md_function_name(p->ctx, 1));
+    if (matrix) {
+        if (transposed) {
+            put(p, ")");
+            put(p, p->tr);
+        }
+        return;
+    }
+    /* a row vector's vec is its transpose */
+    if (!md_is_scalar(x) && transposed != row) put(p, p->tr);
+}
+
+/* The left-hand side of result i: df/dX, d vec F/d (vec X)', or
+   d^2 f/d vec X d (vec Y)'. */
+static void put_lhs(lx *p, md_expr *f, int order, int n, const int *wrt, int i)
+{
+    md_ctx *ctx = p->ctx;
+    const char *fn = md_function_name(ctx, 1);
+    if (order == 2) {
+        int a = wrt[i / n], b = wrt[i % n];
+        md_expr *xa = md_sym(ctx, a), *xb = md_sym(ctx, b);
+        put(p, "\\frac{\\partial^2 ");
+        put(p, fn);
+        put(p, "}{\\partial ");
+        put_vec_name(p, xa, ctx->syms[a].name, 0);
+        put(p, "\\,\\partial ");
+        put_vec_name(p, xb, ctx->syms[b].name, 1);
+        put(p, "}");
+        return;
+    }
+    md_expr *x = md_sym(ctx, wrt[i]);
+    put(p, "\\frac{\\partial ");
+    if (md_is_scalar(f) || md_is_scalar(x)) {
+        put(p, fn);
+        put(p, "}{\\partial ");
+        put_name(p, ctx->syms[wrt[i]].name, 0);
+    } else {
+        put_vec_name(p, f, NULL, 0);
+        put(p, "}{\\partial ");
+        put_vec_name(p, x, ctx->syms[wrt[i]].name, 1);
+    }
+    put(p, "}");
+}
+
 void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
                         const md_latex_style *st, md_buf *out)
 {
+    md_latex_derivatives(ctx, f, 1, n, wrt, grads, st, out);
+}
+
+void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int *wrt, md_expr **grads,
+                          const md_latex_style *st, md_buf *out)
+{
+    int n = order == 2 ? nv * nv : nv;
     /* a function that is a large DAG shares temporaries too, so that it
        does not print as an exponentially large tree */
     int with_f = f->weight > 20000;
@@ -809,11 +914,9 @@ void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr 
     pr(&p, f);
     p.t = &t;
     for (int i = 0; i < n; i++) {
-        put(&p, " \\\\\n\\frac{\\partial ");
-        put(&p, fn);
-        put(&p, "}{\\partial ");
-        put_name(&p, ctx->syms[wrt[i]].name, 0);
-        put(&p, "} &= ");
+        put(&p, " \\\\\n");
+        put_lhs(&p, f, order, nv, wrt, i);
+        put(&p, " &= ");
         p.top = grads[i];
         pr(&p, grads[i]);
     }

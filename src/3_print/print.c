@@ -193,7 +193,7 @@ static int md_level(md_pr *p, md_expr *e)
            of the last factor to L_PREFIX).  logdet(A) is an atom. */
         return p->uni ? L_PREFIX : L_ATOM;
     case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
-    case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: return L_ATOM;
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: return L_ATOM;
     }
     return L_ATOM;
 }
@@ -529,9 +529,20 @@ static int pr_unicode_special(md_pr *p, md_expr *e)
         pr(p, e->args[0], 0);
         md_buf_putc(b, ')');
         return 1;
+    case MD_KRON:
+        /* (A ⊗ B), always grouped */
+        md_buf_putc(b, '(');
+        pr_wrap(p, e->args[0], L_PROD);
+        md_buf_puts(b, " ⊗ ");
+        pr_wrap(p, e->args[1], L_PROD);
+        md_buf_putc(b, ')');
+        return 1;
+    case MD_COMM:
+        md_buf_printf(b, "K_{%s,%s}", p->ctx->dims[e->ival].name, p->ctx->dims[e->aux].name);
+        return 1;
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ADD: case MD_MUL: case MD_HAD:
     case MD_POW: case MD_TRANS: case MD_SUM: case MD_TR: case MD_DET: case MD_DIAGM:
-    case MD_DIAGV: case MD_NKINDS: return 0;
+    case MD_DIAGV: case MD_VEC: case MD_NKINDS: return 0;
     }
     return 0;
 }
@@ -638,11 +649,33 @@ static void pr(md_pr *p, md_expr *e, int need)
         pr(p, e->args[0], 0);
         md_buf_putc(p->out, ')');
         break;
+    case MD_KRON:
+        /* kron(A, B); a constant inside has its size written: nothing
+           outside the kron fixes it */
+        md_buf_puts(p->out, "kron(");
+        for (int i = 0; i < 2; i++) {
+            md_expr *a = e->args[i];
+            if (i) md_buf_puts(p->out, ", ");
+            if ((a->kind == MD_EYE || a->kind == MD_ONES || a->kind == MD_ZERO) && !tmp_name(p, a)) {
+                int saved = p->sized;
+                p->sized = 1;
+                pr(p, a, 0);
+                p->sized = saved;
+            } else {
+                pr(p, a, 0);
+            }
+        }
+        md_buf_putc(p->out, ')');
+        break;
+    case MD_COMM:
+        md_buf_printf(p->out, "commutation(%s, %s)", ctx->dims[e->ival].name, ctx->dims[e->aux].name);
+        break;
     case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
-    case MD_DIAGM: case MD_DIAGV: case MD_NKINDS: {
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_NKINDS: {
         static const char *const names[MD_NKINDS] = {
             [MD_SUM] = "sum", [MD_NORM1] = "norm1", [MD_NORM2] = "norm2", [MD_TR] = "tr",
-            [MD_DET] = "det", [MD_LOGDET] = "logdet", [MD_DIAGM] = "diag", [MD_DIAGV] = "diag"};
+            [MD_DET] = "det", [MD_LOGDET] = "logdet", [MD_DIAGM] = "diag", [MD_DIAGV] = "diag",
+            [MD_VEC] = "vec"};
         md_buf_printf(p->out, "%s(", names[e->kind] ? names[e->kind] : "?");
         pr(p, e->args[0], 0);
         md_buf_putc(p->out, ')');

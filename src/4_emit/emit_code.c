@@ -144,7 +144,8 @@ void em_rhs(emitter *E, const md_expr *e, md_buf *b)
     }
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
-    case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_NKINDS:
+    case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM:
+    case MD_NKINDS:
         md_buf_puts(b, "NAN");   /* never: em_elementwise admits only the kinds above */
         break;
     }
@@ -552,7 +553,7 @@ static void em_node_code(emitter *E, const md_expr *e)
         md_buf_free(&nn);
         break;
     }
-    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_NKINDS:
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS:
         md_buf_printf(o, "    /* kind %d */\n", (int)e->kind);   /* leaves are not computed */
         break;
     }

@@ -45,9 +45,14 @@ void md_request_init(md_request *rq)
 {
     memset(rq, 0, sizeof *rq);
     rq->seed = 1;
+    rq->order = 1;
     rq->emit.name = "f";
     rq->emit.blas = 1;
 }
+
+/* What is printed: gradients of a scalar function, derivatives of a
+   vector or matrix one (md_derivative), or Hessian blocks. */
+typedef enum md_derivative_kind { MD_DER_GRADIENT, MD_DER_JACOBIAN, MD_DER_HESSIAN } md_derivative_kind;
 
 /* Everything one run owns. */
 typedef struct md_runstate {
@@ -61,8 +66,10 @@ typedef struct md_runstate {
     int nsyms_prog;        /* variables of the program (--wrt may add some) */
     int nv;                /* the variables to differentiate by */
     int *wrt;
-    md_expr **grads;
-    const char **gnames;   /* dX names when there are several, else NULL */
+    md_derivative_kind kind;
+    int nres;              /* results: nv, or nv*nv Hessian blocks */
+    md_expr **grads;       /* the results (gradients, Jacobians, Hessian blocks) */
+    const char **gnames;   /* their names when there are several, else NULL */
     char **owned;
     const char **avoid;    /* names temporaries must not take */
 } md_runstate;
@@ -177,13 +184,36 @@ static void collect_consts(md_expr *e, char *seen, md_expr ***v, int *n, int *ca
     for (int i = 0; i < e->nargs; i++) collect_consts(e->args[i], seen, v, n, cap);
 }
 
+/* Does e print a dimension name of its own accord: commutation(m, n),
+   or a constant inside kron or vec (kron(eye(q), A): nothing outside
+   fixes its size)?  Then the declarations must name every dimension. */
+static int names_dims(md_expr *e, char *seen)
+{
+    if (seen[e->id]) return 0;
+    seen[e->id] = 1;
+    if (e->kind == MD_COMM) return 1;
+    if (e->kind == MD_KRON || e->kind == MD_VEC)
+        for (int i = 0; i < e->nargs; i++)
+            if (e->args[i]->kind == MD_EYE || e->args[i]->kind == MD_ONES || e->args[i]->kind == MD_ZERO) return 1;
+    for (int i = 0; i < e->nargs; i++)
+        if (names_dims(e->args[i], seen)) return 1;
+    return 0;
+}
+
 /* The program text of the roots, with sizes on the constants marked in
    sized (NULL: none). */
 static void print_with(md_runstate *r, int n, md_expr **roots, const char *const *names,
                        const char *sized, uint32_t nsized, md_buf *b)
 {
-    int any = 0;
-    for (uint32_t i = 0; sized && i < nsized && !any; i++) any = sized[i];
+    /* any size written: every dimension declared (the second attempt
+       always declares them: vec(x0) - vec(sin(U)) only reads back when
+       x0 and U are known to be of one shape) */
+    int any = sized != NULL;
+    if (!any) {
+        char *seen = md_xcalloc(r->ctx->nnodes, 1);
+        for (int i = 0; i < n && !any; i++) any = names_dims(roots[i], seen);
+        free(seen);
+    }
     md_print_decls_ex(r->ctx, b, any ? MD_PRINT_SIZED : 0);
     md_print_program_sized(r->ctx, b, n, roots, names, r->avoid, 0, sized, nsized);
 }
@@ -255,44 +285,130 @@ static int print_verified(md_runstate *r, md_expr *f, int n, md_expr **roots,
     return MD_EXIT_INTERNAL;
 }
 
-/* The check of the printed gradients against finite differences of f, as
+/*
+ * The Jacobian check through the gradient check: for a weight w, a fresh
+ * column vector of vec(F)'s length drawn at random like the other
+ * variables, the scalar w'*vec(F) has gradient J'w by X (reshaped to X's
+ * shape), or w'*vec(C) when X is a scalar and C (F's shape) is printed.
+ * md_check_with compares it with central differences of w'*vec(F) along
+ * random D, which is w' J vec(D) against the directional derivative of
+ * F: every direction D and every weighting of F's entries is exercised
+ * over the points drawn.
+ */
+typedef struct md_jac_check {
+    md_readback *rb;
+    md_ctx *ctx;
+    md_expr *f;
+    int wsym;              /* the weight W */
+    int nv;
+    const int *wrt;
+} md_jac_check;
+
+static int eval_jacobian_check(void *arg, const md_env *env, int n, md_mat *out)
+{
+    md_jac_check *jc = arg;
+    md_mat *J = md_xcalloc((size_t)n + 1, sizeof *J);
+    int rc = md_readback_eval(jc->rb, env, n, J);
+    if (rc < 0) {
+        free(J);
+        for (int i = 0; i < n; i++) out[i] = (md_mat){0, 0, NULL};
+        return rc;
+    }
+    const md_mat *W = &env->val[jc->wsym];
+    long nf = W->rows * W->cols;
+    for (int i = 0; i < n; i++) {
+        const md_mat *X = &env->val[jc->wrt[i]];
+        long nx = X->rows * X->cols;
+        out[i] = md_mat_new(X->rows, X->cols);
+        if (J[i].rows * J[i].cols != nf * nx || (nx > 1 && J[i].rows != nf)) {
+            md_eval_note_bug("the printed derivative does not have the shape d vec(F)/d vec(X)'");
+            rc = MD_EVAL_BUG;
+        } else {
+            /* J'vec(W); for a scalar X, J has F's shape and this is W:J */
+            for (long k = 0; k < nx; k++) {
+                long double a = 0.0L;
+                for (long m = 0; m < nf; m++) a += (long double)J[i].v[m + k * nf] * W->v[m];
+                out[i].v[k] = (double)a;
+            }
+        }
+        md_mat_free(&J[i]);
+    }
+    free(J);
+    if (rc < 0)
+        for (int i = 0; i < n; i++) md_mat_free(&out[i]);
+    return rc;
+}
+
+/* The check of the printed results against finite differences of f, as
    lines "<cm> check d/dX: ..."; returns 0 or MD_EXIT_CHECK. */
 static int check_printed(md_runstate *r, md_readback *rb, const char *cm, md_buf *lines)
 {
-    md_check_result *res = md_xcalloc((size_t)r->nv + 1, sizeof *res);
-    int crc = md_check_with(r->ctx, r->typed.f, r->nv, r->wrt, md_readback_eval, rb, r->rq->seed, 1e-6,
-                            res, r->err);
+    md_ctx *ctx = r->ctx;
+    md_check_result *res = md_xcalloc((size_t)r->nres + 1, sizeof *res);
+    md_expr *f = r->typed.f;
+    int crc;
+    if (r->kind == MD_DER_HESSIAN) {
+        crc = md_check_hessian_with(ctx, f, r->nv, r->wrt, md_readback_eval, rb, r->rq->seed, 1e-6, res, r->err);
+    } else if (r->kind == MD_DER_JACOBIAN) {
+        /* the weight: a column vector w of vec(F)'s length that no
+           program can name, and the scalar w'*vec(F) */
+        md_expr *vf = md_vec_of(ctx, f);
+        int ws = md_ctx_find_sym(ctx, "%w");
+        if (ws < 0) ws = md_ctx_add_sym(ctx, "%w", MD_SYM_VECTOR, vf->rows, MD_DIM_ONE);
+        md_jac_check jc = {rb, ctx, f, ws, r->nv, r->wrt};
+        md_expr *phi = md_frob(ctx, md_sym(ctx, ws), vf);
+        crc = md_check_with(ctx, phi, r->nv, r->wrt, eval_jacobian_check, &jc, r->rq->seed, 1e-6, res, r->err);
+    } else {
+        crc = md_check_with(ctx, f, r->nv, r->wrt, md_readback_eval, rb, r->rq->seed, 1e-6, res, r->err);
+    }
+    const char *what = r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative"
+                                                                                        : "second derivative";
     if (crc < 0) {
         md_buf_printf(lines, "%s check: no point inside the function's domain was found (where it is defined and its value fits in a double); nothing was checked\n", cm);
     } else {
-        for (int i = 0; i < r->nv; i++) {
+        for (int i = 0; i < r->nres; i++) {
+            /* "gradient", "derivative" or "second derivative" */
             static const char *const why[] = {
                 [MD_INC_STEEP] = "at every point tried the function is too steep for finite differences to settle "
                                  "(try another --seed)",
-                [MD_INC_GRAD] = "at every point tried the gradient cannot be evaluated (a singular matrix inside it, "
+                [MD_INC_GRAD] = "at every point tried the %s cannot be evaluated (a singular matrix inside it, "
                                 "or an overflow; try another --seed)",
                 [MD_INC_FLAT] = "the function does not change in floating point when this variable does (is it "
                                 "swallowed by a much larger term?)",
-                [MD_INC_COND] = "at every point tried the gradient disagrees, but its value there is unstable "
+                [MD_INC_COND] = "at every point tried the %s disagrees, but its value there is unstable "
                                 "(rounded to double it moves by more than 1e-4: an ill-conditioned inverse, or "
                                 "the sine of a huge number), so it cannot be judged (try another --seed)",
             };
-            if (!res[i].ok && res[i].inconclusive)
-                md_buf_printf(lines, "%s check d/d%s: inconclusive: %s\n", cm,
-                              r->ctx->syms[r->wrt[i]].name, why[res[i].inconclusive]);
+            md_buf label = {0};
+            if (r->kind == MD_DER_HESSIAN)
+                md_buf_printf(&label, "d2/d%s d%s", ctx->syms[r->wrt[i / r->nv]].name, ctx->syms[r->wrt[i % r->nv]].name);
             else
-                md_buf_printf(lines, "%s check d/d%s: worst relative error %.1e against finite differences (%s)\n", cm,
-                              r->ctx->syms[r->wrt[i]].name, res[i].worst_rel_err, res[i].ok ? "ok" : "FAILED");
+                md_buf_printf(&label, "d/d%s", ctx->syms[r->wrt[i]].name);
+            if (!res[i].ok && res[i].inconclusive) {
+                md_buf_printf(lines, "%s check %s: inconclusive: ", cm, label.s);
+                md_buf_printf(lines, why[res[i].inconclusive], what);
+                md_buf_putc(lines, '\n');
+            }
+            else
+                md_buf_printf(lines, "%s check %s: worst relative error %.1e against %s (%s)\n", cm, label.s,
+                              res[i].worst_rel_err,
+                              r->kind == MD_DER_HESSIAN ? "second differences of f" : "finite differences",
+                              res[i].ok ? "ok" : "FAILED");
+            md_buf_free(&label);
         }
     }
     int inconclusive = crc > 0;
-    for (int i = 0; i < r->nv; i++)
+    for (int i = 0; i < r->nres; i++)
         if (!res[i].ok && !res[i].inconclusive) inconclusive = 0;
     if (crc) {
-        fprintf(r->err, "matdiff: --check failed: %s\n",
-                crc < 0        ? "no point inside the function's domain was found (where it is defined and its value fits in a double)"
-                : inconclusive ? "some gradient could not be judged at the points tried (inconclusive)"
-                               : "a gradient disagrees with finite differences");
+        if (crc < 0)
+            fprintf(r->err, "matdiff: --check failed: no point inside the function's domain was found (where it is "
+                            "defined and its value fits in a double)\n");
+        else if (inconclusive)
+            fprintf(r->err, "matdiff: --check failed: some %s could not be judged at the points tried (inconclusive)\n",
+                    what);
+        else
+            fprintf(r->err, "matdiff: --check failed: a %s disagrees with finite differences\n", what);
         free(res);
         return MD_EXIT_CHECK;
     }
@@ -306,7 +422,7 @@ static int check_text_form(md_runstate *r, const char *cm, md_buf *lines)
 {
     md_buf text = {0};
     md_readback rb;
-    int rc = print_verified(r, r->typed.f, r->nv, r->grads, r->gnames, &text, &rb);
+    int rc = print_verified(r, r->typed.f, r->nres, r->grads, r->gnames, &text, &rb);
     md_buf_free(&text);
     if (rc) return rc;
     rc = check_printed(r, &rb, cm, lines);
@@ -464,7 +580,8 @@ static int run_c(md_runstate *r)
 static int run_latex(md_runstate *r)
 {
     md_buf body = {0};
-    md_latex_gradients(r->ctx, r->typed.f, r->nv, r->wrt, r->grads, &r->rq->style, &body);
+    md_latex_derivatives(r->ctx, r->typed.f, r->kind == MD_DER_HESSIAN ? 2 : 1, r->nv, r->wrt, r->grads,
+                         &r->rq->style, &body);
     int rc = 0;
     if (r->rq->check) rc = check_text_form(r, "%", &body);
     if (rc != MD_EXIT_INTERNAL) {
@@ -513,32 +630,54 @@ static int mentioned(const md_program *prog, const char *name)
     return found;
 }
 
-/* The default: the gradients as a program that reads back. */
+/* The default: the results as a program that reads back. */
 static int run_text(md_runstate *r)
 {
     md_ctx *ctx = r->ctx;
     md_buf text = {0};
     md_readback rb;
-    int rc = print_verified(r, r->typed.f, r->nv, r->grads, r->gnames, &text, &rb);
+    int rc = print_verified(r, r->typed.f, r->nres, r->grads, r->gnames, &text, &rb);
     if (rc) {
         md_buf_free(&text);
         return rc;
     }
     md_buf *out = r->out;
     md_buf_printf(out, "# ");
-    if (r->nv == 1) {
+    if (r->kind == MD_DER_GRADIENT && r->nv == 1) {
         md_buf_printf(out, "d/d%s of %s", ctx->syms[r->wrt[0]].name, r->typed.ftext);
     } else {
-        md_buf_printf(out, "gradient of %s with respect to ", r->typed.ftext);
+        md_buf_printf(out, "%s of %s with respect to ",
+                      r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative" : "Hessian",
+                      r->typed.ftext);
         for (int i = 0; i < r->nv; i++) md_buf_printf(out, "%s%s", i ? ", " : "", ctx->syms[r->wrt[i]].name);
     }
     header_shapes(r, out);
-    for (int i = 0; i < r->nv; i++)
-        if (md_is_zero(r->grads[i]))
-            md_buf_printf(out, r->wrt[i] >= r->nsyms_prog || !mentioned(r->prog, ctx->syms[r->wrt[i]].name)
-                                   ? "# %s does not occur in the function: its gradient is 0\n"
-                                   : "# the gradient with respect to %s is 0\n",
-                          ctx->syms[r->wrt[i]].name);
+    /* what the rows and columns are, where vec is involved (a matrix F
+       or X) */
+    int mat_x = 0;
+    for (int i = 0; i < r->nv; i++) {
+        const md_symbol *x = &ctx->syms[r->wrt[i]];
+        mat_x |= x->rows != MD_DIM_ONE && x->cols != MD_DIM_ONE;
+    }
+    int mat_f = r->typed.f->rows != MD_DIM_ONE && r->typed.f->cols != MD_DIM_ONE;
+    if (r->kind == MD_DER_JACOBIAN && (mat_x || mat_f))
+        md_buf_puts(out, "# d vec(F)/d vec(X)': a row per entry of F, a column per entry of X (column-major; "
+                         "F's shape for a scalar X)\n");
+    if (r->kind == MD_DER_HESSIAN && (mat_x || r->nv > 1))
+        md_buf_printf(out, "# d2f/d vec(X) d vec(Y)'%s%s\n", mat_x ? " (entries in column-major order)" : "",
+                      r->nv > 1 ? "; H_X_Y is the block by X and Y" : "");
+    for (int i = 0; i < r->nv; i++) {
+        int zero = 1;
+        for (int j = 0; j < (r->kind == MD_DER_HESSIAN ? r->nv : 1); j++)
+            zero &= md_is_zero(r->grads[r->kind == MD_DER_HESSIAN ? i * r->nv + j : i]);
+        if (!zero) continue;
+        const char *what = r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative"
+                                                                                            : "second derivative";
+        if (r->wrt[i] >= r->nsyms_prog || !mentioned(r->prog, ctx->syms[r->wrt[i]].name))
+            md_buf_printf(out, "# %s does not occur in the function: its %s is 0\n", ctx->syms[r->wrt[i]].name, what);
+        else
+            md_buf_printf(out, "# the %s with respect to %s is 0\n", what, ctx->syms[r->wrt[i]].name);
+    }
     if (r->rq->check) rc = check_printed(r, &rb, "#", out);
     md_buf_puts(out, text.s);
     md_readback_close(&rb);
@@ -617,35 +756,50 @@ static int resolve_wrt(md_runstate *r)
     return 0;
 }
 
-/* The gradients, their names (dX, with _ appended on a clash) and the
-   names temporaries must avoid. */
+/* Is name free for a result: not a symbol, function or reserved word,
+   nor an earlier result's name? */
+static int result_name_free(md_runstate *r, int upto, const char *name)
+{
+    md_ctx *ctx = r->ctx;
+    if (md_ctx_find_sym(ctx, name) >= 0 || md_ctx_find_func(ctx, name) >= 0 || md_is_reserved(name)) return 0;
+    for (int k = 0; k < upto; k++)
+        if (!strcmp(r->owned[k], name)) return 0;
+    return 1;
+}
+
+/* The results, their names (dX for a gradient or derivative, H_X_Y for a
+   Hessian block, with _ appended on a clash) and the names temporaries
+   must avoid. */
 static int derive(md_runstate *r)
 {
     md_ctx *ctx = r->ctx;
-    r->grads = md_xcalloc((size_t)r->nv + 1, sizeof *r->grads);
-    r->owned = md_xcalloc((size_t)r->nv + 1, sizeof *r->owned);
-    r->avoid = md_xcalloc((size_t)r->nv + 1, sizeof *r->avoid);
-    for (int i = 0; i < r->nv; i++) {
-        r->grads[i] = md_gradient(ctx, r->typed.f, r->wrt[i]);
+    r->nres = r->kind == MD_DER_HESSIAN ? r->nv * r->nv : r->nv;
+    r->grads = md_xcalloc((size_t)r->nres + 1, sizeof *r->grads);
+    r->owned = md_xcalloc((size_t)r->nres + 1, sizeof *r->owned);
+    r->avoid = md_xcalloc((size_t)r->nres + 1, sizeof *r->avoid);
+    for (int i = 0; i < r->nres; i++) {
+        int a = r->kind == MD_DER_HESSIAN ? r->wrt[i / r->nv] : r->wrt[i];
+        int b = r->kind == MD_DER_HESSIAN ? r->wrt[i % r->nv] : -1;
+        r->grads[i] = r->kind == MD_DER_GRADIENT   ? md_gradient(ctx, r->typed.f, a)
+                      : r->kind == MD_DER_JACOBIAN ? md_derivative(ctx, r->typed.f, a)
+                                                   : md_hessian_block(ctx, r->typed.f, a, b);
         if (!r->grads[i]) {
-            fprintf(r->err, "matdiff: internal error: could not identify the gradient with respect to %s\n",
-                    ctx->syms[r->wrt[i]].name);
-            return MD_EXIT_INTERNAL;
+            md_error_at(&r->src, r->typed.floc,
+                        "the derivative with respect to %s passes through vec() or kron(), and matdiff "
+                        "cannot write it in the language yet (it would need a reshape)", ctx->syms[a].name);
+            return MD_EXIT_INPUT;
         }
     }
-    if (r->nv > 1) {
-        r->gnames = md_xcalloc((size_t)r->nv + 1, sizeof *r->gnames);
-        for (int i = 0; i < r->nv; i++) {
+    if (r->nres > 1) {
+        r->gnames = md_xcalloc((size_t)r->nres + 1, sizeof *r->gnames);
+        for (int i = 0; i < r->nres; i++) {
             md_buf b = {0};
-            md_buf_printf(&b, "d%s", ctx->syms[r->wrt[i]].name);
-            /* taken: a symbol, a function, a reserved word, or the name
-               of an earlier gradient (dx_ for x when dx exists, then x_) */
-            for (;;) {
-                int taken = md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s);
-                for (int k = 0; k < i && !taken; k++) taken = !strcmp(r->owned[k], b.s);
-                if (!taken) break;
-                md_buf_putc(&b, '_');
-            }
+            if (r->kind == MD_DER_HESSIAN)
+                md_buf_printf(&b, "H_%s_%s", ctx->syms[r->wrt[i / r->nv]].name, ctx->syms[r->wrt[i % r->nv]].name);
+            else
+                md_buf_printf(&b, "d%s", ctx->syms[r->wrt[i]].name);
+            /* taken: append _ (dx_ for x when dx exists, then x_) */
+            while (!result_name_free(r, i, b.s)) md_buf_putc(&b, '_');
             r->owned[i] = md_buf_take(&b);
             r->gnames[i] = r->owned[i];
             r->avoid[i] = r->owned[i];
@@ -664,8 +818,8 @@ static int not_scalar(md_runstate *r)
     else if (f->rows == MD_DIM_ONE) md_buf_printf(&b, "a row vector (1×%s)", cn);
     else md_buf_printf(&b, "a matrix (%s×%s)", rn, cn);
     md_error_at(&r->src, r->typed.floc,
-                "the function must be scalar-valued to have a gradient, but it is %s "
-                "(wrap it in sum(), norm2(), tr(), ...)", b.s);
+                "the function must be scalar-valued to have a Hessian (--order 2), but it is %s "
+                "(without --order 2 matdiff prints its first derivative, d vec(F)/d vec(X)')", b.s);
     md_buf_free(&b);
     return MD_EXIT_INPUT;
 }
@@ -693,8 +847,16 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         rc = run_simplify(&r);
         goto done;
     }
-    if (!md_is_scalar(r.typed.f)) {
+    r.kind = rq->order == 2 ? MD_DER_HESSIAN : md_is_scalar(r.typed.f) ? MD_DER_GRADIENT : MD_DER_JACOBIAN;
+    if (rq->order == 2 && !md_is_scalar(r.typed.f)) {
         rc = not_scalar(&r);
+        goto done;
+    }
+    if (r.kind != MD_DER_GRADIENT && (rq->format == MD_FORMAT_C || rq->steps)) {
+        fprintf(r.err, "matdiff: %s: %s are not written yet; the text and LaTeX formats print them\n",
+                rq->steps ? "--steps" : "--format c",
+                r.kind == MD_DER_HESSIAN ? "Hessians" : "derivatives of a vector or matrix function (Jacobians)");
+        rc = MD_EXIT_USAGE;
         goto done;
     }
     if ((rc = resolve_wrt(&r))) goto done;
@@ -710,7 +872,7 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
     else rc = run_text(&r);
 done:
     if (r.owned)
-        for (int i = 0; i < r.nv; i++) free(r.owned[i]);
+        for (int i = 0; i < r.nres; i++) free(r.owned[i]);
     free(r.owned);
     free(r.gnames);
     free(r.avoid);

@@ -27,15 +27,21 @@
 
 static const char md_usage[] =
     "Usage: matdiff [OPTIONS] [PROGRAM]\n"
-    "Symbolic gradients of matrix expressions, derived with the differential method.\n"
+    "Symbolic gradients, Jacobians and Hessians of matrix expressions, derived with the\n"
+    "differential method.\n"
     "\n"
     "The program comes from the PROGRAM argument, from -f FILE, or from standard input.\n"
     "\n"
     "Options:\n"
     "  -w, --wrt NAME[,NAME...]  differentiate with respect to these variables\n"
     "                            (repeatable; default: every variable, in order of appearance)\n"
+    "                            A scalar function gets its gradient (the variable's shape);\n"
+    "                            a vector or matrix function F its Jacobian d vec(F)/d vec(X)'\n"
+    "                            (F's shape when X is a scalar)\n"
+    "      --order 1|2           2: the Hessian d2f/d vec(X) d vec(Y)' of a scalar function,\n"
+    "                            one block per pair of variables (default 1)\n"
     "  -f, --file FILE           read the program from FILE ('-' for standard input)\n"
-    "  -c, --check               verify every gradient against central finite differences\n"
+    "  -c, --check               verify every derivative against central finite differences\n"
     "                            on random data inside the function's domain; fails (exit 4)\n"
     "                            when the worst relative error exceeds 1e-6 or nothing\n"
     "                            could be verified (the line then says 'inconclusive')\n"
@@ -212,7 +218,7 @@ int main(int argc, char **argv)
         {"transpose", required_argument, NULL, 'T'}, {"hadamard", required_argument, NULL, 'H'},
         {"name", required_argument, NULL, 'N'},  {"header", no_argument, NULL, 'E'},
         {"layout", required_argument, NULL, 'Y'}, {"no-blas", no_argument, NULL, 'B'},
-        {"size", required_argument, NULL, 'Z'},
+        {"size", required_argument, NULL, 'Z'},  {"order", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     md_opts o = {0};
@@ -275,6 +281,16 @@ int main(int argc, char **argv)
             break;
         case 'B': o.rq.emit.blas = 0; break;
         case 'Z': o.rq.sizes = optarg; break;
+        case 'O':
+            if (!strcmp(optarg, "1")) o.rq.order = 1;
+            else if (!strcmp(optarg, "2")) o.rq.order = 2;
+            else {
+                usage_error("--order: '%s' is not a derivative order matdiff computes (1: gradients and "
+                            "Jacobians, 2: Hessians)", optarg);
+                rc = MD_EXIT_USAGE;
+                goto out;
+            }
+            break;
         case 'T':
             o.latex_style = 1;
             if (!strcmp(optarg, "T")) o.rq.style.transpose_T = 1;
@@ -400,8 +416,8 @@ int main(int argc, char **argv)
         rc = MD_EXIT_USAGE;
         goto out;
     }
-    if (o.rq.simplify && (o.rq.check || o.nwrt)) {
-        usage_error("%s", "--simplify prints the function itself: it takes no --wrt or --check");
+    if (o.rq.simplify && (o.rq.check || o.nwrt || o.rq.order == 2)) {
+        usage_error("%s", "--simplify prints the function itself: it takes no --wrt, --order or --check");
         rc = MD_EXIT_USAGE;
         goto out;
     }
