@@ -60,6 +60,13 @@ md_expr *md_sym_part(md_ctx *ctx, md_expr *G);
  * path; a Kronecker product above it on the Jacobian path).
  */
 md_expr *md_vec_jacobian(md_ctx *ctx, md_expr *f, int sym);
+
+/* One forward identification step (diff.c): vec(N) = sum_i C_i vec(C_i's
+   child) over the children of N that hold a differential, each passed to
+   emit(arg, C_i, child_i).  Returns the identity's name, or NULL when N's
+   kind has no rule (a Kronecker product above dX).  md_vec_jacobian and
+   the derivations of --steps both take their steps here. */
+const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg);
 md_expr *md_derivative(md_ctx *ctx, md_expr *f, int sym);
 md_expr *md_hessian_block(md_ctx *ctx, md_expr *f, int si, int sj);
 

@@ -37,8 +37,12 @@ typedef enum md_line_kind {
     MD_LINE_DEF,      /* lhs = expr: a substitution (lhs is a new symbol) */
     MD_LINE_EQ,       /* lhs = expr, expr shown in Frobenius form where it can be */
     MD_LINE_PAIRS,    /* lhs (or a continuation "=") = sum of a_i : e_i */
-    MD_LINE_RESULT,   /* ∂f/∂X = expr */
-    MD_LINE_TEXT      /* a sentence: "with V held constant:" */
+    MD_LINE_RESULT,   /* ∂f/∂X = expr (a Jacobian's ∂vec f/∂(vec X)ᵀ, a
+                         Hessian block's ∂²f/∂vec X∂(vec Y)ᵀ) */
+    MD_LINE_TEXT,     /* a sentence: "with V held constant:" */
+    MD_LINE_VPAIRS,   /* lhs (or "=") = sum of c_i vec(e_i), e_i linear in
+                         the differential: the vec identification */
+    MD_LINE_GRADIENT  /* ∂f/∂X = expr: a Hessian's gradient, differentiated next */
 } md_line_kind;
 
 typedef struct md_pair {
@@ -65,9 +69,14 @@ typedef struct md_derivation {
     int nlines, cap;
     md_subst *subst;
     int nsubst;
-    md_expr **grads;     /* the result for each variable */
+    md_expr **grads;     /* the result for each block */
     int nwrt;
     const int *wrt;
+    /* what is derived: 1 gradients (a block per variable), 2 derivatives of
+       a vector or matrix function (a block per variable), 3 Hessians (a
+       block per pair of variables, i*nwrt + j) */
+    int kind;
+    md_expr **blockf;    /* kinds 2, 3: the function each block differentiates */
     /* the function's name on the lines (f, df, ∂f/∂X): "f", or "ℓ"
        (LaTeX \ell) when the program has a variable or function f */
     const char *fname, *dfname, *fname_latex;
@@ -77,6 +86,11 @@ typedef struct md_derivation {
    ctx.  Returns 0, or -1 when a step falls outside the identities (an
    internal error). */
 int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivation *d);
+/* The derivation of d vec(f)/d vec(X)' (hessian == 0, f not a scalar) or
+   of the Hessian blocks of a scalar f (hessian == 1): d vec F, then the
+   vec identities (md_vec_step) one level per line, then the result; a
+   Hessian shows the gradient by X and then its derivative by Y. */
+int md_steps_derive_vec(md_ctx *ctx, md_expr *f, int hessian, int n, const int *wrt, md_derivation *d);
 void md_steps_free(md_derivation *d);
 
 /* e with the substitution names (M, N, ...) replaced by what they stand

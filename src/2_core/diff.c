@@ -459,7 +459,8 @@ md_expr *md_gradient(md_ctx *ctx, md_expr *f, int sym)
  * Missing L or R is an identity of the right size; the constructors turn
  * kron(1, A) into A, so a vector function of a vector gives plain
  * products (tanh(A*x): diag(1 - tanh(A*x).^2)*A).  A Kronecker product
- * above dX has no rule (NULL: md_derivative reports it).
+ * above dX has no rule (NULL: md_derivative reports it).  The table is
+ * md_vec_step, one case per line above; --steps shows the same steps.
  */
 typedef struct md_jstate {
     md_ctx *ctx;
@@ -478,21 +479,18 @@ static md_expr *md_diag_selector(md_ctx *ctx, int n)
     return md_mul2(ctx, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, I)), md_kron(ctx, md_ones(ctx, n, MD_DIM_ONE), I));
 }
 
-static md_expr *md_jac_uncached(md_jstate *st, md_expr *N)
+const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg)
 {
-    md_ctx *ctx = st->ctx;
-    const md_symbol *X = &ctx->syms[st->sym];
-    int xsize = md_ctx_dim_mul(ctx, X->rows, X->cols);
-    int nsize = md_ctx_dim_mul(ctx, N->rows, N->cols);
-    md_expr *zero = md_zero(ctx, nsize, xsize);
-    if (!N->has_diff) return zero;
-    md_expr *r = zero, **t;
+    md_expr **t;
+    const char *why = NULL;
     switch (N->kind) {
-    case MD_DIFF: return N->ival == st->sym ? md_eye(ctx, xsize) : zero;
-    case MD_ADD:
+    /* vec(A + B) = vec(A) + vec(B) */
+    case MD_ADD: {
+        md_expr *I = md_eye(ctx, md_ctx_dim_mul(ctx, N->rows, N->cols));
         for (int i = 0; i < N->nargs; i++)
-            if (N->args[i]->has_diff) r = md_add2(ctx, r, md_jac_node(st, N->args[i]));
-        return r;
+            if (N->args[i]->has_diff) emit(arg, I, N->args[i]);
+        return "vec(A + B) = vec A + vec B";
+    }
     case MD_MUL: {
         int s = 0;
         while (s < N->nargs && md_is_scalar(N->args[s])) s++;
@@ -500,24 +498,30 @@ static md_expr *md_jac_uncached(md_jstate *st, md_expr *N)
         for (int i = 0; i < N->nargs; i++) {
             md_expr *F = N->args[i];
             if (!F->has_diff) continue;
-            md_expr *JF = md_jac_node(st, F);
             if (i < s) {
-                /* vec(s*B) = vec(B) s */
+                /* vec(s*B) = vec(B) s, s a scalar factor */
                 int m = 0;
                 for (int j = 0; j < N->nargs; j++)
                     if (j != i) t[m++] = N->args[j];
-                r = md_add2(ctx, r, md_mul2(ctx, md_vec_of(ctx, md_mul(ctx, m, t)), JF));
+                emit(arg, md_vec_of(ctx, md_mul(ctx, m, t)), F);
+                why = "vec(bC) = vec(C) b";
             } else {
                 /* vec(S*L*F*R) = S (R' ⊗ L) vec(F) */
-                md_expr *S = md_mul(ctx, s > 0 ? s : 1, s > 0 ? N->args : (md_expr *[]){md_num_si(ctx, 1, 1)});
-                md_expr *L = i > s ? md_mul(ctx, i - s, N->args + s) : md_eye(ctx, F->rows);
-                md_expr *R = i + 1 < N->nargs ? md_mul(ctx, N->nargs - i - 1, N->args + i + 1) : md_eye(ctx, F->cols);
-                r = md_add2(ctx, r, md_mul3(ctx, S, md_kron(ctx, md_trans(ctx, R), L), JF));
+                md_expr *S = s > 0 ? md_mul(ctx, s, N->args) : md_num_si(ctx, 1, 1);
+                int left = i > s, right = i + 1 < N->nargs;
+                md_expr *L = left ? md_mul(ctx, i - s, N->args + s) : md_eye(ctx, F->rows);
+                md_expr *R = right ? md_mul(ctx, N->nargs - i - 1, N->args + i + 1) : md_eye(ctx, F->cols);
+                emit(arg, md_mul2(ctx, S, md_kron(ctx, md_trans(ctx, R), L)), F);
+                why = left && right ? "vec(ABC) = (Cᵀ ⊗ A) vec B"
+                      : left        ? "vec(AB) = (I ⊗ A) vec B"
+                      : right       ? "vec(AB) = (Bᵀ ⊗ I) vec A"
+                                    : "vec(bC) = b vec C";
             }
         }
         free(t);
-        return r;
+        return why;
     }
+    /* vec(B .* C) = diag(vec(B)) vec(C) */
     case MD_HAD:
         t = md_xmalloc((size_t)N->nargs * sizeof *t);
         for (int i = 0; i < N->nargs; i++) {
@@ -525,37 +529,72 @@ static md_expr *md_jac_uncached(md_jstate *st, md_expr *N)
             int m = 0;
             for (int j = 0; j < N->nargs; j++)
                 if (j != i) t[m++] = N->args[j];
-            md_expr *other = md_had(ctx, m, t);
-            r = md_add2(ctx, r, md_mul2(ctx, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, other)),
-                                        md_jac_node(st, N->args[i])));
+            emit(arg, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, md_had(ctx, m, t))), N->args[i]);
         }
         free(t);
-        return r;
+        return "vec(A ∘ B) = diag(vec A) vec B";
+    /* vec(B') = K vec(B) */
     case MD_TRANS: {
         md_expr *B = N->args[0];
-        return md_mul2(ctx, md_comm(ctx, B->rows, B->cols), md_jac_node(st, B));
+        emit(arg, md_comm(ctx, B->rows, B->cols), B);
+        return "vec(Aᵀ) = K vec A";
     }
+    /* sum(B) = 1' vec(B) */
     case MD_SUM: {
         md_expr *B = N->args[0];
-        int bsize = md_ctx_dim_mul(ctx, B->rows, B->cols);
-        return md_mul2(ctx, md_trans(ctx, md_ones(ctx, bsize, MD_DIM_ONE)), md_jac_node(st, B));
+        emit(arg, md_trans(ctx, md_ones(ctx, md_ctx_dim_mul(ctx, B->rows, B->cols), MD_DIM_ONE)), B);
+        return "sum(A) = 1ᵀ vec A";
     }
+    /* tr(B) = vec(eye)' vec(B) */
     case MD_TR: {
         md_expr *B = N->args[0];
-        return md_mul2(ctx, md_trans(ctx, md_vec_of(ctx, md_eye(ctx, B->rows))), md_jac_node(st, B));
+        emit(arg, md_trans(ctx, md_vec_of(ctx, md_eye(ctx, B->rows))), B);
+        return "tr(A) = vec(I)ᵀ vec A";
     }
-    case MD_DIAGM: return md_mul2(ctx, md_diag_selector(ctx, N->rows), md_jac_node(st, N->args[0]));
+    /* vec(diag(v)) = D v, diag(B) = D' vec(B) */
+    case MD_DIAGM: emit(arg, md_diag_selector(ctx, N->rows), N->args[0]); return "vec(diag v) = D v";
     case MD_DIAGV:
-        return md_mul2(ctx, md_trans(ctx, md_diag_selector(ctx, N->rows)), md_jac_node(st, N->args[0]));
-    case MD_VEC: return md_jac_node(st, N->args[0]);
-    case MD_KRON: case MD_NUM: case MD_SYM: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
-    case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
-    case MD_COMM: case MD_NKINDS:
+        emit(arg, md_trans(ctx, md_diag_selector(ctx, N->rows)), N->args[0]);
+        return "diag(A) = Dᵀ vec A";
+    /* vec(vec(B)) = vec(B) */
+    case MD_VEC:
+        emit(arg, md_eye(ctx, N->rows), N->args[0]);
+        return "vec(vec A) = vec A";
+    /* no rule: a Kronecker product above dX (it would need the reshaping
+       (I ⊗ K ⊗ I)), and kinds that never sit above a differential */
+    case MD_KRON: case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_POW: case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
+    case MD_COMM: case MD_NKINDS: return NULL;
+    }
+    return NULL;
+}
+
+typedef struct md_jsum {
+    md_jstate *st;
+    md_expr *acc;
+} md_jsum;
+
+/* C vec(child) contributes C J(child) */
+static void md_jac_emit(void *arg, md_expr *C, md_expr *child)
+{
+    md_jsum *js = arg;
+    js->acc = md_add2(js->st->ctx, js->acc, md_mul2(js->st->ctx, C, md_jac_node(js->st, child)));
+}
+
+static md_expr *md_jac_uncached(md_jstate *st, md_expr *N)
+{
+    md_ctx *ctx = st->ctx;
+    const md_symbol *X = &ctx->syms[st->sym];
+    int xsize = md_ctx_dim_mul(ctx, X->rows, X->cols);
+    md_expr *zero = md_zero(ctx, md_ctx_dim_mul(ctx, N->rows, N->cols), xsize);
+    if (!N->has_diff) return zero;
+    if (N->kind == MD_DIFF) return N->ival == st->sym ? md_eye(ctx, xsize) : zero;
+    md_jsum js = {st, zero};
+    if (!md_vec_step(ctx, N, md_jac_emit, &js)) {
         st->failed = 1;
         return zero;
     }
-    st->failed = 1;
-    return zero;
+    return js.acc;
 }
 
 static md_expr *md_jac_node(md_jstate *st, md_expr *N)

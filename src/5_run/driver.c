@@ -463,7 +463,10 @@ static int run_steps(md_runstate *r)
 {
     const md_request *rq = r->rq;
     md_derivation der;
-    if (md_steps_derive(r->ctx, r->typed.f, r->nv, r->wrt, &der)) {
+    int drc = r->kind == MD_DER_GRADIENT ? md_steps_derive(r->ctx, r->typed.f, r->nv, r->wrt, &der)
+                                         : md_steps_derive_vec(r->ctx, r->typed.f, r->kind == MD_DER_HESSIAN, r->nv,
+                                                               r->wrt, &der);
+    if (drc) {
         fprintf(r->err, "matdiff: internal error: the derivation left the identities it knows\n");
         md_steps_free(&der);
         return MD_EXIT_INTERNAL;
@@ -480,8 +483,8 @@ static int run_steps(md_runstate *r)
             fprintf(r->err, "matdiff: --check failed: no point was found where every line of the derivation can be evaluated\n");
             rc = MD_EXIT_CHECK;
         } else {
-            md_buf_printf(&body, "%s check: every line agrees with the gradient to %.1e (%s)\n", cm, w,
-                          w <= 1e-9 ? "ok" : "FAILED");
+            md_buf_printf(&body, "%s check: every line agrees with the %s to %.1e (%s)\n", cm,
+                          r->kind == MD_DER_GRADIENT ? "gradient" : "differential", w, w <= 1e-9 ? "ok" : "FAILED");
             if (w > 1e-9) {
                 fprintf(r->err, "matdiff: --check failed: a line of the derivation disagrees with the gradient\n");
                 rc = MD_EXIT_CHECK;
@@ -852,9 +855,8 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         rc = not_scalar(&r);
         goto done;
     }
-    if (r.kind != MD_DER_GRADIENT && (rq->format == MD_FORMAT_C || rq->steps)) {
-        fprintf(r.err, "matdiff: %s: %s are not written yet; the text and LaTeX formats print them\n",
-                rq->steps ? "--steps" : "--format c",
+    if (r.kind != MD_DER_GRADIENT && rq->format == MD_FORMAT_C) {
+        fprintf(r.err, "matdiff: --format c: %s are not written yet; the text and LaTeX formats print them\n",
                 r.kind == MD_DER_HESSIAN ? "Hessians" : "derivatives of a vector or matrix function (Jacobians)");
         rc = MD_EXIT_USAGE;
         goto done;

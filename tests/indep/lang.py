@@ -14,9 +14,9 @@ lambda mu nu xi omicron pi rho sigma tau upsilon phi varphi chi psi omega""".spl
 ELEMWISE = ['sin', 'cos', 'tan', 'arcsin', 'arccos', 'arctan', 'exp', 'log', 'tanh',
             'sqrt', 'abs', 'relu', 'sign', 'step', 'sigmoid', 'softplus', 'log1p']
 REDUCE = ['sum', 'norm1', 'norm2', 'tr', 'det', 'logdet']
-MATFN = ['inv', 'diag']
+MATFN = ['inv', 'diag', 'vec']
 KEYWORDS = ['scalar', 'vector', 'matrix', 'symmetric', 'function']
-BUILTINS = set(ELEMWISE + REDUCE + MATFN + ['eye'])
+BUILTINS = set(ELEMWISE + REDUCE + MATFN + ['eye', 'kron', 'commutation'])
 RESERVED = BUILTINS | set(KEYWORDS)
 
 
@@ -89,7 +89,8 @@ def lex(src):
 # ---------------------------------------------------------------- AST
 
 class Node:
-    __slots__ = ('op', 'kids', 'val', 'name', 'nprime', 'target', 'shape', 'gshape', 'need', 'text')
+    __slots__ = ('op', 'kids', 'val', 'name', 'nprime', 'target', 'shape', 'gshape', 'need', 'text',
+                 'dims')
 
     def __init__(self, op, kids=(), val=None, name=None, nprime=0, target=None):
         self.op = op          # num var ref neg upos T + - * / .* ./ ^ .^ call
@@ -102,6 +103,7 @@ class Node:
         self.gshape = None
         self.need = None
         self.text = None      # dims names for sized constants (list), literal text for num
+        self.dims = None      # commutation: the Dims of its two arguments
 
     def __repr__(self):
         return canon(self)
@@ -131,12 +133,17 @@ def canon(nd):
 # ---------------------------------------------------------------- shapes
 
 class Dim:
-    __slots__ = ('parent', 'kind', 'name')
+    """A dimension: 'one' (the constant 1), 'named' (a declared or inferred name), 'var' (a
+    dimension of a vector or matrix variable, never 1), 'free' (of a constant whose size is
+    open; may turn out 1), or 'prod' (a product of dimensions, as of vec, kron,
+    commutation and eye(n*p); commutative: n*p is p*n)."""
+    __slots__ = ('parent', 'kind', 'name', 'factors')
 
-    def __init__(self, kind, name=None):
+    def __init__(self, kind, name=None, factors=None):
         self.parent = self
-        self.kind = kind      # one named var free
+        self.kind = kind      # one named var free prod
         self.name = name
+        self.factors = factors
 
 
 def find(d):
@@ -146,8 +153,62 @@ def find(d):
     return d
 
 
-def unify(a, b, what):
-    a, b = find(a), find(b)
+def atoms(d):
+    """The atomic dimensions (roots of kind named/var/free) whose product d is; [] for 1."""
+    r = find(d)
+    if r.kind == 'one':
+        return []
+    if r.kind == 'prod':
+        out = []
+        for f in r.factors:
+            out += atoms(f)
+        return out
+    return [r]
+
+
+def dkey(d):
+    """Equal for equal dimensions (as a multiset of atoms)."""
+    return tuple(sorted(id(a) for a in atoms(d)))
+
+
+def is_one(d):
+    return not atoms(d)
+
+
+def make_prod(ds):
+    at = []
+    for d in ds:
+        at += atoms(d)
+    if not at:
+        return Dim('one')
+    if len(at) == 1:
+        return at[0]
+    return Dim('prod', factors=at)
+
+
+def _msdiff(a, b):
+    b = list(b)
+    out = []
+    for x in a:
+        for i, y in enumerate(b):
+            if y is x:
+                del b[i]
+                break
+        else:
+            out.append(x)
+    return out
+
+
+def _unify_atoms(a, b, what):
+    # a, b: roots of kind named/var/free, or None for 1
+    if a is None and b is None:
+        return
+    if a is None or b is None:
+        x = a if a is not None else b
+        if x.kind == 'free':
+            x.parent = Dim('one')
+            return
+        raise LangError('shape: a vector/matrix dimension would become 1 in ' + what)
     if a is b:
         return
     ka, kb = a.kind, b.kind
@@ -157,11 +218,6 @@ def unify(a, b, what):
     if kb == 'free':
         b.parent = a
         return
-    if ka == 'one' or kb == 'one':
-        if ka == kb:
-            a.parent = b
-            return
-        raise LangError('shape: a vector/matrix dimension would become 1 in ' + what)
     if ka == 'named' and kb == 'named':
         if a.name != b.name:
             raise LangError('shape: named dimensions %s and %s differ in %s' % (a.name, b.name, what))
@@ -171,6 +227,33 @@ def unify(a, b, what):
         b.parent = a
     else:
         a.parent = b
+
+
+def unify(a, b, what):
+    fa, fb = atoms(a), atoms(b)
+    if len(fa) <= 1 and len(fb) <= 1:
+        _unify_atoms(fa[0] if fa else None, fb[0] if fb else None, what)
+        return
+    # products: cancel the common factors; what is left on one side must be a single
+    # unknown (var or free) dimension, which becomes the other side's product
+    ra, rb = _msdiff(fa, fb), _msdiff(fb, fa)
+    if not ra and not rb:
+        return
+    for r1, r2 in ((ra, rb), (rb, ra)):
+        if len(r1) == 1 and r1[0].kind in ('free', 'var'):
+            if len(r2) <= 1:
+                _unify_atoms(r1[0], r2[0] if r2 else None, what)
+            else:
+                r1[0].parent = make_prod(r2)
+            return
+    raise LangError('shape: dimensions %s and %s differ in %s' % (dname(a), dname(b), what))
+
+
+def dname(d):
+    at = atoms(d)
+    if not at:
+        return '1'
+    return '*'.join(a.name or '?' for a in at)
 
 
 def default_kind(name):
@@ -384,12 +467,29 @@ class Program:
             a = self.expr()
             self.expect('op', ')')
             return Node('call', [a], name=name)
+        if name == 'kron':
+            self.expect('op', '(')
+            a = self.expr()
+            self.expect('op', ',')
+            b = self.expr()
+            self.expect('op', ')')
+            return Node('call', [a, b], name='kron')
+        if name == 'commutation':
+            self.expect('op', '(')
+            m = self.dimexpr()
+            self.expect('op', ',')
+            n = self.dimexpr()
+            self.expect('op', ')')
+            nd = Node('call', [], name='commutation')
+            nd.text = [m, n]
+            self.const_nodes.append(nd)
+            return nd
         if name == 'eye':
             nd = Node('call', [], name='eye')
             nd.text = []
             if self.isop('('):
                 self.next()
-                nd.text = [self.expect('name')[1]]
+                nd.text = [self.dimexpr()]
                 self.expect('op', ')')
             self.const_nodes.append(nd)
             return nd
@@ -399,7 +499,7 @@ class Program:
             dims = []
             while self.isop(','):
                 self.next()
-                dims.append(self.expect('name')[1])
+                dims.append(self.dimexpr())
             self.expect('op', ')')
             if dims and len(dims) != (1 if name == 'vector' else 2):
                 raise LangError('bad constant size')
@@ -415,8 +515,18 @@ class Program:
             self.add_var(VarInfo(name, default_kind(name)))
         return Node('var', name=name)
 
+    def dimexpr(self):
+        """a dimension name, or a product of them (n*p), as in eye(n*p)"""
+        parts = [self.expect('name')[1]]
+        while self.isop('*'):
+            self.next()
+            parts.append(self.expect('name')[1])
+        return '*'.join(parts)
+
     # -- shape inference
     def ndim(self, name):
+        if '*' in name:
+            return make_prod([self.ndim(x) for x in name.split('*')])
         if name not in self.named:
             self.named[name] = Dim('named', name)
         return self.named[name]
@@ -425,7 +535,7 @@ class Program:
         return (self.ONE, self.ONE)
 
     def is_scalar(self, sh):
-        return find(sh[0]).kind == 'one' and find(sh[1]).kind == 'one'
+        return is_one(sh[0]) and is_one(sh[1])
 
     def _typecheck(self):
         for name in self.var_order:
@@ -449,16 +559,16 @@ class Program:
         carried = set()
         for name in self.var_order:
             for d in self.vars[name].shape:
-                carried.add(id(find(d)))
+                carried.update(id(a) for a in atoms(d))
         for nd in self.const_nodes:
             if nd.shape is None:
                 continue
-            for d in nd.shape:
-                r = find(d)
-                if r.kind == 'free':
-                    raise LangError('the size of constant %s cannot be inferred' % canon(nd))
-                if r.kind == 'named' and id(r) not in carried:
-                    raise LangError('dimension %s is carried by no variable' % r.name)
+            for d in list(nd.shape) + list(nd.dims or ()):
+                for r in atoms(d):
+                    if r.kind == 'free':
+                        raise LangError('the size of constant %s cannot be inferred' % canon(nd))
+                    if r.kind == 'named' and id(r) not in carried:
+                        raise LangError('dimension %s is carried by no variable' % r.name)
 
     def tc(self, nd):
         k = id(nd)
@@ -539,10 +649,21 @@ class Program:
                 a = self.tc(nd.kids[0])
                 if self.is_scalar(a):
                     return S
-                if find(a[1]).kind == 'one':
+                if is_one(a[1]):
                     return (a[0], a[0])
                 unify(a[0], a[1], 'diag')
                 return (a[0], self.ONE)
+            if f == 'vec':
+                a = self.tc(nd.kids[0])
+                return (make_prod([a[0], a[1]]), self.ONE)
+            if f == 'kron':
+                a = self.tc(nd.kids[0])
+                b = self.tc(nd.kids[1])
+                return (make_prod([a[0], b[0]]), make_prod([a[1], b[1]]))
+            if f == 'commutation':
+                nd.dims = (self.ndim(nd.text[0]), self.ndim(nd.text[1]))
+                d = make_prod(list(nd.dims))
+                return (d, d)
             if f == 'eye':
                 if nd.text:
                     d = self.ndim(nd.text[0])
@@ -585,31 +706,49 @@ class EvalError(Exception):
 
 
 class Sizes:
-    """Concrete sizes of the dimension classes of one Program."""
+    """Concrete sizes of the dimension classes of one Program (a product dimension's size is
+    the product of its factors' sizes)."""
 
     def __init__(self):
         self.by_root = {}
 
     def get(self, d):
-        r = find(d)
-        if r.kind == 'one':
-            return 1
-        if id(r) in self.by_root:
-            return self.by_root[id(r)][1]
-        if r.kind == 'free':
-            raise EvalError('a constant whose size nothing fixes')
-        raise EvalError('dimension %s has no size' % (r.name or '?'))
+        n = 1
+        for r in atoms(d):
+            if id(r) in self.by_root:
+                n *= self.by_root[id(r)][1]
+            elif r.kind == 'free':
+                raise EvalError('a constant whose size nothing fixes')
+            else:
+                raise EvalError('dimension %s has no size' % (r.name or '?'))
+        return n
 
     def set(self, d, n):
-        r = find(d)
-        if r.kind == 'one':
-            if n != 1:
-                raise EvalError('size %d given to a dimension that is 1' % n)
-            return
-        old = self.by_root.get(id(r))
-        if old is not None and old[1] != n:
-            raise EvalError('dimension %s gets sizes %d and %d' % (r.name or '?', old[1], n))
-        self.by_root[id(r)] = (r, n)
+        """Give d the size n; -> False when that cannot be decided yet (a product with
+        more than one unknown factor)."""
+        at = atoms(d)
+        known, unknown = 1, []
+        for r in at:
+            if id(r) in self.by_root:
+                known *= self.by_root[id(r)][1]
+            else:
+                unknown.append(r)
+        if not unknown:
+            if known != n:
+                raise EvalError('dimension %s gets sizes %d and %d' % (dname(d), known, n))
+            return True
+        u = unknown[0]
+        if any(x is not u for x in unknown):
+            return False
+        k = len(unknown)
+        if n % known:
+            raise EvalError('dimension %s cannot have size %d' % (dname(d), n))
+        m = n // known
+        root = int(round(m ** (1.0 / k)))
+        if root < 1 or root ** k != m:
+            raise EvalError('dimension %s cannot have size %d' % (dname(d), n))
+        self.by_root[id(u)] = (u, root)
+        return True
 
 
 def assign_sizes(prog, rng, lo=2, hi=5):
@@ -617,15 +756,11 @@ def assign_sizes(prog, rng, lo=2, hi=5):
     possible)."""
     sz = Sizes()
     roots = []
-    for name in prog.var_order:
-        for d in prog.vars[name].shape:
-            r = find(d)
-            if r.kind != 'one' and all(r is not x for x in roots):
+    ds = [d for name in prog.var_order for d in prog.vars[name].shape] + list(prog.named.values())
+    for d in ds:
+        for r in atoms(d):
+            if all(r is not x for x in roots):
                 roots.append(r)
-    for r in prog.named.values():
-        r = find(r)
-        if r.kind != 'one' and all(r is not x for x in roots):
-            roots.append(r)
     pool = list(range(lo, hi + 1))
     rng.shuffle(pool)
     for i, r in enumerate(roots):
@@ -637,13 +772,18 @@ def bind_sizes(prog, values):
     """Sizes for the dimension classes of prog from the variables' values (read-back of
     an output program).  Raises EvalError when the output's typing cannot hold them."""
     sz = Sizes()
+    todo = []
     for name in prog.var_order:
         if name not in values:
             continue
         v = prog.vars[name]
         val = values[name]
-        sz.set(v.shape[0], val.shape[0])
-        sz.set(v.shape[1], val.shape[1])
+        todo += [(v.shape[0], val.shape[0]), (v.shape[1], val.shape[1])]
+    while todo:
+        left = [(d, n) for d, n in todo if not sz.set(d, n)]
+        if len(left) == len(todo):
+            break
+        todo = left
     return sz
 
 
@@ -746,7 +886,13 @@ class Evaluator:
         if f in ('vector', 'matrix'):
             c = self.ev(nd.kids[0])[0, 0]
             return np.full(shape_of(self.sz, nd.shape), c)
+        if f == 'commutation':
+            return commutation(self.sz.get(nd.dims[0]), self.sz.get(nd.dims[1]))
+        if f == 'kron':
+            return np.kron(self.ev(nd.kids[0]), self.ev(nd.kids[1]))
         a = self.ev(nd.kids[0])
+        if f == 'vec':
+            return vec(a)
         if f == 'sin':
             return np.sin(a)
         if f == 'cos':
@@ -800,10 +946,25 @@ class Evaluator:
             if a.shape == (1, 1):
                 return a.copy()
             if a.shape[1] == 1 and not self.prog.is_scalar(nd.kids[0].shape) \
-                    and find(nd.kids[0].shape[1]).kind == 'one':
+                    and is_one(nd.kids[0].shape[1]):
                 return np.diag(a[:, 0])
             return np.diag(a).reshape(-1, 1).copy()
         raise EvalError('unknown function %s' % f)
+
+
+def vec(a):
+    """the columns of a stacked (column-major), as a column"""
+    return a.reshape(-1, 1, order='F').copy()
+
+
+def commutation(m, n):
+    """K (mn x mn) with K vec(A) = vec(A') for every m x n A"""
+    K = np.zeros((m * n, m * n))
+    for i in range(m):
+        for j in range(n):
+            # vec(A)[i + j*m] = A[i, j] = A'[j, i] = vec(A')[j + i*n]
+            K[j + i * n, i + j * m] = 1.0
+    return K
 
 
 def evaluate(prog, node, sizes, values, fidx, perturb=None):
