@@ -117,6 +117,7 @@ md_decl_item *md_parser_item(md_parser *p, const char *name, md_loc loc,
 md_stmt *md_parser_expr_stmt(md_parser *p, md_ast *e, md_loc loc);
 md_stmt *md_parser_assign(md_parser *p, const char *name, md_loc nameloc, md_ast *e, md_loc loc);
 md_stmt *md_parser_decl(md_parser *p, md_decl_kind kind, md_list *items, md_loc loc);
+const char *md_parser_dim_product(md_parser *p, const char *a, const char *b);
 void md_parser_add_stmt(md_parser *p, md_stmt *s);
 }
 
@@ -162,6 +163,7 @@ static void md_yyerror(md_loc *loc, yyscan_t scanner, md_parser *p, const char *
 %type <list> args items
 %type <item> item
 %type <kind> declkw
+%type <str> dim
 %type <stmt> stmt
 
 %%
@@ -206,8 +208,15 @@ items:
 
 item:
     NAME                        { $$ = md_parser_item(p, $1, @1, NULL, @1, NULL, @1, 0); }
-|   NAME "(" NAME ")"           { $$ = md_parser_item(p, $1, @1, $3, @3, NULL, @3, 1); }
-|   NAME "(" NAME "," NAME ")"  { $$ = md_parser_item(p, $1, @1, $3, @3, $5, @5, 2); }
+|   NAME "(" dim ")"            { $$ = md_parser_item(p, $1, @1, $3, @3, NULL, @3, 1); }
+|   NAME "(" dim "," dim ")"    { $$ = md_parser_item(p, $1, @1, $3, @3, $5, @5, 2); }
+;
+
+/* a dimension: a name, or a product of names (vector v(n*p), the vec of
+   an n×p matrix), kept as the text "n*p" */
+dim:
+    NAME
+|   dim "*" NAME                { $$ = md_parser_dim_product(p, $1, $3); }
 ;
 
 expr:

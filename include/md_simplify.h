@@ -75,6 +75,10 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a);  /* SUM, NORM1, NORM2,
 md_expr *md_vec_of(md_ctx *ctx, md_expr *a);
 md_expr *md_kron(md_ctx *ctx, md_expr *a, md_expr *b);
 md_expr *md_comm(md_ctx *ctx, int m, int n);
+/* The m x n matrix M with vec(M) = v (v of length mn): M itself when v
+   is vec(M), else (vec(eye(n))' kron eye(m))*kron(eye(n), v), the
+   reshape written in the language. */
+md_expr *md_unvec(md_ctx *ctx, md_expr *v, int m, int n);
 
 /* The Frobenius product a:b = sum(a .* b), written the way a person would:
    a'*b for vectors, a*b for scalars, sum(b) for matrix(1):b, tr(b) for eye:b. */

@@ -245,6 +245,16 @@ md_decl_item *md_parser_item(md_parser *p, const char *name, md_loc loc,
     return it;
 }
 
+const char *md_parser_dim_product(md_parser *p, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = md_arena_alloc(&p->prog->arena, la + lb + 2);
+    memcpy(s, a, la);
+    s[la] = '*';
+    memcpy(s + la + 1, b, lb + 1);
+    return s;
+}
+
 static md_stmt *md_stmt_new(md_parser *p, md_stmt_kind kind, md_loc loc)
 {
     md_stmt *s = md_arena_alloc(&p->prog->arena, sizeof *s);

@@ -1165,6 +1165,18 @@ static char *loc_text(const md_source *src, md_loc loc)
     return md_buf_take(&b);
 }
 
+/* A declared dimension: a name, or a product of names "n*p" (the
+   parser keeps it as that text). */
+static int spec_dim(md_st *st, const char *text)
+{
+    const char *star = strchr(text, '*');
+    if (!star) return named_dim(st, text);
+    char *first = md_arena_strdup(&st->prog->arena, text);
+    first[star - text] = 0;
+    int a = named_dim(st, first);   /* first: dimensions are numbered in order of appearance */
+    return dv_prod(st, a, spec_dim(st, star + 1));
+}
+
 static int declare(md_st *st, md_stmt *s)
 {
     for (int i = 0; i < s->nitems; i++) {
@@ -1217,8 +1229,8 @@ static int declare(md_st *st, md_stmt *s)
                                                    : MD_SYM_SYMMETRIC;
         md_name *n = sym_add(st, it->name, k, it->loc, NULL, NULL);
         n->declared = 1;
-        if (it->ndims >= 1 && dv_unify(st, n->r, named_dim(st, it->dims[0]))) return -1;
-        if (it->ndims >= 2 && k == MD_SYM_MATRIX && dv_unify(st, n->c, named_dim(st, it->dims[1]))) return -1;
+        if (it->ndims >= 1 && dv_unify(st, n->r, spec_dim(st, it->dims[0]))) return -1;
+        if (it->ndims >= 2 && k == MD_SYM_MATRIX && dv_unify(st, n->c, spec_dim(st, it->dims[1]))) return -1;
     }
     return 0;
 }

@@ -289,6 +289,20 @@ static void md_topo(md_expr *e, uint32_t n, char *seen, md_expr ***order, uint32
  * md_identify and the derivations of --steps both take their steps here,
  * so the derivation shown and the gradient printed cannot drift apart.
  */
+typedef struct md_unvec_arg {
+    md_ctx *ctx;
+    md_expr *va;                 /* vec(A), A the adjoint */
+    md_emit_adjoint emit;
+    void *arg;
+} md_unvec_arg;
+
+/* a term C vec(E) of vec(N): E's adjoint is unvec(C' vec(A)) */
+static void md_unvec_emit(void *arg, md_expr *C, md_expr *child)
+{
+    md_unvec_arg *u = arg;
+    u->emit(u->arg, md_unvec(u->ctx, md_mul2(u->ctx, md_trans(u->ctx, C), u->va), child->rows, child->cols), child);
+}
+
 const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoint emit, void *arg)
 {
     md_expr **t;
@@ -355,11 +369,19 @@ const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoin
     case MD_DIAGM: emit(arg, md_unary(ctx, MD_DIAGV, A), N->args[0]); return "A:diag(v) = diag(A):v";
     /* A:diag(B) = diag(A):B */
     case MD_DIAGV: emit(arg, md_unary(ctx, MD_DIAGM, A), N->args[0]); return "A:diag(B) = diag(A):B";
-    /* no rule: df never has these above its differentials; vec and kron
-       would need a reshape the language does not have (md_diff_blocked) */
+    /* A:N for N = vec(B) or kron(B, C): with vec(N) = sum_k C_k vec(E_k)
+       (md_vec_step), A:N = vec(A)'C_k vec(E_k) = unvec(C_k' vec(A)):E_k */
+    case MD_VEC:
+    case MD_KRON: {
+        md_unvec_arg u = {ctx, md_vec_of(ctx, A), emit, arg};
+        return md_vec_step(ctx, N, md_unvec_emit, &u) ? (N->kind == MD_VEC ? "A:vec(B) = unvec(A):B"
+                                                                           : "A:(B ⊗ C) = unvec(Kᵀ vec A):B")
+                                                      : NULL;
+    }
+    /* no rule: df never has these above its differentials */
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
     case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
-    case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: return NULL;
+    case MD_COMM: case MD_NKINDS: return NULL;
     }
     return NULL;
 }
@@ -560,9 +582,23 @@ const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg
     case MD_VEC:
         emit(arg, md_eye(ctx, N->rows), N->args[0]);
         return "vec(vec A) = vec A";
-    /* no rule: a Kronecker product above dX (it would need the reshaping
-       (I ⊗ K ⊗ I)), and kinds that never sit above a differential */
-    case MD_KRON: case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    /* vec(kron(A, B)) = (I_n ⊗ K_qm ⊗ I_p)(vec A ⊗ vec B) for A m x n,
+       B p x q (Magnus and Neudecker, theorem 3.10), and
+       vec A ⊗ vec B = (I ⊗ vec B) vec A = (vec A ⊗ I) vec B */
+    case MD_KRON: {
+        md_expr *A = N->args[0], *B = N->args[1];
+        md_expr *P = md_kron(ctx, md_kron(ctx, md_eye(ctx, A->cols), md_comm(ctx, B->cols, A->rows)),
+                             md_eye(ctx, B->rows));
+        if (A->has_diff)
+            emit(arg, md_mul2(ctx, P, md_kron(ctx, md_eye(ctx, md_ctx_dim_mul(ctx, A->rows, A->cols)), md_vec_of(ctx, B))),
+                 A);
+        if (B->has_diff)
+            emit(arg, md_mul2(ctx, P, md_kron(ctx, md_vec_of(ctx, A), md_eye(ctx, md_ctx_dim_mul(ctx, B->rows, B->cols)))),
+                 B);
+        return "vec(A ⊗ B) = (I ⊗ K ⊗ I)(vec A ⊗ vec B)";
+    }
+    /* kinds that never sit above a differential */
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_POW: case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
     case MD_COMM: case MD_NKINDS: return NULL;
     }

@@ -681,6 +681,11 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
                q is 1 */
             merged = md_kron(ctx, b->args[1], b->args[0]);
             done = 1;
+        } else if (a->kind == MD_COMM && b->kind == MD_VEC && b->args[0]->rows == a->ival &&
+                   b->args[0]->cols == a->aux) {
+            /* commutation(m, n)*vec(B) = vec(B') for B m x n */
+            merged = md_vec_of(ctx, md_trans(ctx, b->args[0]));
+            done = 1;
         } else if (a->kind == MD_COMM && b->kind == MD_COMM && a->ival == b->aux && a->aux == b->ival) {
             /* commutation(m, n)*commutation(n, m) = eye */
             merged = md_eye(ctx, a->rows);
@@ -915,6 +920,24 @@ md_expr *md_had(md_ctx *ctx, int n, md_expr *const *in)
             cols = in[i]->cols;
         }
     if (rows == MD_DIM_ONE && cols == MD_DIM_ONE) return md_mul(ctx, n, in);
+    /* vec(A) .* vec(B) = vec(A .* B) for A, B of one shape */
+    {
+        int all = 1, first = -1;
+        for (int i = 0; i < n && all; i++) {
+            if (md_is_scalar(in[i])) continue;
+            if (in[i]->kind != MD_VEC) all = 0;
+            else if (first < 0) first = i;
+            else all = in[i]->args[0]->rows == in[first]->args[0]->rows &&
+                       in[i]->args[0]->cols == in[first]->args[0]->cols;
+        }
+        if (all && first >= 0) {
+            md_expr **t = md_xmalloc((size_t)n * sizeof *t);
+            for (int i = 0; i < n; i++) t[i] = md_is_scalar(in[i]) ? in[i] : in[i]->args[0];
+            md_expr *r = md_vec_of(ctx, md_had(ctx, n, t));
+            free(t);
+            return r;
+        }
+    }
 
     md_vec scal = {0}, args = {0};
     for (int i = 0; i < n; i++) md_had_collect(ctx, in[i], &scal, &args);
@@ -995,6 +1018,8 @@ md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *ex)
         rows = ex->rows;
         cols = ex->cols;
     }
+    /* vec(A).^k = vec(A.^k): elementwise operations see through vec */
+    if (base->kind == MD_VEC && md_is_scalar(ex)) return md_vec_of(ctx, md_pow(ctx, base->args[0], ex));
     if (ex->kind == MD_NUM) {
         if (mpq_sgn(ex->q) == 0) return md_ones(ctx, rows, cols);
         if (mpq_cmp_ui(ex->q, 1, 1) == 0) return base;
@@ -1205,6 +1230,8 @@ md_expr *md_func(md_ctx *ctx, md_fn fn, md_expr *a)
         mpq_clears(x, y, NULL);
         if (r) return r;
     }
+    /* elementwise functions see through vec: f(vec(A)) = vec(f(A)) */
+    if (a->kind == MD_VEC) return md_vec_of(ctx, md_func(ctx, fn, a->args[0]));
     /* idempotent functions: abs(abs(x)) = abs(x) */
     if ((fi->flags & MD_FNF_IDEMPOTENT) && a->kind == MD_FUNC && a->ival == (int)fn) return a;
     return md_expr_make(ctx, MD_FUNC, a->rows, a->cols, fn, 0, 0, 1, &a, NULL);
@@ -1246,6 +1273,12 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         if (kind == MD_TR && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
         if (kind == MD_SUM && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
         if (kind == MD_TR && a->kind == MD_EYE) break;
+        /* sum, tr and the norms of a Kronecker product are products:
+           sum(kron(A, B)) = sum(A)*sum(B), tr(kron(A, B)) = tr(A)*tr(B) */
+        if (a->kind == MD_KRON && (kind != MD_TR || a->args[0]->rows == a->args[0]->cols))
+            return md_mul2(ctx, md_unary(ctx, kind, a->args[0]), md_unary(ctx, kind, a->args[1]));
+        /* sum(vec(A)) = sum(A), and its norms */
+        if (a->kind == MD_VEC && kind != MD_TR) return md_unary(ctx, kind, a->args[0]);
         /* linear (sum, tr) or absolutely homogeneous (norms): pull numbers and,
            for sum and tr, scalar factors out */
         if (a->kind == MD_MUL || a->kind == MD_ADD) {
@@ -1351,6 +1384,20 @@ md_expr *md_vec_of(md_ctx *ctx, md_expr *a)
     return md_raw1(ctx, MD_VEC, rows, MD_DIM_ONE, a);
 }
 
+md_expr *md_unvec(md_ctx *ctx, md_expr *v, int m, int n)
+{
+    /* a column or row is its own reshape; unvec(vec(M)) = M */
+    if (n == MD_DIM_ONE) return v;
+    if (m == MD_DIM_ONE) return md_trans(ctx, v);
+    if (md_is_zero(v)) return md_zero(ctx, m, n);
+    if (v->kind == MD_VEC && v->args[0]->rows == m && v->args[0]->cols == n) return v->args[0];
+    md_expr *sc, *core = md_scalar_out(ctx, v, &sc);
+    if (core != v) return md_mul2(ctx, sc, md_unvec(ctx, core, m, n));
+    /* M = (vec(I_n)' ⊗ I_m)(I_n ⊗ vec M) (Magnus and Neudecker) */
+    md_expr *In = md_eye(ctx, n);
+    return md_mul2(ctx, md_kron(ctx, md_trans(ctx, md_vec_of(ctx, In)), md_eye(ctx, m)), md_kron(ctx, In, v));
+}
+
 md_expr *md_kron(md_ctx *ctx, md_expr *a, md_expr *b)
 {
     int rows = md_ctx_dim_mul(ctx, a->rows, b->rows), cols = md_ctx_dim_mul(ctx, a->cols, b->cols);
@@ -1406,9 +1453,10 @@ md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
                                      : md_func(ctx, (md_fn)e->ival, a[0]);
         break;
     case MD_KRON: r = md_kron(ctx, a[0], a[1]); break;
+    case MD_COMM: r = md_comm(ctx, e->ival, e->aux); break;
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
-    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_COMM: case MD_NKINDS:
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_NKINDS:
         r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e;
         break;
     }
@@ -1417,7 +1465,7 @@ md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
 
 static md_expr *md_simplify_uncached(md_ctx *ctx, md_expr *e)
 {
-    if (e->nargs == 0) return e;
+    if (e->nargs == 0) return e->kind == MD_COMM ? md_rebuild(ctx, e, NULL) : e;
     md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
     for (int i = 0; i < e->nargs; i++) a[i] = md_simplify(ctx, e->args[i]);
     md_expr *r = md_rebuild(ctx, e, a);

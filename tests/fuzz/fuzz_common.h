@@ -24,7 +24,8 @@
  *   - exit status 1 with no message: an input error must say where;
  *   - exit status 0 with no output;
  *   - for harnesses that ask for it (fuzz_grad), exit status 4 when the
- *     messages say "a gradient disagrees" with finite differences: a wrong
+ *     messages say "a gradient (derivative, second derivative) disagrees"
+ *     with finite differences: a wrong
  *     answer.  Exit 4 for a function with no point in its domain
  *     (log(-exp(x))) or an inconclusive check (too steep at every point
  *     tried, a gradient singular at every point, a variable swallowed by a
@@ -167,7 +168,7 @@ static void fuzz_err_free(fuzz_err *e)
 /*
  * One md_run of rq on the program, judged by the rules above; opts is the
  * matdiff command line that rq stands for (for the reproducer line).
- * check_is_bug: exit 4 with "a gradient disagrees" is a bug.  Returns the
+ * check_is_bug: exit 4 with "... disagrees with finite differences" is a bug.  Returns the
  * exit status for harnesses that do more with the result.
  */
 static int fuzz_md_run(const md_request *rq, const char *opts, int check_is_bug, const uint8_t *prog,
@@ -182,8 +183,10 @@ static int fuzz_md_run(const md_request *rq, const char *opts, int check_is_bug,
     if (rc < 0 || rc > MD_EXIT_CHECK) fuzz_fail("unknown exit status", opts, prog, len, e.s, os);
     if (rc == MD_EXIT_INPUT && e.len == 0) fuzz_fail("input error without a message (exit 1)", opts, prog, len, e.s, os);
     if (rc == MD_EXIT_OK && out->len == 0) fuzz_fail("success without output (exit 0)", opts, prog, len, e.s, os);
-    if (rc == MD_EXIT_CHECK && check_is_bug && e.s && strstr(e.s, "a gradient disagrees"))
-        fuzz_fail("--check: a gradient disagrees with finite differences (exit 4)", opts, prog, len, e.s, os);
+    /* "a gradient", "a derivative" (Jacobians), "a second derivative"
+       (Hessians) */
+    if (rc == MD_EXIT_CHECK && check_is_bug && e.s && strstr(e.s, "disagrees with finite differences"))
+        fuzz_fail("--check: a derivative disagrees with finite differences (exit 4)", opts, prog, len, e.s, os);
     fuzz_err_free(&e);
     return rc;
 }

@@ -8,7 +8,10 @@
  *     bit 1  --standalone (with latex: a whole document)
  *     bit 2  --transpose T (^T instead of ^\top)
  *     bit 3  --hadamard odot
+ *     bit 4  --order 2 (the derivation of the Hessian blocks)
  *
+ * A vector or matrix function gets the derivation of its Jacobian
+ * (d vec F through the vec identities of md_vec_step).
  * --steps has its own machinery (steps.c): it substitutes names for
  * the arguments of the outermost norms, sums and traces, writes the
  * function in Frobenius form, and rewrites `a : e` one identity at a time
@@ -42,6 +45,7 @@ static void one(const uint8_t *data, size_t size)
     }
     if (mode & 4) rq.style.transpose_T = 1, strcat(opts, " --transpose T");
     if (mode & 8) rq.style.odot = 1, strcat(opts, " --hadamard odot");
+    if (mode & 16) rq.order = 2, strcat(opts, " --order 2");
     md_buf out = {0};
     fuzz_md_run(&rq, opts, 0, data + 1, size - 1, &out);
     md_buf_free(&out);

@@ -25,6 +25,7 @@ Needs Python 3 and numpy only (Debian: python3-numpy).
 import argparse
 import os
 import random
+import re
 import shlex
 import subprocess
 import sys
@@ -211,8 +212,25 @@ def is_sc(sh):
     return sh[0] == '1' and sh[1] == '1'
 
 
+def dmul(*ds):
+    """the product of intended dimensions ('n', 'n*p', '1'), canonical: sorted factors"""
+    fs = sorted(f for d in ds for f in d.split('*') if f != '1')
+    return '*'.join(fs) if fs else '1'
+
+
+def dsplits(d):
+    """ways to write d as a product a*b (ordered; a or b may be 1)"""
+    fs = [f for f in d.split('*') if f != '1']
+    out = set()
+    for mask in range(1 << len(fs)):
+        a = [f for i, f in enumerate(fs) if mask >> i & 1]
+        b = [f for i, f in enumerate(fs) if not mask >> i & 1]
+        out.add((dmul(*a), dmul(*b)))
+    return sorted(out)
+
+
 class Gen:
-    def __init__(self, rng, maxdepth=None):
+    def __init__(self, rng, maxdepth=None, newb=False):
         self.rng = rng
         nd = rng.choice([1, 2, 2, 3, 3])
         self.dims = rng.sample(DIM_NAMES, nd)
@@ -223,6 +241,18 @@ class Gen:
         self.assigned = {}     # (gshape, need) -> [ref nodes]
         self.depth = maxdepth if maxdepth is not None else rng.choice([2, 3, 4, 4, 5])
         self.p_assign = rng.choice([0.0, 0.05, 0.12])
+        # newb: the Magnus-Neudecker built-ins (vec, kron, commutation) and product
+        # dimensions (eye(n*p), vector(c, n*p), ...); off for the gradient kind, whose
+        # programs stay what they were for a seed
+        self.newb = newb
+        self.pdims = []
+        self.pprob = 0.0
+        self.wnew = 0.0
+        if newb:
+            allp = sorted(set(dmul(a, b) for a in self.dims for b in self.dims))
+            self.pdims = rng.sample(allp, min(len(allp), rng.choice([1, 2])))
+            self.pprob = rng.choice([0.05, 0.12, 0.2])
+            self.wnew = rng.choice([0.5, 1.0, 1.5])
 
     # ---------------------------------------------------------- names
     def fresh(self, pool):
@@ -287,6 +317,8 @@ class Gen:
 
     # ---------------------------------------------------------- helpers
     def rdim(self):
+        if self.newb and self.rng.random() < self.pprob:
+            return self.rng.choice(self.pdims)
         return self.rng.choice(self.dims)
 
     def rshape(self):
@@ -377,6 +409,16 @@ class Gen:
         if sc:
             opts += [('reduce', 6), ('spow', 2), ('num', 0.5), ('sspecial', 1),
                      ('ones', 0.7), ('det', 1), ('logdet', 1), ('quad', 1.5)]
+        if self.newb:
+            w = self.wnew
+            if c == '1' and r != '1':
+                opts += [('vec', w * (1.5 if '*' in r else 0.3))]
+            if not sc:
+                opts += [('kron', w)]
+            if '*' in r:
+                opts += [('comm', w * 0.8)]
+            if sc:
+                opts += [('vecdot', w * 0.7)]
         kind = weighted(rng, opts)
         nd = getattr(self, 'p_' + kind)(sh, d - 1)
         return self.finish(nd, sh)
@@ -422,6 +464,51 @@ class Gen:
             return call(self.func(), z, nprime=rng.choice([0, 0, 1]))
         return call(act, z)
 
+    def p_vec(self, sh, d):
+        r = sh[0]
+        a, b = self.rng.choice(dsplits(r))
+        return call('vec', self.gen((a, b), d))
+
+    def p_kron(self, sh, d):
+        r, c = sh
+        r1, r2 = self.rng.choice(dsplits(r))
+        c1, c2 = self.rng.choice(dsplits(c))
+        return call('kron', self.gen((r1, c1), d), self.gen((r2, c2), d))
+
+    def comm(self, r):
+        a, b = self.rng.choice([x for x in dsplits(r) if x[0] != '1' and x[1] != '1'])
+        nd = const('commutation', None, [a, b])
+        nd.gshape = (r, r)
+        return nd
+
+    def p_comm(self, sh, d):
+        r, c = sh
+        K = self.comm(r)
+        if r == c and self.rng.random() < 0.3:
+            return K
+        return N('*', [K, self.gen((r, c), d)])
+
+    def p_vecdot(self, sh, d):
+        # vec(A)'*vec(B), vec(A)'*K*vec(B), x'*kron(A, B)*y: scalars through the new built-ins
+        rng = self.rng
+        k, j = self.rdim(), self.rdim()
+        P = dmul(k, j)
+        if rng.random() < 0.5:
+            a = call('vec', self.gen((k, j), d))
+            b = call('vec', self.gen((k, j), d))
+            mid = [self.comm(P)] if '*' in P and rng.random() < 0.3 else []
+            if mid and rng.random() < 0.5:
+                b = call('vec', self.gen((j, k), d))
+            e = N('T', [a])
+            for m in mid:
+                e = N('*', [e, m])
+            return N('*', [e, b])
+        k2, j2 = self.rdim(), self.rdim()
+        M = call('kron', self.gen((k, k2), d), self.gen((j, j2), d))
+        x = self.gen((P, '1'), d)
+        y = self.gen((dmul(k2, j2), '1'), d)
+        return N('*', [N('*', [N('T', [x]), M]), y])
+
     def p_quad(self, sh, d):
         k = self.rdim()
         j = self.rdim() if self.rng.random() < 0.5 else k
@@ -463,6 +550,8 @@ class Gen:
     def p_prod(self, sh, d):
         r, c = sh
         k = self.rng.choice(self.dims + ['1'])
+        if self.newb and self.rng.random() < self.pprob:
+            k = self.rng.choice(self.pdims)
         if self.rng.random() < 0.15 and r != '1' and c == '1':
             # A*vector(1) / inferred constant in a product
             a = self.gen((r, k if k != '1' else self.rdim()), d)
@@ -767,6 +856,7 @@ class GProgram:
         self.extras = extras
         self.final_assign = final_assign
         self.decl_seed = gen.rng.random()
+        self.newb = gen.newb
 
     def used_refs(self):
         """assignment names reachable from the function and extras, in definition order"""
@@ -793,8 +883,9 @@ class GProgram:
                 if y.op == 'call':
                     if y.name in self.funcs and y.name not in used_funcs:
                         used_funcs.append(y.name)
-                    if y.name in ('vector', 'matrix', 'eye') and y.text:
-                        exdims.update(y.text)
+                    if y.name in ('vector', 'matrix', 'eye', 'commutation') and y.text:
+                        for t in y.text:
+                            exdims.update(t.split('*'))
         drng = random.Random(self.decl_seed)
         decl = {}
         for n in used_vars:
@@ -808,9 +899,15 @@ class GProgram:
                     decl[n] = 'plain'
             elif must or drng.random() < 0.4:
                 decl[n] = 'dims' if drng.random() < 0.6 else 'plain'
+            if self.newb and v.kind in ('vector', 'matrix') and drng.random() < 0.85:
+                # named dimensions keep products of inferred ones from being ambiguous
+                decl[n] = 'dims'
+            if any('*' in x for x in v.dims) and n in decl and drng.random() < 0.5:
+                decl[n] = 'plain'      # a product dimension declared (x(n*p)) or inferred
         extra_decls = []
         for dname in sorted(exdims):
-            carriers = [n for n in used_vars if dname in self.vars[n].dims]
+            carriers = [n for n in used_vars if dname in self.vars[n].dims
+                        and not any('*' in x for x in self.vars[n].dims)]
             if any(decl.get(n) == 'dims' for n in carriers):
                 continue
             if carriers:
@@ -946,6 +1043,14 @@ def positivity_needs(prog):
             if f == 'diag' and need in ('pos', 'pd'):
                 visit(nd.kids[0], 'pos')
                 return
+            if f == 'vec' and need:
+                visit(nd.kids[0], 'pos')
+                return
+            if f == 'kron' and need:
+                # kron(A, B) is positive (definite) when A and B are
+                for k in nd.kids:
+                    visit(k, 'pos' if need == 'pos' or prog.is_scalar(k.shape) else 'pd')
+                return
             if f == 'sqrt' and need:
                 visit(nd.kids[0], 'pos')
                 return
@@ -961,8 +1066,8 @@ def positivity_needs(prog):
 class Point:
     """Random data for the variables of an input program."""
 
-    def __init__(self, prog, rng, scale=1.0, extra_pos=(), extra_pd=()):
-        self.sizes = lang.assign_sizes(prog, rng)
+    def __init__(self, prog, rng, scale=1.0, extra_pos=(), extra_pd=(), hi=5):
+        self.sizes = lang.assign_sizes(prog, rng, hi=hi)
         pos, pd, bnd = positivity_needs(prog)
         pos |= set(extra_pos)
         pd |= set(extra_pd)
@@ -1003,6 +1108,8 @@ class Checker:
         self.matdiff = matdiff
         self.tol = tol
         self.verbose = verbose
+        self.hi = 5            # largest size of a dimension at the points drawn
+        self.vk_errors = False  # accept an error for derivatives through vec/kron
 
     # ------------------------------------------------------------ helpers
     def fvalue(self, prog, pt, values=None):
@@ -1011,7 +1118,7 @@ class Checker:
 
     def draw_point(self, prog, rng, need_grad_finite=True):
         for t in range(12):
-            pt = Point(prog, rng, scale=0.6 ** t)
+            pt = Point(prog, rng, scale=0.6 ** t, hi=self.hi)
             try:
                 v = self.fvalue(prog, pt)
             except EvalError:
@@ -1200,6 +1307,364 @@ class Checker:
             return 'flaky', info
         return 'ok', info
 
+    # ------------------------------------------------------------ Jacobians and Hessians
+    def run_read(self, args, text, wrt, prog, rng, vk, what):
+        """Run matdiff with --wrt in one of its spellings; -> (status or None, outp, wrt, info).
+        vk: some variable of wrt occurs inside vec() or kron() of the function.  The page
+        says derivatives pass through vec and kron; with --veckron-errors (what an earlier
+        page said: 'an error says so') exit 1 with a located error message mentioning
+        vec/kron is a pass ('veckron-error') instead."""
+        args = list(args)
+        if wrt is not None:
+            form = rng.random()
+            if form < 0.6:
+                args = ['--wrt', ','.join(wrt)] + args
+            elif form < 0.8:
+                args = ['-w', ','.join(wrt)] + args
+            else:
+                for x in wrt:
+                    args += ['-w', x]
+        cmd, rc, out, err = run_matdiff(self.matdiff, args, text)
+        self.last_cmd, self.last_out = cmd, out + ('\n[stderr]\n' + err if err.strip() and rc != 0 else '')
+        info = {'cmd': cmd, 'stdout': out, 'stderr': err}
+        if rc is None:
+            raise Failure('timeout', 'matdiff timed out', True)
+        first = (err.strip().splitlines() or [''])[0]
+        if rc == 1 and first and not re.match(r'^<(cmdline|stdin)>(:\d+:\d+)?: error: ', first):
+            raise Failure('unclean-error', 'exit 1 without a located error message: ' + first)
+        if rc == 1:
+            if vk and self.vk_errors:
+                if re.match(r'^<cmdline>:\d+:\d+: error: ', first) and ('vec' in first or 'kron' in first) \
+                        and not out.strip():
+                    return 'veckron-error', None, wrt, info
+                raise Failure('veckron-unclean', 'a derivative through vec/kron: exit 1 but not the '
+                              'clean located error the page describes: ' + first)
+            raise Failure('rejected', 'matdiff rejects a program the independent parser accepts%s: %s'
+                          % (' (a derivative through vec/kron)' if vk else '', first))
+        if rc != 0:
+            raise Failure('exit%d' % rc, 'matdiff exit %d: %s' % (rc, err.strip()[:300]))
+        try:
+            outp = lang.Program(out)
+        except LangError as e:
+            raise Failure('readback-parse', 'printed %s does not parse: %s' % (what, e))
+        if wrt is None:
+            wrt = header_vars(out)
+            if wrt != prog.var_order:
+                raise Failure('default-wrt', 'default variables %s, expected (order of appearance) %s'
+                              % (wrt, prog.var_order))
+        for name in outp.var_order:
+            if name not in prog.vars and name not in wrt:
+                raise Failure('readback-var', 'printed text has variable %s not in the input' % name)
+            if name in prog.vars and outp.vars[name].kind != prog.vars[name].kind:
+                raise Failure('readback-kind', 'printed text reads %s as a %s, the input has a %s'
+                              % (name, outp.vars[name].kind, prog.vars[name].kind))
+        return None, outp, wrt, info
+
+    def points(self, prog, rng, at):
+        """The 2-of-3 rule: at(pt) -> {key: [failure details]} at each of up to 3 points;
+        -> 'ok' / 'flaky' / 'nodomain', or raises the Failure of a key failing at 2."""
+        fails = {}
+        npts = 0
+        kinds = {}
+        for attempt in range(3):
+            pt = self.draw_point(prog, rng)
+            if pt is None:
+                if attempt == 0:
+                    return 'nodomain'
+                continue
+            npts += 1
+            for key, (fk, detail) in at(pt).items():
+                fails.setdefault(key, []).append(detail)
+                kinds[key] = fk
+            if attempt == 0 and not fails:
+                return 'ok'
+        bad = {k: d for k, d in fails.items() if len(d) >= 2}
+        if bad:
+            k = sorted(bad)[0]
+            raise Failure(kinds[k], '%s wrong at %d of %d points: %s' % (k, len(bad[k]), npts, bad[k][0]))
+        return 'flaky' if fails else 'ok'
+
+    def absent_values(self, out, wrt, prog, pt, sz):
+        values = dict(pt.values)
+        for X in wrt:
+            if X in prog.vars:
+                continue
+            kind = out.vars[X].kind if X in out.vars else lang.default_kind(X)
+            if kind != lang.default_kind(X):
+                raise Failure('absent-var', '%s (not in the program) printed as a %s' % (X, kind))
+            if X in out.vars:
+                sh = []
+                for i, dd in enumerate(out.vars[X].shape):
+                    try:
+                        sh.append(sz.get(dd))
+                    except EvalError:
+                        sz.set(dd, 3 + i)
+                        sh.append(3 + i)
+                values[X] = np.zeros(sh)
+            else:
+                values[X] = np.zeros((1, 1))
+        return values
+
+    def vec_fd(self, prog, pt, X, D, expect, fscale):
+        """Central differences of vec(F) along D (Richardson), compared with expect (a
+        vector); -> (status, err, fd, expect)."""
+        fidx = {f: i for i, f in enumerate(prog.funcs)}
+        base = pt.values[X]
+        vals = dict(pt.values)
+        s = max(1.0, float(np.max(np.abs(base))))
+
+        def F(h):
+            vals[X] = base + h * D
+            return lang.vec(lang.evaluate(prog, prog.function, pt.sizes, vals, fidx))[:, 0]
+
+        cache = {}
+
+        def est(j):
+            if j not in cache:
+                h = s * 10.0 ** (-j)
+                with np.errstate(all='ignore'):
+                    g1 = (F(h) - F(-h)) / (2 * h)
+                    g2 = (F(h / 2) - F(-h / 2)) / h
+                    cache[j] = (4 * g2 - g1) / 3
+            return cache[j]
+
+        floor = 1e-7 * (1 + fscale)
+        emax = float(np.max(np.abs(expect))) if expect.size else 0.0
+
+        def err(e):
+            if not np.all(np.isfinite(e)):
+                return np.inf
+            return float(np.max(np.abs(e - expect))) / max(float(np.max(np.abs(e))), emax, floor)
+
+        for j in (2, 3, 1, 4, 5, 6, 7, 8):
+            if err(est(j)) <= self.tol:
+                return 'ok', err(est(j)), est(j), expect
+        js = list(range(1, 9))
+        errs = [err(est(j)) for j in js]
+        best = int(np.argmin(errs))
+        for i in range(len(js) - 1):
+            a, b = est(js[i]), est(js[i + 1])
+            if np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and errs[i] > self.tol and \
+                    float(np.max(np.abs(a - b))) <= 1e-7 * max(float(np.max(np.abs(a))),
+                                                              float(np.max(np.abs(b))), floor):
+                return 'fail', errs[i], est(js[i]), expect
+        return 'inconclusive', errs[best], est(js[best]), expect
+
+    def jac_at(self, prog, out, wrt, pt, rng, jnodes):
+        """All printed derivatives of a vector/matrix function at one point, column by column
+        against central differences; -> {X: (failure kind, detail)}"""
+        fidx = {f: i for i, f in enumerate(prog.funcs)}
+        try:
+            sz = lang.bind_sizes(out, pt.values)
+        except EvalError as e:
+            raise Failure('readback-shape', 'output variables do not take the input shapes: %s' % e)
+        values = self.absent_values(out, wrt, prog, pt, sz)
+        F0 = self.fvalue(prog, pt)
+        fscale = float(np.max(np.abs(F0)))
+        res = {}
+        for X in wrt:
+            try:
+                J = lang.evaluate(out, jnodes[X], sz, values, fidx)
+            except EvalError as e:
+                raise Failure('readback-eval', 'cannot evaluate printed derivative of %s: %s' % (X, e))
+            xv = values[X]
+            exp = jac_shape(F0.shape, xv.shape)
+            if J.shape != exp:
+                raise Failure('jac-shape', 'printed derivative of F (%dx%d) by %s (%dx%d) is %dx%d, the '
+                              'documented convention makes it %dx%d' % (F0.shape + (X,) + xv.shape + J.shape + exp))
+            if X not in prog.vars:
+                if np.any(J != 0):
+                    raise Failure('absent-var', 'derivative by %s (not in the program) is not 0' % X)
+                continue
+            if not np.all(np.isfinite(J)):
+                continue
+            # as a (size F) x (size X) matrix, d vec(F) = Jm d vec(X)
+            if F0.shape == (1, 1):
+                Jm = lang.vec(J).T
+            elif xv.shape == (1, 1):
+                Jm = lang.vec(J)
+            else:
+                Jm = J
+            sym = prog.vars[X].kind == 'symmetric'
+            n = xv.shape[0]
+            if sym:
+                K = lang.commutation(n, n)
+                d = float(np.max(np.abs(Jm - Jm @ K)))
+                if d > 1e-9 * (1 + float(np.max(np.abs(Jm)))):
+                    res[X] = ('jac-sym', 'printed derivative by symmetric %s is not J N = (J + J K)/2 '
+                              '(max |J - J K| = %.3g)' % (X, d))
+                    continue
+                dirs = []
+                for j in range(n):
+                    for i in range(j, n):
+                        D = np.zeros((n, n))
+                        D[i, j] = D[j, i] = 1.0
+                        dirs.append(('(%d,%d)+(%d,%d)' % (i, j, j, i) if i != j else '(%d,%d)' % (i, j), D))
+            else:
+                dirs = []
+                for j in range(xv.size):
+                    D = np.zeros(xv.size)
+                    D[j] = 1.0
+                    dirs.append(('column %d' % j, D.reshape(xv.shape, order='F')))
+            if len(dirs) > 30:
+                dirs = rng.sample(dirs, 30)
+            worst = None
+            for label, D in dirs:
+                expect = (Jm @ lang.vec(D))[:, 0]
+                st = self.vec_fd(prog, pt, X, D, expect, fscale)
+                if st[0] == 'fail':
+                    e, g = st[2], st[3]
+                    k = int(np.argmax(np.abs(e - g)))
+                    worst = ('jacobian', 'd vec(F)/d vec(%s)\', %s: rel err %.3g; at row %d finite '
+                             'differences give %.12g, the printed derivative %.12g'
+                             % (X, label, st[1], k, e[k], g[k]))
+                    break
+            if worst:
+                res[X] = worst
+        return res
+
+    def check_jacobian(self, text, wrt, prog, rng, vk=False):
+        st, outp, wrt, info = self.run_read([], text, wrt, prog, rng, vk, 'derivative')
+        if st:
+            return st
+        jnodes = {}
+        if len(wrt) == 1:
+            if not outp.exprs:
+                raise Failure('readback-form', 'single derivative is not a bare expression')
+            jnodes[wrt[0]] = outp.exprs[-1]
+        else:
+            for X in wrt:
+                g = grad_name(X, prog)
+                if g not in outp.assigns:
+                    raise Failure('gradname', 'no line %s = ... for %s' % (g, X))
+                jnodes[X] = outp.assigns[g]
+        return self.points(prog, rng, lambda pt: self.jac_at(prog, outp, wrt, pt, rng, jnodes))
+
+    def mixed_fd(self, prog, pt, X, Y, u, v, expect, f0):
+        """(f(x+hu+hv) - f(x+hu-hv) - f(x-hu+hv) + f(x-hu-hv))/4h^2, Richardson, against
+        expect = u'Hv; -> (status, err, fd, expect)"""
+        fidx = {f: i for i, f in enumerate(prog.funcs)}
+        bx, by = pt.values[X], pt.values[Y]
+        vals = dict(pt.values)
+        s = max(1.0, float(np.max(np.abs(bx))), float(np.max(np.abs(by))))
+
+        def F(a, b):
+            if X == Y:
+                vals[X] = bx + a * u + b * v
+            else:
+                vals[X] = bx + a * u
+                vals[Y] = by + b * v
+            return lang.evaluate(prog, prog.function, pt.sizes, vals, fidx)[0, 0]
+
+        def g(h):
+            return (F(h, h) - F(h, -h) - F(-h, h) + F(-h, -h)) / (4 * h * h)
+
+        cache = {}
+
+        def est(j):
+            if j not in cache:
+                h = s * 10.0 ** (-j)
+                with np.errstate(all='ignore'):
+                    cache[j] = (4 * g(h / 2) - g(h)) / 3
+            return cache[j]
+
+        floor = 1e-6 * (1 + abs(f0))
+
+        def err(e):
+            if not np.isfinite(e):
+                return np.inf
+            return abs(e - expect) / max(abs(e), abs(expect), floor)
+
+        for j in (2, 1, 3, 4, 5):
+            if err(est(j)) <= self.tol:
+                return 'ok', err(est(j)), est(j), expect
+        js = [1, 2, 3, 4, 5]
+        errs = [err(est(j)) for j in js]
+        best = int(np.argmin(errs))
+        for i in range(len(js) - 1):
+            a, b = est(js[i]), est(js[i + 1])
+            if np.isfinite(a) and np.isfinite(b) and errs[i] > self.tol and \
+                    abs(a - b) <= 1e-6 * max(abs(a), abs(b), floor):
+                return 'fail', errs[i], a, expect
+        return 'inconclusive', errs[best], est(js[best]), expect
+
+    def hess_at(self, prog, out, wrt, pt, rng, hnodes):
+        fidx = {f: i for i, f in enumerate(prog.funcs)}
+        try:
+            sz = lang.bind_sizes(out, pt.values)
+        except EvalError as e:
+            raise Failure('readback-shape', 'output variables do not take the input shapes: %s' % e)
+        f0 = float(self.fvalue(prog, pt)[0, 0])
+        Hs = {}
+        res = {}
+        for (X, Y), node in hnodes.items():
+            key = 'H_%s_%s' % (X, Y)
+            try:
+                H = lang.evaluate(out, node, sz, pt.values, fidx)
+            except EvalError as e:
+                raise Failure('readback-eval', 'cannot evaluate printed Hessian block %s: %s' % (key, e))
+            xv, yv = pt.values[X], pt.values[Y]
+            exp = (xv.size, yv.size)
+            if H.shape != exp:
+                raise Failure('hess-shape', 'printed block %s is %dx%d; d2f/d vec(%s) d vec(%s)\' is %dx%d'
+                              % ((key,) + H.shape + (X, Y) + exp))
+            Hs[X, Y] = H
+            if not np.all(np.isfinite(H)):
+                continue
+            symx = prog.vars[X].kind == 'symmetric'
+            symy = prog.vars[Y].kind == 'symmetric'
+            if symx or symy:
+                NX = (np.eye(xv.size) + lang.commutation(*xv.shape)) / 2 if symx else np.eye(xv.size)
+                NY = (np.eye(yv.size) + lang.commutation(*yv.shape)) / 2 if symy else np.eye(yv.size)
+                d = float(np.max(np.abs(H - NX @ H @ NY)))
+                if d > 1e-9 * (1 + float(np.max(np.abs(H)))):
+                    res[key] = ('hess-sym', 'block %s of symmetric %s is not projected on both sides '
+                                '(max |H - N H N| = %.3g)' % (key, ' and '.join(sorted({X, Y} & {
+                                    n for n in (X, Y) if prog.vars[n].kind == 'symmetric'})), d))
+                    continue
+            for _ in range(3):
+                u = rng_uniform(rng, xv.shape, -1, 1)
+                v = rng_uniform(rng, yv.shape, -1, 1)
+                if symx:
+                    u = (u + u.T) / 2
+                if symy:
+                    v = (v + v.T) / 2
+                expect = float((lang.vec(u).T @ H @ lang.vec(v))[0, 0])
+                st = self.mixed_fd(prog, pt, X, Y, u, v, expect, f0)
+                if st[0] == 'fail':
+                    res[key] = ('hessian', "u'*%s*v: rel err %.3g: second differences of f %.12g, "
+                                'the printed block gives %.12g' % (key, st[1], st[2], st[3]))
+                    break
+        for (X, Y), H in Hs.items():
+            if (Y, X) in Hs and X != Y and wrt.index(X) < wrt.index(Y):
+                H2 = Hs[Y, X]
+                d = float(np.max(np.abs(H - H2.T))) if H.shape == H2.T.shape else np.inf
+                if d > 1e-9 * (1 + float(np.max(np.abs(H)))):
+                    res['H_%s_%s/H_%s_%s' % (X, Y, Y, X)] = (
+                        'hess-transpose', 'blocks H_%s_%s and H_%s_%s are not transposes of each other '
+                        '(max diff %.3g)' % (X, Y, Y, X, d))
+        return res
+
+    def check_hessian(self, text, wrt, prog, rng, vk=False):
+        st, outp, wrt, info = self.run_read(['--order', '2'], text, wrt, prog, rng, vk, 'Hessian')
+        if st:
+            return st
+        if any(X not in prog.vars for X in wrt):
+            raise Failure('internal', 'hessian wrt %s: not all in the program' % wrt)
+        hnodes = {}
+        if len(wrt) == 1:
+            if not outp.exprs:
+                raise Failure('readback-form', 'single Hessian is not a bare expression')
+            hnodes[wrt[0], wrt[0]] = outp.exprs[-1]
+        else:
+            for X in wrt:
+                for Y in wrt:
+                    h = hess_name(X, Y, prog)
+                    if h not in outp.assigns:
+                        raise Failure('hessname', 'no line %s = ... for the block by %s and %s' % (h, X, Y))
+                    hnodes[X, Y] = outp.assigns[h]
+        return self.points(prog, rng, lambda pt: self.hess_at(prog, outp, wrt, pt, rng, hnodes))
+
     # ------------------------------------------------------------ simplify test
     def check_simplify(self, text, prog, rng):
         cmd, rc, out, err = run_matdiff(self.matdiff, ['-s'], text)
@@ -1299,8 +1764,9 @@ def check_header(prog, out):
         slots += list(zip(dims, mine))
     for i in range(len(slots)):
         for j in range(i + 1, len(slots)):
-            same_h = slots[i][0] == slots[j][0]
-            same_m = lang.find(slots[i][1]) is lang.find(slots[j][1])
+            # a product dimension (n*p) is the same as p*n
+            same_h = sorted(slots[i][0].split('*')) == sorted(slots[j][0].split('*'))
+            same_m = lang.dkey(slots[i][1]) == lang.dkey(slots[j][1])
             if same_h != same_m:
                 return 'header dims %s/%s: header says %s, independent inference says %s' % (
                     slots[i][0], slots[j][0], 'equal' if same_h else 'different',
@@ -1308,11 +1774,71 @@ def check_header(prog, out):
     return None
 
 
+def jac_shape(fsh, xsh):
+    """The documented shape of d vec(F)/d vec(X)': the gradient (X's shape) for a scalar F,
+    F's shape for a scalar X, else (size of F) x (size of X)."""
+    if fsh == (1, 1):
+        return xsh
+    if xsh == (1, 1):
+        return fsh
+    return (fsh[0] * fsh[1], xsh[0] * xsh[1])
+
+
+def hess_name(X, Y, prog):
+    h = 'H_%s_%s' % (X, Y)
+    while h in prog.vars or h in prog.funcs or h in prog.assigns:
+        h += '_'
+    return h
+
+
+def veckron_vars(prog):
+    """Variables of the function that occur inside an argument of vec() or kron()"""
+    locked = set()
+    seen = set()
+
+    def allvars(nd):
+        for y in lang_walk(nd):
+            if y.op == 'var':
+                locked.add(y.name)
+
+    def visit(nd):
+        if id(nd) in seen:
+            return
+        seen.add(id(nd))
+        if nd.op == 'ref':
+            visit(nd.target)
+            return
+        if nd.op == 'call' and nd.name in ('vec', 'kron'):
+            for k in nd.kids:
+                allvars(k)
+        for k in nd.kids:
+            visit(k)
+
+    visit(prog.function)
+    return locked
+
+
+def lang_walk(nd):
+    """all nodes of a parsed expression, through named expressions"""
+    out, stack, seen = [], [nd], set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        out.append(x)
+        stack.extend(x.kids)
+        if x.op == 'ref':
+            stack.append(x.target)
+    return out
+
+
 def header_vars(out):
     line = out.splitlines()[0] if out else ''
     if line.startswith('# d/d'):
         return [line[5:].split(' ', 1)[0]]
-    if line.startswith('# gradient of ') and ' with respect to ' in line:
+    if (line.startswith('# gradient of ') or line.startswith('# derivative of ') or
+            line.startswith('# Hessian of ')) and ' with respect to ' in line:
         rest = line.rsplit(' with respect to ', 1)[1]
         rest = rest.split('   (')[0]
         return [x.strip() for x in rest.split(',')]
@@ -1323,16 +1849,53 @@ def header_vars(out):
 
 DEPTH = None
 
+# The kinds of test and their shares of a run (--kinds picks some; the shares of those
+# picked are renormalised).  grad: a scalar function's gradients (and -s); jac: a vector or
+# matrix function's d vec(F)/d vec(X)' (and sometimes -s); hess: --order 2 of a scalar
+# function by one or two variables; vgrad: gradients of scalar functions that use vec, kron,
+# commutation and product dimensions.
+KIND_SHARE = {'grad': 0.68, 'jac': 0.15, 'hess': 0.11, 'vgrad': 0.06}
 
-def make_case(seed):
+
+def pick_kind(seed, kinds):
+    if len(kinds) == 1:
+        return kinds[0]
+    x = random.Random(seed * 7 + 12345).random() * sum(KIND_SHARE[k] for k in kinds)
+    for k in kinds:
+        x -= KIND_SHARE[k]
+        if x <= 0:
+            return k
+    return kinds[-1]
+
+
+def make_case(seed, kind='grad'):
     rng = random.Random(seed)
-    g = Gen(rng, DEPTH)
-    simplify_only = rng.random() < 0.15
-    shape = ('1', '1')
-    if simplify_only:
-        shape = g.rshape()
-    gp = g.program(shape)
-    return gp, simplify_only, rng
+    if kind == 'grad':
+        g = Gen(rng, DEPTH)
+        simplify_only = rng.random() < 0.15
+        shape = ('1', '1')
+        if simplify_only:
+            shape = g.rshape()
+        gp = g.program(shape)
+        return gp, simplify_only, rng
+    depth = DEPTH if DEPTH is not None else rng.choice([2, 3, 3, 4])
+    if kind == 'jac':
+        g = Gen(rng, depth, newb=rng.random() < 0.8)
+        x = rng.random()
+        if g.newb and x < 0.12:
+            p = rng.choice(g.pdims)
+            shape = (p, '1') if rng.random() < 0.6 else (p, g.rdim())
+        elif x < 0.4:
+            shape = (g.rdim(), '1')
+        elif x < 0.55:
+            shape = ('1', g.rdim())
+        else:
+            shape = (g.rdim(), g.rdim())
+        return g.program(shape), False, rng
+    g = Gen(rng, depth, newb=kind == 'vgrad' or rng.random() < 0.5)
+    if kind == 'vgrad':
+        g.wnew *= 2
+    return g.program(('1', '1')), False, rng
 
 
 def choose_wrt(prog, rng):
@@ -1353,13 +1916,59 @@ def choose_wrt(prog, rng):
     return sub
 
 
-def test_case(checker, text, prog, rng, wrt, simplify_only, do_simplify=True):
-    """-> list of Failure (confirmed) and status strings"""
+def choose_wrt_new(prog, rng, mode, vk_errors=False):
+    """Variables for a Jacobian or Hessian test.  The page says derivatives pass through vec()
+    and kron(); a variable inside them is chosen often.  With vk_errors (an earlier page:
+    such derivatives are an error) mostly variables outside them, and now and then one inside
+    (then a clean error or a right answer passes).  -> (wrt or None for matdiff's default,
+    vk: a variable of wrt is inside vec()/kron())"""
+    locked = veckron_vars(prog)
+    free = [n for n in prog.var_order if n not in locked]
+    inside = [n for n in prog.var_order if n in locked]
+    most = 2 if mode == 'hess' else 3
+    if not vk_errors:
+        if rng.random() < 0.12 and len(prog.var_order) <= most:
+            return None, bool(inside)
+        sub = rng.sample(prog.var_order, min(len(prog.var_order), rng.randint(1, most)))
+        if inside and not any(x in locked for x in sub) and rng.random() < 0.4:
+            sub[rng.randrange(len(sub))] = rng.choice(inside)
+    else:
+        if inside and (not free or rng.random() < 0.12):
+            sub = rng.sample(free, min(len(free), rng.randint(0, most - 1))) + [rng.choice(inside)]
+            rng.shuffle(sub)
+            return sub, True
+        if not free:
+            return [], False
+        if not inside and len(prog.var_order) <= most and rng.random() < 0.12:
+            return None, False
+        sub = rng.sample(free, min(len(free), rng.randint(1, most)))
+    if mode == 'jac' and rng.random() < 0.05:
+        cands = [n for n in ['z9', 'Q9', 'c9', 'ww', 'Zz', 'b0'] if n not in prog.vars
+                 and n not in prog.assigns and n not in prog.funcs]
+        if cands:
+            sub.insert(rng.randint(0, len(sub)), rng.choice(cands))
+    return sub, any(x in locked for x in sub)
+
+
+def test_case(checker, text, prog, rng, wrt, simplify_only, do_simplify=True, mode=None, vk=False):
+    """-> list of Failure (confirmed) and status strings.  mode: 'grad' (default; 'simplify'
+    when simplify_only), 'jac' or 'hess'."""
     fails = []
     st = []
-    if not simplify_only:
+    if mode is None:
+        mode = 'simplify' if simplify_only else 'grad'
+    checker.hi = 5 if mode in ('grad', 'simplify') else 4
+    if mode in ('grad', 'jac', 'hess', 'vgrad'):
         try:
-            s, info = checker.check_gradient(text, wrt, prog, rng)
+            if mode == 'grad':
+                s, info = checker.check_gradient(text, wrt, prog, rng)
+            elif mode == 'vgrad':
+                s, info = checker.check_gradient(text, wrt, prog, rng)
+                s = 'vgrad:' + s
+            elif mode == 'jac':
+                s = 'jac:' + checker.check_jacobian(text, wrt, prog, rng, vk)
+            else:
+                s = 'hess:' + checker.check_hessian(text, wrt, prog, rng, vk)
             st.append(s)
         except Failure as f:
             f.cmd, f.out = checker.last_cmd, checker.last_out
@@ -1373,7 +1982,7 @@ def test_case(checker, text, prog, rng, wrt, simplify_only, do_simplify=True):
     return fails, st
 
 
-def shrink(gp, wrt, simplify_only, checker, kind, seed, budget=300):
+def shrink(gp, wrt, simplify_only, checker, kind, seed, budget=300, mode=None):
     """Greedy reduction of a failing generated program (same failure kind)."""
     steps = [0]
 
@@ -1393,9 +2002,14 @@ def shrink(gp, wrt, simplify_only, checker, kind, seed, budget=300):
         if wrt is not None and w is None:
             gp.final, gp.extras = old
             return False
+        if mode in ('jac', 'hess', 'vgrad'):
+            if not prog.var_order or prog.is_scalar(prog.function.shape) != (mode != 'jac'):
+                gp.final, gp.extras = old
+                return False
+        vk = w is not None and any(x in veckron_vars(prog) for x in w)
         try:
             fl, _ = test_case(checker, text, prog, random.Random(seed), w, simplify_only,
-                              do_simplify=kind.startswith('simplify') or simplify_only)
+                              do_simplify=kind.startswith('simplify') or simplify_only, mode=mode, vk=vk)
         except (EvalError, LangError):
             fl = []
         if any(f.kind == kind for f in fl):
@@ -1486,21 +2100,41 @@ def main():
     ap.add_argument('--verbose', '-v', action='store_true')
     ap.add_argument('--log', help='append findings here')
     ap.add_argument('--depth', type=int, help='expression depth (default: random 2..5)')
+    ap.add_argument('--kinds', default='grad,jac,hess,vgrad',
+                    help='kinds of test to mix (default all): grad (gradients of scalar functions, and '
+                    '-s), jac (d vec(F)/d vec(X)\' of vector and matrix functions), hess (--order 2), '
+                    'vgrad (gradients of scalar functions with vec, kron, commutation)')
+    ap.add_argument('--order', type=int, choices=(1, 2), default=1,
+                    help='with --program: 2 checks the Hessian (--order 2)')
+    ap.add_argument('--veckron-errors', action='store_true',
+                    help='derivatives through vec() and kron() may be a clean error (exit 1), as an '
+                    'earlier page said; then they are mostly avoided')
     a = ap.parse_args()
+    kinds = [k for k in a.kinds.split(',') if k]
+    if not kinds or any(k not in KIND_SHARE for k in kinds):
+        ap.error('--kinds: a comma-separated list of grad, jac, hess, vgrad')
     if not os.access(a.matdiff, os.X_OK):
         print('indep.py: no matdiff at %s (build it, or give --matdiff)' % a.matdiff, file=sys.stderr)
         return 2
     global DEPTH
     DEPTH = a.depth
     checker = Checker(a.matdiff, verbose=a.verbose)
+    checker.vk_errors = a.veckron_errors
     logf = open(a.log, 'a') if a.log else None
 
     if a.program is not None:
         prog = lang.Program(a.program)
         wrt = a.wrt.split(',') if a.wrt else None
         rng = random.Random(a.seed)
+        scalar = prog.is_scalar(prog.function.shape)
+        mode = None
+        if prog.var_order and a.order == 2 and scalar:
+            mode = 'hess'
+        elif prog.var_order and not scalar and 'jac' in kinds:
+            mode = 'jac'
+        vk = any(x in veckron_vars(prog) for x in (wrt or prog.var_order))
         fails, st = test_case(checker, a.program, prog, rng, wrt,
-                              not prog.var_order or not prog.is_scalar(prog.function.shape))
+                              not prog.var_order or not scalar, mode=mode, vk=vk)
         for f in fails:
             report(f, sys.stdout)
         print('status:', st)
@@ -1516,7 +2150,8 @@ def main():
             break
         seed = a.seed * 1000003 + i
         n += 1
-        gp, simplify_only, rng = make_case(seed)
+        kind = pick_kind(seed, kinds)
+        gp, simplify_only, rng = make_case(seed, kind)
         try:
             text, used, _ = gp.render(seed)
             prog = lang.Program(text)
@@ -1531,11 +2166,26 @@ def main():
                 print('self: round trip differs:\n%s\n%s\n%s' % (text, lang.canon(prog.function),
                                                                  lang.canon(gp.final)))
             continue
-        if not prog.var_order or not prog.is_scalar(prog.function.shape):
-            simplify_only = True
-        wrt = None if simplify_only else choose_wrt(prog, rng)
+        mode, vk, do_simplify = None, False, True
+        if kind == 'grad':
+            if not prog.var_order or not prog.is_scalar(prog.function.shape):
+                simplify_only = True
+            wrt = None if simplify_only else choose_wrt(prog, rng)
+        else:
+            mode = kind
+            if not prog.var_order or prog.is_scalar(prog.function.shape) != (kind != 'jac'):
+                mode, simplify_only = 'simplify', True
+                wrt = None
+            elif kind == 'vgrad':
+                wrt = choose_wrt(prog, rng)
+            else:
+                wrt, vk = choose_wrt_new(prog, rng, kind, checker.vk_errors)
+                if wrt == []:
+                    mode, simplify_only = 'simplify', True
+                    wrt = None
+            do_simplify = mode == 'simplify' or (kind == 'jac' and rng.random() < 0.3)
         try:
-            fails, st = test_case(checker, text, prog, rng, wrt, simplify_only)
+            fails, st = test_case(checker, text, prog, rng, wrt, simplify_only, do_simplify, mode, vk)
         except (EvalError, LangError) as e:
             counts['self-eval'] = counts.get('self-eval', 0) + 1
             if a.verbose:
@@ -1550,15 +2200,17 @@ def main():
             counts['F:' + f.kind] = counts.get('F:' + f.kind, 0) + 1
             found += 1
             if not a.no_shrink and kinds_seen.get(f.kind, 0) < 5:
-                gp2 = shrink(gp, wrt, simplify_only, checker, f.kind, seed)
+                gp2 = shrink(gp, wrt, simplify_only, checker, f.kind, seed, mode=mode)
                 text2, _, _ = gp2.render(seed)
                 prog2 = lang.Program(text2)
                 w2 = None if wrt is None else [x for x in wrt if x in prog2.vars]
-                fl2, _ = test_case(checker, text2, prog2, random.Random(seed), w2, simplify_only)
+                vk2 = w2 is not None and any(x in veckron_vars(prog2) for x in w2)
+                fl2, _ = test_case(checker, text2, prog2, random.Random(seed), w2, simplify_only,
+                                   mode=mode, vk=vk2)
                 fl2 = [x for x in fl2 if x.kind == f.kind] or [f]
                 f = fl2[0]
             kinds_seen[f.kind] = kinds_seen.get(f.kind, 0) + 1
-            print('seed %d:' % seed)
+            print('seed %d (%s):' % (seed, mode or ('simplify' if simplify_only else 'grad')))
             report(f, sys.stdout)
             if logf:
                 logf.write('seed %d:\n' % seed)

@@ -363,11 +363,13 @@ class Program:
                 raise LangError('cannot declare %s' % name)
             dims = None
             if self.isop('('):
+                # matdiff's output declares product dimensions too (vector x(n*p)), as its
+                # sizes write them (eye(n*p))
                 self.next()
-                dims = [self.expect('name')[1]]
+                dims = [self.dimexpr()]
                 while self.isop(','):
                     self.next()
-                    dims.append(self.expect('name')[1])
+                    dims.append(self.dimexpr())
                 self.expect('op', ')')
             if kw == 'function':
                 if dims is not None:

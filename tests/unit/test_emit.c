@@ -181,6 +181,14 @@ static eprog *eload_opt(const char *text, int tolerant)
     for (int i = 0; i < p->n; i++) {
         p->wrt[i] = i;
         p->grads[i] = md_gradient(p->ctx, p->f, i);
+        if (!p->grads[i] && tolerant) {
+            /* a gradient through vec() or kron(): an input error */
+            free(p->wrt);
+            free(p->grads);
+            unload(p->t);
+            free(p);
+            return NULL;
+        }
         ck_assert_ptr_nonnull(p->grads[i]);
     }
     /* the gradients emitted are checked against finite differences too

@@ -442,6 +442,82 @@ START_TEST(test_common_factor)
 }
 END_TEST
 
+/* ---- the Kronecker algebra (md_kron, md_comm, md_vec_of) ---- */
+
+static md_expr *KRON(md_expr *p, md_expr *q)
+{
+    return RAW(MD_KRON, md_ctx_dim_mul(c, p->rows, q->rows), md_ctx_dim_mul(c, p->cols, q->cols), p, q);
+}
+static md_expr *VEC(md_expr *e) { return RAW(MD_VEC, md_ctx_dim_mul(c, e->rows, e->cols), MD_DIM_ONE, e); }
+static md_expr *COMM(int p, int q)
+{
+    int d = md_ctx_dim_mul(c, p, q);
+    return md_expr_make(c, MD_COMM, d, d, p, q, 0, 0, NULL, NULL);
+}
+
+START_TEST(test_kron_mixed_product)
+{
+    /* kron(A, B)*kron(C, S) = kron(A*C, B*S) */
+    simp_to(MUL(KRON(A, B), KRON(C, S)), md_kron(c, md_mul2(c, A, C), md_mul2(c, B, S)));
+    /* kron(A, B)' = kron(A', B') */
+    simp_to(T(KRON(A, M)), md_kron(c, md_trans(c, A), md_trans(c, M)));
+    /* inv(kron(A, B)) = kron(inv(A), inv(B)); scalars come out */
+    simp_to(MPOW(KRON(A, B), -1), md_kron(c, md_inv(c, A), md_inv(c, B)));
+    simp_to(KRON(MUL(num(2, 1), a, A), B), md_mul(c, 3, (md_expr *[]){num(2, 1), a, md_kron(c, A, B)}));
+    /* kron(eye, eye) = eye; kron(s, B) = s*B; kron(u', v) = v*u' */
+    simp_to(KRON(EYE(n), EYE(m)), md_eye(c, md_ctx_dim_mul(c, n, m)));
+    simp_to(KRON(a, A), md_mul2(c, a, A));
+    simp_to(KRON(T(x), y), md_mul2(c, y, md_trans(c, x)));
+}
+END_TEST
+
+START_TEST(test_commutation)
+{
+    /* K_nm*vec(M) = vec(M') numerically, K_nm' = inv(K_nm) = K_mn, K_mn*K_nm = eye */
+    same_value(MUL(COMM(n, m), VEC(M)), VEC(T(M)));
+    simp_to(T(COMM(n, m)), COMM(m, n));
+    simp_to(MPOW(COMM(n, n), -1), COMM(n, n));
+    simp_to(MUL(COMM(m, n), COMM(n, m)), md_eye(c, md_ctx_dim_mul(c, n, m)));
+    /* K_nm*vec(M) = vec(M') */
+    simp_to(MUL(COMM(n, m), VEC(M)), md_vec_of(c, md_trans(c, M)));
+    /* commutation(n, 1) = eye */
+    simp_to(COMM(n, MD_DIM_ONE), EYE(n));
+    /* kron(x', eye)*K = kron(eye, x') (x' 1 x n, eye m x m): vec(M'x) both ways */
+    simp_to(MUL(KRON(T(x), EYE(m)), COMM(n, m)), md_kron(c, EYE(m), md_trans(c, x)));
+}
+END_TEST
+
+START_TEST(test_vec_rules)
+{
+    /* vec of a column is itself, of a row its transpose; scalars come out */
+    simp_to(VEC(x), x);
+    simp_to(VEC(T(x)), x);
+    simp_to(VEC(MUL(num(3, 1), A)), md_mul2(c, num(3, 1), md_vec_of(c, A)));
+    /* diag(vec(A))*vec(B) = vec(A .* B) */
+    simp_to(MUL(RAW(MD_DIAGM, md_ctx_dim_mul(c, n, n), md_ctx_dim_mul(c, n, n), VEC(A)), VEC(B)),
+            md_vec_of(c, md_had2(c, A, B)));
+    /* vec(A) + vec(B) = vec(A + B); diag(u) + diag(v) = diag(u + v) */
+    simp_to(ADD(VEC(A), VEC(B)), md_vec_of(c, md_add2(c, A, B)));
+    simp_to(ADD(RAW(MD_DIAGM, n, n, x), RAW(MD_DIAGM, n, n, y)), md_unary(c, MD_DIAGM, md_add2(c, x, y)));
+    /* vector(1)'*diag(x) = x' */
+    simp_to(MUL(ONES(MD_DIM_ONE, n), RAW(MD_DIAGM, n, n, x)), md_trans(c, x));
+}
+END_TEST
+
+START_TEST(test_product_dimensions)
+{
+    /* n*m and m*n are one dimension; 1 is neutral; sizes multiply */
+    int nm = md_ctx_dim_mul(c, n, m);
+    ck_assert_int_eq(md_ctx_dim_mul(c, m, n), nm);
+    ck_assert_int_eq(md_ctx_dim_mul(c, MD_DIM_ONE, n), n);
+    ck_assert_int_eq(md_ctx_dim_mul(c, nm, n), md_ctx_dim_mul(c, n, md_ctx_dim_mul(c, n, m)));
+    ck_assert_str_eq(c->dims[nm].name, "n*m");
+    long sizes[16] = {1, 3, 5};
+    md_ctx_product_sizes(c, sizes);
+    ck_assert_int_eq(sizes[nm], 15);
+}
+END_TEST
+
 START_TEST(test_idempotent_on_mixed)
 {
     /* a bigger mixed expression through every rule at once */
@@ -475,6 +551,10 @@ static Suite *simplify_suite(void)
     tcase_add_test(t, test_transposes_to_leaves);
     tcase_add_test(t, test_zero_elimination);
     tcase_add_test(t, test_common_factor);
+    tcase_add_test(t, test_kron_mixed_product);
+    tcase_add_test(t, test_commutation);
+    tcase_add_test(t, test_vec_rules);
+    tcase_add_test(t, test_product_dimensions);
     tcase_add_test(t, test_idempotent_on_mixed);
     suite_add_tcase(s, t);
     return s;
