@@ -501,6 +501,46 @@ static md_expr *md_diag_selector(md_ctx *ctx, int n)
     return md_mul2(ctx, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, I)), md_kron(ctx, md_ones(ctx, n, MD_DIM_ONE), I));
 }
 
+/*
+ * A diagonal factor diag(u) (u holding dX) between L and R, straight to
+ * u where that is shorter than (R' ⊗ L) D:
+ *
+ *     L diag(u) r   = L diag(r) u                 r a column
+ *     l diag(u) R   = (R' diag(l') u)'            l a row: vec is R' diag(l') u
+ *     diag(u) R     = (u 1') ∘ R:  vec = diag(vec R)(1 ⊗ I) u
+ *     L diag(u)     = L ∘ (1 u'):  vec = diag(vec L)(I ⊗ 1) u
+ *
+ * (L or R NULL: absent).  Emits the coefficient of vec(u) and returns the
+ * identity's name, or NULL for L and R both matrices (then the generic
+ * rule and vec(diag u) = D u apply).
+ */
+static const char *md_diag_factor(md_ctx *ctx, md_expr *S, md_expr *L, md_expr *R, md_expr *F,
+                                  md_emit_adjoint emit, void *arg)
+{
+    md_expr *u = F->args[0];
+    int n = F->rows;
+    if (R && R->cols == MD_DIM_ONE) {
+        md_expr *C = md_mul2(ctx, md_unary(ctx, MD_DIAGM, R), md_num_si(ctx, 1, 1));
+        emit(arg, md_mul3(ctx, S, L ? L : md_eye(ctx, n), C), u);
+        return "A diag(u) b = A diag(b) u";
+    }
+    if (L && L->rows == MD_DIM_ONE) {
+        emit(arg, md_mul3(ctx, S, R ? md_trans(ctx, R) : md_eye(ctx, n), md_unary(ctx, MD_DIAGM, md_trans(ctx, L))), u);
+        return "vec(aᵀ diag(u) B) = Bᵀ diag(a) u";
+    }
+    if (!L) {
+        md_expr *E = md_kron(ctx, md_ones(ctx, R->cols, MD_DIM_ONE), md_eye(ctx, n));
+        emit(arg, md_mul3(ctx, S, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, R)), E), u);
+        return "vec(diag(u) B) = diag(vec B)(1 ⊗ I) u";
+    }
+    if (!R) {
+        md_expr *E = md_kron(ctx, md_eye(ctx, n), md_ones(ctx, L->rows, MD_DIM_ONE));
+        emit(arg, md_mul3(ctx, S, md_unary(ctx, MD_DIAGM, md_vec_of(ctx, L)), E), u);
+        return "vec(A diag(u)) = diag(vec A)(I ⊗ 1) u";
+    }
+    return NULL;
+}
+
 const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg)
 {
     md_expr **t;
@@ -533,6 +573,13 @@ const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg
                 int left = i > s, right = i + 1 < N->nargs;
                 md_expr *L = left ? md_mul(ctx, i - s, N->args + s) : md_eye(ctx, F->rows);
                 md_expr *R = right ? md_mul(ctx, N->nargs - i - 1, N->args + i + 1) : md_eye(ctx, F->cols);
+                const char *dwhy = F->kind == MD_DIAGM && (left || right) ? md_diag_factor(ctx, S, left ? L : NULL,
+                                                                                         right ? R : NULL, F, emit, arg)
+                                                                        : NULL;
+                if (dwhy) {
+                    why = dwhy;
+                    continue;
+                }
                 emit(arg, md_mul2(ctx, S, md_kron(ctx, md_trans(ctx, R), L)), F);
                 why = left && right ? "vec(ABC) = (Cᵀ ⊗ A) vec B"
                       : left        ? "vec(AB) = (I ⊗ A) vec B"

@@ -270,6 +270,8 @@ static md_expr *md_had_factored_sum(md_ctx *ctx, int n, md_expr **v)
     return r;
 }
 
+static md_expr *md_scalar_out(md_ctx *ctx, md_expr *a, md_expr **sc);
+
 md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
 {
     if (n == 0) return md_num_si(ctx, 0, 1);
@@ -352,6 +354,43 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
         r = md_add(ctx, no, outer);
         free(inner);
         free(outer);
+    }
+    /* c*kron(A, B) + d*kron(A, C) = kron(A, c*B + d*C), and the same for a
+       common right factor; c and d may hold symbolic scalars */
+    {
+        md_expr **kc = md_xcalloc((size_t)m + 1, sizeof *kc), **ks = md_xcalloc((size_t)m + 1, sizeof *ks);
+        for (int i = 0; i < m; i++) {
+            md_expr *core = t[i].core ? md_scalar_out(ctx, t[i].core, &ks[i]) : NULL;
+            if (core && core->kind == MD_KRON) {
+                kc[i] = core;
+                ks[i] = md_scale(ctx, t[i].coef, ks[i]);
+            }
+        }
+        for (int side = 0; side < 2 && !r; side++)
+            for (int i = 0; i < m && !r; i++) {
+                if (!kc[i]) continue;
+                md_expr *K = kc[i]->args[side], *O = kc[i]->args[!side];
+                int same = 0;
+                for (int j = i + 1; j < m; j++)
+                    same += kc[j] && kc[j]->args[side] == K && kc[j]->args[!side]->rows == O->rows &&
+                            kc[j]->args[!side]->cols == O->cols;
+                if (!same) continue;
+                md_expr **inner = md_xmalloc((size_t)m * sizeof *inner), **outer = md_xmalloc((size_t)(m + 1) * sizeof *outer);
+                int ni = 0, no = 0;
+                for (int j = 0; j < m; j++)
+                    if (j >= i && kc[j] && kc[j]->args[side] == K && kc[j]->args[!side]->rows == O->rows &&
+                        kc[j]->args[!side]->cols == O->cols)
+                        inner[ni++] = md_mul2(ctx, ks[j], kc[j]->args[!side]);
+                    else
+                        outer[no++] = md_join(ctx, t[j].coef, t[j].core, rows, cols);
+                md_expr *sum = md_add(ctx, ni, inner);
+                outer[no++] = side == 0 ? md_kron(ctx, K, sum) : md_kron(ctx, sum, K);
+                r = md_add(ctx, no, outer);
+                free(inner);
+                free(outer);
+            }
+        free(kc);
+        free(ks);
     }
     if (!r && ndiag >= 2) {
         md_expr **inner = md_xmalloc((size_t)m * sizeof *inner), **outer = md_xmalloc((size_t)(m + 1) * sizeof *outer);
@@ -680,6 +719,32 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
             /* K_mp*kron(A, B) = kron(B, A)*K_nq, and K_nq = eye when n or
                q is 1 */
             merged = md_kron(ctx, b->args[1], b->args[0]);
+            done = 1;
+        } else if (a->kind == MD_DIAGM && b->kind == MD_DIAGM) {
+            /* diag(u)*diag(v) = diag(u .* v) */
+            merged = md_unary(ctx, MD_DIAGM, md_had2(ctx, a->args[0], b->args[0]));
+            done = 1;
+        } else if (a->kind == MD_TRANS && a->args[0]->kind == MD_VEC && b->kind == MD_KRON &&
+                   a->args[0]->args[0]->rows == b->args[1]->rows && a->args[0]->args[0]->cols == b->args[0]->rows) {
+            /* vec(M)'*kron(B, C) = vec(C'*M*B)' */
+            md_expr *M = a->args[0]->args[0], *B = b->args[0], *C = b->args[1];
+            merged = md_trans(ctx, md_vec_of(ctx, md_mul3(ctx, md_trans(ctx, C), M, B)));
+            done = 1;
+        } else if (a->kind == MD_KRON && b->kind == MD_VEC && b->args[0]->rows == a->args[1]->cols &&
+                   b->args[0]->cols == a->args[0]->cols) {
+            /* kron(B, C)*vec(M) = vec(C*M*B') */
+            md_expr *M = b->args[0], *B = a->args[0], *C = a->args[1];
+            merged = md_vec_of(ctx, md_mul3(ctx, C, M, md_trans(ctx, B)));
+            done = 1;
+        } else if (a->kind == MD_KRON && a->args[0]->cols == MD_DIM_ONE && b->kind != MD_KRON &&
+                   b->kind != MD_COMM && a->args[1]->cols == b->rows) {
+            /* kron(u, B)*M = kron(u, B*M) for a column u (M = kron(1, M)) */
+            merged = md_kron(ctx, a->args[0], md_mul2(ctx, a->args[1], b));
+            done = 1;
+        } else if (b->kind == MD_KRON && b->args[0]->rows == MD_DIM_ONE && a->kind != MD_KRON &&
+                   a->kind != MD_COMM && a->cols == b->args[1]->rows) {
+            /* M*kron(v', D) = kron(v', M*D) for a row v' */
+            merged = md_kron(ctx, b->args[0], md_mul2(ctx, a, b->args[1]));
             done = 1;
         } else if (a->kind == MD_COMM && b->kind == MD_VEC && b->args[0]->rows == a->ival &&
                    b->args[0]->cols == a->aux) {
@@ -1410,6 +1475,31 @@ md_expr *md_kron(md_ctx *ctx, md_expr *a, md_expr *b)
     if (ca != a || cb != b) return md_mul3(ctx, sa, sb, md_kron(ctx, ca, cb));
     /* kron(eye(m), eye(n)) = eye(m*n) */
     if (a->kind == MD_EYE && b->kind == MD_EYE) return md_eye(ctx, rows);
+    /* kron(u, kron(v', C)) = kron(u*v', C) for a column u and a row v'
+       (associativity, and kron of a column and a row is their product) */
+    if (b->kind == MD_KRON && a->cols == MD_DIM_ONE && b->args[0]->rows == MD_DIM_ONE)
+        return md_kron(ctx, md_mul2(ctx, a, b->args[0]), b->args[1]);
+    if (b->kind == MD_KRON && a->rows == MD_DIM_ONE && b->args[0]->cols == MD_DIM_ONE)
+        return md_kron(ctx, md_mul2(ctx, b->args[0], a), b->args[1]);
+    /* kron(A, B + C) = kron(A, B) + kron(A, C) when some term simplifies
+       (kron(x, kron(x', M)) is kron(x*x', M)); otherwise the sum stays
+       inside, where md_add's bilinearity would put it back anyway */
+    for (int side = 0; side < 2; side++) {
+        md_expr *S = side ? a : b, *K = side ? b : a;
+        if (S->kind != MD_ADD) continue;
+        md_expr **terms = md_xmalloc((size_t)S->nargs * sizeof *terms);
+        int better = 0;
+        for (int i = 0; i < S->nargs; i++) {
+            terms[i] = side ? md_kron(ctx, S->args[i], K) : md_kron(ctx, K, S->args[i]);
+            md_expr *sc, *core = md_scalar_out(ctx, terms[i], &sc), *bsc, *bcore = md_scalar_out(ctx, S->args[i], &bsc);
+            (void)sc;
+            (void)bsc;
+            if (core->kind != MD_KRON || core->args[side ? 1 : 0] != K || core->args[side ? 0 : 1] != bcore) better = 1;
+        }
+        md_expr *r = better ? md_add(ctx, S->nargs, terms) : NULL;
+        free(terms);
+        if (r) return r;
+    }
     /* an outer product: kron(u', v) = kron(v, u') = v*u' */
     if (a->rows == MD_DIM_ONE && b->cols == MD_DIM_ONE) return md_mul2(ctx, b, a);
     if (a->cols == MD_DIM_ONE && b->rows == MD_DIM_ONE) return md_mul2(ctx, a, b);

@@ -243,8 +243,13 @@ def unify(a, b, what):
         if len(r1) == 1 and r1[0].kind in ('free', 'var'):
             if len(r2) <= 1:
                 _unify_atoms(r1[0], r2[0] if r2 else None, what)
-            else:
+            elif len(r1) + len(r2) == len(fa) + len(fb):
                 r1[0].parent = make_prod(r2)
+            else:
+                # n*u = n*p*q: the page does not say whether u becomes p*q (matdiff says no):
+                # not a program this reader takes
+                raise LangError('shape: %s and %s: a dimension would become a product after '
+                                'cancelling a common factor (undocumented)' % (dname(a), dname(b)))
             return
     raise LangError('shape: dimensions %s and %s differ in %s' % (dname(a), dname(b), what))
 
