@@ -3,7 +3,9 @@
 # and, for norm2(W_{L+1}*tanh(W_L*...tanh(W1*x)...) - y)^2 with L layers,
 # the time and the size of the printed gradient with respect to W1.
 # Both must grow linearly in L: shared subexpressions are named, not copied.
-# The same for the derivations (--steps) of those networks.
+# The same for the derivations (--steps) of those networks, for Hessians
+# (logistic regression, a 2-layer MLP) and for the Jacobian of an L-layer
+# tanh chain by its input.
 set -eu
 M=${MATDIFF:-./matdiff}
 RUNS=${RUNS:-20}
@@ -65,6 +67,38 @@ for L in 1 10 100 1000; do
         eval "sz_$fmt=\$(wc -c < $tmp/steps$fmt$L)"
     done
     printf '%-8d %12s %14s %14s %14s\n' "$L" "$ms_text" "$sz_text" "$ms_latex" "$sz_latex"
+done
+
+# Jacobians and Hessians (d vec F/d vec X', --order 2): derived and printed
+# per process, and the output size, which must stay linear in depth.
+echo
+printf '%-34s %10s %14s\n' "derivative" "ms/run" "output bytes"
+cat > "$tmp/second" <<'SECOND'
+logistic regression Hessian by w|--order 2 -w w|matrix X(n, p); vector w(p), y(n); sum(softplus(X*w)) - y'*X*w
+2-layer MLP Hessian by W1|--order 2 -w W1|norm2(W2*tanh(W1*x) - y)^2
+2-layer MLP Hessian, all blocks|--order 2|norm2(W2*tanh(W1*x) - y)^2
+tanh(A*X*B) Jacobian by X|-w X|tanh(A*X*B)
+SECOND
+while IFS='|' read -r name args prog; do
+    t0=$(now)
+    i=0
+    # shellcheck disable=SC2086 # args are words
+    while [ $i -lt "$RUNS" ]; do $M $args "$prog" > "$tmp/second.out"; i=$((i + 1)); done
+    t1=$(now)
+    size=$(wc -c < "$tmp/second.out")
+    awk -v a="$t0" -v b="$t1" -v n="$RUNS" -v c="$name" -v s="$size" \
+        'BEGIN { printf "%-34s %10.2f %14d\n", c, (b - a) / n / 1e6, s }'
+done < "$tmp/second"
+printf '%-8s %12s %14s %14s   (Jacobian of a tanh chain by its input x)\n' layers "ms/run" "output bytes" "bytes/layer"
+for L in 1 10 100; do
+    awk -v L="$L" 'BEGIN { e = "tanh(W1*x)"; for (i = 2; i <= L; i++) e = "tanh(W" i "*" e ")"; print e }' > "$tmp/chain$L"
+    t0=$(now)
+    i=0
+    while [ $i -lt "$RUNS" ]; do $M -w x -f "$tmp/chain$L" > "$tmp/chainout$L"; i=$((i + 1)); done
+    t1=$(now)
+    size=$(wc -c < "$tmp/chainout$L")
+    awk -v a="$t0" -v b="$t1" -v n="$RUNS" -v L="$L" -v s="$size" \
+        'BEGIN { printf "%-8d %12.2f %14d %14.1f\n", L, (b - a) / n / 1e6, s, s / L }'
 done
 
 # The emitted C code (issue "C code generation") against a hand-written

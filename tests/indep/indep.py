@@ -252,7 +252,7 @@ class Gen:
             allp = sorted(set(dmul(a, b) for a in self.dims for b in self.dims))
             self.pdims = rng.sample(allp, min(len(allp), rng.choice([1, 2])))
             self.pprob = rng.choice([0.05, 0.12, 0.2])
-            self.wnew = rng.choice([0.5, 1.0, 1.5])
+            self.wnew = rng.choice([1.5, 2.5, 4.0])
 
     # ---------------------------------------------------------- names
     def fresh(self, pool):
@@ -418,7 +418,7 @@ class Gen:
             if '*' in r:
                 opts += [('comm', w * 0.8)]
             if sc:
-                opts += [('vecdot', w * 0.7)]
+                opts += [('vecdot', w * 1.5)]
         kind = weighted(rng, opts)
         nd = getattr(self, 'p_' + kind)(sh, d - 1)
         return self.finish(nd, sh)
