@@ -47,7 +47,14 @@
  *      edge of the double range.  See p4_verdict.
  *   P5 the gradients printed as one program (md_print_program: shared
  *      temporaries, dX = ... lines) read back (md_readback) and evaluate
- *      to the gradients' values.
+ *      to the gradients' values;
+ *   P6 for a vector or matrix e, d vec(e)/d vec(X)' (md_vec_jacobian) by
+ *      every variable agrees with finite differences of w'vec(e) for a
+ *      random weight w (md_check_with on its gradient J'w);
+ *   P7 for every third case, the Hessian of f by its first variable
+ *      (md_hessian_block) agrees with mixed second differences of f
+ *      (md_check_hessian_with).  P6 and P7 count a check that is
+ *      inconclusive, or at a kink, as the gradient check does.
  *
  * Every generated node is first checked against the shape contracts of
  * md_expr.h (wf_check), because the evaluator refuses malformed graphs.
@@ -519,6 +526,18 @@ static md_expr *wf_walk(md_ctx *ctx, md_expr *e, char *seen, const char **why)
     case MD_LOGDET: WF(r == one && c == one && a->rows == a->cols, "tr/det/logdet of a non-square"); break;
     case MD_DIAGM: WF(a->cols == one && r == a->rows && c == a->rows, "diag(vector) of the wrong shape"); break;
     case MD_DIAGV: WF(a->rows == a->cols && r == a->rows && c == one, "diag(matrix) of the wrong shape"); break;
+    case MD_VEC:
+        WF(c == one && r == md_ctx_dim_mul(ctx, a->rows, a->cols) && a->rows != one && a->cols != one,
+           "vec of the wrong shape, or of a vector (its own vec)");
+        break;
+    case MD_KRON:
+        WF(r == md_ctx_dim_mul(ctx, a->rows, e->args[1]->rows) && c == md_ctx_dim_mul(ctx, a->cols, e->args[1]->cols),
+           "kron of the wrong shape");
+        break;
+    case MD_COMM:
+        WF(r == c && r == md_ctx_dim_mul(ctx, e->ival, e->aux) && e->ival != one && e->aux != one,
+           "a commutation matrix of the wrong size, or of a vector (eye)");
+        break;
     default: WF(0, "an unknown kind");
     }
 #undef WF
@@ -527,7 +546,7 @@ static md_expr *wf_walk(md_ctx *ctx, md_expr *e, char *seen, const char **why)
 
 static const char *const kind_names[MD_NKINDS] = {
     "NUM", "SYM", "DIFF", "ZERO", "ONES", "EYE", "ADD", "MUL", "HAD", "POW", "MPOW",
-    "TRANS", "FUNC", "SUM", "NORM1", "NORM2", "TR", "DET", "LOGDET", "DIAGM", "DIAGV"};
+    "TRANS", "FUNC", "SUM", "NORM1", "NORM2", "TR", "DET", "LOGDET", "DIAGM", "DIAGV", "VEC", "KRON", "COMM"};
 
 /* The tree of e, one node a line with its kind and shape (verbose mode). */
 static void dump_tree(md_ctx *ctx, md_expr *e, int indent)
@@ -607,6 +626,7 @@ static char *shape_str(md_ctx *ctx, md_expr *e)
 typedef struct tally {
     long passed, failed;
     long skip_eval2, skip_eval3, skip_check, kinks, coarse, ambiguous, chaotic;
+    long jacobians, hessians;   /* P6, P7 checks that ran */
 } tally;
 
 typedef struct kase {
@@ -1261,6 +1281,161 @@ out:
     free(seen);
 }
 
+/* ---- P6, P7: Jacobians and Hessians ------------------------------------ */
+
+typedef struct jac_arg {
+    md_expr **J;         /* d vec(e)/d vec(X_i)' */
+    const int *wrt;
+    int wsym;            /* the weight w */
+} jac_arg;
+
+/* The gradient of w'vec(e) by X_i: J_i'w, which is vec of that gradient,
+   so X_i's shape with the same numbers. */
+static int jac_ge(void *arg, const md_env *env, int n, md_mat *out)
+{
+    jac_arg *ja = arg;
+    md_mat *J = md_xcalloc((size_t)n + 1, sizeof *J);
+    int rc = md_eval_many(env, n, ja->J, J);
+    if (rc < 0) {
+        free(J);
+        return rc;
+    }
+    const md_mat *w = &env->val[ja->wsym];
+    for (int i = 0; i < n; i++) {
+        const md_mat *x = &env->val[ja->wrt[i]];
+        out[i] = md_mat_new(x->rows, x->cols);
+        if (J[i].rows != w->rows || J[i].cols != x->rows * x->cols) rc = MD_EVAL_BUG;
+        for (long c = 0; c < J[i].cols && rc == 0; c++) {
+            long double a = 0;
+            for (long r = 0; r < J[i].rows; r++) a += (long double)J[i].v[r + c * J[i].rows] * w->v[r];
+            out[i].v[c] = (double)a;
+        }
+        md_mat_free(&J[i]);
+    }
+    free(J);
+    return rc;
+}
+
+/* P6: d vec(e)/d vec(X)' for a non-scalar e, by every variable it uses,
+   against directional differences of w'vec(e) for a random weight w. */
+static void prop_jacobian(kase *k, md_expr *e)
+{
+    md_ctx *ctx = k->ctx;
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    int *used = md_xcalloc((size_t)ctx->nsyms + 1, sizeof *used);
+    collect_syms(e, seen, used);
+    free(seen);
+    int n = 0;
+    int *wrt = md_xcalloc((size_t)ctx->nsyms + 1, sizeof *wrt);
+    for (int s = 0; s < ctx->nsyms; s++)
+        if (used[s]) wrt[n++] = s;
+    free(used);
+    md_expr **J = md_xcalloc((size_t)n + 1, sizeof *J);
+    for (int i = 0; i < n; i++) {
+        J[i] = md_vec_jacobian(ctx, e, wrt[i]);
+        char *bad = J[i] ? wf_check(ctx, J[i]) : NULL;
+        if (!J[i] || bad) {
+            char *et = md_expr_to_string(ctx, e);
+            fail(k, "P6 Jacobian", "d vec(e)/d vec(%s)' of e = %s is %s", ctx->syms[wrt[i]].name, et,
+                 bad ? bad : "NULL");
+            free(et);
+            free(bad);
+            goto out;
+        }
+    }
+    if (n > 0) {
+        md_expr *ve = md_vec_of(ctx, e);
+        int ws = md_ctx_add_sym(ctx, "%w", MD_SYM_VECTOR, ve->rows, MD_DIM_ONE);
+        md_expr *phi = md_frob(ctx, md_sym(ctx, ws), ve);
+        jac_arg ja = {J, wrt, ws};
+        md_check_result *res = md_xcalloc((size_t)n + 1, sizeof *res);
+        char *ebuf = NULL;
+        size_t elen = 0;
+        FILE *errf = open_memstream(&ebuf, &elen);
+        int rc = md_check_with(ctx, phi, n, wrt, jac_ge, &ja, k->seed, 1e-6, res, errf);
+        fclose(errf);
+        k->t->jacobians += n;
+        if (rc < 0) {
+            k->t->skip_check++;
+        } else if (rc > 0 && at_kink(ctx, phi, k->seed)) {
+            k->t->kinks++;
+        } else if (rc > 0) {
+            md_buf b = {0};
+            int real = 0;
+            for (int i = 0; i < n; i++) {
+                if (res[i].ok) continue;
+                if (res[i].inconclusive) continue;
+                real = 1;
+                char *jt = md_expr_to_string(ctx, J[i]);
+                md_buf_printf(&b, "\n    d/d%s (rel err %.3g) = %s", ctx->syms[wrt[i]].name, res[i].worst_rel_err, jt);
+                free(jt);
+            }
+            if (real) {
+                char *et = md_expr_to_string(ctx, e);
+                fail(k, "P6 Jacobian", "finite differences of w'vec(e) disagree for e = %s%s%s%s", et,
+                     b.s ? b.s : "", *ebuf ? "\n    " : "", ebuf);
+                free(et);
+            } else {
+                k->t->chaotic++;
+            }
+            md_buf_free(&b);
+        }
+        free(ebuf);
+        free(res);
+    }
+out:
+    free(J);
+    free(wrt);
+}
+
+/* P7: the Hessian of the scalar f by its first variable, u'Hv against
+   mixed second differences of f. */
+static int hess_ge(void *arg, const md_env *env, int n, md_mat *out) { return md_eval_many(env, n, arg, out); }
+
+static void prop_hessian(kase *k, md_expr *f)
+{
+    md_ctx *ctx = k->ctx;
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    int *used = md_xcalloc((size_t)ctx->nsyms + 1, sizeof *used);
+    collect_syms(f, seen, used);
+    free(seen);
+    int s = -1;
+    for (int i = 0; i < ctx->nsyms && s < 0; i++)
+        if (used[i]) s = i;
+    free(used);
+    if (s < 0) return;
+    md_expr *H = md_hessian_block(ctx, f, s, s);
+    char *bad = H ? wf_check(ctx, H) : NULL;
+    if (!H || bad) {
+        char *ft = md_expr_to_string(ctx, f);
+        fail(k, "P7 Hessian", "the Hessian by %s of f = %s is %s", ctx->syms[s].name, ft, bad ? bad : "NULL");
+        free(ft);
+        free(bad);
+        return;
+    }
+    md_check_result res;
+    char *ebuf = NULL;
+    size_t elen = 0;
+    FILE *errf = open_memstream(&ebuf, &elen);
+    int rc = md_check_hessian_with(ctx, f, 1, &s, hess_ge, &H, k->seed, 1e-6, &res, errf);
+    fclose(errf);
+    k->t->hessians++;
+    if (rc < 0) {
+        k->t->skip_check++;
+    } else if (rc > 0 && at_kink(ctx, f, k->seed)) {
+        k->t->kinks++;
+    } else if (rc > 0 && res.inconclusive) {
+        k->t->chaotic++;
+    } else if (rc > 0) {
+        char *ft = md_expr_to_string(ctx, f), *ht = md_expr_to_string(ctx, H);
+        fail(k, "P7 Hessian", "second differences disagree for f = %s by %s (rel err %.3g): H = %s%s%s", ft,
+             ctx->syms[s].name, res.worst_rel_err, ht, *ebuf ? "\n    " : "", ebuf);
+        free(ft);
+        free(ht);
+    }
+    free(ebuf);
+}
+
 static void run_case(unsigned long seed, tally *t)
 {
     uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull ^ 0xD1B54A32D192ED03ull;
@@ -1368,10 +1543,16 @@ static void run_case(unsigned long seed, tally *t)
         how = NULL;
         char *h = md_buf_take(&hb);
         prop_gradient(&k, f, h);
+        if (seed % 3 == 0) prop_hessian(&k, f);
         free(h);
+        /* P6 last: it adds the weight w to the context */
+        prop_jacobian(&k, e);
         goto done;
     }
     prop_gradient(&k, f, how);
+    /* P7: the Hessian, every third case; P6 last (it adds a variable) */
+    if (seed % 3 == 0) prop_hessian(&k, f);
+    if (!md_is_scalar(e)) prop_jacobian(&k, e);
 done:
     if (k.failed) t->failed++;
     else t->passed++;
@@ -1399,6 +1580,7 @@ int main(int argc, char **argv)
            "%ld (f or its gradient numerically chaotic there); "
            "%ld gradient checks passed only with the careful finite differences\n",
            t.ambiguous, t.skip_eval2, t.skip_eval3, t.skip_check, t.kinks, t.chaotic, t.coarse);
+    printf("property: %ld Jacobians (P6) and %ld Hessians (P7) checked against finite differences\n", t.jacobians, t.hessians);
     printf("property: %ld passed, %ld failed\n", t.passed, t.failed);
     return t.failed ? 1 : 0;
 }

@@ -676,6 +676,19 @@ static md_expr *md_power_base(md_expr *f, int *k)
 static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
 {
     int changed = 0;
+    /* commutation(p, m)*kron(A, B)*commutation(n, q) = kron(B, A) for A
+       m x n and B p x q (the commutation matrices swap a Kronecker
+       product's factors) */
+    for (int i = 0; i + 2 < ch->n; i++) {
+        md_expr *k1 = ch->v[i], *kr = ch->v[i + 1], *k2 = ch->v[i + 2];
+        if (k1->kind != MD_COMM || kr->kind != MD_KRON || k2->kind != MD_COMM) continue;
+        md_expr *A = kr->args[0], *B = kr->args[1];
+        if (k1->ival != B->rows || k1->aux != A->rows || k2->ival != A->cols || k2->aux != B->cols) continue;
+        ch->v[i] = md_kron(ctx, B, A);
+        memmove(ch->v + i + 1, ch->v + i + 3, (size_t)(ch->n - i - 3) * sizeof *ch->v);
+        ch->n -= 2;
+        changed = 1;
+    }
     /* eye is neutral */
     if (ch->n > 1) {
         int m = 0;

@@ -670,6 +670,8 @@ static void latex_dim(md_ctx *ctx, int d, md_buf *out)
 static void pr_eye_ex(lx *p, md_expr *e, int always)
 {
     md_eye_form form = md_eye_form_of(p->ctx, e->rows, &p->eye_plain);
+    /* an identity of a product size (n*p) is written with it: I_{np} */
+    if (p->ctx->dims[e->rows].nfac) always = 1;
     if (form == MD_EYE_PLAIN && !always) {
         put(p, "I");
         return;

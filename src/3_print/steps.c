@@ -569,14 +569,14 @@ static int vec_block(md_ctx *ctx, md_derivation *d, md_expr *F, int X, int b, co
         const char *why = NULL;
         if (md_sym_is_symmetric(ctx, X)) {
             J = md_mul2(ctx, J, md_scale_si(ctx, 1, 2, md_add2(ctx, md_eye(ctx, xsize), md_comm(ctx, x->rows, x->rows))));
-            why = "X symmetric: along symmetric directions, J(I + K)/2";
+            why = "symmetric directions only, JN = J(I + K)/2";
         }
         if (want && want != J) {
             md_pairs q = {0};
             pairs_push(&q, want, dX);
             md_line *l2 = add_line(d, MD_LINE_VPAIRS, NULL, b);
             set_pairs(l2, &q);
-            l2->why = md_xstrdup(why ? "J(I + K)/2, rearranged" : "rearranged");
+            l2->why = md_xstrdup(why ? "symmetric directions only, JN = J(I + K)/2, rearranged" : "rearranged");
             free(q.v);
             J = want;
             why = NULL;

@@ -747,10 +747,13 @@ static int resolve_wrt(md_runstate *r)
             int rows = kind == MD_SYM_SCALAR ? MD_DIM_ONE : add_fresh_dim(ctx, w, "_rows");
             int cols = kind == MD_SYM_MATRIX ? add_fresh_dim(ctx, w, "_cols") : MD_DIM_ONE;
             s = md_ctx_add_sym(ctx, w, kind, rows, cols);
+            const char *what = r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative"
+                                                                                                 : "second derivative";
             if (best)
-                fprintf(r->err, "matdiff: note: '%s' does not occur in the function (did you mean '%s'?); its gradient is 0\n", w, best);
+                fprintf(r->err, "matdiff: note: '%s' does not occur in the function (did you mean '%s'?); its %s is 0\n", w,
+                        best, what);
             else
-                fprintf(r->err, "matdiff: note: '%s' does not occur in the function; its gradient is 0\n", w);
+                fprintf(r->err, "matdiff: note: '%s' does not occur in the function; its %s is 0\n", w, what);
         }
         int dup = 0;
         for (int k = 0; k < r->nv; k++) dup |= r->wrt[k] == s;

@@ -37,7 +37,7 @@ import numpy as np
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lang  # noqa: E402
-from lang import Node, LangError, EvalError  # noqa: E402
+from lang import Node, LangError, EvalError, TooLarge  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MATDIFF = os.path.normpath(os.path.join(HERE, '..', '..', 'matdiff'))
@@ -974,7 +974,7 @@ class Failure(Exception):
         self.confirmed = confirmed
 
 
-def run_matdiff(matdiff, args, text, timeout=60):
+def run_matdiff(matdiff, args, text, timeout=30):
     cmd = [matdiff] + args + ['--', text]
     for attempt in range(10):
         try:
@@ -1208,6 +1208,8 @@ class Checker:
             if X not in prog.vars:
                 try:
                     G = lang.evaluate(out, gnodes[X], sz, values, fidx)
+                except TooLarge:
+                    raise
                 except EvalError as e:
                     raise Failure('readback-eval', 'cannot evaluate printed gradient of %s: %s' % (X, e))
                 if G.shape != values[X].shape or np.any(G != 0):
@@ -1216,6 +1218,8 @@ class Checker:
                 continue
             try:
                 G = lang.evaluate(out, gnodes[X], sz, values, fidx)
+            except TooLarge:
+                raise
             except EvalError as e:
                 raise Failure('readback-eval', 'cannot evaluate printed gradient of %s: %s' % (X, e))
             xv = pt.values[X]
@@ -1302,7 +1306,11 @@ class Checker:
                     return 'nodomain', info
                 continue
             npts += 1
-            for X, st, detail in self.grad_at(prog, outp, wrt, pt, rng, gnodes):
+            try:
+                found = self.grad_at(prog, outp, wrt, pt, rng, gnodes)
+            except TooLarge:
+                return 'toolarge', info
+            for X, st, detail in found:
                 if st.startswith('fail'):
                     fails.setdefault(X, []).append(detail)
             if attempt == 0 and not fails:
@@ -1382,7 +1390,11 @@ class Checker:
                     return 'nodomain'
                 continue
             npts += 1
-            for key, (fk, detail) in at(pt).items():
+            try:
+                found = at(pt)
+            except TooLarge:
+                return 'toolarge'
+            for key, (fk, detail) in found.items():
                 fails.setdefault(key, []).append(detail)
                 kinds[key] = fk
             if attempt == 0 and not fails:
@@ -1490,6 +1502,8 @@ class Checker:
         for X in wrt:
             try:
                 J = lang.evaluate(out, jnodes[X], sz, values, fidx)
+            except TooLarge:
+                raise
             except EvalError as e:
                 raise Failure('readback-eval', 'cannot evaluate printed derivative of %s: %s' % (X, e))
             xv = values[X]
@@ -1626,6 +1640,8 @@ class Checker:
             key = 'H_%s_%s' % (X, Y)
             try:
                 H = lang.evaluate(out, node, sz, pt.values, fidx)
+            except TooLarge:
+                raise
             except EvalError as e:
                 raise Failure('readback-eval', 'cannot evaluate printed Hessian block %s: %s' % (key, e))
             xv, yv = pt.values[X], pt.values[Y]
@@ -1736,6 +1752,8 @@ class Checker:
             try:
                 sz = lang.bind_sizes(outp, pt.values)
                 b = lang.evaluate(outp, outp.function, sz, pt.values, fidx)
+            except TooLarge:
+                return 'toolarge'
             except EvalError as e:
                 raise Failure('simplify-eval', 'cannot evaluate simplified text: %s' % e)
             if a.shape != b.shape:

@@ -712,6 +712,15 @@ class EvalError(Exception):
     pass
 
 
+class TooLarge(EvalError):
+    """An intermediate value of more than MAX_ENTRIES entries (a printed Kronecker product
+    of identities, say): not evaluated here, so no verdict."""
+    pass
+
+
+MAX_ENTRIES = 1000000
+
+
 class Sizes:
     """Concrete sizes of the dimension classes of one Program (a product dimension's size is
     the product of its factors' sizes)."""
@@ -811,8 +820,10 @@ class Evaluator:
         k = id(nd)
         v = self.memo.get(k)
         if v is None:
-            v = self._ev(nd)
             exp = shape_of(self.sz, nd.shape)
+            if exp[0] * exp[1] > MAX_ENTRIES:
+                raise TooLarge('a %dx%d intermediate value' % exp)
+            v = self._ev(nd)
             if v.shape != exp:
                 raise EvalError('internal: value shape %s, type %s for %s' % (v.shape, exp, canon(nd)[:80]))
             self.memo[k] = v

@@ -478,6 +478,8 @@ START_TEST(test_commutation)
     simp_to(T(COMM(n, m)), COMM(m, n));
     simp_to(MPOW(COMM(n, n), -1), COMM(n, n));
     simp_to(MUL(COMM(m, n), COMM(n, m)), md_eye(c, md_ctx_dim_mul(c, n, m)));
+    /* K_pm*kron(A, B)*K_nq = kron(B, A), A m x n, B p x q (here A n x m, B n x n) */
+    simp_to(MUL(COMM(n, n), KRON(M, A), COMM(m, n)), md_kron(c, A, M));
     /* K_nm*vec(M) = vec(M') */
     simp_to(MUL(COMM(n, m), VEC(M)), md_vec_of(c, md_trans(c, M)));
     /* commutation(n, 1) = eye */
