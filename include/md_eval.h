@@ -32,6 +32,10 @@ void md_mat_free(md_mat *m);
 typedef struct md_env {
     md_ctx *ctx;
     long *dimsize;       /* dimsize[d] for every dim id; dimsize[0] == 1 */
+    int ndims;           /* entries of dimsize (0: as many as ctx has); a
+                            product dimension made after the env (by an
+                            expression built later) gets its size from
+                            its factors */
     md_mat *val;         /* val[s] for every symbol s */
     md_mat *dir;         /* dir[s]: the value of MD_DIFF of s; may be NULL
                             (then MD_DIFF evaluates to zero) */

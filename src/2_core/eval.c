@@ -307,7 +307,12 @@ typedef struct eval_state {
 
 static long dsize(const eval_state *st, int dim)
 {
-    return st->env->dimsize[dim];
+    const md_env *env = st->env;
+    if (!env->ndims || dim < env->ndims) return env->dimsize[dim];
+    const md_dim *d = &env->ctx->dims[dim];
+    long s = d->nfac ? 1 : 0;   /* a base dimension made after the env has no size: a shape bug */
+    for (int i = 0; i < d->nfac; i++) s *= dsize(st, d->fac[i]);
+    return s;
 }
 
 /* Entry i of m read as if it had n entries: a 1x1 m broadcasts. */
@@ -732,6 +737,7 @@ int md_env_random_ex(md_ctx *ctx, md_expr *f, unsigned long seed, int equal_size
     memset(env, 0, sizeof *env);
     env->ctx = ctx;
     env->dimsize = md_xcalloc((size_t)ctx->ndims, sizeof(long));
+    env->ndims = ctx->ndims;
     /* one spare zeroed entry: md_env_free stops there even if symbols
        were added to ctx since */
     env->val = md_xcalloc((size_t)ctx->nsyms + 1, sizeof(md_mat));

@@ -106,6 +106,7 @@ int md_readback_eval(void *arg, const md_env *env, int n, md_mat *out)
     e2.ctx = c;
     e2.doubles = env->doubles;
     e2.dimsize = md_xcalloc((size_t)c->ndims + 1, sizeof *e2.dimsize);
+    e2.ndims = c->ndims;
     e2.dimsize[MD_DIM_ONE] = 1;
     e2.val = md_xcalloc((size_t)c->nsyms + 1, sizeof *e2.val);
     e2.dir = env->dir ? md_xcalloc((size_t)c->nsyms + 1, sizeof *e2.dir) : NULL;
