@@ -745,15 +745,21 @@ int md_env_random_ex(md_ctx *ctx, md_expr *f, unsigned long seed, int equal_size
 
     /* distinct sizes 2..6 in shuffled order, reshuffled if dims run out;
        or every dimension 3 */
+    /* with product dimensions (kron, vec, Jacobians by matrices) the sizes
+       multiply: 2..4 then, so that a 4-factor product stays below 100 and
+       a dense kron below 10^4 entries */
     enum { NSIZES = 5 };
+    int nsizes = NSIZES;
+    for (int d = 1; d < ctx->ndims; d++)
+        if (md_dim_is_product(ctx, d)) nsizes = 3;
     long sizes[NSIZES];
     env->dimsize[0] = 1;
     for (int d = 1, b = 0; d < ctx->ndims; d++) {
         if (md_dim_is_product(ctx, d)) continue;   /* below, from its factors */
-        int k = b++ % NSIZES;
+        int k = b++ % nsizes;
         if (k == 0) {
-            for (int i = 0; i < NSIZES; i++) sizes[i] = 2 + i;
-            for (int i = NSIZES - 1; i > 0; i--) {
+            for (int i = 0; i < nsizes; i++) sizes[i] = 2 + i;
+            for (int i = nsizes - 1; i > 0; i--) {
                 int j = (int)(rng_next(&rng) % (uint64_t)(i + 1));
                 long t = sizes[i]; sizes[i] = sizes[j]; sizes[j] = t;
             }
