@@ -897,8 +897,15 @@ static int undetermined_sizes(md_st *st)
     for (int i = 0; i < st->nnames; i++) {
         md_name *n = &st->names[i];
         if (n->kind != MD_NAME_SYM) continue;
-        anchored[dv_find(st, n->r)] = 1;
-        anchored[dv_find(st, n->c)] = 1;
+        /* a variable fixes its dimensions, and the factors of a product
+           one (vector v(n*p) fixes n and p) */
+        for (int k = 0; k < 2; k++) {
+            int r = dv_norm(st, k ? n->c : n->r);
+            anchored[r] = 1;
+            md_dlist l;
+            if (dv_is_prod(st, r) && !dv_canon(st, r, &l))
+                for (int j = 0; j < l.n; j++) anchored[l.v[j]] = 1;
+        }
     }
     int rc = 0;
     for (int i = 1; i < st->ndv && !rc; i++) {

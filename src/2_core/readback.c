@@ -125,7 +125,24 @@ int md_readback_eval(void *arg, const md_env *env, int n, md_mat *out)
         e2.val[s] = env->val[rb->symmap[s]];
         if (e2.dir) e2.dir[s] = env->dir[rb->symmap[s]];
     }
-    if (rc == 0) md_ctx_product_sizes(c, e2.dimsize);
+    /* a base dimension that only occurs inside products (vector v(n*p))
+       has the size of the input's dimension of that name; every product
+       must then agree with what the variables gave it */
+    for (int d = 1; d < c->ndims && rc == 0; d++) {
+        if (c->dims[d].nfac || e2.dimsize[d]) continue;
+        for (int od = 1; od < o->ndims; od++)
+            if (!o->dims[od].nfac && o->dims[od].name && c->dims[d].name && !strcmp(o->dims[od].name, c->dims[d].name) &&
+                (!env->ndims || od < env->ndims))
+                e2.dimsize[d] = env->dimsize[od];
+    }
+    if (rc == 0) {
+        long *given = md_xcalloc((size_t)c->ndims + 1, sizeof *given);
+        memcpy(given, e2.dimsize, (size_t)c->ndims * sizeof *given);
+        md_ctx_product_sizes(c, e2.dimsize);
+        for (int d = 1; d < c->ndims && rc == 0; d++)
+            if (c->dims[d].nfac && given[d] && given[d] != e2.dimsize[d]) rc = MD_EVAL_BUG;
+        free(given);
+    }
     for (int d = 1; d < c->ndims && rc == 0; d++)
         if (!e2.dimsize[d]) rc = MD_EVAL_BUG;
     if (rc == 0) {

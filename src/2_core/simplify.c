@@ -722,15 +722,16 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
         } else if (a->kind == MD_KRON && b->kind == MD_COMM && a->args[0]->cols == b->ival &&
                    a->args[1]->cols == b->aux &&
                    (a->args[0]->rows == MD_DIM_ONE || a->args[1]->rows == MD_DIM_ONE)) {
-            /* kron(A, B)*K_nq = K_pm*kron(B, A) (A m x n, B p x q), and
-               K_pm = eye when m or p is 1: kron(x', eye)*K = kron(eye, x') */
+            /* kron(A, B)*K_nq = K_mp*kron(B, A) (A m x n, B p x q; K_nq acts
+               on n x q matrices), and K_mp = eye when m or p is 1:
+               kron(x', eye)*K = kron(eye, x') */
             merged = md_kron(ctx, a->args[1], a->args[0]);
             done = 1;
-        } else if (a->kind == MD_COMM && b->kind == MD_KRON && a->ival == b->args[0]->rows &&
-                   a->aux == b->args[1]->rows &&
+        } else if (a->kind == MD_COMM && b->kind == MD_KRON && a->ival == b->args[1]->rows &&
+                   a->aux == b->args[0]->rows &&
                    (b->args[0]->cols == MD_DIM_ONE || b->args[1]->cols == MD_DIM_ONE)) {
-            /* K_mp*kron(A, B) = kron(B, A)*K_nq, and K_nq = eye when n or
-               q is 1 */
+            /* K_pm*kron(A, B) = kron(B, A)*K_qn for A m x n, B p x q (K_pm
+               acts on p x m matrices), and K_qn = eye when n or q is 1 */
             merged = md_kron(ctx, b->args[1], b->args[0]);
             done = 1;
         } else if (a->kind == MD_DIAGM && b->kind == MD_DIAGM) {

@@ -8,16 +8,36 @@ compares: gradients against central finite differences (Richardson-extrapolated)
 input program as *this* evaluator understands it, and the simplified function against the
 input's value.
 
+Kinds of test (--kinds, default all, mixed per program; shares in KIND_SHARE):
+  grad   scalar functions: gradients and -s (exactly the programs of the first version)
+  jac    vector and matrix functions, also with vec, kron, commutation, eye(n*p) and
+         product dimensions: the printed d vec(F)/d vec(X)' (F's shape for a scalar X, the
+         gradient for a scalar F, vec of a row vector its transpose) column by column
+         against central differences of vec(F), along the symmetric basis for a symmetric
+         X (whose printed J must be J N, N = (I + K)/2); sometimes -s too
+  hess   --order 2 by one or two variables: every block H_X_Y = d2f/d vec(X) d vec(Y)' as
+         u'Hv against mixed second differences of f (symmetric u, v for symmetric
+         variables, whose blocks must be projected: H = N H N); H_X_Y = H_Y_X'
+  vgrad  gradients of scalar functions that use the new built-ins
+Derivatives through vec() and kron() are expected to exist (the page says so);
+--veckron-errors accepts a clean exit-1 error for them instead (what an earlier page said).
+
 Usage:
   tests/indep/indep.py [--count N] [--seed S] [--matdiff PATH] [--depth D] [--time SEC]
-                       [--log FILE] [--no-shrink] [-v]
-  tests/indep/indep.py --program 'TEXT' [--wrt x,A]    # check one program
+                       [--log FILE] [--no-shrink] [-v] [--kinds grad,jac,hess,vgrad]
+                       [--veckron-errors]
+  tests/indep/indep.py --program 'TEXT' [--wrt x,A] [--order 2]   # check one program
 Each failure is printed with its (shrunk) program, the exact matdiff command line and what
-matdiff printed.  A gradient or simplified-value disagreement counts only when it shows at
-2 of 3 random points (finite differences that settle; ill-conditioned points give no
-verdict).  Failure kinds: gradient, simplify, readback-* / simplify-* (printed text does not
-read back as the doc says), rejected (matdiff rejects a program this reader accepts), exitN,
-gradname, default-wrt, header, absent-var.
+matdiff printed.  A gradient, Jacobian, Hessian or simplified-value disagreement counts only
+when it shows at 2 of 3 random points (finite differences that settle; ill-conditioned
+points, and printed values that move with a 1e-12 change of the data, give no verdict).
+Failure kinds: gradient, jacobian, hessian, simplify, jac-shape / hess-shape (not the
+documented layout), jac-sym / hess-sym (a symmetric variable's derivative not projected),
+hess-transpose, readback-* / simplify-* (printed text does not read back as the doc says),
+rejected (matdiff rejects a program this reader accepts), unclean-error, exitN, timeout,
+gradname, hessname, default-wrt, header, absent-var.  Statuses: ok, flaky (a disagreement
+at one point only), nodomain, toolarge (a printed intermediate over 1e6 entries, not
+evaluated), prefixed jac: / hess: / vgrad: for those kinds.
 Exit status: 0 no disagreement, 1 disagreement(s), 2 usage (no matdiff).
 Needs Python 3 and numpy only (Debian: python3-numpy).
 """
@@ -1347,17 +1367,18 @@ class Checker:
             raise Failure('timeout', 'matdiff timed out', True)
         first = (err.strip().splitlines() or [''])[0]
         errline = ([l for l in err.splitlines() if 'error' in l] or [first])[0]
-        if rc == 1 and first and not re.match(r'^<(cmdline|stdin)>(:\d+:\d+)?: error: ', first):
-            raise Failure('unclean-error', 'exit 1 without a located error message: ' + first)
+        if rc == 1 and not re.match(r'^<(cmdline|stdin)>(:\d+:\d+)?: error: ', errline):
+            # 'Errors in the program are reported like a compiler does' (name:line:column)
+            raise Failure('unclean-error', 'exit 1 without a located error message: ' + errline)
         if rc == 1:
             if vk and self.vk_errors:
-                if re.match(r'^<cmdline>:\d+:\d+: error: ', first) and ('vec' in first or 'kron' in first) \
-                        and not out.strip():
+                if re.match(r'^<cmdline>:\d+:\d+: error: ', errline) and \
+                        ('vec' in errline or 'kron' in errline) and not out.strip():
                     return 'veckron-error', None, wrt, info
                 raise Failure('veckron-unclean', 'a derivative through vec/kron: exit 1 but not the '
-                              'clean located error the page describes: ' + first)
+                              'clean located error the page describes: ' + errline)
             raise Failure('rejected', 'matdiff rejects a program the independent parser accepts%s: %s'
-                          % (' (a derivative through vec/kron)' if vk else '', first))
+                          % (' (a derivative through vec/kron)' if vk else '', errline))
         if rc != 0:
             raise Failure('exit%d' % rc, 'matdiff exit %d: %s' % (rc, errline.strip()[:300]))
         try:
@@ -1563,7 +1584,7 @@ class Checker:
         return res
 
     def check_jacobian(self, text, wrt, prog, rng, vk=False):
-        st, outp, wrt, info = self.run_read([], text, wrt, prog, rng, vk, 'derivative')
+        st, outp, wrt, _ = self.run_read([], text, wrt, prog, rng, vk, 'derivative')
         if st:
             return st
         jnodes = {}
@@ -1687,7 +1708,7 @@ class Checker:
         return res
 
     def check_hessian(self, text, wrt, prog, rng, vk=False):
-        st, outp, wrt, info = self.run_read(['--order', '2'], text, wrt, prog, rng, vk, 'Hessian')
+        st, outp, wrt, _ = self.run_read(['--order', '2'], text, wrt, prog, rng, vk, 'Hessian')
         if st:
             return st
         if any(X not in prog.vars for X in wrt):
@@ -1903,7 +1924,7 @@ KIND_SHARE = {'grad': 0.68, 'jac': 0.15, 'hess': 0.11, 'vgrad': 0.06}
 def pick_kind(seed, kinds):
     if len(kinds) == 1:
         return kinds[0]
-    x = random.Random(seed * 7 + 12345).random() * sum(KIND_SHARE[k] for k in kinds)
+    x = random.Random('kind %d' % seed).random() * sum(KIND_SHARE[k] for k in kinds)
     for k in kinds:
         x -= KIND_SHARE[k]
         if x <= 0:
@@ -2166,7 +2187,11 @@ def main():
     logf = open(a.log, 'a') if a.log else None
 
     if a.program is not None:
-        prog = lang.Program(a.program)
+        try:
+            prog = lang.Program(a.program)
+        except LangError as e:
+            print('indep.py: the independent reader does not take this program: %s' % e, file=sys.stderr)
+            return 2
         wrt = a.wrt.split(',') if a.wrt else None
         rng = random.Random(a.seed)
         scalar = prog.is_scalar(prog.function.shape)

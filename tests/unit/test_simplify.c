@@ -484,6 +484,12 @@ START_TEST(test_commutation)
     simp_to(MUL(COMM(n, m), VEC(M)), md_vec_of(c, md_trans(c, M)));
     /* commutation(n, 1) = eye */
     simp_to(COMM(n, MD_DIM_ONE), EYE(n));
+    /* K_pm*kron(u, v) = kron(v, u) for columns u (m) and v (p): K acts on
+       p x m matrices (helper-8's tester: the rule had m and p swapped) */
+    md_expr *z = md_sym(c, md_ctx_add_sym(c, "z", MD_SYM_VECTOR, m, MD_DIM_ONE));
+    simp_to(MUL(COMM(m, n), KRON(x, z)), md_kron(c, z, x));
+    md_expr *kept = simp(MUL(COMM(n, m), KRON(x, z)));
+    ck_assert_int_eq(kept->kind, MD_MUL);
     /* kron(x', eye)*K = kron(eye, x') (x' 1 x n, eye m x m): vec(M'x) both ways */
     simp_to(MUL(KRON(T(x), EYE(m)), COMM(n, m)), md_kron(c, EYE(m), md_trans(c, x)));
 }
