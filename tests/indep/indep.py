@@ -1201,7 +1201,7 @@ class Checker:
         """Check all gradients at one point; -> list of (X, status, detail)"""
         fidx = {f: i for i, f in enumerate(prog.funcs)}
         try:
-            sz = lang.bind_sizes(out, pt.values)
+            sz = lang.bind_sizes(out, pt.values, pt.sizes)
         except EvalError as e:
             raise Failure('readback-shape', 'output variables do not take the input shapes: %s' % e)
         res = []
@@ -1513,7 +1513,7 @@ class Checker:
         against central differences; -> {X: (failure kind, detail)}"""
         fidx = {f: i for i, f in enumerate(prog.funcs)}
         try:
-            sz = lang.bind_sizes(out, pt.values)
+            sz = lang.bind_sizes(out, pt.values, pt.sizes)
         except EvalError as e:
             raise Failure('readback-shape', 'output variables do not take the input shapes: %s' % e)
         values = self.absent_values(out, wrt, prog, pt, sz)
@@ -1651,7 +1651,7 @@ class Checker:
     def hess_at(self, prog, out, wrt, pt, rng, hnodes):
         fidx = {f: i for i, f in enumerate(prog.funcs)}
         try:
-            sz = lang.bind_sizes(out, pt.values)
+            sz = lang.bind_sizes(out, pt.values, pt.sizes)
         except EvalError as e:
             raise Failure('readback-shape', 'output variables do not take the input shapes: %s' % e)
         f0 = float(self.fvalue(prog, pt)[0, 0])
@@ -1771,7 +1771,7 @@ class Checker:
             if not np.all(np.isfinite(ap)) or float(np.max(np.abs(a - ap))) > 1e-10 * scale0:
                 continue            # ill-conditioned here: no verdict
             try:
-                sz = lang.bind_sizes(outp, pt.values)
+                sz = lang.bind_sizes(outp, pt.values, pt.sizes)
                 b = lang.evaluate(outp, outp.function, sz, pt.values, fidx)
             except TooLarge:
                 return 'toolarge'

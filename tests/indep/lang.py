@@ -727,12 +727,18 @@ class Sizes:
 
     def __init__(self):
         self.by_root = {}
+        self.by_name = {}   # read-back: sizes of the input's named dimensions
 
     def get(self, d):
         n = 1
         for r in atoms(d):
             if id(r) in self.by_root:
                 n *= self.by_root[id(r)][1]
+            elif r.name and r.name in self.by_name:
+                # a dimension that only occurs inside products in the printed text
+                # (vector v(n*p)): the input's dimension of that name, as the page says
+                # dimension names in the output are those of the header and declarations
+                n *= self.by_name[r.name]
             elif r.kind == 'free':
                 raise EvalError('a constant whose size nothing fixes')
             else:
@@ -784,10 +790,16 @@ def assign_sizes(prog, rng, lo=2, hi=5):
     return sz
 
 
-def bind_sizes(prog, values):
+def bind_sizes(prog, values, input_sizes=None):
     """Sizes for the dimension classes of prog from the variables' values (read-back of
-    an output program).  Raises EvalError when the output's typing cannot hold them."""
+    an output program), and, for a named dimension that only occurs inside products, the
+    size of the input's dimension of that name (input_sizes).  Raises EvalError when the
+    output's typing cannot hold them."""
     sz = Sizes()
+    if input_sizes is not None:
+        for r, n in input_sizes.by_root.values():
+            if r.name:
+                sz.by_name[r.name] = n
     todo = []
     for name in prog.var_order:
         if name not in values:
