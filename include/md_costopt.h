@@ -16,6 +16,13 @@
 int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots);
 
 /*
+ * Always, before the above: a diagonal matrix next to a matrix factor of
+ * a product becomes a scaling of its rows or columns (diag(u)*B =
+ * (u*1') .* B), so no n x n diagonal array is formed for it.
+ */
+void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots);
+
+/*
  * The matrix-chain DP, the one of the emitted md_chain (costopt.c
  * compiles src/4_emit/runtime/chain_dp.c for it): factor i of the chain
  * f[0..L) is d[i] x d[i+1], L >= 2.  inverse may be NULL; inverse[i] != 0

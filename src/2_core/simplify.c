@@ -734,6 +734,15 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
                acts on p x m matrices), and K_qn = eye when n or q is 1 */
             merged = md_kron(ctx, b->args[1], b->args[0]);
             done = 1;
+        } else if (a->kind == MD_DIAGM && b->cols == MD_DIM_ONE && b->kind != MD_DIAGM) {
+            /* diag(u)*x = u .* x for a column x: never an n x n matrix for a
+               scaling (weighted least squares: s.^2 .* (X*w - y)) */
+            merged = md_had2(ctx, a->args[0], b);
+            done = 1;
+        } else if (b->kind == MD_DIAGM && a->rows == MD_DIM_ONE && a->kind != MD_DIAGM) {
+            /* x'*diag(u) = (x .* u)' */
+            merged = md_trans(ctx, md_had2(ctx, md_trans(ctx, a), b->args[0]));
+            done = 1;
         } else if (a->kind == MD_DIAGM && b->kind == MD_DIAGM) {
             /* diag(u)*diag(v) = diag(u .* v) */
             merged = md_unary(ctx, MD_DIAGM, md_had2(ctx, a->args[0], b->args[0]));
@@ -1187,6 +1196,8 @@ md_expr *md_mpow(md_ctx *ctx, md_expr *base, int k)
         base->args[1]->rows == base->args[1]->cols)
         return md_kron(ctx, md_mpow(ctx, base->args[0], k), md_mpow(ctx, base->args[1], k));
     if (base->kind == MD_COMM && k == -1) return md_comm(ctx, base->aux, base->ival);
+    /* diag(u)^k = diag(u.^k), inv(diag(u)) = diag(1./u) */
+    if (base->kind == MD_DIAGM) return md_unary(ctx, MD_DIAGM, md_pow_si(ctx, base->args[0], k, 1));
     if (base->kind == MD_MPOW && labs((long)base->ival * k) <= MD_MPOW_MAX)
         return md_mpow(ctx, base->args[0], base->ival * k);
     if (base->kind == MD_ADD) {

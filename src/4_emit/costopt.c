@@ -297,3 +297,71 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
     free(c.memo);
     return 1;
 }
+
+/* ---- structured matrices ----------------------------------------------- */
+
+/*
+ * A diagonal matrix next to a matrix in a product is a scaling, never an
+ * n x n array: diag(u)*B = (u*1') .* B scales B's rows, A*diag(u) =
+ * A .* (1*u') its columns (the outer products with ones are fused into
+ * the elementwise loop, or cost what B costs).  The simplifier already
+ * writes diag(u)*x as u .* x, diag(u)^k as diag(u.^k) and sums of
+ * diagonals as one diagonal; what is left dense is a diag standing alone
+ * in a sum (diag(u) + A), which is n x n anyway.
+ */
+typedef struct md_srw {
+    md_ctx *ctx;
+    uint32_t n;
+    md_expr **memo;
+} md_srw;
+
+static md_expr *srw(md_srw *w, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < w->n && w->memo[e->id]) return w->memo[e->id];
+    md_ctx *ctx = w->ctx;
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    int changed = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = srw(w, e->args[i]);
+        changed |= a[i] != e->args[i];
+    }
+    md_expr *r = e;
+    if (e->kind == MD_MUL) {
+        int s = 0, n = e->nargs;
+        while (s < n && md_is_scalar(a[s])) s++;
+        for (int k = s; k < n; k++) {
+            if (a[k]->kind != MD_DIAGM) continue;
+            md_expr *u = a[k]->args[0];
+            if (k + 1 < n && a[k + 1]->kind != MD_DIAGM) {
+                md_expr *B = a[k + 1];
+                a[k] = md_had2(ctx, md_mul2(ctx, u, md_ones(ctx, MD_DIM_ONE, B->cols)), B);
+                memmove(a + k + 1, a + k + 2, (size_t)(n - k - 2) * sizeof *a);
+                n--;
+                changed = 1;
+            } else if (k > s && a[k - 1]->kind != MD_DIAGM) {
+                md_expr *A = a[k - 1];
+                a[k - 1] = md_had2(ctx, A, md_mul2(ctx, md_ones(ctx, A->rows, MD_DIM_ONE), md_trans(ctx, u)));
+                memmove(a + k, a + k + 1, (size_t)(n - k - 1) * sizeof *a);
+                n--;
+                k--;
+                changed = 1;
+            }
+        }
+        if (changed) r = md_mul(ctx, n, a);
+    } else if (changed) {
+        r = md_rebuild(ctx, e, a);
+    }
+    free(a);
+    if (e->id < w->n) w->memo[e->id] = r;
+    return r;
+}
+
+void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots)
+{
+    md_srw w = {ctx, ctx->nnodes, NULL};
+    w.memo = md_xcalloc(w.n, sizeof *w.memo);
+    for (int i = 0; i < n; i++) roots[i] = srw(&w, roots[i]);
+    free(w.memo);
+}
+

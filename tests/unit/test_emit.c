@@ -72,6 +72,10 @@ static const ecase base_cases[] = {
     {"invdet", "det(X) + tr(inv(A)*X)", 0, 0},
     {"diag", "sum(diag(X)) + x'*diag(x)*y + tr(diag(diag(X)*x'*X*z))", 0, 0},
     {"symmetric", "symmetric S; x'*S*x + logdet(S) + tr(S*A*S)", 0, 0},
+    /* diagonal matrices as scalings of rows and columns, never n x n
+       (md_struct_rewrite): left, right, both, inside chains and traces */
+    {"diag_scaling", "vector s, u; norm2(diag(s)*X*W - Y)^2 + sum(A*diag(s)*B) + tr(X'*diag(u)*X*C)"
+                     " + sum(diag(s)*A*diag(u)) + norm2(diag(s)*(X*w - y))^2 + x'*diag(s)^2*x", 1, 0},
     {"powers", "sum(X.^3) + norm1(X) + tr(X^2) + tr(X^-2) + sum(sqrt(exp(X))) + sum(X.^X)", 0, 0},
     {"scalars", "a^2*b + sin(a) + exp(b)/a", 0, 0},
     {"chain5", "tr(A*B*C*D*E) + x'*A*B*C*D*y", 1, 0},
