@@ -22,6 +22,11 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots);
  */
 void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots);
 
+/* Always, after md_cost_rewrite: norm2(E)^2 becomes sum(E.^2), one fused
+   sum of squares with no square root to square again (raw nodes: the
+   bracketing chosen stays). */
+void md_norm_rewrite(md_ctx *ctx, int n, md_expr **roots);
+
 /*
  * The matrix-chain DP, the one of the emitted md_chain (costopt.c
  * compiles src/4_emit/runtime/chain_dp.c for it): factor i of the chain

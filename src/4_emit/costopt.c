@@ -301,8 +301,8 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
 /* ---- structured matrices ----------------------------------------------- */
 
 /*
- * A diagonal matrix next to a matrix in a product is a scaling, never an
- * n x n array: diag(u)*B = (u*1') .* B scales B's rows, A*diag(u) =
+ * Structure the C backend uses, whatever the sizes.  A diagonal matrix
+ * next to a matrix in a product is a scaling, never an n x n array: diag(u)*B = (u*1') .* B scales B's rows, A*diag(u) =
  * A .* (1*u') its columns (the outer products with ones are fused into
  * the elementwise loop, or cost what B costs).  The simplifier already
  * writes diag(u)*x as u .* x, diag(u)^k as diag(u.^k) and sums of
@@ -362,6 +362,44 @@ void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots)
     md_srw w = {ctx, ctx->nnodes, NULL};
     w.memo = md_xcalloc(w.n, sizeof *w.memo);
     for (int i = 0; i < n; i++) roots[i] = srw(&w, roots[i]);
+    free(w.memo);
+}
+
+/* norm2(E)^2 = sum(E.^2), after the cost rewrite (which reads norm2(A*B)^2
+   for its Gram form); nodes are rebuilt raw, as copt builds them, so that
+   the bracketing chosen stays. */
+static md_expr *nrw(md_srw *w, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < w->n && w->memo[e->id]) return w->memo[e->id];
+    md_ctx *ctx = w->ctx;
+    md_expr *r;
+    if (e->kind == MD_POW && e->args[0]->kind == MD_NORM2 && md_is_num(e->args[1], 2) && md_is_scalar(e)) {
+        md_expr *E = nrw(w, e->args[0]->args[0]);
+        md_expr *sq[2] = {E, e->args[1]};
+        md_expr *p = md_expr_make(ctx, MD_POW, E->rows, E->cols, 0, 0, 0, 2, sq, NULL);
+        r = md_expr_make(ctx, MD_SUM, MD_DIM_ONE, MD_DIM_ONE, 0, 0, 0, 1, &p, NULL);
+    } else {
+        md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+        int changed = 0;
+        for (int i = 0; i < e->nargs; i++) {
+            a[i] = nrw(w, e->args[i]);
+            changed |= a[i] != e->args[i];
+        }
+        r = changed ? md_expr_make(ctx, e->kind, e->rows, e->cols, e->ival, e->aux, e->order, e->nargs, a,
+                                   e->kind == MD_NUM ? e->q : NULL)
+                    : e;
+        free(a);
+    }
+    if (e->id < w->n) w->memo[e->id] = r;
+    return r;
+}
+
+void md_norm_rewrite(md_ctx *ctx, int n, md_expr **roots)
+{
+    md_srw w = {ctx, ctx->nnodes, NULL};
+    w.memo = md_xcalloc(w.n, sizeof *w.memo);
+    for (int i = 0; i < n; i++) roots[i] = nrw(&w, roots[i]);
     free(w.memo);
 }
 

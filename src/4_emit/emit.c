@@ -292,6 +292,7 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     for (int i = 0; i < n; i++) roots[i + 1] = grads[i];
     md_struct_rewrite(ctx, n + 1, roots);
     md_cost_rewrite(ctx, o ? o->size_hint : NULL, n + 1, roots);
+    md_norm_rewrite(ctx, n + 1, roots);
     f = roots[0];
     grads = roots + 1;
     if (em_scan(&E, f, grads) < 0) goto done;
