@@ -769,6 +769,10 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
             /* M*kron(v', D) = kron(v', M*D) for a row v' */
             merged = md_kron(ctx, b->args[0], md_mul2(ctx, a, b->args[1]));
             done = 1;
+        } else if ((a->kind == MD_COMM && b->kind == MD_ONES) || (a->kind == MD_ONES && b->kind == MD_COMM)) {
+            /* a commutation matrix permutes: K*matrix(1) = matrix(1), matrix(1)*K = matrix(1) */
+            merged = a->kind == MD_ONES ? a : b;
+            done = 1;
         } else if (a->kind == MD_COMM && b->kind == MD_VEC && b->args[0]->rows == a->ival &&
                    b->args[0]->cols == a->aux) {
             /* commutation(m, n)*vec(B) = vec(B') for B m x n */
@@ -1498,8 +1502,9 @@ md_expr *md_kron(md_ctx *ctx, md_expr *a, md_expr *b)
     /* scalar factors come out: kron(s*A, B) = s*kron(A, B) */
     md_expr *sa, *sb, *ca = md_scalar_out(ctx, a, &sa), *cb = md_scalar_out(ctx, b, &sb);
     if (ca != a || cb != b) return md_mul3(ctx, sa, sb, md_kron(ctx, ca, cb));
-    /* kron(eye(m), eye(n)) = eye(m*n) */
+    /* kron(eye(m), eye(n)) = eye(m*n), and the same for matrix(1) */
     if (a->kind == MD_EYE && b->kind == MD_EYE) return md_eye(ctx, rows);
+    if (a->kind == MD_ONES && b->kind == MD_ONES) return md_ones(ctx, rows, cols);
     /* kron(u, kron(v', C)) = kron(u*v', C) for a column u and a row v'
        (associativity, and kron of a column and a row is their product) */
     if (b->kind == MD_KRON && a->cols == MD_DIM_ONE && b->args[0]->rows == MD_DIM_ONE)

@@ -482,6 +482,9 @@ START_TEST(test_commutation)
     simp_to(MUL(COMM(n, n), KRON(M, A), COMM(m, n)), md_kron(c, A, M));
     /* K_nm*vec(M) = vec(M') */
     simp_to(MUL(COMM(n, m), VEC(M)), md_vec_of(c, md_trans(c, M)));
+    /* a permutation of ones is ones; kron(ones, ones) = ones */
+    simp_to(MUL(COMM(n, m), ONES(md_ctx_dim_mul(c, n, m), MD_DIM_ONE)), ONES(md_ctx_dim_mul(c, n, m), MD_DIM_ONE));
+    simp_to(KRON(ONES(n, n), ONES(m, MD_DIM_ONE)), ONES(md_ctx_dim_mul(c, n, m), n));
     /* commutation(n, 1) = eye */
     simp_to(COMM(n, MD_DIM_ONE), EYE(n));
     /* K_pm*kron(u, v) = kron(v, u) for columns u (m) and v (p): K acts on
