@@ -460,6 +460,10 @@ static md_expr *gen_expr(gen *g, int r, int c, int depth)
  * (md_expr.h), or the first offending node, with *why set.  The evaluator
  * aborts on a malformed graph, so everything is checked here first.
  */
+/* the canonical form of md_simplify.h too (checked on what the
+   constructors build, not on the generator's raw trees) */
+static int wf_canonical;
+
 static md_expr *wf_walk(md_ctx *ctx, md_expr *e, char *seen, const char **why)
 {
     if (seen[e->id]) return NULL;
@@ -494,6 +498,11 @@ static md_expr *wf_walk(md_ctx *ctx, md_expr *e, char *seen, const char **why)
         break;
     case MD_MUL: {
         WF(e->nargs >= 2, "a product with fewer than 2 factors");
+        for (int i = 1; i < e->nargs && wf_canonical; i++)
+            WF(e->args[i]->kind != MD_NUM, "a product with a number after its first factor");
+        for (int i = 0; i < e->nargs && wf_canonical; i++)
+            WF(e->args[i]->kind != MD_MUL || e->args[i]->args[0]->kind != MD_NUM,
+               "a product with a factor that carries its own coefficient");
         int i = 0, cr = -1, cc = -1;
         while (i < e->nargs && md_is_scalar(e->args[i])) i++;
         for (; i < e->nargs; i++) {
@@ -768,7 +777,7 @@ static void prop_roundtrip(kase *k, md_expr *e, const char *etext)
         k->t->skip_eval2++;
         goto out;
     }
-    md_env env2 = {c2, NULL, NULL, NULL, NULL, 0};
+    md_env env2 = {.ctx = c2};
     env2.dimsize = md_xcalloc((size_t)c2->ndims, sizeof(long));
     env2.val = md_xcalloc((size_t)c2->nsyms + 1, sizeof(md_mat));
     int mapped = 1;
@@ -1512,7 +1521,11 @@ static void run_case(unsigned long seed, tally *t)
     }
     if (!same_stream) fail(&k, "P1 generator", "the raw and simplifying runs drew different random streams");
 
-    char *bad = wf_check(ctx, e), *badr = wf_check(ctx, raw);
+    wf_canonical = 1;
+    char *bad = wf_check(ctx, e);
+    wf_canonical = 0;
+    char *badr = wf_check(ctx, raw);
+    wf_canonical = 1;
     if (bad) fail(&k, "P1 shape", "the constructors built a malformed expression: %s", bad);
     if (badr) fail(&k, "P1 shape", "the generator built a malformed raw tree: %s", badr);
     int skip = bad || badr;

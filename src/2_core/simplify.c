@@ -855,7 +855,26 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
        and after the chain is normalised (eye, merging) so that nothing is
        merged across it */
     for (int round = 0; round < 2; round++) {
-        if (round == 1) md_chain_normalise(ctx, &p.chain);
+        if (round == 1 && md_chain_normalise(ctx, &p.chain)) {
+            /* a merge can give a product with scalar factors of its own
+               (kron(A, B)*kron(C, D) = 2*kron(A*C, B*D)): a chain factor
+               never carries one (md_split and md_join rely on it), so the
+               product is built again from its parts, spliced */
+            int nested = 0;
+            for (int i = 0; i < p.chain.n; i++) nested |= p.chain.v[i]->kind == MD_MUL;
+            if (nested) {
+                md_vec all = {0};
+                md_vec_push(&all, md_num(ctx, p.coef));
+                for (int i = 0; i < p.ns; i++)
+                    if (mpq_sgn(p.s[i].exp) != 0)
+                        md_vec_push(&all, mpq_cmp_ui(p.s[i].exp, 1, 1) == 0 ? p.s[i].base
+                                                                          : md_pow(ctx, p.s[i].base, md_num(ctx, p.s[i].exp)));
+                for (int i = 0; i < p.chain.n; i++) md_vec_push(&all, p.chain.v[i]);
+                r = md_mul(ctx, all.n, all.v);
+                free(all.v);
+                goto done;
+            }
+        }
     for (;;) {
         int i0 = -1, j0 = -1;
         for (int i = 0; i < p.chain.n && i0 < 0; i++) {

@@ -148,6 +148,11 @@ static int agrees(md_runstate *r, md_expr *f, int n, md_expr **roots, md_readbac
                 for (int i = 0; i < n; i++) {
                     double d = mat_diff(&a[i], &b[i]);
                     if (d > 1e-8 && !unstable_at(&env, n, roots, a, i, d)) {
+                        if (getenv("MATDIFF_DEBUG")) {
+                            char *t = md_expr_to_string(r->ctx, roots[i]);
+                            fprintf(r->err, "matdiff: debug: result %d differs by %.3g: %s\n", i, d, t);
+                            free(t);
+                        }
                         snprintf(why, whylen, "evaluates to something else (difference %.1e)", d);
                         bad++;
                         break;
