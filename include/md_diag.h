@@ -48,7 +48,8 @@ void md_error(md_source *src, const char *fmt, ...) __attribute__((format(printf
 /* The location spanning a and b. */
 md_loc md_loc_span(md_loc a, md_loc b);
 
-/* Edit distance between two short names, for "did you mean" hints. */
+/* Edit distance between two short names, for "did you mean" hints:
+   insertions, deletions, substitutions and neighbour transpositions. */
 int md_edit_distance(const char *a, const char *b);
 
 #endif

@@ -131,23 +131,25 @@ md_loc md_loc_span(md_loc a, md_loc b)
 
 int md_edit_distance(const char *a, const char *b)
 {
+    /* optimal string alignment: insertions, deletions, substitutions and
+       transpositions of neighbours each cost 1 (tahn is 1 from tanh) */
     size_t n = strlen(a), m = strlen(b);
-    int *row = malloc((m + 1) * sizeof *row);
-    if (!row) return (int)(n > m ? n : m);
-    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= n; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
+    int *d = malloc((n + 1) * (m + 1) * sizeof *d);
+    if (!d) return (int)(n > m ? n : m);
+#define D(i, j) d[(i) * (m + 1) + (j)]
+    for (size_t i = 0; i <= n; i++) D(i, 0) = (int)i;
+    for (size_t j = 0; j <= m; j++) D(0, j) = (int)j;
+    for (size_t i = 1; i <= n; i++)
         for (size_t j = 1; j <= m; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+            int best = D(i - 1, j - 1) + (a[i - 1] != b[j - 1]);
+            if (D(i - 1, j) + 1 < best) best = D(i - 1, j) + 1;
+            if (D(i, j - 1) + 1 < best) best = D(i, j - 1) + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && D(i - 2, j - 2) + 1 < best)
+                best = D(i - 2, j - 2) + 1;
+            D(i, j) = best;
         }
-    }
-    int d = row[m];
-    free(row);
-    return d;
+    int r = D(n, m);
+#undef D
+    free(d);
+    return r;
 }

@@ -512,14 +512,18 @@ static int suggest(md_st *st, const char *name, md_loc loc)
     /* a hint only when the name is long enough for a typo to be likely */
     size_t len = strlen(name);
     int bd = len <= 1 ? 0 : len <= 4 ? 2 : 3;
+    /* the nearest; between equally near ones, one of the name's length
+       (tahn: tanh, a transposition, rather than tan) */
     for (int i = 0; builtin_name(i); i++) {
         int d = md_edit_distance(name, builtin_name(i));
-        if (d < bd) bd = d, best = builtin_name(i);
+        if (d < bd || (d == bd && best && strlen(builtin_name(i)) == len && strlen(best) != len))
+            bd = d, best = builtin_name(i);
     }
     for (int i = 0; i < st->nnames; i++)
         if (st->names[i].kind == MD_NAME_FUNC) {
             int d = md_edit_distance(name, st->names[i].name);
-            if (d < bd) bd = d, best = st->names[i].name;
+            if (d < bd || (d == bd && best && strlen(st->names[i].name) == len && strlen(best) != len))
+                bd = d, best = st->names[i].name;
         }
     if (!strcmp(name, "trace")) best = "tr";
     if (!strcmp(name, "ln")) best = "log";
