@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "md_builtins.h"
+#include "md_diag.h"
 #include "md_simplify.h"
 
 /* ---- dimension variables ---------------------------------------------- */
@@ -330,6 +331,20 @@ static const char *const md_greek[] = {
     "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron",
     "pi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega", NULL
 };
+
+const char *md_near_greek(const char *name)
+{
+    size_t len = strlen(name);
+    if (len < 3) return NULL;   /* eta, mu, nu, pi, xi: short names are anything */
+    const char *best = NULL;
+    int bd = (len <= 4 ? 1 : 2) + 1;
+    for (int i = 0; md_greek[i]; i++) {
+        if (!strcmp(md_greek[i], name)) return NULL;
+        int d = md_edit_distance(name, md_greek[i]);
+        if (d < bd) bd = d, best = md_greek[i];
+    }
+    return best;
+}
 
 md_symkind md_default_kind(const char *name)
 {

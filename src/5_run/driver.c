@@ -869,6 +869,21 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         rc = MD_EXIT_USAGE;
         goto done;
     }
+    if (r.kind == MD_DER_JACOBIAN) {
+        /* a vector only because a misspelt Greek name took the default
+           type of its first letter (lamda*norm2(w)^2): say so, the
+           derivative printed is then not the one meant */
+        for (int s = 0; s < r.nsyms_prog; s++) {
+            const md_symbol *y = &r.ctx->syms[s];
+            const char *g = y->kind != MD_SYM_SCALAR ? md_near_greek(y->name) : NULL;
+            if (g && mentioned(r.prog, y->name))
+                fprintf(r.err, "matdiff: note: '%s' is a %s because names starting with %s are (did you mean '%s'? "
+                               "or declare 'scalar %s'); the function is not a scalar, so its derivative is a "
+                               "Jacobian\n",
+                        y->name, y->kind == MD_SYM_VECTOR ? "vector" : "matrix",
+                        y->kind == MD_SYM_VECTOR ? "h-z" : "A-Z", g, y->name);
+        }
+    }
     if ((rc = resolve_wrt(&r))) goto done;
     if (r.nv == 0) {
         md_error_at(&r.src, r.typed.floc, "the function has no variables to differentiate");
