@@ -520,8 +520,7 @@ static const char *md_diag_factor(md_ctx *ctx, md_expr *S, md_expr *L, md_expr *
     md_expr *u = F->args[0];
     int n = F->rows;
     if (R && R->cols == MD_DIM_ONE) {
-        md_expr *C = md_mul2(ctx, md_unary(ctx, MD_DIAGM, R), md_num_si(ctx, 1, 1));
-        emit(arg, md_mul3(ctx, S, L ? L : md_eye(ctx, n), C), u);
+        emit(arg, md_mul3(ctx, S, L ? L : md_eye(ctx, n), md_unary(ctx, MD_DIAGM, R)), u);
         return "A diag(u) b = A diag(b) u";
     }
     if (L && L->rows == MD_DIM_ONE) {

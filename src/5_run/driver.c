@@ -638,6 +638,16 @@ static int mentioned(const md_program *prog, const char *name)
     return found;
 }
 
+/* Is name in a declaration of the program (its type is then the user's)? */
+static int declared(const md_program *prog, const char *name)
+{
+    for (int i = 0; i < prog->nstmts; i++)
+        if (prog->stmts[i]->kind == MD_STMT_DECL)
+            for (int k = 0; k < prog->stmts[i]->nitems; k++)
+                if (!strcmp(prog->stmts[i]->items[k].name, name)) return 1;
+    return 0;
+}
+
 /* The default: the results as a program that reads back. */
 static int run_text(md_runstate *r)
 {
@@ -876,7 +886,7 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         for (int s = 0; s < r.nsyms_prog; s++) {
             const md_symbol *y = &r.ctx->syms[s];
             const char *g = y->kind != MD_SYM_SCALAR ? md_near_greek(y->name) : NULL;
-            if (g && mentioned(r.prog, y->name))
+            if (g && mentioned(r.prog, y->name) && !declared(r.prog, y->name))
                 fprintf(r.err, "matdiff: note: '%s' is a %s because names starting with %s are (did you mean '%s'? "
                                "or declare 'scalar %s'); the function is not a scalar, so its derivative is a "
                                "Jacobian\n",
