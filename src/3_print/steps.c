@@ -305,6 +305,51 @@ static int pairs_final(const md_pairs *p, md_expr *dX)
     return 1;
 }
 
+/* A rewriting step: the pair (a, e) one identity down, appended to out;
+   the identity's name, or NULL when e's kind has no rule. */
+typedef const char *(*md_rewrite_fn)(md_ctx *ctx, md_expr *a, md_expr *e, md_pairs *out);
+
+/*
+ * The identities, one level per line: each line takes every term of *p
+ * whose e is not yet dX one level down with step, collects terms with
+ * equal e, and is added as a line of the given kind for block b with the
+ * identities used in its margin.  At most as many lines as the deepest e
+ * (the guard only protects against a rule that makes no progress, which
+ * would be a bug).  Returns 0, or -1 when a step has no rule.
+ */
+static int rewrite_lines(md_ctx *ctx, md_derivation *d, md_pairs *p, md_expr *dX, int b, md_line_kind kind,
+                         md_rewrite_fn step)
+{
+    int guard_max = 64;
+    for (int i = 0; i < p->n; i++)
+        if ((int)p->v[i].e->depth + 64 > guard_max) guard_max = (int)p->v[i].e->depth + 64;
+    for (int guard = 0; !pairs_final(p, dX); guard++) {
+        if (guard >= guard_max) return -1;
+        md_pairs q = {0};
+        md_buf why = {0};
+        for (int i = 0; i < p->n; i++) {
+            if (p->v[i].e == dX) {
+                pairs_push(&q, p->v[i].a, p->v[i].e);
+                continue;
+            }
+            const char *w = step(ctx, p->v[i].a, p->v[i].e, &q);
+            if (!w) {
+                free(q.v);
+                md_buf_free(&why);
+                return -1;
+            }
+            if (!why.s || !strstr(why.s, w)) md_buf_printf(&why, "%s%s", why.len ? ", " : "", w);
+        }
+        if (pairs_collect(ctx, &q)) md_buf_printf(&why, "%scollect terms", why.len ? ", " : "");
+        free(p->v);
+        *p = q;
+        md_line *l = add_line(d, kind, NULL, b);
+        set_pairs(l, p);
+        l->why = md_buf_take(&why);
+    }
+    return 0;
+}
+
 /* ---- deriving --------------------------------------------------------- */
 
 int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivation *d)
@@ -412,44 +457,8 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
         set_pairs(l, &p);
         if (nsubs) l->why = md_xstrdup("chain rule");
 
-        /* 3. the identities, one level per line: each line takes every
-           term one level down, so there are at most as many lines as df
-           is deep (the guard only protects against a rule that makes no
-           progress, which would be a bug) */
-        int guard_max = 64;
-        for (int i = 0; i < p.n; i++)
-            if ((int)p.v[i].e->depth + 64 > guard_max) guard_max = (int)p.v[i].e->depth + 64;
-        for (int guard = 0; !pairs_final(&p, dX) && rc == 0; guard++) {
-            if (guard >= guard_max) {
-                rc = -1;
-                break;
-            }
-            md_pairs q = {0};
-            md_buf why = {0};
-            for (int i = 0; i < p.n && rc == 0; i++) {
-                if (p.v[i].e == dX) {
-                    pairs_push(&q, p.v[i].a, p.v[i].e);
-                    continue;
-                }
-                const char *w = rewrite(ctx, p.v[i].a, p.v[i].e, &q);
-                if (!w) {
-                    rc = -1;
-                    break;
-                }
-                if (!why.s || !strstr(why.s, w)) md_buf_printf(&why, "%s%s", why.len ? ", " : "", w);
-            }
-            if (rc) {
-                free(q.v);
-                md_buf_free(&why);
-                break;
-            }
-            if (pairs_collect(ctx, &q)) md_buf_printf(&why, "%scollect terms", why.len ? ", " : "");
-            free(p.v);
-            p = q;
-            l = add_line(d, MD_LINE_PAIRS, NULL, b);
-            set_pairs(l, &p);
-            l->why = md_buf_take(&why);
-        }
+        /* 3. the identities, one level per line (the same step md_identify takes) */
+        rc = rewrite_lines(ctx, d, &p, dX, b, MD_LINE_PAIRS, rewrite);
         if (rc == 0) {
             /* the result is md_gradient's node, written with the names: the
                derivation ends in exactly what the gradient printer prints.
@@ -498,6 +507,13 @@ static void vpairs_emit(void *arg, md_expr *Ck, md_expr *child)
     pairs_push(v->out, md_mul2(v->ctx, v->c, Ck), child);
 }
 
+/* c vec(e) one vec identity down (md_vec_step, the table md_vec_jacobian uses) */
+static const char *vrewrite(md_ctx *ctx, md_expr *c, md_expr *e, md_pairs *out)
+{
+    md_vstep v = {ctx, out, c};
+    return md_vec_step(ctx, e, vpairs_emit, &v);
+}
+
 /*
  * The lines of one block: dF, then d vec F = c_1 vec(e_1) + ..., one
  * level of md_vec_step per line, until every e_i is dX; then the result,
@@ -533,36 +549,7 @@ static int vec_block(md_ctx *ctx, md_derivation *d, md_expr *F, int X, int b, co
         md_buf_free(&lhs);
         set_pairs(l, &p);
     }
-    int rc = 0, guard_max = (int)dF->depth + 64;
-    for (int guard = 0; !pairs_final(&p, dX); guard++) {
-        if (guard >= guard_max) {
-            rc = -1;
-            break;
-        }
-        md_pairs q = {0};
-        md_buf why = {0};
-        for (int i = 0; i < p.n && rc == 0; i++) {
-            if (p.v[i].e == dX) {
-                pairs_push(&q, p.v[i].a, p.v[i].e);
-                continue;
-            }
-            md_vstep v = {ctx, &q, p.v[i].a};
-            const char *w = md_vec_step(ctx, p.v[i].e, vpairs_emit, &v);
-            if (!w) rc = -1;
-            else if (!why.s || !strstr(why.s, w)) md_buf_printf(&why, "%s%s", why.len ? ", " : "", w);
-        }
-        if (rc) {
-            free(q.v);
-            md_buf_free(&why);
-            break;
-        }
-        if (pairs_collect(ctx, &q)) md_buf_printf(&why, "%scollect terms", why.len ? ", " : "");
-        free(p.v);
-        p = q;
-        l = add_line(d, MD_LINE_VPAIRS, NULL, b);
-        set_pairs(l, &p);
-        l->why = md_buf_take(&why);
-    }
+    int rc = rewrite_lines(ctx, d, &p, dX, b, MD_LINE_VPAIRS, vrewrite);
     if (rc == 0) {
         int xsize = md_ctx_dim_mul(ctx, x->rows, x->cols);
         md_expr *J = p.n ? p.v[0].a : md_zero(ctx, md_ctx_dim_mul(ctx, F->rows, F->cols), xsize);
