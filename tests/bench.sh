@@ -5,7 +5,8 @@
 # Both must grow linearly in L: shared subexpressions are named, not copied.
 # The same for the derivations (--steps) of those networks, for Hessians
 # (logistic regression, a 2-layer MLP) and for the Jacobian of an L-layer
-# tanh chain by its input.
+# tanh chain by its input.  Last, the emitted C code against hand-written
+# CBLAS and LAPACK (best of BENCH_R runs, see below).
 set -eu
 M=${MATDIFF:-./matdiff}
 RUNS=${RUNS:-20}
@@ -101,32 +102,61 @@ for L in 1 10 100; do
         'BEGIN { printf "%-8d %12.2f %14d %14.1f\n", L, (b - a) / n / 1e6, s, s / L }'
 done
 
-# The emitted C code (issue "C code generation") against a hand-written
-# CBLAS gradient of seed 003, when CBLAS is installed (libopenblas-dev).
+# The emitted C code (issues "C code generation" and 11) against
+# hand-written CBLAS and LAPACK, when CBLAS is installed (libopenblas-dev):
+# seed 003, ridge and logistic regression, a Gaussian log-likelihood (the
+# LAPACK path) and weighted least squares.  Each case is emitted twice:
+# without --size, as users call matdiff (the measurement: products
+# bracketed at run time from dims), and with --size, one line for
+# comparison.  Every line prints its ratio beside the issue's target: f and
+# its gradients, f alone, the gradient's overhead and the workspace in
+# doubles (NAME_workspace against the hand-written scratch).  Best of
+# BENCH_R runs, single-threaded BLAS.
 echo
 if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || \
    ls /usr/include/*/cblas.h >/dev/null 2>&1; then
+    BR=${BENCH_R:-20}
+    # emit NAME WRT SIZES PROGRAM: NAME.c and NAME.h without --size,
+    # NAME_sized.c and NAME_sized.h with --size SIZES
+    emit() {
+        $M --format c --name "$1" -w "$2" "$4" > "$tmp/$1.c"
+        $M --format c --name "$1" --header -w "$2" "$4" > "$tmp/$1.h"
+        $M --format c --name "$1_sized" --size "$3" -w "$2" "$4" > "$tmp/$1_sized.c"
+        $M --format c --name "$1_sized" --header -w "$2" "$4" > "$tmp/$1_sized.h"
+    }
+    # cbench PROGRAM NAME...: compile tests/bench/PROGRAM.c with the
+    # emitted NAME.c and NAME_sized.c (a NAME ending in .c: that file as is)
+    # into $tmp/PROGRAM
+    cbench() {
+        b=$1
+        shift
+        srcs=
+        for c in "$@"; do
+            case $c in
+                *.c) srcs="$srcs $c" ;;
+                *) srcs="$srcs $tmp/$c.c $tmp/${c}_sized.c" ;;
+            esac
+        done
+        # shellcheck disable=SC2086 # srcs are words
+        cc -std=c99 -O2 -I"$tmp" -o "$tmp/$b" "tests/bench/$b.c" $srcs -lopenblas -lm
+    }
+    N=${BENCH_N:-1000} D=${BENCH_D:-50}
+    echo "emitted C against hand-written CBLAS/LAPACK, single-threaded BLAS (OPENBLAS_NUM_THREADS=1), best of $BR"
     P="scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
-    $M --format c --name seed003 --size "n=${BENCH_N:-1000},p=${BENCH_N:-1000},q=${BENCH_N:-1000},d=${BENCH_D:-50}" -w U,V "$P" > "$tmp/seed003.c"
-    $M --format c --name seed003 --header -w U,V "$P" > "$tmp/seed003.h"
-    cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c" tests/bench/bench_c.c tests/bench/seed003_hand.c \
-        "$tmp/seed003.c" -lopenblas -lm
-    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c" "${BENCH_N:-1000}" "${BENCH_D:-50}" "${BENCH_R:-3}"
-    R="matrix X(n, p); vector w(p), y(n); scalar lambda; norm2(X*w - y)^2 + lambda*norm2(w)^2"
-    L="matrix X(n, p); vector w(p), y(n); sum(log(1 + exp(-y.*(X*w))))"
-    for c in ridge logreg; do
-        if [ $c = ridge ]; then prog=$R; else prog=$L; fi
-        $M --format c --name $c --size n=4000,p=2000 -w w "$prog" > "$tmp/$c.c"
-        $M --format c --name $c --header -w w "$prog" > "$tmp/$c.h"
-    done
-    cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c2" tests/bench/bench_c2.c "$tmp/ridge.c" "$tmp/logreg.c" -lopenblas -lm
-    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c2" 4000 2000 "${BENCH_R:-3}"
-    # the LAPACK path: one LU, solves, a fused trace
-    G="symmetric S(p, p); matrix Y(p, N); scalar c; c*logdet(S) + tr(Y'*inv(S)*Y)"
-    $M --format c --name gauss --size p=500,N=2000 -w S,Y "$G" > "$tmp/gauss.c"
-    $M --format c --name gauss --header -w S,Y "$G" > "$tmp/gauss.h"
-    cc -std=c99 -O2 -I"$tmp" -o "$tmp/bench_c3" tests/bench/bench_c3.c "$tmp/gauss.c" -lopenblas -lm
-    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c3" 500 2000 "${BENCH_R:-3}"
+    emit seed003 U,V "n=$N,p=$N,q=$N,d=$D" "$P"
+    cbench bench_c tests/bench/seed003_hand.c seed003
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c" "$N" "$D" "$BR"
+    emit ridge w n=4000,p=2000 "matrix X(n, p); vector w(p), y(n); scalar lambda; norm2(X*w - y)^2 + lambda*norm2(w)^2"
+    emit logreg w n=4000,p=2000 "matrix X(n, p); vector w(p), y(n); sum(log(1 + exp(-y.*(X*w))))"
+    cbench bench_c2 ridge logreg
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c2" 4000 2000 "$BR"
+    # the LAPACK path: LU, inverse or solves, a fused trace
+    emit gauss S,Y p=500,N=2000 "symmetric S(p, p); matrix Y(p, N); scalar c; c*logdet(S) + tr(Y'*inv(S)*Y)"
+    cbench bench_c3 gauss
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c3" 500 2000 "$BR"
+    emit wls w n=4000,p=50 "matrix X(n, p); vector w(p), y(n), s(n); norm2(diag(s)*(X*w - y))^2"
+    cbench bench_c4 wls
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c4" 4000 50 "$BR" 50
 else
     echo "C code benchmark skipped: no cblas.h (apt-get install libopenblas-dev)"
 fi

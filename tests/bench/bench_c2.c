@@ -6,6 +6,13 @@
  *   logreg:  f = sum(log(1 + exp(-y .* (X w)))),   g = -X'(y .* t ./ (1 + t)), t = exp(-y .* (X w))
  *
  * at n = 4000, p = 2000 (default), single-threaded BLAS, best of R runs.
+ * Both are two passes over X when the gradient is asked for (dgemv, then
+ * dgemv transposed) and one for f alone, and need one n-vector of scratch
+ * by hand.  ridge.c and logreg.c are emitted without --size, as users call
+ * matdiff; ridge_sized.c and logreg_sized.c with --size n=...,p=..., for
+ * comparison.  The hand-written f alone is hand_ridge with g NULL (it then
+ * computes X w - y and two dot products) and hand_logreg_f.  Prints the
+ * lines of bench.h.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -18,8 +25,11 @@
 #include <cblas.h>
 
 #include "ridge.h"
+#include "ridge_sized.h"
 #include "logreg.h"
+#include "logreg_sized.h"
 
+/* scratch: r, n doubles */
 static double hand_ridge(long n, long p, const double *X, const double *w, const double *y, double lambda,
                          double *g, double *r)
 {
@@ -33,6 +43,7 @@ static double hand_ridge(long n, long p, const double *X, const double *w, const
     return f;
 }
 
+/* scratch: z, n doubles */
 static double hand_logreg(long n, long p, const double *X, const double *w, const double *y, double *g,
                           double *z)
 {
@@ -43,15 +54,17 @@ static double hand_logreg(long n, long p, const double *X, const double *w, cons
         f += log(1.0 + t);
         z[i] = -y[i] * t / (1.0 + t);
     }
-    if (g) cblas_dgemv(CblasColMajor, CblasTrans, (int)n, (int)p, 1.0, X, (int)n, z, 1, 0.0, g, 1);
+    cblas_dgemv(CblasColMajor, CblasTrans, (int)n, (int)p, 1.0, X, (int)n, z, 1, 0.0, g, 1);
     return f;
 }
 
-static double maxrel(const double *a, const double *b, long n)
+/* f alone; scratch: z, n doubles */
+static double hand_logreg_f(long n, long p, const double *X, const double *w, const double *y, double *z)
 {
-    double e = 0.0;
-    for (long i = 0; i < n; i++) e = fmax(e, fabs(a[i] - b[i]) / (fabs(b[i]) + 1e-12));
-    return e;
+    cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)p, 1.0, X, (int)n, w, 1, 0.0, z, 1);
+    double f = 0.0;
+    for (long i = 0; i < n; i++) f += log(1.0 + exp(-y[i] * z[i]));
+    return f;
 }
 
 int main(int argc, char **argv)
@@ -62,38 +75,43 @@ int main(int argc, char **argv)
     double *X = rnd(n * p, &s, 0.05), *w = rnd(p, &s, 1.0), *y = rnd(n, &s, 1.0), lambda = 0.1;
     for (long i = 0; i < n; i++) y[i] = y[i] < 0 ? -1.0 : 1.0;
     double *g1 = malloc(sizeof(double) * (size_t)p), *g2 = malloc(sizeof(double) * (size_t)p);
+    double *g3 = malloc(sizeof(double) * (size_t)p);
     double *tmp = malloc(sizeof(double) * (size_t)n);
     ridge_dims rd = {.n = n, .p = p};
+    ridge_sized_dims rsd = {.n = n, .p = p};
     logreg_dims ld = {.n = n, .p = p};
-    double *w1 = malloc(sizeof(double) * (ridge_workspace(&rd) + logreg_workspace(&ld) + 1));
-    double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30}, e1 = 0, e2 = 0;
-    for (int r = 0; r < R; r++) {
-        double t[7];
-        t[0] = now();
-        double fa = ridge(&rd, X, w, y, lambda, g1, w1);
-        t[1] = now();
-        ridge(&rd, X, w, y, lambda, NULL, w1);
-        t[2] = now();
-        double fb = hand_ridge(n, p, X, w, y, lambda, g2, tmp);
-        t[3] = now();
-        e1 = fmax(fabs(fa - fb) / fabs(fb), maxrel(g1, g2, p));
-        double fc = logreg(&ld, X, w, y, g1, w1);
-        t[4] = now();
-        logreg(&ld, X, w, y, NULL, w1);
-        t[5] = now();
-        double fd = hand_logreg(n, p, X, w, y, g2, tmp);
-        t[6] = now();
-        e2 = fmax(fabs(fc - fd) / fabs(fd), maxrel(g1, g2, p));
-        int k[6] = {0, 1, 2, 3, 4, 5};
-        double dt[6] = {t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], t[5] - t[4], t[6] - t[5]};
-        for (int i = 0; i < 6; i++)
-            if (dt[k[i]] < best[k[i]]) best[k[i]] = dt[k[i]];
+    logreg_sized_dims lsd = {.n = n, .p = p};
+    size_t wr = ridge_workspace(&rd), wrs = ridge_sized_workspace(&rsd);
+    size_t wl = logreg_workspace(&ld), wls = logreg_sized_workspace(&lsd);
+    double *w1 = malloc(sizeof(double) * (wr + wrs + wl + wls + 1));
+    for (int c = 0; c < 2; c++) {
+        double tg = 1e30, tf = 1e30, ts = 1e30, th = 1e30, thf = 1e30;
+        double fe = 0, ff = 0, fs = 0, fh = 0, fhf = 0;
+        for (int r = 0; r < R; r++)
+            if (c == 0) {
+                TIME(tg, 1, fe = ridge(&rd, X, w, y, lambda, g1, w1));
+                TIME(tf, 1, ff = ridge(&rd, X, w, y, lambda, NULL, w1));
+                TIME(ts, 1, fs = ridge_sized(&rsd, X, w, y, lambda, g3, w1));
+                TIME(th, 1, fh = hand_ridge(n, p, X, w, y, lambda, g2, tmp));
+                TIME(thf, 1, fhf = hand_ridge(n, p, X, w, y, lambda, NULL, tmp));
+            } else {
+                TIME(tg, 1, fe = logreg(&ld, X, w, y, g1, w1));
+                TIME(tf, 1, ff = logreg(&ld, X, w, y, NULL, w1));
+                TIME(ts, 1, fs = logreg_sized(&lsd, X, w, y, g3, w1));
+                TIME(th, 1, fh = hand_logreg(n, p, X, w, y, g2, tmp));
+                TIME(thf, 1, fhf = hand_logreg_f(n, p, X, w, y, tmp));
+            }
+        if (c == 0)
+            printf("ridge     norm2(X*w - y)^2 + lambda*norm2(w)^2 by w;  n = %ld, p = %ld, best of %d\n", n, p, R);
+        else
+            printf("logreg    sum(log(1 + exp(-y.*(X*w)))) by w;  n = %ld, p = %ld, best of %d\n", n, p, R);
+        report_time("f + dw", tg, th, 1.15);
+        report_time("f alone", tf, thf, 1.15);
+        report_time("f + dw, --size", ts, th, 1.15);
+        report_overhead(tg, tf, 3.0);
+        report_work(c == 0 ? wr : wl, c == 0 ? wrs : wls, (size_t)n, 1.5);
+        report_diff(fmax(fmax(rel(fe, fh), rel(ff, fhf)), maxrel(g1, g2, p)), fmax(rel(fs, fh), maxrel(g3, g2, p)));
     }
-    printf("ridge and logistic regression, n = %ld, p = %ld, best of %d, single-threaded BLAS\n", n, p, R);
-    printf("  ridge   emitted %7.2f ms  (f alone %6.2f)  hand %7.2f ms  ratio %5.2f x  (f+grad)/f %5.2f x  diff %.0e\n",
-           1e3 * best[0], 1e3 * best[1], 1e3 * best[2], best[0] / best[2], best[0] / best[1], e1);
-    printf("  logreg  emitted %7.2f ms  (f alone %6.2f)  hand %7.2f ms  ratio %5.2f x  (f+grad)/f %5.2f x  diff %.0e\n",
-           1e3 * best[3], 1e3 * best[4], 1e3 * best[5], best[3] / best[5], best[3] / best[4], e2);
-    free(X), free(w), free(y), free(g1), free(g2), free(tmp), free(w1);
+    free(X), free(w), free(y), free(g1), free(g2), free(g3), free(tmp), free(w1);
     return 0;
 }
