@@ -16,7 +16,16 @@
 int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots);
 
 /*
- * Always, before the above: a diagonal matrix next to a matrix factor of
+ * Plans for sizes known only at run time: md_cost_rewrite of roots[0..n)
+ * on representative sizes of every dimension without a hint (hint[d] <= 0
+ * or hint NULL), the distinct results, at most maxplans, the ones that
+ * won for the most sizes first.  plans[k] is a malloc'd array of n roots.
+ * Returns the number of plans (at least 1 when maxplans >= 1).
+ */
+int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int maxplans, md_expr ***plans);
+
+/*
+ * Always, before md_cost_rewrite: a diagonal matrix next to a matrix factor of
  * a product becomes a scaling of its rows or columns (diag(u)*B =
  * (u*1') .* B), so no n x n diagonal array is formed for it.
  */

@@ -260,8 +260,10 @@ static md_expr *copt(md_copt *c, md_expr *e)
     if (e->nargs == 0) return e;
     if (e->id < c->n && c->memo[e->id]) return c->memo[e->id];
     /* the transpose of something already rewritten is read as its
-       transpose (a BLAS flag), not recomputed: E' for E = X*U*V' - Y */
-    if (!md_is_scalar(e) && e->kind != MD_TRANS) {
+       transpose (a BLAS flag), not recomputed: E' for E = X*U*V' - Y;
+       not an inverse: inv(A') shares A's LU with inv(A) anyway, and as a
+       transpose of inv(A) it would force that inverse to be formed */
+    if (!md_is_scalar(e) && e->kind != MD_TRANS && !is_inverse(e)) {
         md_expr *t = md_trans(c->ctx, e);
         if (t != e && t->id < c->n && c->memo[t->id]) {
             md_expr *r = c->memo[t->id];
@@ -296,6 +298,107 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
     free(c.known);
     free(c.memo);
     return 1;
+}
+
+/* ---- plans for sizes known at run time ---------------------------------- */
+
+/*
+ * Without a size for every dimension, the emitted code cannot know which
+ * bracketing wins; but only a few plans can win at all.  md_cost_plans
+ * runs md_cost_rewrite on representative sizes of the dimensions that
+ * have no hint -- three levels (4, 64, 1024) for up to four of them, two
+ * (16, 1024) for up to seven, else each one small or large among the
+ * others -- and keeps the distinct rewrites (hash-consing makes equal
+ * plans equal root pointers), the ones that won for the most sizes
+ * first.  The emitter writes each plan as a function and picks the one
+ * with the fewest flops for the dims it is called with, so the code is
+ * as good as a --size plan for every size regime that was sampled.
+ */
+
+enum { MD_PLAN_SAMPLES = 128 };
+
+static void reach_dims(const md_expr *e, char *seen, char *used)
+{
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    if (e->rows != MD_DIM_ONE) used[e->rows] = 1;
+    if (e->cols != MD_DIM_ONE) used[e->cols] = 1;
+    for (int i = 0; i < e->nargs; i++) reach_dims(e->args[i], seen, used);
+}
+
+/* Sample s (0-based) of the sizes of the k free dimensions into lv;
+   0 when there is no such sample. */
+static int plan_sample(int k, int s, long *lv)
+{
+    static const long three[3] = {4, 64, 1024}, two[2] = {16, 1024};
+    if (k <= 4) {
+        int total = 1;
+        for (int i = 0; i < k; i++) total *= 3;
+        if (s >= total) return 0;
+        for (int i = 0; i < k; i++, s /= 3) lv[i] = three[s % 3];
+        return 1;
+    }
+    if (k <= 7) {
+        if (s >= 1 << k) return 0;
+        for (int i = 0; i < k; i++) lv[i] = two[(s >> i) & 1];
+        return 1;
+    }
+    /* all large, all small, then one small among large, one large among small */
+    if (s >= 2 + 2 * k) return 0;
+    long base = s == 1 || (s >= 2 + k) ? two[0] : two[1];
+    for (int i = 0; i < k; i++) lv[i] = base;
+    if (s >= 2 && s < 2 + k) lv[s - 2] = two[0];
+    else if (s >= 2 + k) lv[s - 2 - k] = two[1];
+    return 1;
+}
+
+int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int maxplans, md_expr ***plans)
+{
+    int nd = ctx->ndims;
+    char *seen = md_xcalloc(ctx->nnodes ? ctx->nnodes : 1, 1), *used = md_xcalloc((size_t)nd + 1, 1);
+    for (int i = 0; i < n; i++) reach_dims(roots[i], seen, used);
+    free(seen);
+    long *size = md_xcalloc((size_t)nd + 1, sizeof *size), *lv = md_xcalloc((size_t)nd + 1, sizeof *lv);
+    int *freed = md_xcalloc((size_t)nd + 1, sizeof *freed), k = 0;
+    for (int d = 1; d < nd; d++) {
+        if (hint && hint[d] > 0) size[d] = hint[d];
+        else if (used[d]) freed[k++] = d;
+        else size[d] = 1024;   /* not in the graph: any size */
+    }
+    free(used);
+    md_expr ***cand = md_xcalloc(MD_PLAN_SAMPLES, sizeof *cand);
+    int *wins = md_xcalloc(MD_PLAN_SAMPLES, sizeof *wins), ncand = 0;
+    md_expr **tmp = md_xmalloc((size_t)(n ? n : 1) * sizeof *tmp);
+    for (int s = 0; s < MD_PLAN_SAMPLES && plan_sample(k, s, lv); s++) {
+        for (int i = 0; i < k; i++) size[freed[i]] = lv[i];
+        memcpy(tmp, roots, (size_t)n * sizeof *tmp);
+        md_cost_rewrite(ctx, size, n, tmp);
+        int c = 0;
+        while (c < ncand && memcmp(cand[c], tmp, (size_t)n * sizeof *tmp)) c++;
+        if (c == ncand) {
+            cand[ncand] = md_xmalloc((size_t)(n ? n : 1) * sizeof *tmp);
+            memcpy(cand[ncand++], tmp, (size_t)n * sizeof *tmp);
+        }
+        wins[c]++;
+    }
+    /* the most frequent winners first (a stable selection: ties keep the
+       order of the samples) */
+    int np = 0;
+    while (np < maxplans && np < ncand) {
+        int best = -1;
+        for (int c = 0; c < ncand; c++)
+            if (cand[c] && (best < 0 || wins[c] > wins[best])) best = c;
+        plans[np++] = cand[best];
+        cand[best] = NULL;
+    }
+    for (int c = 0; c < ncand; c++) free(cand[c]);
+    free(cand);
+    free(wins);
+    free(tmp);
+    free(size);
+    free(lv);
+    free(freed);
+    return np;
 }
 
 /* ---- structured matrices ----------------------------------------------- */

@@ -139,6 +139,7 @@ static void em_helpers(const emitter *E, md_buf *out)
         int used;
         int rt_blas, rt_loops;   /* em_runtime[] in BLAS mode, with --no-blas */
     } order[] = {
+        {E->use_maxz, EM_RT_MAXZ, EM_RT_MAXZ},
         {E->use_mm, EM_RT_MM_BLAS, EM_RT_MM_LOOPS},
         {E->use_tcopy, EM_RT_TCOPY, EM_RT_TCOPY},
         {E->nlus > 0, EM_RT_LU_LAPACK, EM_RT_LU_LOOPS},
@@ -273,87 +274,168 @@ int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md
     return rc;
 }
 
-int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, const md_emit_opts *o,
-              md_buf *out, FILE *err)
+/* The workspace function and the function of one plan, as fname (NULL:
+   the public NAME_workspace and NAME). */
+static void em_function(const emitter *E, const char *fname, md_buf *out)
 {
-    if (em_unsupported(ctx, err)) return -1;
-    emitter E;
-    em_init(&E, ctx, n, wrt, o, err);
-    int rc = -1;
-    md_expr **roots = NULL;
-    if (!md_is_scalar(f)) {
-        fprintf(E.err, "matdiff: the function must be scalar-valued to emit C code\n");
-        goto done;
-    }
-    /* with every size known: products bracketed by cost, shared
-       sub-products, Gram matrices for norms of products (costopt.c) */
-    roots = md_xmalloc((size_t)(n + 1) * sizeof *roots);
-    roots[0] = f;
-    for (int i = 0; i < n; i++) roots[i + 1] = grads[i];
-    md_struct_rewrite(ctx, n + 1, roots);
-    md_cost_rewrite(ctx, o ? o->size_hint : NULL, n + 1, roots);
-    md_norm_rewrite(ctx, n + 1, roots);
-    f = roots[0];
-    grads = roots + 1;
-    if (em_scan(&E, f, grads) < 0) goto done;
-    if ((rc = em_names(&E)) < 0) goto done;
-    rc = -1;
-    em_values(&E);
-
-    em_body(&E, f, grads);
-
-    /* assemble; the helpers that helpers call are used too */
-    int blas = E.o->blas;
-    E.use_mm |= E.use_mpow | E.use_chain;
-    E.use_tcopy |= E.use_sm;
-    em_top_comment(&E, f, grads, 0, out);
-    md_buf_puts(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n");
-    if (blas && (E.use_mm || E.use_sm || E.use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
-    md_buf_putc(out, '\n');
-    em_decls(&E, out);
-    md_buf_putc(out, '\n');
-    em_helpers(&E, out);
-
-    /* workspace */
-    int dims_used = strstr(E.ws.s ? E.ws.s : "", "dims->") != NULL;
-    for (int i = 0; i < E.nscr; i++) dims_used |= strstr(E.scr[i], "dims->") != NULL;
-    md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n", E.name, E.name);
+    md_ctx *ctx = E->ctx;
+    int dims_used = strstr(E->ws.s ? E->ws.s : "", "dims->") != NULL;
+    for (int i = 0; i < E->nscr; i++) dims_used |= strstr(E->scr[i], "dims->") != NULL;
+    if (fname) md_buf_printf(out, "static size_t %s_workspace(const %s_dims *dims)\n{\n", fname, E->name);
+    else md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n", E->name, E->name);
     md_buf_puts(out, "    size_t md_n = 0;\n");
     if (!dims_used) md_buf_puts(out, "    (void)dims;\n");
-    if (E.ws.s) md_buf_puts(out, E.ws.s);
-    if (E.nscr) {
+    if (E->ws.s) md_buf_puts(out, E->ws.s);
+    if (E->nscr) {
         md_buf_puts(out, "    /* scratch for products, inverses and determinants: the largest need */\n");
         md_buf_puts(out, "    size_t md_scr = 0, md_k;\n");
-        for (int i = 0; i < E.nscr; i++)
-            md_buf_printf(out, "    md_k = %s;\n    if (md_k > md_scr) md_scr = md_k;\n", E.scr[i]);
+        for (int i = 0; i < E->nscr; i++)
+            md_buf_printf(out, "    md_k = %s;\n    if (md_k > md_scr) md_scr = md_k;\n", E->scr[i]);
         md_buf_puts(out, "    md_n += md_scr;\n");
     }
     md_buf_puts(out, "    return md_n;\n}\n\n");
 
-    /* the function */
-    em_proto(&E, out);
+    em_proto(E, fname, out);
     md_buf_puts(out, "\n{\n");
-    int used_dims = strstr(E.body.s, "dims->") || strstr(E.decl.s ? E.decl.s : "", "dims->");
+    int used_dims = strstr(E->body.s, "dims->") || strstr(E->decl.s ? E->decl.s : "", "dims->");
     if (!used_dims) md_buf_puts(out, "    (void)dims;\n");
-    int used_work = E.decl.s && strstr(E.decl.s, "md_w");
-    used_work |= E.nscr > 0;
+    int used_work = E->decl.s && strstr(E->decl.s, "md_w");
+    used_work |= E->nscr > 0;
     if (used_work) md_buf_puts(out, "    double *md_w = work;\n");
     else md_buf_puts(out, "    (void)work;\n");
     /* parameters the code never reads */
     for (int s = 0; s < ctx->nsyms; s++) {
         int used = 0;
-        for (int k = 0; k < E.ntopo && !used; k++)
-            if (E.topo[k]->kind == MD_SYM && E.topo[k]->ival == s) used = 1;
-        if (!used) md_buf_printf(out, "    (void)%s;\n", E.pname[s]);
+        for (int k = 0; k < E->ntopo && !used; k++)
+            if (E->topo[k]->kind == MD_SYM && E->topo[k]->ival == s) used = 1;
+        if (!used) md_buf_printf(out, "    (void)%s;\n", E->pname[s]);
     }
-    if (E.decl.s) md_buf_puts(out, E.decl.s);
-    if (E.nscr) md_buf_puts(out, "    double *const md_scr = md_w;\n");
+    if (E->decl.s) md_buf_puts(out, E->decl.s);
+    if (E->nscr) md_buf_puts(out, "    double *const md_scr = md_w;\n");
     md_buf_puts(out, "\n");
-    md_buf_puts(out, E.body.s);
+    md_buf_puts(out, E->body.s);
     md_buf_puts(out, "}\n");
+}
+
+/* The public NAME_workspace and NAME of several plans: each runs plan
+   md_plan(dims), the one with the fewest flops for the sizes it is
+   called with (em_cost). */
+static void em_dispatch(const emitter *P, int np, md_buf *out)
+{
+    const emitter *E = &P[0];
+    md_ctx *ctx = E->ctx;
+    md_buf_printf(out, "/* The plan with the fewest flops for these sizes (ties: the earlier);\n"
+                       "   compiled with -DMD_FORCE_PLAN=k, plan k (0-based) whatever the sizes. */\n"
+                       "static int md_plan(const %s_dims *dims)\n{\n"
+                       "#ifdef MD_FORCE_PLAN\n"
+                       "    if (MD_FORCE_PLAN >= 0 && MD_FORCE_PLAN < %d) {\n"
+                       "        (void)dims;\n        return MD_FORCE_PLAN;\n    }\n"
+                       "#endif\n"
+                       "    const double md_c[%d] = {\n",
+                  E->name, np, np);
+    int used_dims = 0;
+    for (int k = 0; k < np; k++) {
+        char *c = em_cost(&P[k]);
+        used_dims |= strstr(c, "dims->") != NULL;
+        md_buf_printf(out, "        %s,\n", c);
+        free(c);
+    }
+    md_buf_puts(out, "    };\n");
+    if (!used_dims) md_buf_puts(out, "    (void)dims;\n");
+    md_buf_printf(out, "    int md_k = 0;\n    for (int md_j = 1; md_j < %d; md_j++)\n"
+                       "        if (md_c[md_j] < md_c[md_k]) md_k = md_j;\n    return md_k;\n}\n\n", np);
+    md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    switch (md_plan(dims)) {\n", E->name,
+                  E->name);
+    for (int k = 0; k < np; k++)
+        if (k + 1 < np) md_buf_printf(out, "    case %d: return md_plan%d_workspace(dims);\n", k, k);
+        else md_buf_printf(out, "    default: return md_plan%d_workspace(dims);\n", k);
+    md_buf_puts(out, "    }\n}\n\n");
+    /* the call, with the parameters forwarded */
+    md_buf args = {0};
+    md_buf_puts(&args, "dims");
+    for (int s = 0; s < ctx->nsyms; s++) md_buf_printf(&args, ", %s", E->pname[s]);
+    for (int i = 0; i < E->n; i++) md_buf_printf(&args, ", %s", E->gname[i]);
+    md_buf_puts(&args, ", work");
+    em_proto(E, NULL, out);
+    md_buf_puts(out, "\n{\n    switch (md_plan(dims)) {\n");
+    for (int k = 0; k < np; k++) {
+        md_buf_printf(out, "    %s", k + 1 < np ? "case " : "default");
+        if (k + 1 < np) md_buf_printf(out, "%d", k);
+        md_buf_printf(out, ": return md_plan%d(%s);\n", k, args.s);
+    }
+    md_buf_puts(out, "    }\n}\n");
+    md_buf_free(&args);
+}
+
+int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, const md_emit_opts *o,
+              md_buf *out, FILE *err)
+{
+    if (em_unsupported(ctx, err)) return -1;
+    if (!md_is_scalar(f)) {
+        fprintf(err ? err : stderr, "matdiff: the function must be scalar-valued to emit C code\n");
+        return -1;
+    }
+    int rc = -1, np = 0, ndone = 0;
+    /* structure first (diagonals as scalings), then the plans: products
+       bracketed by cost, shared sub-products, Gram matrices for norms of
+       products -- one plan when every size has a hint, else the few that
+       win for some sizes (costopt.c) */
+    md_expr **roots = md_xmalloc((size_t)(n + 1) * sizeof *roots);
+    roots[0] = f;
+    for (int i = 0; i < n; i++) roots[i + 1] = grads[i];
+    md_struct_rewrite(ctx, n + 1, roots);
+    md_expr **plans[EM_MAX_PLANS];
+    np = md_cost_plans(ctx, o ? o->size_hint : NULL, n + 1, roots, EM_MAX_PLANS, plans);
+    emitter *P = md_xcalloc((size_t)np, sizeof *P);
+    for (int k = 0; k < np; k++) {
+        emitter *E = &P[k];
+        md_norm_rewrite(ctx, n + 1, plans[k]);
+        em_init(E, ctx, n, wrt, o, err);
+        ndone++;
+        if (em_scan(E, plans[k][0], plans[k] + 1) < 0) goto done;
+        if ((rc = em_names(E)) < 0) goto done;
+        rc = -1;
+        em_values(E);
+        em_body(E, plans[k][0], plans[k] + 1);
+        E->use_mm |= E->use_mpow | E->use_chain;
+        E->use_tcopy |= E->use_sm;
+    }
+
+    /* assemble: the helpers any plan calls (and those they call) */
+    emitter M = P[0];
+    for (int k = 1; k < np; k++) {
+        M.use_mm |= P[k].use_mm, M.use_chain |= P[k].use_chain, M.use_chain_plain |= P[k].use_chain_plain;
+        M.use_chain_trace |= P[k].use_chain_trace, M.use_trdot |= P[k].use_trdot;
+        M.use_tcopy |= P[k].use_tcopy, M.use_det |= P[k].use_det, M.use_sm |= P[k].use_sm;
+        M.use_inv |= P[k].use_inv, M.use_mpow |= P[k].use_mpow, M.use_maxz |= P[k].use_maxz;
+        if (P[k].nlus > M.nlus) M.nlus = P[k].nlus;
+    }
+    M.nplans = np;
+    int blas = M.o->blas;
+    em_top_comment(&M, plans[0][0], plans[0] + 1, 0, out);
+    md_buf_puts(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n");
+    if (blas && (M.use_mm || M.use_sm || M.use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
+    md_buf_putc(out, '\n');
+    em_decls(&M, out);
+    md_buf_putc(out, '\n');
+    em_helpers(&M, out);
+    if (np == 1) {
+        em_function(&P[0], NULL, out);
+    } else {
+        for (int k = 0; k < np; k++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "md_plan%d", k);
+            md_buf_printf(out, "/* Plan %d of %d. */\n", k + 1, np);
+            em_function(&P[k], nm, out);
+            md_buf_putc(out, '\n');
+        }
+        em_dispatch(P, np, out);
+    }
     rc = 0;
 done:
+    for (int k = 0; k < ndone; k++) em_free(&P[k]);
+    free(P);
+    for (int k = 0; k < np; k++) free(plans[k]);
     free(roots);
-    em_free(&E);
     return rc;
 }

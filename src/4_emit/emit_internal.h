@@ -34,6 +34,10 @@
    time. */
 enum { EM_CHAIN_MAX = 16 };
 
+/* The most plans (bracketings for different size regimes) one emitted
+   file holds when sizes are known only at run time (md_cost_plans). */
+enum { EM_MAX_PLANS = 6 };
+
 /* How a node's value is held. */
 typedef enum {
     EM_LEAF,      /* an input, a number: val names it, no statement */
@@ -112,6 +116,8 @@ typedef struct emitter {
     char **scr;          /* scratch candidates (size expressions) */
     int nscr, capscr;
     /* the run-time helpers the statements call (emit_code.c) */
+    int nplans;          /* plans in the file (emit.c), for the comment */
+    int use_maxz;        /* a workspace slot holds values of different sizes */
     int use_mm, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
 } emitter;
 
@@ -145,6 +151,10 @@ void em_values(emitter *E);
 /* A scratch need (a size_t expression, owned by E from now on); the
    scratch area is the largest of them. */
 void em_add_scratch(emitter *E, char *expr);
+/* The flops of the emitted function as a C expression in dims (products
+   r*k*c, LUs n^3, other nodes one per element), for choosing among plans
+   at run time; malloc'd. */
+char *em_cost(const emitter *E);
 
 /* ---- emit_code.c: statements ------------------------------------------ */
 
@@ -158,8 +168,9 @@ void em_body(emitter *E, md_expr *f, md_expr **grads);
 
 /* ---- emit_text.c: the interface text ---------------------------------- */
 
-/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped. */
-void em_proto(const emitter *E, md_buf *out);
+/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped; with
+   fname, "static double fname(...)" (a plan's function, emit.c). */
+void em_proto(const emitter *E, const char *fname, md_buf *out);
 /* The declarations (the header, and the top of the .c), with guard. */
 void em_decls(const emitter *E, md_buf *out);
 /* The comment at the top of each emitted file (f == NULL: the header's). */

@@ -404,7 +404,94 @@ static void em_lu_slices(emitter *E, em_lu *lu, int num)
     free(sz);
 }
 
-/* Assigns every node its C value: names, slices, aliases.  Scalars,
+/*
+ * Workspace slots.  A computed matrix lives in a slot of the workspace
+ * from the statement that writes it to the last statement that reads it
+ * (through the fused, aliased, viewed and traced nodes in between); after
+ * that the slot is free for a later value.  Liveness is over the
+ * statement list as written: a statement skipped at run time (its
+ * gradient pointer NULL) writes nothing, so the reuse stays safe.  A
+ * slot's size is the largest of its values' (md_maxz at run time, since
+ * sizes are only known then); a value takes a free slot of its own size
+ * first, then any free slot, then a new one.  An elementwise statement
+ * (one loop over md_i) may write into the slot of an argument of its
+ * shape that it reads for the last time: element md_i is read before it
+ * is written.  LU factors and pivots keep slices of their own.
+ */
+typedef struct em_slot {
+    int (*sz)[2];        /* the distinct sizes of its values, as dimension pairs */
+    int nsz;
+    int free_at;         /* free for values written at this position or later; -1: busy */
+    int nvals;
+    uint32_t owner;      /* the node that holds it now */
+    char *name;          /* the value's, or md_slotK when several share it */
+} em_slot;
+
+/* Moves to pos the last read of every slot value that e's statement reads
+   through e (last[id]). */
+static void em_reads(const emitter *E, md_expr *a, int pos, int *last)
+{
+    const em_node *y = &E->nd[a->id];
+    switch (y->mode) {
+    case EM_COMPUTED:
+        if (last[a->id] < pos) last[a->id] = pos;
+        return;
+    case EM_INLINE:
+    case EM_ALIAS:
+    case EM_VIEW:
+    case EM_TRACED:
+        for (int i = 0; i < em_nargs(E, a); i++) em_reads(E, em_arg(E, a, i), pos, last);
+        return;
+    case EM_LEAF:
+    case EM_SOLVE: return;
+    }
+}
+
+/* The slot values e's statement reads at element md_i (elementwise), for
+   writing in place: those of its arguments, through fused nodes and
+   vector aliases. */
+static void em_el_reads(const emitter *E, md_expr *a, md_expr **out, int *n, int cap)
+{
+    const em_node *y = &E->nd[a->id];
+    if (y->mode == EM_COMPUTED && !y->scalar) {
+        if (*n < cap) out[(*n)++] = a;
+    } else if (y->mode == EM_INLINE || y->mode == EM_ALIAS) {
+        for (int i = 0; i < em_nargs(E, a); i++) em_el_reads(E, em_arg(E, a, i), out, n, cap);
+    }
+}
+
+static int em_slot_has(const em_slot *s, const int *sz)
+{
+    for (int i = 0; i < s->nsz; i++)
+        if (s->sz[i][0] == sz[0] && s->sz[i][1] == sz[1]) return 1;
+    return 0;
+}
+
+static void em_slot_add(em_slot *s, const int *sz)
+{
+    s->nvals++;
+    if (em_slot_has(s, sz)) return;
+    s->sz = md_xrealloc(s->sz, (size_t)(s->nsz + 1) * sizeof *s->sz);
+    s->sz[s->nsz][0] = sz[0];
+    s->sz[s->nsz++][1] = sz[1];
+}
+
+/* The slot's size as a size_t expression. */
+static char *em_slot_size(emitter *E, const em_slot *s)
+{
+    md_buf b = {0};
+    for (int i = 0; i < s->nsz; i++) {
+        char *z = em_size_t(E, s->sz[i][0], s->sz[i][1]);
+        if (i + 1 < s->nsz) md_buf_printf(&b, "md_maxz(%s, ", z);
+        else md_buf_puts(&b, z);
+        free(z);
+    }
+    for (int i = 1; i < s->nsz; i++) md_buf_putc(&b, ')');
+    if (s->nsz > 1) E->use_maxz = 1;
+    return md_buf_take(&b);
+}
+
+/* Assigns every node its C value: names, slots, aliases.  Scalars,
    matrices and LUs are numbered in the order they are computed (md_s1,
    md_t1, md_lu1), not by node id: ids follow the order in which the
    constructors ran, which C leaves unspecified for the arguments of one
@@ -414,6 +501,37 @@ void em_values(emitter *E)
 {
     md_ctx *ctx = E->ctx;
     int nscalar = 0, nmatrix = 0, nlu = 0;
+    /* last reads, by position (topo index; the final copies of gradients
+       not computed in place read at ntopo) */
+    int *last = md_xmalloc((size_t)ctx->nnodes * sizeof *last);
+    for (uint32_t i = 0; i < ctx->nnodes; i++) last[i] = -1;
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        for (int l = 0; l < E->nlus; l++)
+            if (E->lus[l].first == k) em_reads(E, E->lus[l].base, k, last);
+        if (E->nd[e->id].mode != EM_COMPUTED) continue;
+        if (last[e->id] < k) last[e->id] = k;
+        for (int i = 0; i < em_nargs(E, e); i++) em_reads(E, em_arg(E, e, i), k, last);
+    }
+    /* the roots (gradients not computed in place are copied at the end,
+       maybe through an alias) */
+    for (int k = 0; k < E->ntopo; k++)
+        if (E->nd[E->topo[k]->id].root_of) em_reads(E, E->topo[k], E->ntopo, last);
+    /* the values that die at each position: die[k], linked by next[id] */
+    int *die = md_xmalloc((size_t)(E->ntopo + 1) * sizeof *die), *next = md_xmalloc((size_t)ctx->nnodes * sizeof *next);
+    for (int k = 0; k <= E->ntopo; k++) die[k] = -1;
+    for (int k = 0; k < E->ntopo; k++) {
+        const md_expr *e = E->topo[k];
+        const em_node *x = &E->nd[e->id];
+        if (x->mode != EM_COMPUTED || x->scalar || x->dest >= 0) continue;
+        next[e->id] = die[last[e->id]];
+        die[last[e->id]] = (int)e->id;
+    }
+    em_slot *slots = NULL;
+    int nslots = 0, *slot_of = md_xmalloc((size_t)ctx->nnodes * sizeof *slot_of);
+    md_buf other = {0};   /* scalars and LU slices, after the slots */
+    md_buf tmp = E->decl;
+    E->decl = other;
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
         em_node *x = &E->nd[e->id];
@@ -449,15 +567,88 @@ void em_values(emitter *E)
             } else {
                 md_buf_printf(&b, "md_t%d", ++nmatrix);
                 x->val = md_buf_take(&b);
-                char *sz = em_size_t(E, e->rows, e->cols);
-                md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", x->val, sz);
-                md_buf_printf(&E->ws, "    md_n += %s;   /* %s */\n", sz, x->val);
-                free(sz);
+                int sz[2] = {e->rows < e->cols ? e->rows : e->cols, e->rows < e->cols ? e->cols : e->rows};
+                int s = -1;
+                /* in place: an argument read for the last time, element by element */
+                md_kind kd = em_kind(E, e);
+                if (kd == MD_ADD || kd == MD_HAD || kd == MD_POW || kd == MD_FUNC) {
+                    md_expr *rd[32];
+                    int nr = 0;
+                    for (int i = 0; i < em_nargs(E, e); i++) em_el_reads(E, em_arg(E, e, i), rd, &nr, 32);
+                    for (int i = 0; i < nr && s < 0; i++) {
+                        const em_node *y = &E->nd[rd[i]->id];
+                        if (y->dest < 0 && last[rd[i]->id] == k && rd[i]->rows == e->rows &&
+                            rd[i]->cols == e->cols)
+                            s = slot_of[rd[i]->id];
+                    }
+                }
+                for (int j = 0; j < nslots && s < 0; j++)   /* a free slot of this size */
+                    if (slots[j].free_at >= 0 && slots[j].free_at <= k && em_slot_has(&slots[j], sz)) s = j;
+                for (int j = 0; j < nslots && s < 0; j++)   /* any free slot */
+                    if (slots[j].free_at >= 0 && slots[j].free_at <= k) s = j;
+                if (s < 0) {
+                    slots = md_xrealloc(slots, (size_t)(nslots + 1) * sizeof *slots);
+                    slots[nslots] = (em_slot){NULL, 0, -1, 0, e->id, md_xstrdup(x->val)};
+                    s = nslots++;
+                }
+                em_slot_add(&slots[s], sz);
+                slots[s].free_at = -1;
+                slots[s].owner = e->id;
+                slot_of[e->id] = s;
             }
             break;
         }
+        md_buf_free(&b);
+        /* the slots of the values read for the last time at k are free
+           from k + 1 on (unless written in place at k by the next value) */
+        for (int v = die[k]; v >= 0; v = next[v])
+            if (slots[slot_of[v]].owner == (uint32_t)v) slots[slot_of[v]].free_at = k + 1;
     }
-    (void)ctx;
+    other = E->decl;
+    E->decl = tmp;
+    /* the slots, then the values that share one, then scalars and LUs */
+    for (int j = 0; j < nslots; j++) {
+        em_slot *sl = &slots[j];
+        char *sz = em_slot_size(E, sl);
+        if (sl->nvals > 1) {
+            free(sl->name);
+            md_buf nb = {0};
+            md_buf_printf(&nb, "md_slot%d", j + 1);
+            sl->name = md_buf_take(&nb);
+        }
+        md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", sl->name, sz);
+        md_buf_printf(&E->ws, "    md_n += %s;   /* %s", sz, sl->nvals > 1 ? "" : sl->name);
+        if (sl->nvals > 1) {
+            int first = 1;
+            for (int k = 0; k < E->ntopo; k++) {
+                const md_expr *e = E->topo[k];
+                const em_node *x = &E->nd[e->id];
+                if (x->mode == EM_COMPUTED && !x->scalar && x->dest < 0 && slot_of[e->id] == j) {
+                    md_buf_printf(&E->ws, "%s%s", first ? "" : ", ", x->val);
+                    first = 0;
+                }
+            }
+        }
+        md_buf_puts(&E->ws, " */\n");
+        free(sz);
+    }
+    for (int k = 0; k < E->ntopo; k++) {
+        const md_expr *e = E->topo[k];
+        const em_node *x = &E->nd[e->id];
+        if (x->mode == EM_COMPUTED && !x->scalar && x->dest < 0 && slots[slot_of[e->id]].nvals > 1)
+            md_buf_printf(&E->decl, "    double *const %s = %s;\n", x->val, slots[slot_of[e->id]].name);
+    }
+    if (other.s) md_buf_puts(&E->decl, other.s);
+    md_buf_free(&other);
+    for (int j = 0; j < nslots; j++) {
+        free(slots[j].sz);
+        free(slots[j].name);
+    }
+    free(slots);
+    free(slot_of);
+    free(die);
+    free(next);
+    free(last);
 }
 
 /* ---- scratch ---------------------------------------------------------- */
@@ -476,4 +667,102 @@ void em_add_scratch(emitter *E, char *expr)
         E->scr = md_xrealloc(E->scr, (size_t)E->capscr * sizeof *E->scr);
     }
     E->scr[E->nscr++] = expr;
+}
+
+/* ---- cost ------------------------------------------------------------- */
+
+/*
+ * The flops of the emitted function as a C expression in dims, to choose
+ * between plans at run time (emit.c): a product of an r x k and a k x c
+ * factor costs r*k*c, a trace of a product r*k, an LU n^3, a formed
+ * inverse n^3 more, anything else one operation per element.  Terms are
+ * monomials in the dimensions (at most three), equal ones collected.
+ */
+typedef struct em_term {
+    int d[3], n;      /* the dimensions, sorted; MD_DIM_ONE left out */
+    double coef;
+} em_term;
+
+static void em_term_add(em_term **t, int *nt, double coef, int n, const int *dims)
+{
+    em_term x = {{0, 0, 0}, 0, coef};
+    for (int i = 0; i < n; i++) {
+        if (dims[i] == MD_DIM_ONE) continue;
+        int j = x.n++;
+        while (j > 0 && x.d[j - 1] > dims[i]) x.d[j] = x.d[j - 1], j--;
+        x.d[j] = dims[i];
+    }
+    for (int i = 0; i < *nt; i++)
+        if ((*t)[i].n == x.n && !memcmp((*t)[i].d, x.d, sizeof x.d)) {
+            (*t)[i].coef += coef;
+            return;
+        }
+    *t = md_xrealloc(*t, (size_t)(*nt + 1) * sizeof **t);
+    (*t)[(*nt)++] = x;
+}
+
+char *em_cost(const emitter *E)
+{
+    em_term *t = NULL;
+    int nt = 0;
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        const em_node *x = &E->nd[e->id];
+        if (x->mode != EM_COMPUTED && x->mode != EM_TRACED) continue;
+        if (em_kind(E, e) == MD_MUL) {
+            md_expr *f[EM_CHAIN_MAX + 1];
+            int L = 0;
+            for (int i = 0; i < em_nargs(E, e) && L <= EM_CHAIN_MAX; i++)
+                if (!md_is_scalar(em_arg(E, e, i))) f[L++] = em_arg(E, e, i);
+            if (L >= 2 && x->mode == EM_TRACED && L == 2) {
+                int d[2] = {f[0]->rows, f[0]->cols};
+                em_term_add(&t, &nt, 1.0, 2, d);
+                continue;
+            }
+            /* left to right (a chain left to run time costs at most this) */
+            for (int i = 1; i < L; i++) {
+                int d[3] = {f[0]->rows, f[i]->rows, f[i]->cols};
+                em_term_add(&t, &nt, 1.0, 3, d);
+            }
+            if (L >= 2) continue;
+        }
+        if (em_kind(E, e) == MD_MPOW && e->ival < 0 && !x->scalar) {
+            int d[3] = {e->rows, e->rows, e->rows};
+            em_term_add(&t, &nt, 1.0, 3, d);
+        }
+        int d[2] = {e->rows, e->cols};
+        em_term_add(&t, &nt, 1.0, 2, d);
+    }
+    for (int l = 0; l < E->nlus; l++) {
+        int n = E->lus[l].base->rows, d[3] = {n, n, n};
+        em_term_add(&t, &nt, 2.0 / 3.0, 3, d);
+    }
+    /* one term after the other, wrapped at 96 columns (under md_c's
+       initialiser, indented by 8) */
+    md_buf b = {0};
+    size_t col = 8;
+    for (int i = 0; i < nt; i++) {
+        md_buf term = {0};
+        char c[32];
+        snprintf(c, sizeof c, "%.17g", t[i].coef);
+        if (!strpbrk(c, ".e")) strcat(c, ".0");
+        if (t[i].coef != 1.0 || !t[i].n) md_buf_puts(&term, c);
+        for (int j = 0; j < t[i].n; j++) {
+            md_buf_puts(&term, term.len ? " * (double)" : "(double)");
+            em_dim(E, t[i].d[j], &term);
+        }
+        if (i && col + term.len + 3 > 96) {
+            md_buf_puts(&b, "\n        + ");
+            col = 10;
+        } else if (i) {
+            md_buf_puts(&b, " + ");
+            col += 3;
+        }
+        md_buf_puts(&b, term.s);
+        col += term.len;
+        md_buf_free(&term);
+    }
+    if (!nt) md_buf_puts(&b, "0.0");
+    free(t);
+    return md_buf_take(&b);
 }

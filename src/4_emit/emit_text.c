@@ -57,12 +57,13 @@ static void em_shape_text(const emitter *E, int r, int c, md_buf *b)
     else md_buf_printf(b, "%s x %s", E->dimfield[r], E->dimfield[c]);
 }
 
-/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped. */
-void em_proto(const emitter *E, md_buf *out)
+/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped; with
+   fname, "static double fname(...)". */
+void em_proto(const emitter *E, const char *fname, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
     md_buf b = {0};
-    md_buf_printf(&b, "double %s(", E->name);
+    md_buf_printf(&b, "%sdouble %s(", fname ? "static " : "", fname ? fname : E->name);
     size_t indent = b.len;
     md_buf_printf(&b, "const %s_dims *dims", E->name);
     md_buf line = {0};
@@ -111,7 +112,7 @@ void em_decls(const emitter *E, md_buf *out)
     md_buf_printf(out, "/* Doubles of scratch space %s needs at work. */\n", E->name);
     md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims);\n\n", E->name, E->name);
     md_buf_puts(out, "/* Returns f; writes each non-NULL gradient. */\n");
-    em_proto(E, out);
+    em_proto(E, NULL, out);
     md_buf_puts(out, ";\n");
     if (E->ngens) {
         md_buf_puts(out, "\n/* Generic functions: callbacks the caller defines. */\n");
@@ -183,11 +184,17 @@ void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, m
             md_buf_puts(out, " * Plain C99 loops: link with -lm only.\n");
         if (E->nlus)
             md_buf_puts(out, " * Inverses used only in products are applied as solves with LU factors.\n");
-        md_buf_puts(out, " * Product chains are bracketed by cost ");
-        int hints = 0;
-        for (int d = 1; d < ctx->ndims && E->o->size_hint; d++) hints |= E->o->size_hint[d] > 0;
-        md_buf_puts(out, hints ? "(at emit time where every size has a hint,\n * at run time from dims otherwise).\n"
-                               : "at run time, from dims.\n");
+        int hints = E->o->size_hint != NULL;
+        for (int d = 1; d < ctx->ndims && hints; d++) hints = E->o->size_hint[d] > 0;
+        if (E->nplans > 1)
+            md_buf_printf(out, " * Products are bracketed and shared by one of %d plans, each the best for\n"
+                               " * some sizes; every call runs the one with the fewest flops for its dims.\n",
+                          E->nplans);
+        else if (hints)
+            md_buf_puts(out, " * Products are bracketed by cost for the sizes given with --size.\n");
+        else
+            md_buf_puts(out, " * Products are bracketed by cost; the same bracketing is the best for every\n"
+                             " * size regime.\n");
     }
     if (E->ngens) {
         md_buf_puts(out, " * Generic functions are callbacks you define (double -> double):\n");

@@ -120,6 +120,7 @@ enum { NBASE = sizeof base_cases / sizeof base_cases[0] };
 static ecase *cases;
 static int ncases;
 static const char **skipped;   /* skipped[i]: why case i was not compiled, or NULL */
+static int *nplans;            /* nplans[i]: plans in case i's code without hints */
 
 /* ---- the golden programs ---- */
 
@@ -149,6 +150,7 @@ static void load_cases(void)
     static const char *const files[] = {"seeds", "operators", "functions", "shapes", "cli", "robustness", NULL};
     golden_programs(files, add_golden, NULL);
     skipped = calloc((size_t)ncases + 1, sizeof *skipped);
+    nplans = calloc((size_t)ncases + 1, sizeof *nplans);
 }
 
 /* ---- loading ---- */
@@ -281,10 +283,16 @@ static int have_blas(void)
 typedef struct variant {
     const char *name;
     int blas, row, hints;
+    int plan;            /* > 0: compiled with MD_FORCE_PLAN=plan (0-based), used
+                            when the code without hints has more plans */
 } variant;
 
+/* Without size hints the emitted code holds a few plans and runs the one
+   its cost model picks for the dims; variants p1 .. p5 force each other
+   plan, so that every plan is checked, whatever the sizes pick. */
 static const variant variants[] = {
-    {"bc", 1, 0, 0}, {"br", 1, 1, 0}, {"lc", 0, 0, 0}, {"lr", 0, 1, 0}, {"bh", 1, 0, 1},
+    {"bc", 1, 0, 0, 0}, {"br", 1, 1, 0, 0}, {"lc", 0, 0, 0, 0}, {"lr", 0, 1, 0, 0}, {"bh", 1, 0, 1, 0},
+    {"p1", 0, 0, 0, 1}, {"p2", 0, 1, 0, 2}, {"p3", 0, 0, 0, 3}, {"p4", 0, 1, 0, 4}, {"p5", 0, 0, 0, 5},
 };
 enum { NVARIANTS = sizeof variants / sizeof variants[0] };
 
@@ -435,9 +443,10 @@ static void release(prepared *r)
     eunload(r->p);
 }
 
-static int variant_used(const ecase *c, const variant *v, int blas)
+static int variant_used(const ecase *c, const variant *v, int blas, int plans)
 {
     if (v->blas && !blas) return 0;
+    if (v->plan) return v->plan < plans;
     return !v->hints || c->hints;
 }
 
@@ -478,9 +487,10 @@ static void compile_all(void)
         long *hints = calloc((size_t)ctx->ndims + 1, sizeof *hints);
         for (int d = 1; d < ctx->ndims; d++) hints[d] = r.env.dimsize[d];
         int declined = 0;
+        nplans[i] = 1;
         for (int k = 0; k < NVARIANTS && !declined; k++) {
             const variant *v = &variants[k];
-            if (!variant_used(c, v, suite_blas)) continue;
+            if (!variant_used(c, v, suite_blas, nplans[i])) continue;
             md_emit_opts o = {v->name, v->row, v->blas, v->hints ? hints : NULL};
             md_buf code = {0}, hdr = {0};
             if (c->golden && md_emit_c(ctx, r.p->f, r.p->n, r.p->wrt, r.p->grads, &o, &code, NULL) != 0) {
@@ -493,11 +503,21 @@ static void compile_all(void)
             ck_assert_int_eq(md_emit_c(ctx, r.p->f, r.p->n, r.p->wrt, r.p->grads, &o, &code, stderr), 0);
             ck_assert_int_eq(md_emit_header(ctx, r.p->n, r.p->wrt, &o, &hdr, stderr), 0);
             char fn[128];
+            const char *pl = strstr(code.s, " * Products are bracketed and shared by one of ");
+            if (!v->hints && !v->plan && pl) nplans[i] = atoi(pl + strlen(" * Products are bracketed and shared by one of "));
             snprintf(fn, sizeof fn, "%s/%s.c", dir, v->name);
             write_file(fn, code.s);
             snprintf(fn, sizeof fn, "%s/%s.h", dir, v->name);
             write_file(fn, hdr.s);
-            md_buf_printf(&cmd, " %s/%s.c", dir, v->name);
+            if (v->plan) {   /* compiled through a file that forces the plan */
+                char force[160];
+                snprintf(fn, sizeof fn, "%s/%s_force.c", dir, v->name);
+                snprintf(force, sizeof force, "#define MD_FORCE_PLAN %d\n#include \"%s.c\"\n", v->plan, v->name);
+                write_file(fn, force);
+                md_buf_printf(&cmd, " %s/%s_force.c", dir, v->name);
+            } else {
+                md_buf_printf(&cmd, " %s/%s.c", dir, v->name);
+            }
             write_wrapper(&wrap, r.p, v->name);
             md_buf_free(&code);
             md_buf_free(&hdr);
@@ -565,7 +585,7 @@ START_TEST(emitted_code_matches_evaluator)
     ck_assert_msg(prepare(c, &r, &why) == 0, "%s: %s", c->name, why);
     for (int k = 0; k < NVARIANTS; k++) {
         const variant *v = &variants[k];
-        if (!variant_used(c, v, suite_blas)) continue;
+        if (!variant_used(c, v, suite_blas, nplans[_i])) continue;
         char sym[64];
         snprintf(sym, sizeof sym, "call_%s", v->name);
         call_fn call;
