@@ -188,7 +188,10 @@ static md_expr *bracket(md_copt *c, md_expr *e, md_expr **a)
     int s = 0;
     while (s < e->nargs && md_is_scalar(a[s])) s++;
     int L = e->nargs - s;
-    if (L < 2) return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
+    /* one product with scalars: alpha of one BLAS call, unless some chain
+       built that product already */
+    if (L < 2 || (L == 2 && s > 0 && !available(c, a + s, 2)))
+        return md_expr_make(c->ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, e->nargs, a, NULL);
     chain_plan P = chain_dp(c, a + s, L);
     md_expr *chain = build(c, &P, 0, L - 1);
     plan_free(&P);

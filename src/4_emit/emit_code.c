@@ -142,7 +142,9 @@ void em_rhs(emitter *E, const md_expr *e, md_buf *b)
         }
         break;
     }
-    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
+    case MD_ONES: md_buf_puts(b, "1.0"); break;   /* a constant matrix, inlined (em_scan) */
+    case MD_ZERO: md_buf_puts(b, "0.0"); break;
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_EYE:
     case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
     case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM:
     case MD_NKINDS:

@@ -338,17 +338,42 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
         case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: x->mode = EM_COMPUTED; break;
         }
     }
+    /* which nodes have a user other than an elementwise node of their
+       shape or a sum (those read element md_i in their loop) */
+    char *other = md_xcalloc(ctx->nnodes, 1);
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *u = E->topo[k];
+        int el = (em_elementwise(E, u) && !E->nd[u->id].scalar) ||
+                 (!E->nd[u->id].tof && (u->kind == MD_SUM || u->kind == MD_NORM1));
+        for (int i = 0; i < em_nargs(E, u); i++) {
+            md_expr *a = em_arg(E, u, i);
+            if (!el || (u->kind != MD_SUM && u->kind != MD_NORM1 && (a->rows != u->rows || a->cols != u->cols)))
+                other[a->id] = 1;
+        }
+    }
     /* fusion: an elementwise node used once, by an elementwise node of its
-       shape or by a sum, is written inside that node's loop */
+       shape or by a sum, is written inside that node's loop.  So are
+       constant matrices (vector(1), zeros) and cheap sums and products of
+       at most three computed values or inputs, with every use of that
+       kind: recomputing a flop beats storing n doubles and reading them
+       back (logistic regression's 1 + exp(...) in log() and in 1./()) */
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
         em_node *x = &E->nd[e->id];
-        if (x->mode != EM_COMPUTED || x->scalar || x->uses != 1 || x->root_of || !em_elementwise(E, e)) continue;
-        md_expr *u = x->user;
-        int ok = (em_elementwise(E, u) && u->rows == e->rows && u->cols == e->cols) ||
-                 (!E->nd[u->id].tof && (u->kind == MD_SUM || u->kind == MD_NORM1));
-        if (ok) x->mode = EM_INLINE;
+        if (x->mode != EM_COMPUTED || x->scalar || x->root_of || x->tof || other[e->id]) continue;
+        if (e->kind == MD_ONES || e->kind == MD_ZERO) {
+            x->mode = EM_INLINE;
+            continue;
+        }
+        if (!em_elementwise(E, e)) continue;
+        int cheap = (e->kind == MD_ADD || e->kind == MD_HAD || e->kind == MD_MUL) && e->nargs <= 3 && x->uses <= 3;
+        for (int i = 0; i < e->nargs && cheap; i++) {
+            const em_node *y = &E->nd[e->args[i]->id];
+            if (y->mode == EM_INLINE && e->args[i]->kind != MD_ONES && e->args[i]->kind != MD_ZERO) cheap = 0;
+        }
+        if (x->uses == 1 || cheap) x->mode = EM_INLINE;
     }
+    free(other);
     /* a product used only by a trace is not formed (em_traceable) */
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
