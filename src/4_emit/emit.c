@@ -274,30 +274,113 @@ int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md
     return rc;
 }
 
+/* s with its size_t arithmetic as double: the workspace sum computed
+   without overflow, to compare with the limit first.  malloc'd. */
+static char *em_as_double(const char *s)
+{
+    static const char *const from[] = {"(size_t)", "md_maxz(", "MD_PIVOTS("},
+                             *const to[] = {"(double)", "fmax(", "(double)("};
+    md_buf b = {0};
+    while (*s) {
+        size_t i = 0;
+        while (i < 3 && strncmp(s, from[i], strlen(from[i]))) i++;
+        if (i < 3) {
+            md_buf_puts(&b, to[i]);
+            s += strlen(from[i]);
+        } else {
+            md_buf_putc(&b, *s++);
+        }
+    }
+    return md_buf_take(&b);
+}
+
+/* The workspace sum, as size_t (md_n) or, dbl, as double (md_nd). */
+static void em_ws_sum(const emitter *E, int dbl, md_buf *out)
+{
+    const char *n = dbl ? "md_nd" : "md_n";
+    md_buf_printf(out, "    %s %s = 0;\n", dbl ? "double" : "size_t", n);
+    for (const char *l = E->ws.s ? E->ws.s : "", *nl; *l; l = nl + 1) {
+        nl = strchr(l, '\n');   /* "    md_n += EXPR;   comment" */
+        if (!dbl) {
+            md_buf_printf(out, "%.*s\n", (int)(nl - l), l);
+            continue;
+        }
+        const char *a = strstr(l, " += ") + 4, *z = strchr(a, ';');
+        md_buf eb = {0};
+        md_buf_printf(&eb, "%.*s", (int)(z - a), a);
+        char *expr = md_buf_take(&eb), *d = em_as_double(expr);
+        md_buf_printf(out, "    md_nd += %s;\n", d);
+        free(expr);
+        free(d);
+    }
+    if (E->nscr) {
+        if (!dbl) md_buf_puts(out, "    /* scratch for products, inverses and determinants: the largest need */\n");
+        md_buf_printf(out, "    %s md_scr%s = 0, md_k%s;\n", dbl ? "double" : "size_t", dbl ? "d" : "", dbl ? "d" : "");
+        for (int i = 0; i < E->nscr; i++) {
+            char *x = dbl ? em_as_double(E->scr[i]) : md_xstrdup(E->scr[i]);
+            md_buf_printf(out, "    md_k%s = %s;\n    if (md_k%s > md_scr%s) md_scr%s = md_k%s;\n", dbl ? "d" : "", x,
+                          dbl ? "d" : "", dbl ? "d" : "", dbl ? "d" : "", dbl ? "d" : "");
+            free(x);
+        }
+        md_buf_printf(out, "    %s += md_scr%s;\n", n, dbl ? "d" : "");
+    }
+}
+
+/* md_sizes_ok: the dims are usable -- every dimension at least 1 and at
+   most INT_MAX (BLAS and LAPACK take int sizes), every array of the plans
+   (rows x cols) small enough for a long index and a ptrdiff_t of bytes.
+   The workspace functions add their own sum's limit (em_function). */
+static void em_sizes_ok(const emitter *P, int np, md_buf *out)
+{
+    const emitter *E = &P[0];
+    md_ctx *ctx = E->ctx;
+    md_buf_puts(out, "/* The largest array, in elements, the code indexes: long indices, sizes in\n"
+                     "   bytes within ptrdiff_t (half of either, for the rounding of doubles). */\n"
+                     "#define MD_MAX_ELEMS (0.5 * (double)(PTRDIFF_MAX / 8 < LONG_MAX ? PTRDIFF_MAX / 8 : LONG_MAX))\n\n");
+    md_buf_printf(out, "/* 1 when dims are usable (see NAME_workspace in the comment at the top). */\n"
+                       "static int md_sizes_ok(const %s_dims *dims)\n{\n", E->name);
+    if (ctx->ndims <= 1) md_buf_puts(out, "    (void)dims;\n");
+    for (int d = 1; d < ctx->ndims; d++)
+        md_buf_printf(out, "    if (dims->%s < 1 || dims->%s > INT_MAX) return 0;\n", E->dimfield[d], E->dimfield[d]);
+    /* the distinct shapes of the arrays of every plan */
+    int (*pairs)[2] = NULL, npairs = 0;
+    for (int k = 0; k < np; k++)
+        for (int t = 0; t < P[k].ntopo; t++) {
+            const md_expr *e = P[k].topo[t];
+            if (e->rows == MD_DIM_ONE || e->cols == MD_DIM_ONE) continue;
+            int a = e->rows < e->cols ? e->rows : e->cols, b = e->rows < e->cols ? e->cols : e->rows, j = 0;
+            while (j < npairs && (pairs[j][0] != a || pairs[j][1] != b)) j++;
+            if (j < npairs) continue;
+            pairs = md_xrealloc(pairs, (size_t)(npairs + 1) * sizeof *pairs);
+            pairs[npairs][0] = a;
+            pairs[npairs++][1] = b;
+        }
+    for (int j = 0; j < npairs; j++)
+        md_buf_printf(out, "    if ((double)dims->%s * (double)dims->%s > MD_MAX_ELEMS) return 0;\n",
+                      E->dimfield[pairs[j][0]], E->dimfield[pairs[j][1]]);
+    free(pairs);
+    md_buf_puts(out, "    return 1;\n}\n\n");
+}
+
 /* The workspace function and the function of one plan, as fname (NULL:
-   the public NAME_workspace and NAME). */
+   the public NAME_workspace and NAME).  Both check the sizes: the
+   workspace function returns SIZE_MAX and the function NaN (writing
+   nothing) when dims are not usable or the workspace would not fit. */
 static void em_function(const emitter *E, const char *fname, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
-    int dims_used = strstr(E->ws.s ? E->ws.s : "", "dims->") != NULL;
-    for (int i = 0; i < E->nscr; i++) dims_used |= strstr(E->scr[i], "dims->") != NULL;
     if (fname) md_buf_printf(out, "static size_t %s_workspace(const %s_dims *dims)\n{\n", fname, E->name);
     else md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n", E->name, E->name);
-    md_buf_puts(out, "    size_t md_n = 0;\n");
-    if (!dims_used) md_buf_puts(out, "    (void)dims;\n");
-    if (E->ws.s) md_buf_puts(out, E->ws.s);
-    if (E->nscr) {
-        md_buf_puts(out, "    /* scratch for products, inverses and determinants: the largest need */\n");
-        md_buf_puts(out, "    size_t md_scr = 0, md_k;\n");
-        for (int i = 0; i < E->nscr; i++)
-            md_buf_printf(out, "    md_k = %s;\n    if (md_k > md_scr) md_scr = md_k;\n", E->scr[i]);
-        md_buf_puts(out, "    md_n += md_scr;\n");
-    }
+    md_buf_puts(out, "    if (!md_sizes_ok(dims)) return SIZE_MAX;\n");
+    em_ws_sum(E, 1, out);
+    md_buf_puts(out, "    if (md_nd > MD_MAX_ELEMS) return SIZE_MAX;\n");
+    em_ws_sum(E, 0, out);
     md_buf_puts(out, "    return md_n;\n}\n\n");
 
     em_proto(E, fname, out);
     md_buf_puts(out, "\n{\n");
-    int used_dims = strstr(E->body.s, "dims->") || strstr(E->decl.s ? E->decl.s : "", "dims->");
+    if (!fname) md_buf_printf(out, "    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->name);
+    int used_dims = !fname || strstr(E->body.s, "dims->") || strstr(E->decl.s ? E->decl.s : "", "dims->");
     if (!used_dims) md_buf_puts(out, "    (void)dims;\n");
     int used_work = E->decl.s && strstr(E->decl.s, "md_w");
     used_work |= E->nscr > 0;
@@ -317,22 +400,20 @@ static void em_function(const emitter *E, const char *fname, md_buf *out)
     md_buf_puts(out, "}\n");
 }
 
-/* The public NAME_workspace and NAME of several plans: each runs plan
-   md_plan(dims), the one with the fewest flops for the sizes it is
-   called with (em_cost). */
-static void em_dispatch(const emitter *P, int np, md_buf *out)
+/* static int fn(dims): the plan of P[0..np) with the fewest flops for
+   these sizes (ties: the earlier); compiled with -DMD_FORCE_PLAN=k, plan k
+   (0-based) whatever the sizes, when there is one. */
+static void em_chooser(const emitter *P, int np, const char *fn, md_buf *out)
 {
-    const emitter *E = &P[0];
-    md_ctx *ctx = E->ctx;
     md_buf_printf(out, "/* The plan with the fewest flops for these sizes (ties: the earlier);\n"
                        "   compiled with -DMD_FORCE_PLAN=k, plan k (0-based) whatever the sizes. */\n"
-                       "static int md_plan(const %s_dims *dims)\n{\n"
+                       "static int %s(const %s_dims *dims)\n{\n"
                        "#ifdef MD_FORCE_PLAN\n"
                        "    if (MD_FORCE_PLAN >= 0 && MD_FORCE_PLAN < %d) {\n"
                        "        (void)dims;\n        return MD_FORCE_PLAN;\n    }\n"
                        "#endif\n"
                        "    const double md_c[%d] = {\n",
-                  E->name, np, np);
+                  fn, P[0].name, np, np);
     int used_dims = 0;
     for (int k = 0; k < np; k++) {
         char *c = em_cost(&P[k]);
@@ -344,12 +425,38 @@ static void em_dispatch(const emitter *P, int np, md_buf *out)
     if (!used_dims) md_buf_puts(out, "    (void)dims;\n");
     md_buf_printf(out, "    int md_k = 0;\n    for (int md_j = 1; md_j < %d; md_j++)\n"
                        "        if (md_c[md_j] < md_c[md_k]) md_k = md_j;\n    return md_k;\n}\n\n", np);
-    md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    switch (md_plan(dims)) {\n", E->name,
-                  E->name);
-    for (int k = 0; k < np; k++)
-        if (k + 1 < np) md_buf_printf(out, "    case %d: return md_plan%d_workspace(dims);\n", k, k);
-        else md_buf_printf(out, "    default: return md_plan%d_workspace(dims);\n", k);
-    md_buf_puts(out, "    }\n}\n\n");
+}
+
+/* "return fn<k>(args);" for the plan chooser picks (a switch), or for the
+   one plan. */
+static void em_call_plan(md_buf *out, int np, const char *chooser, const char *fn, const char *suffix,
+                         const char *args, const char *indent)
+{
+    if (np == 1) {
+        md_buf_printf(out, "%sreturn %s0%s(%s);\n", indent, fn, suffix, args);
+        return;
+    }
+    md_buf_printf(out, "%sswitch (%s(dims)) {\n", indent, chooser);
+    for (int k = 0; k < np; k++) {
+        if (k + 1 < np) md_buf_printf(out, "%scase %d: ", indent, k);
+        else md_buf_printf(out, "%sdefault: ", indent);
+        md_buf_printf(out, "return %s%d%s(%s);\n", fn, k, suffix, args);
+    }
+    md_buf_printf(out, "%s}\n", indent);
+}
+
+/* The public NAME_workspace and NAME over the plans P[0..np) (md_plan0,
+   ...): each call runs the plan with the fewest flops for its sizes
+   (em_cost). */
+static void em_dispatch(const emitter *P, int np, md_buf *out)
+{
+    const emitter *E = &P[0];
+    md_ctx *ctx = E->ctx;
+    em_chooser(P, np, "md_plan", out);
+    md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    if (!md_sizes_ok(dims)) return SIZE_MAX;\n",
+                  E->name, E->name);
+    em_call_plan(out, np, "md_plan", "md_plan", "_workspace", "dims", "    ");
+    md_buf_puts(out, "}\n\n");
     /* the call, with the parameters forwarded */
     md_buf args = {0};
     md_buf_puts(&args, "dims");
@@ -357,14 +464,25 @@ static void em_dispatch(const emitter *P, int np, md_buf *out)
     for (int i = 0; i < E->n; i++) md_buf_printf(&args, ", %s", E->gname[i]);
     md_buf_puts(&args, ", work");
     em_proto(E, NULL, out);
-    md_buf_puts(out, "\n{\n    switch (md_plan(dims)) {\n");
-    for (int k = 0; k < np; k++) {
-        md_buf_printf(out, "    %s", k + 1 < np ? "case " : "default");
-        if (k + 1 < np) md_buf_printf(out, "%d", k);
-        md_buf_printf(out, ": return md_plan%d(%s);\n", k, args.s);
-    }
-    md_buf_puts(out, "    }\n}\n");
+    md_buf_printf(out, "\n{\n    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->name);
+    em_call_plan(out, np, "md_plan", "md_plan", "", args.s, "    ");
+    md_buf_puts(out, "}\n");
     md_buf_free(&args);
+}
+
+/* Runs the stages on plan roots r (f, then n gradients) into E. */
+static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err, md_expr **r)
+{
+    md_norm_rewrite(ctx, n + 1, r);
+    em_init(E, ctx, n, wrt, o, err);
+    if (em_scan(E, r[0], r + 1) < 0) return -1;
+    int rc = em_names(E);
+    if (rc < 0) return rc;
+    em_values(E);
+    em_body(E, r[0], r + 1);
+    E->use_mm |= E->use_mpow | E->use_chain;
+    E->use_tcopy |= E->use_sm;
+    return 0;
 }
 
 int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, const md_emit_opts *o,
@@ -375,31 +493,23 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
         fprintf(err ? err : stderr, "matdiff: the function must be scalar-valued to emit C code\n");
         return -1;
     }
-    int rc = -1, np = 0, ndone = 0;
+    int rc = -1, np = 0;
     /* structure first (diagonals as scalings), then the plans: products
        bracketed by cost, shared sub-products, Gram matrices for norms of
        products -- one plan when every size has a hint, else the few that
-       win for some sizes (costopt.c) */
+       win for some sizes (costopt.c).  f alone needs no plans of its own:
+       costopt brackets f before the gradients, so each plan computes f
+       as a plan of f alone would, and a NULL gradient skips the rest */
     md_expr **roots = md_xmalloc((size_t)(n + 1) * sizeof *roots);
     roots[0] = f;
     for (int i = 0; i < n; i++) roots[i + 1] = grads[i];
     md_struct_rewrite(ctx, n + 1, roots);
     md_expr **plans[EM_MAX_PLANS];
     np = md_cost_plans(ctx, o ? o->size_hint : NULL, n + 1, roots, EM_MAX_PLANS, plans);
-    emitter *P = md_xcalloc((size_t)np, sizeof *P);
-    for (int k = 0; k < np; k++) {
-        emitter *E = &P[k];
-        md_norm_rewrite(ctx, n + 1, plans[k]);
-        em_init(E, ctx, n, wrt, o, err);
-        ndone++;
-        if (em_scan(E, plans[k][0], plans[k] + 1) < 0) goto done;
-        if ((rc = em_names(E)) < 0) goto done;
-        rc = -1;
-        em_values(E);
-        em_body(E, plans[k][0], plans[k] + 1);
-        E->use_mm |= E->use_mpow | E->use_chain;
-        E->use_tcopy |= E->use_sm;
-    }
+    emitter *P = md_xcalloc((size_t)np, sizeof *P);   /* every one freed, a zeroed one too */
+    for (int k = 0; k < np; k++)
+        if ((rc = em_plan(&P[k], ctx, n, wrt, o, err, plans[k])) < 0) goto done;
+    rc = -1;
 
     /* assemble: the helpers any plan calls (and those they call) */
     emitter M = P[0];
@@ -412,13 +522,17 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     }
     M.nplans = np;
     int blas = M.o->blas;
-    em_top_comment(&M, plans[0][0], plans[0] + 1, 0, out);
-    md_buf_puts(out, "#include <math.h>\n#include <stddef.h>\n#include <string.h>\n");
+    /* the comment shows f and the gradients as derived (diagonals as
+       scalings), not one plan's bracketing */
+    em_top_comment(&M, roots[0], roots + 1, 0, out);
+    md_buf_puts(out, "#include <limits.h>\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
+                     "#include <string.h>\n");
     if (blas && (M.use_mm || M.use_sm || M.use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
     md_buf_putc(out, '\n');
     em_decls(&M, out);
     md_buf_putc(out, '\n');
     em_helpers(&M, out);
+    em_sizes_ok(P, np, out);
     if (np == 1) {
         em_function(&P[0], NULL, out);
     } else {
@@ -433,7 +547,7 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     }
     rc = 0;
 done:
-    for (int k = 0; k < ndone; k++) em_free(&P[k]);
+    for (int k = 0; k < np; k++) em_free(&P[k]);
     free(P);
     for (int k = 0; k < np; k++) free(plans[k]);
     free(roots);

@@ -82,7 +82,7 @@ static const struct {
      "reinterpret_cast requires static_cast template this throw try typeid typename using virtual "
      "wchar_t xor xor_eq"},
     {"a name the emitted code calls or declares",
-     "sin cos tan asin acos atan exp log tanh fabs sqrt pow log1p memcpy memset size_t dims work "
+     "sin cos tan asin acos atan exp log tanh fabs fmax sqrt pow log1p memcpy memset size_t dims work "
      "main dgetrf_ dgetrs_ dgetri_"},
     {"reserved for the emitted code's own names", "md_* MD_*"},
     {"reserved for the C implementation", "_*"},
@@ -95,6 +95,9 @@ static const struct {
      "M_PI* M_1_PI* M_2_PI* M_2_SQRTPI* M_SQRT*"},
     {"a macro of <complex.h> (OpenBLAS's <cblas.h> includes it)", "I complex imaginary CMPLX*"},
     {"a macro of <stddef.h> or <string.h>", "NULL offsetof unreachable strdupa strndupa"},
+    {"a macro of <limits.h> (the size checks use it)",
+     "CHAR_BIT SCHAR_* UCHAR_* CHAR_MIN CHAR_MAX CHAR_WIDTH SHRT_* USHRT_* INT_MAX INT_MIN INT_WIDTH UINT_MAX "
+     "UINT_WIDTH LONG_* ULONG_* LLONG_* ULLONG_* MB_LEN_MAX BOOL_WIDTH BITINT_MAXWIDTH"},
     {"a macro of <stdio.h> (OpenBLAS's <cblas.h> includes it; with Clang, so is <stdarg.h>)",
      "EOF BUFSIZ FILENAME_MAX FOPEN_MAX TMP_MAX L_tmpnam L_ctermid L_cuserid P_tmpdir SEEK_* "
      "RENAME_* stdin stdout stderr va_arg va_copy va_end va_start"},

@@ -172,6 +172,10 @@ void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, m
     md_buf_printf(out,
                   " * work: at least %s_workspace(dims) doubles of scratch.  No allocation, no\n"
                   " * global state: reentrant and thread-safe with separate work arrays.\n"
+                  " * Sizes it cannot handle (a dimension below 1 or above INT_MAX, an array or\n"
+                  " * the workspace too large to index with long or to count in bytes):\n"
+                  " * the workspace function returns SIZE_MAX and the function NaN, writing\n"
+                  " * nothing.\n"
                   " * Returns f.  Outside f's domain (log of a negative number, a singular\n"
                   " * matrix) the results are NaN or infinite.\n", nm);
     if (!header) {

@@ -60,7 +60,7 @@ static const char md_usage[] =
     "      --header              print the matching declarations instead\n"
     "      --layout col|row      matrices column-major (default) or row-major\n"
     "      --no-blas             plain loops instead of CBLAS and LAPACK calls (no dependency)\n"
-    "      --size n=1000,p=50    dimension sizes to choose product bracketings at emit time\n"
+    "      --size n=1000,p=50    known sizes: one plan for them instead of one per size regime\n"
     "  -s, --simplify            print the function itself, simplified, instead of a gradient\n"
     "                            (any shape; the output is again a valid program)\n"
     "  -h, --help                show this help and exit\n"

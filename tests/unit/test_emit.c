@@ -751,6 +751,60 @@ START_TEST(singular)
 }
 END_TEST
 
+/* Sizes past what the code can index (issue 11, part 7): NAME_workspace
+   returns SIZE_MAX and NAME returns NaN without touching work or the
+   gradients -- dimensions under 1, over INT_MAX (BLAS and LAPACK take
+   int), arrays whose element count overflows long, and a workspace
+   whose size in bytes would wrap size_t.  Under the sanitizers when the
+   compiler has them, both backends. */
+START_TEST(huge_sizes)
+{
+    const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
+    if (run("echo 'int main(void){return 0;}' | cc -fsanitize=address,undefined -x c -o /dev/null -", NULL) != 0)
+        flags = "cc -O1";
+    eprog *p = eload("scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); "
+                     "norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2 + logdet(U'*U)");
+    for (int blas = 0; blas <= have_blas(); blas++) {
+        md_emit_opts o = {"f", 0, blas, NULL};
+        md_buf code = {0}, hdr = {0}, cmd = {0};
+        ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
+        ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
+        make_tmpdir();
+        write_file("f.c", code.s);
+        write_file("f.h", hdr.s);
+        write_file("main.c",
+                   "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include \"f.h\"\n"
+                   "static int bad(long n, long q, long p, long d)\n{\n"
+                   "    f_dims dm = {n, q, p, d};\n"
+                   "    double y = 1, g[5] = {7, 7, 7, 7, 7};\n"
+                   "    if (f_workspace(&dm) != SIZE_MAX) return 1;\n"
+                   "    double v = f(&dm, 0.5, &y, &y, &y, &y, g, g + 1, g + 2, g + 3, g + 4, NULL);\n"
+                   "    return !isnan(v) || g[0] != 7 || g[4] != 7;\n}\n"
+                   "int main(void)\n{\n"
+                   "    f_dims ok = {3, 3, 3, 2};\n"
+                   "    if (f_workspace(&ok) == SIZE_MAX || f_workspace(&ok) > 1000) return 10;\n"
+                   "    if (bad(0, 3, 3, 2)) return 11;\n"
+                   "    if (bad(3, 3, 3, -1)) return 12;\n"
+                   "    if (bad(3000000000L, 3, 3, 2)) return 13;\n"
+                   "    if (bad(2147483647L, 2147483647L, 3, 2)) return 14;\n"
+                   "    if (bad(1L << 40, 1L << 40, 1L << 40, 1L << 40)) return 15;\n"
+                   "    if (bad(2000000000L, 3, 3, 2000000000L)) return 16;\n"
+                   "    puts(\"ok\");\n    return 0;\n}\n");
+        md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog", flags,
+                      tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+        char *out = NULL;
+        int st = run(cmd.s, &out);
+        ck_assert_msg(st == 0, "huge sizes (%s): exit %d:\n%s", blas ? "CBLAS" : "loops", st, out);
+        free(out);
+        remove_tmpdir();
+        md_buf_free(&code);
+        md_buf_free(&hdr);
+        md_buf_free(&cmd);
+    }
+    eunload(p);
+}
+END_TEST
+
 /* Counts the occurrences of needle in hay. */
 static int count(const char *hay, const char *needle)
 {
@@ -955,6 +1009,7 @@ static Suite *emit_suite(void)
     tcase_add_test(ti, macro_names);
     tcase_add_test(ti, errors);
     tcase_add_test(ti, lapack_and_solves);
+    tcase_add_test(ti, huge_sizes);
     suite_add_tcase(s, ti);
     return s;
 }

@@ -14,8 +14,12 @@
    product, without forming the r x r product. */
 static double md_trdot(int ta, int tb, long r, long c, const double *A, const double *B)
 {
-    if (ta != tb) return cblas_ddot((int)(r * c), A, 1, B, 1);   /* same layout */
     double s = 0.0;
+    if (ta != tb) {   /* same layout: one dot product, per column when r c is past int */
+        if (r * c <= 2147483647L) return cblas_ddot((int)(r * c), A, 1, B, 1);
+        for (long md_j = 0; md_j < c; md_j++) s += cblas_ddot((int)r, A + md_j * r, 1, B + md_j * r, 1);
+        return s;
+    }
     if (ta) {   /* A c x r, B r x c */
         const double *T = A;
         A = B;
