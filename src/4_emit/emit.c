@@ -402,7 +402,7 @@ static void em_function(const emitter *E, const char *fname, md_buf *out)
 
 /* static int fn(dims): the plan of P[0..np) with the fewest flops for
    these sizes (ties: the earlier); compiled with -DMD_FORCE_PLAN=k, plan k
-   (0-based) whatever the sizes, when there is one. */
+   (0-based) whatever the sizes, when k < np. */
 static void em_chooser(const emitter *P, int np, const char *fn, md_buf *out)
 {
     md_buf_printf(out, "/* The plan with the fewest flops for these sizes (ties: the earlier);\n"
@@ -427,15 +427,11 @@ static void em_chooser(const emitter *P, int np, const char *fn, md_buf *out)
                        "        if (md_c[md_j] < md_c[md_k]) md_k = md_j;\n    return md_k;\n}\n\n", np);
 }
 
-/* "return fn<k>(args);" for the plan chooser picks (a switch), or for the
-   one plan. */
+/* "return fn<k>suffix(args);" for the plan k that chooser picks: a switch
+   over the np > 1 plans. */
 static void em_call_plan(md_buf *out, int np, const char *chooser, const char *fn, const char *suffix,
                          const char *args, const char *indent)
 {
-    if (np == 1) {
-        md_buf_printf(out, "%sreturn %s0%s(%s);\n", indent, fn, suffix, args);
-        return;
-    }
     md_buf_printf(out, "%sswitch (%s(dims)) {\n", indent, chooser);
     for (int k = 0; k < np; k++) {
         if (k + 1 < np) md_buf_printf(out, "%scase %d: ", indent, k);

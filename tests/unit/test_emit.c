@@ -1002,6 +1002,7 @@ static Suite *emit_suite(void)
     tcase_add_test(tx, sanitizers);
     tcase_add_test(tx, singular);
     tcase_add_test(tx, clang);
+    tcase_add_test(tx, huge_sizes);   /* compiles under the sanitizers: the longer timeout */
     suite_add_tcase(s, tx);
     TCase *ti = tcase_create("interface");
     tcase_add_test(ti, interface_text);
@@ -1009,7 +1010,6 @@ static Suite *emit_suite(void)
     tcase_add_test(ti, macro_names);
     tcase_add_test(ti, errors);
     tcase_add_test(ti, lapack_and_solves);
-    tcase_add_test(ti, huge_sizes);
     suite_add_tcase(s, ti);
     return s;
 }
