@@ -1,8 +1,10 @@
 /*
- * costopt.c -- cost-based rewriting for the C backend, when every
- * dimension has a size (--size hints).
+ * costopt.c -- cost-based rewriting for the C backend: for given sizes
+ * (md_cost_rewrite), for the few size regimes that matter when sizes are
+ * known only at run time (md_cost_plans, at the end), and the rewrites
+ * that hold for every size (md_struct_rewrite, md_norm_rewrite).
  *
- * Four rewrites, all exact:
+ * md_cost_rewrite's four rewrites, all exact:
  *
  *  - Every matrix product chain is bracketed by the classic matrix-chain
  *    dynamic program and rebuilt as nested two-factor products (raw nodes:

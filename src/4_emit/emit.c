@@ -3,29 +3,38 @@
  * driver of the stage files, and the run-time helpers of the emitted file.
  *
  * The input is the function f and its gradients as one shared DAG.  The
- * output is one C99 translation unit whose main function evaluates that
- * DAG once: every node reachable from the roots becomes one statement (or
- * one loop, or one BLAS call), in a topological order, writing into its
- * own slice of the caller's workspace.  Because the graph is hash-consed,
- * a subexpression shared by f and several gradients is computed once,
- * and the gradients reuse f's values, as reverse mode does.
+ * output is one C99 translation unit that evaluates that DAG once: every
+ * node reachable from the roots becomes one statement (or one loop, or
+ * one BLAS call), in a topological order, writing into a slot of the
+ * caller's workspace.  Because the graph is hash-consed, a subexpression
+ * shared by f and several gradients is computed once, and the gradients
+ * reuse f's values, as reverse mode does.
  *
- * md_emit_c runs the stages in order, each in its own file and all
- * sharing the emitter of emit_internal.h:
+ * Which bracketing of the products is best depends on sizes that only
+ * the caller knows, so the graph is rewritten into a few plans
+ * (md_cost_plans, costopt.c: one per size regime that wins, one with
+ * --size for every dimension), and md_emit_c runs the stages on each,
+ * each stage in its own file and all sharing the emitter of
+ * emit_internal.h:
  *
- *     costopt.c     with every size known (--size): products bracketed by
- *                   cost, shared sub-products, Gram matrices
+ *     costopt.c     diagonals as scalings; the plans: products bracketed
+ *                   by cost, shared sub-products, Gram matrices; norm2^2
+ *                   as a sum of squares
  *     emit_plan.c   em_scan: twins, LUs, needs, modes, fusion
  *     emit_names.c  em_names: the C names of the interface
- *     emit_plan.c   em_values: values and workspace slices
+ *     emit_plan.c   em_values: values and workspace slots
  *     emit_code.c   em_body: the statements
  *     emit_text.c   the top comment and the declarations
  *
  * and then assembles the file: the comment, the includes, the
- * declarations, the run-time helpers the statements call, NAME_workspace
- * (the slices and the largest scratch need) and the function, whose
- * prologue voids what it does not read (dims, work, unused inputs), so
- * that the file compiles cleanly under -Wall -Wextra -Wpedantic.
+ * declarations, the run-time helpers the statements call, md_sizes_ok
+ * (the dims every plan can handle), and per plan a workspace function
+ * (the slots and the largest scratch need, SIZE_MAX for unusable dims)
+ * and the function, whose prologue voids what it does not read (dims,
+ * work, unused inputs), so that the file compiles cleanly under -Wall
+ * -Wextra -Wpedantic.  With one plan those are NAME_workspace and NAME;
+ * with several they are static md_planK, and NAME_workspace and NAME run
+ * the one md_plan picks by its flop count for the dims (em_cost).
  * md_emit_header and md_emit_dim_fields run only the naming stage.
  *
  * The run-time helpers (md_mm, md_lu, md_sm, md_chain, ...) are C sources
@@ -400,20 +409,20 @@ static void em_function(const emitter *E, const char *fname, md_buf *out)
     md_buf_puts(out, "}\n");
 }
 
-/* static int fn(dims): the plan of P[0..np) with the fewest flops for
-   these sizes (ties: the earlier); compiled with -DMD_FORCE_PLAN=k, plan k
-   (0-based) whatever the sizes, when k < np. */
-static void em_chooser(const emitter *P, int np, const char *fn, md_buf *out)
+/* static int md_plan(dims): the plan of P[0..np) with the fewest flops
+   for these sizes (ties: the earlier); compiled with -DMD_FORCE_PLAN=k,
+   plan k (0-based) whatever the sizes, when k < np. */
+static void em_chooser(const emitter *P, int np, md_buf *out)
 {
     md_buf_printf(out, "/* The plan with the fewest flops for these sizes (ties: the earlier);\n"
                        "   compiled with -DMD_FORCE_PLAN=k, plan k (0-based) whatever the sizes. */\n"
-                       "static int %s(const %s_dims *dims)\n{\n"
+                       "static int md_plan(const %s_dims *dims)\n{\n"
                        "#ifdef MD_FORCE_PLAN\n"
                        "    if (MD_FORCE_PLAN >= 0 && MD_FORCE_PLAN < %d) {\n"
                        "        (void)dims;\n        return MD_FORCE_PLAN;\n    }\n"
                        "#endif\n"
                        "    const double md_c[%d] = {\n",
-                  fn, P[0].name, np, np);
+                  P[0].name, np, np);
     int used_dims = 0;
     for (int k = 0; k < np; k++) {
         char *c = em_cost(&P[k]);
@@ -427,18 +436,17 @@ static void em_chooser(const emitter *P, int np, const char *fn, md_buf *out)
                        "        if (md_c[md_j] < md_c[md_k]) md_k = md_j;\n    return md_k;\n}\n\n", np);
 }
 
-/* "return fn<k>suffix(args);" for the plan k that chooser picks: a switch
-   over the np > 1 plans. */
-static void em_call_plan(md_buf *out, int np, const char *chooser, const char *fn, const char *suffix,
-                         const char *args, const char *indent)
+/* "return md_plan<k>suffix(args);" for the plan k md_plan picks: a
+   switch over the np > 1 plans. */
+static void em_call_plan(md_buf *out, int np, const char *suffix, const char *args)
 {
-    md_buf_printf(out, "%sswitch (%s(dims)) {\n", indent, chooser);
+    md_buf_puts(out, "    switch (md_plan(dims)) {\n");
     for (int k = 0; k < np; k++) {
-        if (k + 1 < np) md_buf_printf(out, "%scase %d: ", indent, k);
-        else md_buf_printf(out, "%sdefault: ", indent);
-        md_buf_printf(out, "return %s%d%s(%s);\n", fn, k, suffix, args);
+        if (k + 1 < np) md_buf_printf(out, "    case %d: ", k);
+        else md_buf_puts(out, "    default: ");
+        md_buf_printf(out, "return md_plan%d%s(%s);\n", k, suffix, args);
     }
-    md_buf_printf(out, "%s}\n", indent);
+    md_buf_puts(out, "    }\n");
 }
 
 /* The public NAME_workspace and NAME over the plans P[0..np) (md_plan0,
@@ -448,10 +456,10 @@ static void em_dispatch(const emitter *P, int np, md_buf *out)
 {
     const emitter *E = &P[0];
     md_ctx *ctx = E->ctx;
-    em_chooser(P, np, "md_plan", out);
+    em_chooser(P, np, out);
     md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    if (!md_sizes_ok(dims)) return SIZE_MAX;\n",
                   E->name, E->name);
-    em_call_plan(out, np, "md_plan", "md_plan", "_workspace", "dims", "    ");
+    em_call_plan(out, np, "_workspace", "dims");
     md_buf_puts(out, "}\n\n");
     /* the call, with the parameters forwarded */
     md_buf args = {0};
@@ -461,7 +469,7 @@ static void em_dispatch(const emitter *P, int np, md_buf *out)
     md_buf_puts(&args, ", work");
     em_proto(E, NULL, out);
     md_buf_printf(out, "\n{\n    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->name);
-    em_call_plan(out, np, "md_plan", "md_plan", "", args.s, "    ");
+    em_call_plan(out, np, "", args.s);
     md_buf_puts(out, "}\n");
     md_buf_free(&args);
 }

@@ -47,10 +47,14 @@
  *    its two halves cost least (md_chain_trace), when em_traceable says
  *    both halves can be computed.
  *
- *  - Workspace.  Each computed matrix, each LU's factors and pivots get a
- *    slice (E->decl declares it, E->ws counts it for NAME_workspace); the
- *    statements' scratch needs (em_add_scratch) share one area, sized by
- *    the largest.
+ *  - Workspace.  Each computed matrix gets a slot from its statement to
+ *    its last read, then the slot serves a later value (em_values says
+ *    how); each LU's factors and pivots get a slice of their own (E->decl
+ *    declares them, E->ws counts them for NAME_workspace); the statements'
+ *    scratch needs (em_add_scratch) share one area, sized by the largest.
+ *
+ *  - Cost.  em_cost writes the plan's flop count as a C expression in
+ *    dims, for choosing among plans at run time.
  */
 #include <math.h>
 #include <stdint.h>
@@ -554,9 +558,6 @@ void em_values(emitter *E)
     }
     em_slot *slots = NULL;
     int nslots = 0, *slot_of = md_xmalloc((size_t)ctx->nnodes * sizeof *slot_of);
-    md_buf other = {0};   /* scalars and LU slices, after the slots */
-    md_buf tmp = E->decl;
-    E->decl = other;
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
         em_node *x = &E->nd[e->id];
@@ -629,9 +630,9 @@ void em_values(emitter *E)
         for (int v = die[k]; v >= 0; v = next[v])
             if (slots[slot_of[v]].owner == (uint32_t)v) slots[slot_of[v]].free_at = k + 1;
     }
-    other = E->decl;
-    E->decl = tmp;
-    /* the slots, then the values that share one, then scalars and LUs */
+    /* the declarations: the slots, then the values that share one, then
+       the scalars and LU slices E->decl holds */
+    md_buf head = {0};
     for (int j = 0; j < nslots; j++) {
         em_slot *sl = &slots[j];
         char *sz = em_slot_size(E, sl);
@@ -641,7 +642,7 @@ void em_values(emitter *E)
             md_buf_printf(&nb, "md_slot%d", j + 1);
             sl->name = md_buf_take(&nb);
         }
-        md_buf_printf(&E->decl, "    double *const %s = md_w;\n    md_w += %s;\n", sl->name, sz);
+        md_buf_printf(&head, "    double *const %s = md_w;\n    md_w += %s;\n", sl->name, sz);
         md_buf_printf(&E->ws, "    md_n += %s;   /* %s", sz, sl->nvals > 1 ? "" : sl->name);
         if (sl->nvals > 1) {
             int first = 1;
@@ -661,10 +662,11 @@ void em_values(emitter *E)
         const md_expr *e = E->topo[k];
         const em_node *x = &E->nd[e->id];
         if (x->mode == EM_COMPUTED && !x->scalar && x->dest < 0 && slots[slot_of[e->id]].nvals > 1)
-            md_buf_printf(&E->decl, "    double *const %s = %s;\n", x->val, slots[slot_of[e->id]].name);
+            md_buf_printf(&head, "    double *const %s = %s;\n", x->val, slots[slot_of[e->id]].name);
     }
-    if (other.s) md_buf_puts(&E->decl, other.s);
-    md_buf_free(&other);
+    if (E->decl.s) md_buf_puts(&head, E->decl.s);
+    md_buf_free(&E->decl);
+    E->decl = head;
     for (int j = 0; j < nslots; j++) {
         free(slots[j].sz);
         free(slots[j].name);
