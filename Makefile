@@ -12,6 +12,8 @@
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
 #   make bench      timing of the seeds and of deep tanh networks
 #   make docs       regenerate README.md and docs/ from docs/src/*.in (needs python3)
+#   make install    the binary, the man page and the docs under PREFIX (default
+#                   /usr/local; DESTDIR for staging); make uninstall removes them
 #   make fuzz       the libFuzzer harnesses (clang); fuzz-smoke, fuzz-run run them
 #   make help       this list
 #
@@ -39,7 +41,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep asan valgrind bench clean help FORCE
+.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep install-check asan valgrind bench clean help install uninstall FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -81,7 +83,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex codegen-doc io indep
+check: unit golden property random-ci latex codegen-doc io indep install-check
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -101,6 +103,11 @@ latex: $(BIN)
 # docs/codegen.md's calling example, compiled and run from the page (C and C++).
 codegen-doc: $(BIN)
 	@MATDIFF="./$(BIN)" sh tests/codegen_doc.sh docs/codegen.md
+
+# make install and make uninstall into a temporary DESTDIR and PREFIX, and
+# man matdiff from there.
+install-check: $(BIN)
+	@BIN="$(BIN)" B="$(B)" sh tests/install.sh
 
 # Output that cannot be written (a full disk, a closed stdout) fails.
 io: $(BIN)
@@ -168,6 +175,29 @@ docs: $(BIN)
 	python3 docs/gen.py docs/src/matdiff.1.in docs/matdiff.1 man
 	python3 docs/gen.py docs/src/derivations.md.in docs/derivations.md
 	python3 docs/gen.py docs/src/codegen.md.in docs/codegen.md
+
+# Installation: the binary, the man page (its FILES section pointing at the
+# installed docs) and the docs, with GNU's PREFIX and DESTDIR conventions.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/matdiff
+DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/developer.md
+INSTALL ?= install
+
+install: $(BIN)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/matdiff
+	sed 's|docs/\([a-z]*\.md\)|$(DOCDIR)/\1|g' docs/matdiff.1 > $(DESTDIR)$(MANDIR)/man1/matdiff.1
+	chmod 644 $(DESTDIR)$(MANDIR)/man1/matdiff.1
+	$(INSTALL) -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 644 docs/examples/* $(DESTDIR)$(DOCDIR)/examples
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/matdiff $(DESTDIR)$(MANDIR)/man1/matdiff.1
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(wildcard docs/examples/*)))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 demo: $(BIN)
 	./$(BIN) --check --wrt U,V "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2"
