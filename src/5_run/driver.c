@@ -63,7 +63,7 @@ typedef struct md_runstate {
     md_ctx *ctx;
     md_program *prog;
     md_typed typed;
-    int nsyms_prog;        /* variables of the program (--wrt may add some) */
+    int nsyms_prog;        /* variables of the program (later stages may add symbols) */
     int nv;                /* the variables to differentiate by */
     int *wrt;
     md_derivative_kind kind;
@@ -691,7 +691,7 @@ static int run_text(md_runstate *r)
         if (!zero) continue;
         const char *what = r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative"
                                                                                             : "second derivative";
-        if (r->wrt[i] >= r->nsyms_prog || !mentioned(r->prog, ctx->syms[r->wrt[i]].name))
+        if (!mentioned(r->prog, ctx->syms[r->wrt[i]].name))
             md_buf_printf(out, "# %s does not occur in the function: its %s is 0\n", ctx->syms[r->wrt[i]].name, what);
         else
             md_buf_printf(out, "# the %s with respect to %s is 0\n", what, ctx->syms[r->wrt[i]].name);
@@ -705,24 +705,6 @@ static int run_text(md_runstate *r)
 
 /* ---- the run --------------------------------------------------------------- */
 
-
-/* A new dimension NAME SUFFIX (x_rows, X_cols: the sizes of a --wrt
-   variable that does not occur), with _ appended while a dimension of the
-   program already has that name: printed alike, two dimensions would read
-   back as one (matrix X(z_rows, p) with --wrt z). */
-static int add_fresh_dim(md_ctx *ctx, const char *name, const char *suffix)
-{
-    md_buf b = {0};
-    md_buf_printf(&b, "%s%s", name, suffix);
-    for (int d = 1; d < ctx->ndims; d++)
-        if (ctx->dims[d].name && !strcmp(ctx->dims[d].name, b.s)) {
-            md_buf_putc(&b, '_');
-            d = 0;   /* start over */
-        }
-    int id = md_ctx_add_dim(ctx, b.s, 0);
-    md_buf_free(&b);
-    return id;
-}
 
 /* Resolves --wrt (or takes every variable); 0 or an exit status. */
 static int resolve_wrt(md_runstate *r)
@@ -758,17 +740,18 @@ static int resolve_wrt(md_runstate *r)
                 int d = md_edit_distance(w, ctx->syms[k].name);
                 if (d < bd) bd = d, best = ctx->syms[k].name;
             }
+            /* a name the program never mentions is most likely a typo
+               (--wrt W for w): an error, not a zero derivative; a declared
+               variable that f does not use has derivative 0 */
             md_symkind kind = md_default_kind(w);
-            int rows = kind == MD_SYM_SCALAR ? MD_DIM_ONE : add_fresh_dim(ctx, w, "_rows");
-            int cols = kind == MD_SYM_MATRIX ? add_fresh_dim(ctx, w, "_cols") : MD_DIM_ONE;
-            s = md_ctx_add_sym(ctx, w, kind, rows, cols);
-            const char *what = r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative"
-                                                                                                 : "second derivative";
+            const char *kw = kind == MD_SYM_SCALAR ? "scalar" : kind == MD_SYM_VECTOR ? "vector" : "matrix";
             if (best)
-                fprintf(r->err, "matdiff: note: '%s' does not occur in the function (did you mean '%s'?); its %s is 0\n", w,
-                        best, what);
+                fprintf(r->err, "matdiff: --wrt %s: '%s' does not occur in the program (did you mean '%s'?); "
+                                "declare it (%s %s) for its derivative, which is 0\n", w, w, best, kw, w);
             else
-                fprintf(r->err, "matdiff: note: '%s' does not occur in the function; its %s is 0\n", w, what);
+                fprintf(r->err, "matdiff: --wrt %s: '%s' does not occur in the program; declare it (%s %s) for "
+                                "its derivative, which is 0\n", w, w, kw, w);
+            return MD_EXIT_INPUT;
         }
         int dup = 0;
         for (int k = 0; k < r->nv; k++) dup |= r->wrt[k] == s;

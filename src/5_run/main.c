@@ -13,6 +13,7 @@
  * disagrees with finite differences, or could verify nothing.
  */
 #include <errno.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ static const char md_usage[] =
     "differential method.\n"
     "\n"
     "The program comes from the PROGRAM argument, from -f FILE, or from standard input.\n"
+    "A PROGRAM that starts with '-' and holds an operator or a parenthesis (\"-sum(log(p))\")\n"
+    "is the program wherever it stands; any other goes after '--' (matdiff -w x -- -lambda).\n"
     "\n"
     "Options:\n"
     "  -w, --wrt NAME[,NAME...]  differentiate with respect to these variables\n"
@@ -207,6 +210,46 @@ static void *md_thread(void *arg)
 
 static void md_oom_exit(void) { exit(MD_EXIT_INTERNAL); }
 
+/*
+ * A program that starts with '-' (every negative log-likelihood) looks
+ * like an option.  An argument is the PROGRAM, not options, when it starts
+ * with a single '-' and holds a character no option has (an operator, a
+ * parenthesis, a quote, a space, ...), and it is not the value of the
+ * option before it: "-sum(Y .* log(P))", "-x'*y", "-2*x".  Returns its
+ * index in argv, or 0.  Anything else starting with '-' stays an option;
+ * "--" ends the options as usual.
+ */
+#define MD_SHORT_OPTS ":w:f:cshV"   /* getopt's; those with a value: */
+#define MD_SHORT_WITH_VALUE "wf"
+
+static int md_program_arg(int argc, char **argv, const struct option *longopts)
+{
+    for (int k = 1; k < argc; k++) {
+        const char *a = argv[k];
+        if (!strcmp(a, "--")) return 0;
+        if (a[0] != '-' || a[1] == '-' || !a[1]) continue;
+        int odd = 0;
+        for (const char *q = a + 1; *q; q++)
+            if (!isalnum((unsigned char)*q)) odd = 1;
+        if (!odd) continue;
+        /* the value of the option before it? */
+        const char *p = argv[k - 1];
+        int value = 0;
+        if (p[0] == '-' && p[1] == '-' && p[2] && !strchr(p, '=')) {
+            for (const struct option *o = longopts; o->name; o++)
+                if (!strncmp(o->name, p + 2, strlen(p + 2)) && o->has_arg == required_argument) value = 1;
+        } else if (p[0] == '-' && p[1] != '-' && p[1]) {
+            /* a group of short options: the first that takes a value
+               (-w, -f) takes the rest of the group, or else argv[k] */
+            const char *q = p + 1;
+            while (*q && !strchr(MD_SHORT_WITH_VALUE, *q)) q++;
+            value = *q && !q[1];
+        }
+        if (!value) return k;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     md_set_oom_handler(md_oom_exit);
@@ -225,7 +268,14 @@ int main(int argc, char **argv)
     md_request_init(&o.rq);
     int c, rc = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":w:f:cshV", longopts, NULL)) != -1) {
+    /* a program that starts with '-' is set aside before getopt sees it */
+    int pk = md_program_arg(argc, argv, longopts);
+    if (pk) {
+        o.program = argv[pk];
+        for (int k = pk; k < argc; k++) argv[k] = argv[k + 1];   /* argv[argc] is NULL */
+        argc--;
+    }
+    while ((c = getopt_long(argc, argv, MD_SHORT_OPTS, longopts, NULL)) != -1) {
         switch (c) {
         case 'w': {
             char *list = optarg;
@@ -362,13 +412,13 @@ int main(int argc, char **argv)
                 /* --check=1, or an abbreviation --che=1, of this option */
                 usage_error("option '--%s' takes no argument", lo->name);
             } else {
-                /* an argument like "-a^2" or "-sum(x)" is a program */
+                /* an unknown letter in a group ("-lambda", a negated
+                   name) may be a program: say how to pass one (those with
+                   an operator, "-sum(x)", md_program_arg already took) */
                 int program = 0;
                 for (int k = 1; k < argc && !program; k++)
-                    if (argv[k][0] == '-' && argv[k][1] != '-' && strchr(argv[k], optopt))
-                        for (const char *q = argv[k] + 1; *q; q++)
-                            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9')))
-                                program = 1;
+                    if (argv[k][0] == '-' && argv[k][1] != '-' && strchr(argv[k], optopt) && strlen(argv[k]) > 2)
+                        program = 1;
                 char opt[3] = {'-', (char)optopt, 0};
                 usage_error(program ? "unknown option '%s' (a program that starts with '-' goes after '--': "
                                       "matdiff [OPTIONS] -- PROGRAM)"
@@ -380,7 +430,7 @@ int main(int argc, char **argv)
         }
         }
     }
-    if (optind < argc) o.program = argv[optind++];
+    if (optind < argc && !o.program) o.program = argv[optind++];
     if (optind < argc) {
         usage_error("unexpected argument '%s' (quote the program as one argument)", argv[optind]);
         rc = MD_EXIT_USAGE;

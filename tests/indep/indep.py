@@ -1972,7 +1972,7 @@ def choose_wrt(prog, rng):
     k = rng.randint(1, len(names))
     sub = rng.sample(names, k)
     if rng.random() < 0.07:
-        # a name that does not occur in the program: gradient 0 (documented)
+        # a name that does not occur in the program: an error, exit 1 (documented)
         cands = [n for n in ['z9', 'Q9', 'c9', 'ww', 'Zz', 'b0'] if n not in prog.vars
                  and n not in prog.assigns and n not in prog.funcs]
         if cands:
@@ -2022,6 +2022,18 @@ def test_case(checker, text, prog, rng, wrt, simplify_only, do_simplify=True, mo
     if mode is None:
         mode = 'simplify' if simplify_only else 'grad'
     checker.hi = 5 if mode in ('grad', 'simplify') else 4
+    absent = [w for w in (wrt or []) if w not in prog.vars and w not in prog.assigns and w not in prog.funcs]
+    if mode in ('grad', 'jac', 'hess', 'vgrad') and absent:
+        # the page: --wrt of a name the program does not mention is an error (exit 1)
+        args = ['--wrt', ','.join(wrt)] + (['--order', '2'] if mode == 'hess' else [])
+        cmd, rc, out, err = run_matdiff(checker.matdiff, args, text)
+        checker.last_cmd, checker.last_out = cmd, out
+        if rc != 1 or "does not occur in the program" not in err:
+            fails.append(Failure('absent-wrt', 'exit %s for --wrt %s (want 1 and "does not occur"):\n%s'
+                                 % (rc, absent[0], err)))
+        else:
+            st.append('absent-wrt')
+        return fails, st
     if mode in ('grad', 'jac', 'hess', 'vgrad'):
         try:
             if mode == 'grad':
