@@ -505,6 +505,35 @@ static const char *describe_loc(md_st *st, md_loc loc, char *buf, size_t n)
     return buf;
 }
 
+/*
+ * Why an operand that must be a scalar is not, when the answer is "by its
+ * first letter": for the bare name of an undeclared variable, a sentence
+ * for the end of the error naming the default-type rule and the
+ * declaration that makes it a scalar ("sum(x.^2)/n": 'n' is a vector
+ * because undeclared names starting with h-z are).  Appended to buf;
+ * nothing for any other operand.  Only where a scalar is required (a
+ * divisor, an exponent, a size): in other shape errors both shapes are
+ * usually what the user meant.
+ */
+static const char *default_note(md_st *st, md_loc loc, char *buf, size_t n)
+{
+    char *t = loc_text(st->src, loc);
+    const md_name *nm = name_find(st, t);
+    size_t len = strlen(buf);
+    if (nm && nm->kind == MD_NAME_SYM && !nm->declared && len < n) {
+        md_symkind k = md_default_kind(t);
+        const char *rule = k == MD_SYM_MATRIX   ? "starting with A-Z are matrices"
+                           : k == MD_SYM_VECTOR ? "starting with h-z are vectors"
+                                                : "starting with a-g, and Greek names, are scalars";
+        const char *kind = k == MD_SYM_MATRIX ? "matrix" : k == MD_SYM_VECTOR ? "vector" : "scalar";
+        const char *other = k == MD_SYM_SCALAR ? "vector" : "scalar";
+        snprintf(buf + len, n - len, "%s'%s' is a %s because undeclared names %s; declare '%s %s' for a %s",
+                 len ? "; " : ". ", t, kind, rule, other, t, other);
+    }
+    free(t);
+    return buf;
+}
+
 static const char *describe(md_st *st, md_ast *a, char *buf, size_t n)
 {
     return describe_loc(st, a->loc, buf, n);
@@ -735,7 +764,10 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
     if (make_scalar(st, s)) {
         name_dims_for_message(st);
         shape_str(st, s.r, s.c, s1, sizeof s1);
-        md_error_at(st->src, a->kids[0]->loc, "the argument of %s must be a scalar, but it is %s", f, s1);
+        char why[200] = "";
+        default_note(st, a->kids[0]->loc, why, sizeof why);
+        md_error_at(st->src, a->kids[0]->loc, "the argument of %s must be a scalar, but it is %s%s", f, s1,
+                    why);
         return -1;
     }
     if (!strcmp(f, "vector")) *out = (md_shp){sized[0] >= 0 ? sized[0] : dv_const(st, a->loc), 0};
@@ -784,12 +816,15 @@ static int infer_chain(md_st *st, md_ast *a, md_shp *out)
                 char d1[64], s1[96];
                 name_dims_for_message(st);
                 shape_str(st, k.r, k.c, s1, sizeof s1);
+                char why[200] = "";
+                default_note(st, kid->loc, why, sizeof why);
                 md_error_at(st->src, at,
                             "division by a %s: %s is %s; '/' divides by scalars only (use './' "
-                            "for elementwise division%s)",
+                            "for elementwise division%s)%s",
                             dv_is_one(st, k.c) || dv_is_one(st, k.r) ? "vector" : "matrix",
                             describe(st, kid, d1, sizeof d1), s1,
-                            dv_is_one(st, k.c) || dv_is_one(st, k.r) ? "" : " or inv() for the inverse");
+                            dv_is_one(st, k.c) || dv_is_one(st, k.r) ? "" : " or inv() for the inverse",
+                            why);
                 return -1;
             }
             break;
@@ -838,8 +873,11 @@ static int infer(md_st *st, md_ast *a, md_shp *out)
         if (make_scalar(st, e)) {
             name_dims_for_message(st);
             shape_str(st, e.r, e.c, s1, sizeof s1);
+            char why[200] = "";
+            default_note(st, a->kids[1]->loc, why, sizeof why);
             md_error_at(st->src, a->kids[1]->loc,
-                        "the exponent of '^' must be a scalar, but it is %s (use '.^' for elementwise powers)", s1);
+                        "the exponent of '^' must be a scalar, but it is %s (use '.^' for elementwise powers)%s", s1,
+                        why);
             return -1;
         }
         if (!is_scalar(st, s)) {

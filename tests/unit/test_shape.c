@@ -333,9 +333,14 @@ START_TEST(test_constants_from_context)
     unload(p);
     /* the argument must be a scalar */
     expect_error("vector(x)",
-                 "<t>:1:8: error: the argument of vector must be a scalar, but it is a vector (n)");
+                 "<t>:1:8: error: the argument of vector must be a scalar, but it is a vector (n). 'x' is a "
+                 "vector because undeclared names starting with h-z are vectors; declare 'scalar x' for a scalar");
     expect_error("matrix(X)",
-                 "<t>:1:8: error: the argument of matrix must be a scalar, but it is a matrix (n×m)");
+                 "<t>:1:8: error: the argument of matrix must be a scalar, but it is a matrix (n×m). 'X' is a "
+                 "matrix because undeclared names starting with A-Z are matrices; declare 'scalar X' for a scalar");
+    /* declared: its type is the user's, so no word about first letters */
+    expect_error("vector x(n); vector(x)",
+                 "<t>:1:21: error: the argument of vector must be a scalar, but it is a vector (n)");
 }
 END_TEST
 
@@ -507,12 +512,23 @@ START_TEST(test_error_messages)
     /* division and powers */
     expect_error("sum(X/Y)",
                  "<t>:1:6: error: division by a matrix: 'Y' is a matrix (p×q); '/' divides by "
-                 "scalars only (use './' for elementwise division or inv() for the inverse)");
+                 "scalars only (use './' for elementwise division or inv() for the inverse). 'Y' is a matrix "
+                 "because undeclared names starting with A-Z are matrices; declare 'scalar Y' for a scalar");
+    /* the example: n is a vector by its first letter */
+    expect_error("sum(x.^2)/n",
+                 "<t>:1:10: error: division by a vector: 'n' is a vector (m); '/' divides by scalars only "
+                 "(use './' for elementwise division). 'n' is a vector because undeclared names starting with "
+                 "h-z are vectors; declare 'scalar n' for a scalar");
+    expect_error("x^y",
+                 "<t>:1:3: error: the exponent of '^' must be a scalar, but it is a vector (m) (use '.^' for "
+                 "elementwise powers). 'y' is a vector because undeclared names starting with h-z are vectors; "
+                 "declare 'scalar y' for a scalar");
     expect_error("A^1.5",
                  "<t>:1:2: error: a matrix power needs an integer exponent; use '.^' for elementwise powers");
     expect_error("A^x",
                  "<t>:1:3: error: the exponent of '^' must be a scalar, but it is a vector (p) "
-                 "(use '.^' for elementwise powers)");
+                 "(use '.^' for elementwise powers). 'x' is a vector because undeclared names starting with "
+                 "h-z are vectors; declare 'scalar x' for a scalar");
     expect_error("symmetric S(n, m); 1",
                  "<t>:1:16: error: a symmetric matrix is square: write 'symmetric S(n)'");
 }
