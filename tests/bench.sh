@@ -5,8 +5,9 @@
 # Both must grow linearly in L: shared subexpressions are named, not copied.
 # The same for the derivations (--steps) of those networks, for Hessians
 # (logistic regression, a 2-layer MLP) and for the Jacobian of an L-layer
-# tanh chain by its input.  Last, the emitted C code against hand-written
-# CBLAS and LAPACK (best of BENCH_R runs, see below).
+# tanh chain by its input.  Last, the emitted C code (f and gradients,
+# Hessian-vector products) against hand-written CBLAS and LAPACK (best of
+# BENCH_R runs, see below).
 set -eu
 M=${MATDIFF:-./matdiff}
 RUNS=${RUNS:-20}
@@ -105,7 +106,9 @@ done
 # The emitted C code (issues "C code generation" and 11) against
 # hand-written CBLAS and LAPACK, when CBLAS is installed (libopenblas-dev):
 # seed 003, ridge and logistic regression, a Gaussian log-likelihood (the
-# LAPACK path) and weighted least squares.  Each case is emitted twice:
+# LAPACK path), weighted least squares, and Hessian-vector products
+# (--order 2, NAME_hvp: logistic regression and a 2-layer MLP by both
+# weight matrices).  Each case is emitted twice:
 # without --size, as users call matdiff (the measurement: products
 # bracketed at run time from dims), and with --size, one line for
 # comparison.  Every line prints its ratio beside the issue's target: f and
@@ -123,6 +126,13 @@ if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] |
         $M --format c --name "$1" --header -w "$2" "$4" > "$tmp/$1.h"
         $M --format c --name "$1_sized" --size "$3" -w "$2" "$4" > "$tmp/$1_sized.c"
         $M --format c --name "$1_sized" --header -w "$2" "$4" > "$tmp/$1_sized.h"
+    }
+    # emit2 NAME WRT SIZES PROGRAM: the same with --order 2 (NAME_hvp)
+    emit2() {
+        $M --format c --order 2 --name "$1" -w "$2" "$4" > "$tmp/$1.c"
+        $M --format c --order 2 --name "$1" --header -w "$2" "$4" > "$tmp/$1.h"
+        $M --format c --order 2 --name "$1_sized" --size "$3" -w "$2" "$4" > "$tmp/$1_sized.c"
+        $M --format c --order 2 --name "$1_sized" --header -w "$2" "$4" > "$tmp/$1_sized.h"
     }
     # cbench PROGRAM NAME...: compile tests/bench/PROGRAM.c with the
     # emitted NAME.c and NAME_sized.c (a NAME ending in .c: that file as is)
@@ -157,6 +167,11 @@ if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] |
     emit wls w n=4000,p=50 "matrix X(n, p); vector w(p), y(n), s(n); norm2(diag(s)*(X*w - y))^2"
     cbench bench_c4 wls
     OPENBLAS_NUM_THREADS=1 "$tmp/bench_c4" 4000 50 "$BR" 50
+    # Hessian-vector products: NAME_hvp against forward-over-reverse by hand
+    emit2 logreg2 w n=4000,p=500 "matrix X(n, p); vector w(p), y(n); sum(log(1 + exp(-y.*(X*w))))"
+    emit2 mlp W1,W2 d=500,h=300,o=100 "matrix W1(h, d), W2(o, h); vector x(d), y(o); norm2(W2*tanh(W1*x) - y)^2"
+    cbench bench_c5 logreg2 mlp
+    OPENBLAS_NUM_THREADS=1 "$tmp/bench_c5" 4000 500 500 300 100 "$BR" 50
 else
     echo "C code benchmark skipped: no cblas.h (apt-get install libopenblas-dev)"
 fi
