@@ -31,6 +31,15 @@ int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int max
  */
 void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots);
 
+/*
+ * Always, before md_cost_rewrite (after md_struct_rewrite): a sum of
+ * products that share a last (first) matrix factor becomes one product,
+ * s*A*C + t*B*C = (s*A + t*B)*C, where that saves work at every size
+ * (two matrix factors per term, the other no inverse, the product used
+ * only there).
+ */
+void md_factor_rewrite(md_ctx *ctx, int n, md_expr **roots);
+
 /* Always, after md_cost_rewrite: norm2(E)^2 becomes sum(E.^2), one fused
    sum of squares with no square root to square again (raw nodes: the
    bracketing chosen stays). */

@@ -70,4 +70,10 @@ const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg
 md_expr *md_derivative(md_ctx *ctx, md_expr *f, int sym);
 md_expr *md_hessian_block(md_ctx *ctx, md_expr *f, int si, int sj);
 
+/* Block of a Hessian-vector product: for the gradient G of f by one
+   variable, D G[v] = sum_j dG with dX_j := V_j, X_j = wrt[j] and V_j =
+   dir[j] (symbols shaped like X_j).  An expression of G's shape, with no
+   Kronecker product (the C backend's NAME_hvp). */
+md_expr *md_hvp(md_ctx *ctx, md_expr *G, int n, const int *wrt, const int *dir);
+
 #endif

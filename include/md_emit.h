@@ -16,6 +16,15 @@
  * allocation, no global state: reentrant.  Generic functions (`function
  * h`) become callbacks the caller defines: double NAME_h(double) and
  * double NAME_h_d1(double), NAME_h_d2, ... for the derivatives used.
+ *
+ * With o->hvp (--order 2) the file also defines
+ *
+ *     double NAME_hvp(const NAME_dims *dims, <inputs>, <directions>, <products>, double *work);
+ *
+ * the directions const double *v_<name> (one per gradient, its
+ * variable's shape), the products double *Hv_<name>: block i of H v, H
+ * the Hessian of f by all of wrt; NULL skips one.  NAME_workspace covers
+ * both functions.
  */
 #ifndef MD_EMIT_H
 #define MD_EMIT_H
@@ -29,6 +38,11 @@ typedef struct md_emit_opts {
     int row_major;         /* --layout row */
     int blas;              /* 1: CBLAS calls (link -lopenblas), 0: --no-blas portable loops */
     const long *size_hint; /* per dim id, 0 = unknown (run-time bracketing); may be NULL */
+    /* --order 2: also NAME_hvp, the Hessian-vector product.  hvp[i] is
+       the product's block for wrt[i] (md_hvp); the directions are the
+       last n symbols of ctx (v_<name>), inputs of NAME_hvp only.  NULL:
+       first order. */
+    md_expr *const *hvp;
 } md_emit_opts;
 
 /*

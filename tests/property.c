@@ -55,6 +55,11 @@
  *      (md_hessian_block) agrees with mixed second differences of f
  *      (md_check_hessian_with).  P6 and P7 count a check that is
  *      inconclusive, or at a kink, as the gradient check does.
+ *   P8 for the other cases, the Hessian-vector product of the C backend
+ *      (md_hvp: the differential of the gradient along a direction v)
+ *      by f's first variable equals that Hessian times vec(v), evaluated
+ *      at a random point (two derivations: the directional derivative of
+ *      an expression, and the vec/Kronecker identification).
  *
  * Every generated node is first checked against the shape contracts of
  * md_expr.h (wf_check), because the evaluator refuses malformed graphs.
@@ -636,6 +641,7 @@ typedef struct tally {
     long passed, failed;
     long skip_eval2, skip_eval3, skip_check, kinks, coarse, ambiguous, chaotic;
     long jacobians, hessians;   /* P6, P7 checks that ran */
+    long hvps;                  /* P8 */
 } tally;
 
 typedef struct kase {
@@ -1445,6 +1451,72 @@ static void prop_hessian(kase *k, md_expr *f)
     free(ebuf);
 }
 
+/* P8: H v by md_hvp against the Hessian times vec(v), by f's first
+   variable (adds the direction to the context: after P7, before P6). */
+static void prop_hvp(kase *k, md_expr *f)
+{
+    md_ctx *ctx = k->ctx;
+    char *seen = md_xcalloc(ctx->nnodes, 1);
+    int *used = md_xcalloc((size_t)ctx->nsyms + 1, sizeof *used);
+    collect_syms(f, seen, used);
+    free(seen);
+    int s = -1;
+    for (int i = 0; i < ctx->nsyms && s < 0; i++)
+        if (used[i]) s = i;
+    free(used);
+    if (s < 0) return;
+    md_expr *G = md_gradient(ctx, f, s), *H = md_hessian_block(ctx, f, s, s);
+    if (!G || !H) return;   /* P7 reports a missing Hessian */
+    const md_symbol *x = &ctx->syms[s];
+    int v = md_ctx_add_sym(ctx, "v_p8", x->kind, x->rows, x->cols);
+    md_expr *Hv = md_hvp(ctx, G, 1, &s, &v);
+    char *bad = wf_check(ctx, Hv);
+    if (bad) {
+        char *ft = md_expr_to_string(ctx, f);
+        fail(k, "P8 Hessian-vector product", "H v by %s of f = %s is %s", x->name, ft, bad);
+        free(ft);
+        free(bad);
+        return;
+    }
+    md_env env = {0};
+    if (md_env_random(ctx, f, k->seed, &env) != 0) {
+        k->t->skip_check++;
+        return;
+    }
+    md_mat hv = {0}, h = {0};
+    int erc = md_eval(&env, Hv, &hv) || md_eval(&env, H, &h);
+    k->t->hvps++;
+    if (!erc) {
+        const md_mat *vv = &env.val[v];
+        long na = hv.rows * hv.cols, nb = vv->rows * vv->cols;
+        double d = 0, m = 0, scale = 0;
+        for (long i = 0; i < na && h.rows * h.cols == na * nb; i++) {
+            double acc = 0, mag = 0;
+            for (long j = 0; j < nb; j++) acc += h.v[i + j * na] * vv->v[j], mag += fabs(h.v[i + j * na] * vv->v[j]);
+            d = fmax(d, fabs(acc - hv.v[i]));
+            m = fmax(m, fabs(acc));
+            scale = fmax(scale, mag);
+        }
+        /* normwise, against the sizes of the terms summed (cancellation) */
+        if (h.rows * h.cols != na * nb || !(d <= 1e-8 * fmax(m, 1e-3 * scale) + 1e-300) ) {
+            if (!(isfinite(d) && isfinite(scale))) {
+                k->t->skip_check++;
+            } else {
+                char *ft = md_expr_to_string(ctx, f), *ht = md_expr_to_string(ctx, Hv);
+                fail(k, "P8 Hessian-vector product", "H v by %s of f = %s differs from the Hessian times v by "
+                     "%.3g (of %.3g): H v = %s", x->name, ft, d, m, ht);
+                free(ft);
+                free(ht);
+            }
+        }
+    } else {
+        k->t->skip_check++;
+    }
+    md_mat_free(&hv);
+    md_mat_free(&h);
+    md_env_free(&env);
+}
+
 static void run_case(unsigned long seed, tally *t)
 {
     uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull ^ 0xD1B54A32D192ED03ull;
@@ -1557,6 +1629,7 @@ static void run_case(unsigned long seed, tally *t)
         char *h = md_buf_take(&hb);
         prop_gradient(&k, f, h);
         if (seed % 3 == 0) prop_hessian(&k, f);
+        else prop_hvp(&k, f);
         free(h);
         /* P6 last: it adds the weight w to the context */
         prop_jacobian(&k, e);
@@ -1565,6 +1638,7 @@ static void run_case(unsigned long seed, tally *t)
     prop_gradient(&k, f, how);
     /* P7: the Hessian, every third case; P6 last (it adds a variable) */
     if (seed % 3 == 0) prop_hessian(&k, f);
+    else prop_hvp(&k, f);
     if (!md_is_scalar(e)) prop_jacobian(&k, e);
 done:
     if (k.failed) t->failed++;
@@ -1593,7 +1667,8 @@ int main(int argc, char **argv)
            "%ld (f or its gradient numerically chaotic there); "
            "%ld gradient checks passed only with the careful finite differences\n",
            t.ambiguous, t.skip_eval2, t.skip_eval3, t.skip_check, t.kinks, t.chaotic, t.coarse);
-    printf("property: %ld Jacobians (P6) and %ld Hessians (P7) checked against finite differences\n", t.jacobians, t.hessians);
+    printf("property: %ld Jacobians (P6) and %ld Hessians (P7) checked against finite differences, %ld Hessian-vector "
+           "products (P8) against the Hessian\n", t.jacobians, t.hessians, t.hvps);
     printf("property: %ld passed, %ld failed\n", t.passed, t.failed);
     return t.failed ? 1 : 0;
 }

@@ -754,3 +754,42 @@ md_expr *md_hessian_block(md_ctx *ctx, md_expr *f, int si, int sj)
     md_expr *g = md_gradient(ctx, f, si);
     return g ? md_vec_jacobian(ctx, g, sj) : NULL;
 }
+
+/* ---- Hessian-vector products ------------------------------------------ */
+
+/*
+ * H v for the C backend's NAME_hvp, never through the Hessian: block i of
+ * H v is the directional derivative of the gradient G_i along v, D G_i[v]
+ * = sum_j (the differential of G_i in X_j with dX_j := V_j).  So it is the
+ * differential md_differential already takes, with the differential dX_j
+ * replaced by the direction's symbol: an expression of X_i's shape, in the
+ * language, with no vec, Kronecker product or commutation matrix, which
+ * the emitter brackets and shares like any gradient.  For a symmetric X_j
+ * the direction must be symmetric, as dX_j is.
+ */
+static md_expr *md_subst_diff(md_ctx *ctx, md_expr *e, int sym, md_expr *v, md_expr **memo, uint32_t n)
+{
+    if (!e->has_diff) return e;
+    if (e->kind == MD_DIFF) return e->ival == sym ? v : e;
+    if (e->id < n && memo[e->id]) return memo[e->id];
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    for (int i = 0; i < e->nargs; i++) a[i] = md_subst_diff(ctx, e->args[i], sym, v, memo, n);
+    md_expr *r = md_rebuild(ctx, e, a);
+    free(a);
+    if (e->id < n) memo[e->id] = r;
+    return r;
+}
+
+md_expr *md_hvp(md_ctx *ctx, md_expr *G, int n, const int *wrt, const int *dir)
+{
+    md_expr *sum = NULL;
+    for (int j = 0; j < n; j++) {
+        md_expr *dG = md_differential(ctx, G, wrt[j]);
+        uint32_t nn = ctx->nnodes;
+        md_expr **memo = md_xcalloc(nn ? nn : 1, sizeof *memo);
+        md_expr *t = md_subst_diff(ctx, dG, wrt[j], md_sym(ctx, dir[j]), memo, nn);
+        free(memo);
+        sum = sum ? md_add2(ctx, sum, t) : t;
+    }
+    return sum ? sum : md_zero(ctx, G->rows, G->cols);
+}

@@ -473,6 +473,152 @@ void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots)
     free(w.memo);
 }
 
+/* ---- shared factors of sums ------------------------------------------- */
+
+/*
+ * A sum of products that share their last matrix factor is one product:
+ * s*A*C + t*B*C = (s*A + t*B)*C, and likewise for a shared first factor,
+ * C*A + C*B = C*(A + B).  The products of a Hessian-vector product come
+ * that way (an MLP's a*x' + b*x', W2'*r + W2'*s): one outer product
+ * instead of two h x d arrays added.  Only where it saves work for every
+ * size: each term is scalars times exactly two matrix factors, the other
+ * one not an inverse (which would have to be formed), and used nowhere
+ * else (its product is not shared with another root).  Raw nodes, so
+ * that the simplifier does not expand them again.
+ */
+typedef struct md_frw {
+    md_ctx *ctx;
+    uint32_t n;
+    md_expr **memo;
+    int *uses;           /* parents of each node, over every root */
+} md_frw;
+
+static void count_uses(const md_expr *e, int *uses, char *seen)
+{
+    for (int i = 0; i < e->nargs; i++) uses[e->args[i]->id]++;
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++) count_uses(e->args[i], uses, seen);
+}
+
+/* The matrix factor of term t at end (0: first, 1: last) when t is a
+   product used once whose other factors are either one matrix (not an
+   inverse, which would have to be formed) or a chain whose product is a
+   vector (the shared factor a row vector at the end, a column vector at
+   the start: outer products, where the vector chain is the cheap
+   bracketing anyway); NULL otherwise.  *rest: t without that factor. */
+static md_expr *shared_side(md_frw *w, md_expr *t, int end, md_expr **rest)
+{
+    if (t->kind != MD_MUL || t->id >= w->n || w->uses[t->id] != 1) return NULL;
+    int nm = 0, at = -1;
+    for (int i = 0; i < t->nargs; i++)
+        if (!md_is_scalar(t->args[i])) {
+            nm++;
+            if (end || at < 0) at = i;   /* the last, or the first, matrix factor */
+        }
+    if (nm < 2) return NULL;
+    md_expr *C = t->args[at];
+    md_expr **o = md_xmalloc((size_t)t->nargs * sizeof *o);
+    int no = 0, single = -1;
+    for (int i = 0; i < t->nargs; i++)
+        if (i != at) {
+            if (!md_is_scalar(t->args[i])) single = no;
+            o[no++] = t->args[i];
+        }
+    int vec = end ? C->rows == MD_DIM_ONE : C->cols == MD_DIM_ONE;
+    if (nm > 2 ? !vec : is_inverse(o[single])) {
+        free(o);
+        return NULL;
+    }
+    int rows = end ? t->rows : C->cols, cols = end ? C->rows : t->cols;
+    *rest = no == 1 ? o[0] : md_expr_make(w->ctx, MD_MUL, rows, cols, 0, 0, 0, no, o, NULL);
+    free(o);
+    return C;
+}
+
+static md_expr *frw(md_frw *w, md_expr *e);
+
+/* Terms a[0..n) of a sum (r x c) with shared factors taken out. */
+static md_expr *factor_sum(md_frw *w, md_expr **a, int n, int rows, int cols)
+{
+    md_ctx *ctx = w->ctx;
+    for (int end = 1; end >= 0; end--)
+        for (int i = 0; i < n; i++) {
+            md_expr *ri, *C = shared_side(w, a[i], end, &ri);
+            if (!C) continue;
+            md_expr **grp = md_xmalloc((size_t)n * sizeof *grp);
+            int ng = 0;
+            grp[ng++] = ri;
+            for (int j = i + 1; j < n; j++) {
+                md_expr *rj;
+                if (shared_side(w, a[j], end, &rj) == C) {
+                    grp[ng++] = rj;
+                    memmove(a + j, a + j + 1, (size_t)(n - j - 1) * sizeof *a);
+                    n--;
+                    j--;
+                }
+            }
+            if (ng > 1) {
+                md_expr *sum = factor_sum(w, grp, ng, grp[0]->rows, grp[0]->cols);
+                md_expr *pr[2] = {end ? sum : C, end ? C : sum};
+                a[i] = md_expr_make(ctx, MD_MUL, pr[0]->rows, pr[1]->cols, 0, 0, 0, 2, pr, NULL);
+            }
+            free(grp);
+        }
+    if (n == 1) return a[0];
+    return md_expr_make(ctx, MD_ADD, rows, cols, 0, 0, 0, n, a, NULL);
+}
+
+static md_expr *frw(md_frw *w, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < w->n && w->memo[e->id]) return w->memo[e->id];
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    int changed = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = frw(w, e->args[i]);
+        changed |= a[i] != e->args[i];
+    }
+    md_expr *r;
+    if (e->kind == MD_ADD && !md_is_scalar(e)) {
+        /* the terms as they were: the use counts are the original's */
+        md_expr **t = md_xmalloc((size_t)e->nargs * sizeof *t);
+        memcpy(t, e->args, (size_t)e->nargs * sizeof *t);
+        int n = e->nargs;
+        r = factor_sum(w, t, n, e->rows, e->cols);
+        free(t);
+        if (r->kind == MD_ADD && r->nargs == e->nargs && !memcmp(r->args, e->args, (size_t)n * sizeof *a))
+            r = changed ? md_expr_make(w->ctx, e->kind, e->rows, e->cols, e->ival, e->aux, e->order, e->nargs, a,
+                                       NULL)
+                        : e;
+        else
+            r = frw(w, r);   /* the new sums' terms, rewritten in turn */
+    } else {
+        r = changed ? md_expr_make(w->ctx, e->kind, e->rows, e->cols, e->ival, e->aux, e->order, e->nargs, a,
+                                   e->kind == MD_NUM ? e->q : NULL)
+                    : e;
+    }
+    free(a);
+    if (e->id < w->n) w->memo[e->id] = r;
+    return r;
+}
+
+void md_factor_rewrite(md_ctx *ctx, int n, md_expr **roots)
+{
+    md_frw w = {ctx, ctx->nnodes, NULL, NULL};
+    w.memo = md_xcalloc(w.n ? w.n : 1, sizeof *w.memo);
+    w.uses = md_xcalloc(w.n ? w.n : 1, sizeof *w.uses);
+    char *seen = md_xcalloc(w.n ? w.n : 1, 1);
+    for (int i = 0; i < n; i++) {
+        w.uses[roots[i]->id]++;   /* a root is used by its caller */
+        count_uses(roots[i], w.uses, seen);
+    }
+    free(seen);
+    for (int i = 0; i < n; i++) roots[i] = frw(&w, roots[i]);
+    free(w.memo);
+    free(w.uses);
+}
+
 /* norm2(E)^2 = sum(E.^2), after the cost rewrite (which reads norm2(A*B)^2
    for its Gram form); nodes are rebuilt raw, as copt builds them, so that
    the bracketing chosen stays. */

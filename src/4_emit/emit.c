@@ -35,6 +35,13 @@
  * -Wextra -Wpedantic.  With one plan those are NAME_workspace and NAME;
  * with several they are static md_planK, and NAME_workspace and NAME run
  * the one md_plan picks by its flop count for the dims (em_cost).
+ *
+ * With --order 2 (o->hvp) the file has a second public function,
+ * NAME_hvp: f and the blocks of H v (md_hvp: directional derivatives of
+ * the gradients, ordinary expressions), through the same stages and plans
+ * (md_hvp_planK), its inputs the program's and the directions v_<name>
+ * (the last symbols of ctx), its outputs Hv_<name>; NAME_workspace is the
+ * larger of the two functions' needs.
  * md_emit_header and md_emit_dim_fields run only the naming stage.
  *
  * The run-time helpers (md_mm, md_lu, md_sm, md_chain, ...) are C sources
@@ -214,19 +221,37 @@ static void em_free(emitter *E)
     md_buf_free(&E->decl);
     md_buf_free(&E->body);
     md_buf_free(&E->ws);
+    free(E->own_fname);
 }
 
 static void em_init(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err)
 {
-    static const md_emit_opts defaults = {NULL, 0, 1, NULL};
+    static const md_emit_opts defaults = {NULL, 0, 1, NULL, NULL};
     memset(E, 0, sizeof *E);
     E->ctx = ctx;
     E->o = o ? o : &defaults;
     E->err = err ? err : stderr;
     E->name = E->o->name ? E->o->name : "f";
+    E->fname = E->name;
+    E->pfx = "md_plan";
+    E->oprefix = "d_";
+    E->nin = ctx->nsyms - (E->o->hvp ? n : 0);   /* the directions are the last symbols */
     E->n = n;
     E->wrt = wrt;
     E->row = E->o->row_major;
+}
+
+/* E becomes NAME_hvp's emitter: every symbol an input (the directions
+   are the last n), the outputs Hv_<name>, its plans md_hvp_plan<k>. */
+static void em_as_hvp(emitter *E)
+{
+    md_buf b = {0};
+    md_buf_printf(&b, "%s_hvp", E->name);
+    E->own_fname = md_buf_take(&b);
+    E->fname = E->own_fname;
+    E->pfx = "md_hvp_plan";
+    E->oprefix = "Hv_";
+    E->nin = E->ctx->nsyms;
 }
 
 char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o)
@@ -274,12 +299,20 @@ int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md
         if (e->kind == MD_FUNC && e->ival == MD_FN_GENERIC) em_add_gen(&E, e->aux, e->order);
     }
     int rc = em_names(&E);
+    emitter H;   /* NAME_hvp's names */
+    int hvp = o && o->hvp;
+    if (hvp) {
+        em_init(&H, ctx, n, wrt, o, err);
+        em_as_hvp(&H);
+        if (rc == 0) rc = em_names(&H);
+    }
     if (rc == 0) {
-        em_top_comment(&E, NULL, NULL, 1, out);
+        em_top_comment(&E, hvp ? &H : NULL, NULL, NULL, 1, out);
         md_buf_putc(out, '\n');
-        em_decls(&E, out);
+        em_decls(&E, hvp ? &H : NULL, out);
     }
     em_free(&E);
+    if (hvp) em_free(&H);
     return rc;
 }
 
@@ -339,9 +372,9 @@ static void em_ws_sum(const emitter *E, int dbl, md_buf *out)
    most INT_MAX (BLAS and LAPACK take int sizes), every array of the plans
    (rows x cols) small enough for a long index and a ptrdiff_t of bytes.
    The workspace functions add their own sum's limit (em_function). */
-static void em_sizes_ok(const emitter *P, int np, md_buf *out)
+static void em_sizes_ok(emitter *const *P, int np, md_buf *out)
 {
-    const emitter *E = &P[0];
+    const emitter *E = P[0];
     md_ctx *ctx = E->ctx;
     md_buf_puts(out, "/* The largest array, in elements, the code indexes: long indices, sizes in\n"
                      "   bytes within ptrdiff_t (half of either, for the rounding of doubles). */\n"
@@ -354,8 +387,8 @@ static void em_sizes_ok(const emitter *P, int np, md_buf *out)
     /* the distinct shapes of the arrays of every plan */
     int (*pairs)[2] = NULL, npairs = 0;
     for (int k = 0; k < np; k++)
-        for (int t = 0; t < P[k].ntopo; t++) {
-            const md_expr *e = P[k].topo[t];
+        for (int t = 0; t < P[k]->ntopo; t++) {
+            const md_expr *e = P[k]->topo[t];
             if (e->rows == MD_DIM_ONE || e->cols == MD_DIM_ONE) continue;
             int a = e->rows < e->cols ? e->rows : e->cols, b = e->rows < e->cols ? e->cols : e->rows, j = 0;
             while (j < npairs && (pairs[j][0] != a || pairs[j][1] != b)) j++;
@@ -378,6 +411,7 @@ static void em_sizes_ok(const emitter *P, int np, md_buf *out)
 static void em_function(const emitter *E, const char *fname, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
+    (void)ctx;
     if (fname) md_buf_printf(out, "static size_t %s_workspace(const %s_dims *dims)\n{\n", fname, E->name);
     else md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n", E->name, E->name);
     md_buf_puts(out, "    if (!md_sizes_ok(dims)) return SIZE_MAX;\n");
@@ -396,7 +430,7 @@ static void em_function(const emitter *E, const char *fname, md_buf *out)
     if (used_work) md_buf_puts(out, "    double *md_w = work;\n");
     else md_buf_puts(out, "    (void)work;\n");
     /* parameters the code never reads */
-    for (int s = 0; s < ctx->nsyms; s++) {
+    for (int s = 0; s < E->nin; s++) {
         int used = 0;
         for (int k = 0; k < E->ntopo && !used; k++)
             if (E->topo[k]->kind == MD_SYM && E->topo[k]->ival == s) used = 1;
@@ -409,20 +443,21 @@ static void em_function(const emitter *E, const char *fname, md_buf *out)
     md_buf_puts(out, "}\n");
 }
 
-/* static int md_plan(dims): the plan of P[0..np) with the fewest flops
-   for these sizes (ties: the earlier); compiled with -DMD_FORCE_PLAN=k,
-   plan k (0-based) whatever the sizes, when k < np. */
+/* static int PFX(dims) (PFX = P's md_plan or md_hvp_plan): the plan of
+   P[0..np) with the fewest flops for these sizes (ties: the earlier);
+   compiled with -DMD_FORCE_PLAN=k, plan k (0-based) whatever the sizes,
+   when k < np. */
 static void em_chooser(const emitter *P, int np, md_buf *out)
 {
     md_buf_printf(out, "/* The plan with the fewest flops for these sizes (ties: the earlier);\n"
                        "   compiled with -DMD_FORCE_PLAN=k, plan k (0-based) whatever the sizes. */\n"
-                       "static int md_plan(const %s_dims *dims)\n{\n"
+                       "static int %s(const %s_dims *dims)\n{\n"
                        "#ifdef MD_FORCE_PLAN\n"
                        "    if (MD_FORCE_PLAN >= 0 && MD_FORCE_PLAN < %d) {\n"
                        "        (void)dims;\n        return MD_FORCE_PLAN;\n    }\n"
                        "#endif\n"
                        "    const double md_c[%d] = {\n",
-                  P[0].name, np, np);
+                  P[0].pfx, P[0].name, np, np);
     int used_dims = 0;
     for (int k = 0; k < np; k++) {
         char *c = em_cost(&P[k]);
@@ -436,49 +471,63 @@ static void em_chooser(const emitter *P, int np, md_buf *out)
                        "        if (md_c[md_j] < md_c[md_k]) md_k = md_j;\n    return md_k;\n}\n\n", np);
 }
 
-/* "return md_plan<k>suffix(args);" for the plan k md_plan picks: a
-   switch over the np > 1 plans. */
-static void em_call_plan(md_buf *out, int np, const char *suffix, const char *args)
+/* "return PFX<k>suffix(args);" for the plan k that PFX(dims) picks, or
+   for the one plan. */
+static void em_call_plan(md_buf *out, const char *pfx, int np, const char *suffix, const char *args)
 {
-    md_buf_puts(out, "    switch (md_plan(dims)) {\n");
+    if (np == 1) {
+        md_buf_printf(out, "    return %s0%s(%s);\n", pfx, suffix, args);
+        return;
+    }
+    md_buf_printf(out, "    switch (%s(dims)) {\n", pfx);
     for (int k = 0; k < np; k++) {
         if (k + 1 < np) md_buf_printf(out, "    case %d: ", k);
         else md_buf_puts(out, "    default: ");
-        md_buf_printf(out, "return md_plan%d%s(%s);\n", k, suffix, args);
+        md_buf_printf(out, "return %s%d%s(%s);\n", pfx, k, suffix, args);
     }
     md_buf_puts(out, "    }\n");
 }
 
-/* The public NAME_workspace and NAME over the plans P[0..np) (md_plan0,
-   ...): each call runs the plan with the fewest flops for its sizes
-   (em_cost). */
-static void em_dispatch(const emitter *P, int np, md_buf *out)
+/* The plans P[0..np) of one public function as static PFX0, PFX1, ...,
+   their chooser PFX and their workspace PFX_workspace, then the public
+   function, which runs the plan PFX picks for its dims (em_cost). */
+static void em_plans_text(const emitter *P, int np, md_buf *out)
 {
     const emitter *E = &P[0];
     md_ctx *ctx = E->ctx;
-    em_chooser(P, np, out);
-    md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    if (!md_sizes_ok(dims)) return SIZE_MAX;\n",
-                  E->name, E->name);
-    em_call_plan(out, np, "_workspace", "dims");
+    for (int k = 0; k < np; k++) {
+        char nm[48];
+        snprintf(nm, sizeof nm, "%s%d", E->pfx, k);
+        md_buf_printf(out, "/* %s: plan %d of %d. */\n", E->fname, k + 1, np);
+        em_function(&P[k], nm, out);
+        md_buf_putc(out, '\n');
+    }
+    if (np > 1) em_chooser(P, np, out);
+    md_buf_printf(out, "static size_t %s_workspace(const %s_dims *dims)\n{\n", E->pfx, E->name);
+    em_call_plan(out, E->pfx, np, "_workspace", "dims");
     md_buf_puts(out, "}\n\n");
     /* the call, with the parameters forwarded */
     md_buf args = {0};
     md_buf_puts(&args, "dims");
-    for (int s = 0; s < ctx->nsyms; s++) md_buf_printf(&args, ", %s", E->pname[s]);
+    for (int s = 0; s < E->nin; s++) md_buf_printf(&args, ", %s", E->pname[s]);
     for (int i = 0; i < E->n; i++) md_buf_printf(&args, ", %s", E->gname[i]);
     md_buf_puts(&args, ", work");
+    (void)ctx;
     em_proto(E, NULL, out);
     md_buf_printf(out, "\n{\n    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->name);
-    em_call_plan(out, np, "", args.s);
-    md_buf_puts(out, "}\n");
+    em_call_plan(out, E->pfx, np, "", args.s);
+    md_buf_puts(out, "}\n\n");
     md_buf_free(&args);
 }
 
-/* Runs the stages on plan roots r (f, then n gradients) into E. */
-static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err, md_expr **r)
+/* Runs the stages on plan roots r (f, then n outputs) into E; hvp: the
+   emitter of NAME_hvp (every symbol an input, outputs Hv_<name>). */
+static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err, md_expr **r,
+                   int hvp)
 {
     md_norm_rewrite(ctx, n + 1, r);
     em_init(E, ctx, n, wrt, o, err);
+    if (hvp) em_as_hvp(E);
     if (em_scan(E, r[0], r + 1) < 0) return -1;
     int rc = em_names(E);
     if (rc < 0) return rc;
@@ -489,6 +538,27 @@ static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit
     return 0;
 }
 
+/* The plans of f and outs[0..n): struct rewrite, md_cost_plans, and the
+   stages on each into *P (malloc'd, *np of them; every one to be freed
+   with em_free, a zeroed one too).  0, or em_plan's error. */
+static int em_function_plans(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr *const *outs,
+                             const md_emit_opts *o, FILE *err, int hvp, emitter **P, int *np, md_expr ***roots)
+{
+    md_expr **r = md_xmalloc((size_t)(n + 1) * sizeof *r);
+    r[0] = f;
+    for (int i = 0; i < n; i++) r[i + 1] = outs[i];
+    md_struct_rewrite(ctx, n + 1, r);
+    md_factor_rewrite(ctx, n + 1, r);
+    *roots = r;
+    md_expr **plans[EM_MAX_PLANS];
+    *np = md_cost_plans(ctx, o ? o->size_hint : NULL, n + 1, r, EM_MAX_PLANS, plans);
+    *P = md_xcalloc((size_t)*np, sizeof **P);
+    int rc = 0;
+    for (int k = 0; k < *np && !rc; k++) rc = em_plan(&(*P)[k], ctx, n, wrt, o, err, plans[k], hvp);
+    for (int k = 0; k < *np; k++) free(plans[k]);
+    return rc;
+}
+
 int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, const md_emit_opts *o,
               md_buf *out, FILE *err)
 {
@@ -497,63 +567,72 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
         fprintf(err ? err : stderr, "matdiff: the function must be scalar-valued to emit C code\n");
         return -1;
     }
-    int rc = -1, np = 0;
     /* structure first (diagonals as scalings), then the plans: products
        bracketed by cost, shared sub-products, Gram matrices for norms of
        products -- one plan when every size has a hint, else the few that
        win for some sizes (costopt.c).  f alone needs no plans of its own:
        costopt brackets f before the gradients, so each plan computes f
-       as a plan of f alone would, and a NULL gradient skips the rest */
-    md_expr **roots = md_xmalloc((size_t)(n + 1) * sizeof *roots);
-    roots[0] = f;
-    for (int i = 0; i < n; i++) roots[i + 1] = grads[i];
-    md_struct_rewrite(ctx, n + 1, roots);
-    md_expr **plans[EM_MAX_PLANS];
-    np = md_cost_plans(ctx, o ? o->size_hint : NULL, n + 1, roots, EM_MAX_PLANS, plans);
-    emitter *P = md_xcalloc((size_t)np, sizeof *P);   /* every one freed, a zeroed one too */
-    for (int k = 0; k < np; k++)
-        if ((rc = em_plan(&P[k], ctx, n, wrt, o, err, plans[k])) < 0) goto done;
+       as a plan of f alone would, and a NULL gradient skips the rest.
+       With o->hvp, the same for NAME_hvp: f and the blocks of H v */
+    emitter *P = NULL, *Q = NULL;
+    int np = 0, nq = 0;
+    md_expr **roots = NULL, **hroots = NULL;
+    int hvp = o && o->hvp;
+    int rc = em_function_plans(ctx, f, n, wrt, grads, o, err, 0, &P, &np, &roots);
+    if (!rc && hvp) rc = em_function_plans(ctx, f, n, wrt, o->hvp, o, err, 1, &Q, &nq, &hroots);
+    if (rc) goto done;
     rc = -1;
 
-    /* assemble: the helpers any plan calls (and those they call) */
+    /* assemble: the callbacks and helpers any plan calls (and those they
+       call); NAME_hvp calls derivatives of generic functions one order up */
+    for (int k = 0; k < nq; k++)
+        for (int i = 0; i < Q[k].ngens; i++) em_add_gen(&P[0], Q[k].gens[i].func, Q[k].gens[i].order);
+    int nall = np + nq;
+    emitter **all = md_xcalloc((size_t)nall, sizeof *all);
+    for (int k = 0; k < np; k++) all[k] = &P[k];
+    for (int k = 0; k < nq; k++) all[np + k] = &Q[k];
     emitter M = P[0];
-    for (int k = 1; k < np; k++) {
-        M.use_mm |= P[k].use_mm, M.use_chain |= P[k].use_chain, M.use_chain_plain |= P[k].use_chain_plain;
-        M.use_chain_trace |= P[k].use_chain_trace, M.use_trdot |= P[k].use_trdot;
-        M.use_tcopy |= P[k].use_tcopy, M.use_det |= P[k].use_det, M.use_sm |= P[k].use_sm;
-        M.use_inv |= P[k].use_inv, M.use_mpow |= P[k].use_mpow, M.use_maxz |= P[k].use_maxz;
-        if (P[k].nlus > M.nlus) M.nlus = P[k].nlus;
+    for (int k = 1; k < nall; k++) {
+        const emitter *A = all[k];
+        M.use_mm |= A->use_mm, M.use_chain |= A->use_chain, M.use_chain_plain |= A->use_chain_plain;
+        M.use_chain_trace |= A->use_chain_trace, M.use_trdot |= A->use_trdot;
+        M.use_tcopy |= A->use_tcopy, M.use_det |= A->use_det, M.use_sm |= A->use_sm;
+        M.use_inv |= A->use_inv, M.use_mpow |= A->use_mpow, M.use_maxz |= A->use_maxz;
+        if (A->nlus > M.nlus) M.nlus = A->nlus;
     }
     M.nplans = np;
     int blas = M.o->blas;
     /* the comment shows f and the gradients as derived (diagonals as
        scalings), not one plan's bracketing */
-    em_top_comment(&M, roots[0], roots + 1, 0, out);
+    em_top_comment(&M, hvp ? &Q[0] : NULL, roots[0], roots + 1, 0, out);
     md_buf_puts(out, "#include <limits.h>\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                      "#include <string.h>\n");
     if (blas && (M.use_mm || M.use_sm || M.use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
     md_buf_putc(out, '\n');
-    em_decls(&M, out);
+    em_decls(&M, hvp ? &Q[0] : NULL, out);
     md_buf_putc(out, '\n');
     em_helpers(&M, out);
-    em_sizes_ok(P, np, out);
-    if (np == 1) {
-        em_function(&P[0], NULL, out);
+    em_sizes_ok(all, nall, out);
+    free(all);
+    if (np == 1 && !hvp) {
+        em_function(&P[0], NULL, out);   /* the common case, without indirection */
     } else {
-        for (int k = 0; k < np; k++) {
-            char nm[32];
-            snprintf(nm, sizeof nm, "md_plan%d", k);
-            md_buf_printf(out, "/* Plan %d of %d. */\n", k + 1, np);
-            em_function(&P[k], nm, out);
-            md_buf_putc(out, '\n');
-        }
-        em_dispatch(P, np, out);
+        em_plans_text(P, np, out);
+        if (hvp) em_plans_text(Q, nq, out);
+        md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    size_t md_n = %s_workspace(dims);\n",
+                      M.name, M.name, P[0].pfx);
+        if (hvp)
+            md_buf_printf(out, "    size_t md_h = %s_workspace(dims);   /* SIZE_MAX stays the larger */\n"
+                               "    if (md_h > md_n) md_n = md_h;\n", Q[0].pfx);
+        md_buf_puts(out, "    return md_n;\n}\n");
     }
     rc = 0;
 done:
     for (int k = 0; k < np; k++) em_free(&P[k]);
+    for (int k = 0; k < nq; k++) em_free(&Q[k]);
     free(P);
-    for (int k = 0; k < np; k++) free(plans[k]);
+    free(Q);
     free(roots);
+    free(hroots);
     return rc;
 }

@@ -89,7 +89,12 @@ typedef struct emitter {
     md_ctx *ctx;
     const md_emit_opts *o;
     FILE *err;
-    const char *name;
+    const char *name;    /* NAME: the dims struct, NAME_workspace */
+    const char *fname;   /* the public function: NAME, or NAME_hvp */
+    char *own_fname;     /* NAME_hvp's storage */
+    const char *pfx;     /* its plans' static functions: md_plan, md_hvp_plan */
+    const char *oprefix; /* its outputs: d_ (gradients), Hv_ */
+    int nin;             /* its inputs: ctx->syms[0 .. nin) */
     int n;
     const int *wrt;
     int row;             /* row-major */
@@ -168,12 +173,14 @@ void em_body(emitter *E, md_expr *f, md_expr **grads);
 
 /* ---- emit_text.c: the interface text ---------------------------------- */
 
-/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped; with
-   fname, "static double fname(...)" (a plan's function, emit.c). */
+/* "double FNAME(const NAME_dims *dims, ..., double *work)", wrapped (E->fname,
+   the inputs, the outputs); with fname, "static double fname(...)" (a
+   plan's function, emit.c). */
 void em_proto(const emitter *E, const char *fname, md_buf *out);
-/* The declarations (the header, and the top of the .c), with guard. */
-void em_decls(const emitter *E, md_buf *out);
+/* The declarations (the header, and the top of the .c), with guard; H,
+   when not NULL, is NAME_hvp's emitter. */
+void em_decls(const emitter *E, const emitter *H, md_buf *out);
 /* The comment at the top of each emitted file (f == NULL: the header's). */
-void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, md_buf *out);
+void em_top_comment(const emitter *E, const emitter *H, md_expr *f, md_expr **grads, int header, md_buf *out);
 
 #endif

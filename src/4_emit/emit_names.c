@@ -251,6 +251,10 @@ int em_names(emitter *E)
     md_buf_printf(&b, "%s_MATDIFF_H", E->name);   /* the include guard, a macro */
     em_reserve(E, md_buf_take(&b));
     em_reserve(E, md_xstrdup(E->name));
+    if (E->o->hvp) {   /* every emitter of the file reserves the same names */
+        md_buf_printf(&b, "%s_hvp", E->name);
+        em_reserve(E, md_buf_take(&b));
+    }
     for (int i = 0; i < E->ngens; i++) {
         if (em_is_reserved(E, E->gens[i].name)) {
             fprintf(E->err, "matdiff: the callback %s for generic function '%s' would clash with "
@@ -294,7 +298,7 @@ int em_names(emitter *E)
     for (int s = 0; s < ctx->nsyms; s++) E->pname[s] = em_ident(E, ctx->syms[s].name);
     E->gname = md_xcalloc((size_t)E->n + 1, sizeof *E->gname);
     for (int i = 0; i < E->n; i++) {
-        md_buf_printf(&b, "d_%s", ctx->syms[E->wrt[i]].name);
+        md_buf_printf(&b, "%s%s", E->oprefix, ctx->syms[E->wrt[i]].name);
         E->gname[i] = em_ident(E, b.s);
         md_buf_free(&b);
     }

@@ -63,20 +63,20 @@ void em_proto(const emitter *E, const char *fname, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
     md_buf b = {0};
-    md_buf_printf(&b, "%sdouble %s(", fname ? "static " : "", fname ? fname : E->name);
+    md_buf_printf(&b, "%sdouble %s(", fname ? "static " : "", fname ? fname : E->fname);
     size_t indent = b.len;
     md_buf_printf(&b, "const %s_dims *dims", E->name);
     md_buf line = {0};
     md_buf_puts(out, b.s);
     size_t col = b.len;
     md_buf_free(&b);
-    for (int k = 0; k < ctx->nsyms + E->n + 1; k++) {
-        if (k < ctx->nsyms) {
+    for (int k = 0; k < E->nin + E->n + 1; k++) {
+        if (k < E->nin) {
             const md_symbol *s = &ctx->syms[k];
             int sc = s->rows == MD_DIM_ONE && s->cols == MD_DIM_ONE;
             md_buf_printf(&line, "%s%s", sc ? "double " : "const double *", E->pname[k]);
-        } else if (k < ctx->nsyms + E->n) {
-            md_buf_printf(&line, "double *%s", E->gname[k - ctx->nsyms]);
+        } else if (k < E->nin + E->n) {
+            md_buf_printf(&line, "double *%s", E->gname[k - E->nin]);
         } else {
             md_buf_puts(&line, "double *work");
         }
@@ -95,7 +95,7 @@ void em_proto(const emitter *E, const char *fname, md_buf *out)
 }
 
 /* The declarations (the header, and the top of the .c), with guard. */
-void em_decls(const emitter *E, md_buf *out)
+void em_decls(const emitter *E, const emitter *H, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
     md_buf_printf(out, "#ifndef %s_MATDIFF_H\n#define %s_MATDIFF_H\n\n#include <stddef.h>\n\n", E->name, E->name);
@@ -114,6 +114,11 @@ void em_decls(const emitter *E, md_buf *out)
     md_buf_puts(out, "/* Returns f; writes each non-NULL gradient. */\n");
     em_proto(E, NULL, out);
     md_buf_puts(out, ";\n");
+    if (H) {
+        md_buf_puts(out, "\n/* Returns f; writes each non-NULL block of the Hessian times the directions. */\n");
+        em_proto(H, NULL, out);
+        md_buf_puts(out, ";\n");
+    }
     if (E->ngens) {
         md_buf_puts(out, "\n/* Generic functions: callbacks the caller defines. */\n");
         for (int i = 0; i < E->ngens; i++) {
@@ -128,7 +133,7 @@ void em_decls(const emitter *E, md_buf *out)
 }
 
 /* The comment at the top of each emitted file. */
-void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, md_buf *out)
+void em_top_comment(const emitter *E, const emitter *H, md_expr *f, md_expr **grads, int header, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
     const char *nm = E->name;
@@ -147,15 +152,18 @@ void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, m
     md_buf_printf(out,
                   " * Interface:\n"
                   " *     size_t %s_workspace(const %s_dims *dims);\n"
-                  " *     double %s(const %s_dims *dims, <inputs>, <gradients>, double *work);\n"
-                  " *\n", nm, nm, nm, nm);
+                  " *     double %s(const %s_dims *dims, <inputs>, <gradients>, double *work);\n", nm, nm, nm, nm);
+    if (H)
+        md_buf_printf(out, " *     double %s_hvp(const %s_dims *dims, <inputs>, <directions>, <products>,\n"
+                           " *                   double *work);\n", nm, nm);
+    md_buf_puts(out, " *\n");
     md_buf_printf(out, " * dims: the size of every dimension (each at least 1):\n");
     if (ctx->ndims <= 1) md_buf_puts(out, " *     none: every input is a scalar\n");
     for (int d = 1; d < ctx->ndims; d++)
         md_buf_printf(out, " *     %-10s %s\n", E->dimfield[d], E->dimnote[d][0] ? E->dimnote[d] : "");
     md_buf_printf(out, " * inputs, in order (matrices %s-major, double for scalars):\n",
                   E->row ? "row" : "column");
-    for (int s = 0; s < ctx->nsyms; s++) {
+    for (int s = 0; s < E->nin; s++) {
         md_buf b = {0};
         em_shape_text(E, ctx->syms[s].rows, ctx->syms[s].cols, &b);
         md_buf_printf(out, " *     %-10s %s %s%s\n", E->pname[s], em_kind_text(&ctx->syms[s]), b.s,
@@ -168,6 +176,15 @@ void em_top_comment(const emitter *E, md_expr *f, md_expr **grads, int header, m
         int s = E->wrt[i];
         md_buf_printf(out, " *     %-10s df/d%s%s\n", E->gname[i], ctx->syms[s].name,
                       ctx->syms[s].kind == MD_SYM_SYMMETRIC ? " on the symmetric matrices, (G + G')/2" : "");
+    }
+    if (H) {
+        md_buf_printf(out, " * %s_hvp: the same inputs, then one direction v per gradient (its variable's\n"
+                           " * shape and layout; symmetric for a symmetric variable), then the blocks of\n"
+                           " * the Hessian times v, written where the pointer is not NULL, without\n"
+                           " * forming the Hessian (directional derivatives of the gradients):\n", nm);
+        for (int i = 0; i < H->n; i++)
+            md_buf_printf(out, " *     %-10s -> %-10s the %s block of H v\n", H->pname[E->nin + i], H->gname[i],
+                          ctx->syms[E->wrt[i]].name);
     }
     md_buf_printf(out,
                   " * work: at least %s_workspace(dims) doubles of scratch.  No allocation, no\n"

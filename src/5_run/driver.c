@@ -562,12 +562,35 @@ static long *size_hints(md_runstate *r)
 }
 
 /* --format c: the C function (or with --header its declarations). */
+/* --order 2: a direction v_<name> per variable (shaped like it; _
+   appended while the name is taken), and the blocks of H v (md_hvp). */
+static md_expr **make_hvp(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    int *dir = md_xcalloc((size_t)r->nv + 1, sizeof *dir);
+    for (int i = 0; i < r->nv; i++) {
+        const md_symbol *x = &ctx->syms[r->wrt[i]];
+        md_buf b = {0};
+        md_buf_printf(&b, "v_%s", x->name);
+        while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s))
+            md_buf_putc(&b, '_');
+        dir[i] = md_ctx_add_sym(ctx, b.s, x->kind, x->rows, x->cols);
+        md_buf_free(&b);
+    }
+    md_expr **hv = md_xcalloc((size_t)r->nv + 1, sizeof *hv);
+    for (int i = 0; i < r->nv; i++) hv[i] = md_hvp(ctx, r->grads[i], r->nv, r->wrt, dir);
+    free(dir);
+    return hv;
+}
+
 static int run_c(md_runstate *r)
 {
     long *hint = size_hints(r);
     if (!hint) return MD_EXIT_USAGE;
     md_emit_opts eo = r->rq->emit;
     eo.size_hint = hint;
+    md_expr **hv = r->rq->order == 2 ? make_hvp(r) : NULL;
+    eo.hvp = hv;
     md_buf code = {0};
     int erc = r->rq->header ? md_emit_header(r->ctx, r->nv, r->wrt, &eo, &code, r->err)
                             : md_emit_c(r->ctx, r->typed.f, r->nv, r->wrt, r->grads, &eo, &code, r->err);
@@ -581,6 +604,7 @@ static int run_c(md_runstate *r)
     }
     if (rc != MD_EXIT_INTERNAL && !erc) md_buf_puts(r->out, code.s ? code.s : "");
     md_buf_free(&code);
+    free(hv);
     return rc;
 }
 
@@ -856,12 +880,15 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         rc = not_scalar(&r);
         goto done;
     }
-    if (r.kind != MD_DER_GRADIENT && rq->format == MD_FORMAT_C) {
-        fprintf(r.err, "matdiff: --format c: %s are not written yet; the text and LaTeX formats print them\n",
-                r.kind == MD_DER_HESSIAN ? "Hessians" : "derivatives of a vector or matrix function (Jacobians)");
+    if (r.kind == MD_DER_JACOBIAN && rq->format == MD_FORMAT_C) {
+        fprintf(r.err, "matdiff: --format c: derivatives of a vector or matrix function (Jacobians) are not "
+                       "written yet; the text and LaTeX formats print them\n");
         rc = MD_EXIT_USAGE;
         goto done;
     }
+    /* --format c --order 2: the gradients, and from them the Hessian-vector
+       product (run_c); the Hessian's blocks are not formed */
+    if (r.kind == MD_DER_HESSIAN && rq->format == MD_FORMAT_C) r.kind = MD_DER_GRADIENT;
     if (r.kind == MD_DER_JACOBIAN) {
         /* a vector only because a misspelt Greek name took the default
            type of its first letter (lamda*norm2(w)^2): say so, the

@@ -12,6 +12,7 @@
  *              checked against finite differences)
  *     bits 4-6 k: --size with the first k of n=1000,m=50,p=7,q=300,r=20
  *              (k = 0, 6, 7: no --size)
+ *     bit 7    --order 2 (NAME_hvp too: the Hessian-vector product)
  *
  * With every dimension sized, md_cost_rewrite brackets the product chains
  * by the matrix-chain DP, shares sub-products between chains, reads
@@ -44,6 +45,7 @@ static void one(const uint8_t *data, size_t size)
     if (mode & 4) rq.header = 1, strcat(opts, " --header");
     if (mode & 8) rq.check = 1, strcat(opts, " --check");
     rq.sizes = sizes[(mode >> 4) & 7];
+    if (mode & 128) rq.order = 2, strcat(opts, " --order 2");
     if (rq.sizes) strcat(opts, " --size "), strcat(opts, rq.sizes);
     md_buf out = {0};
     fuzz_md_run(&rq, opts, 0, data + 1, size - 1, &out);

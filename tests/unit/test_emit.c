@@ -491,7 +491,7 @@ static void compile_all(void)
         for (int k = 0; k < NVARIANTS && !declined; k++) {
             const variant *v = &variants[k];
             if (!variant_used(c, v, suite_blas, nplans[i])) continue;
-            md_emit_opts o = {v->name, v->row, v->blas, v->hints ? hints : NULL};
+            md_emit_opts o = {v->name, v->row, v->blas, v->hints ? hints : NULL, NULL};
             md_buf code = {0}, hdr = {0};
             if (c->golden && md_emit_c(ctx, r.p->f, r.p->n, r.p->wrt, r.p->grads, &o, &code, NULL) != 0) {
                 /* a construct the backend declines, with its message: fine */
@@ -672,7 +672,7 @@ static void run_standalone_at(const ecase *c, int blas, int row, const char *cc_
             memcpy(m->v, t, (size_t)(m->rows * m->cols) * sizeof *t);
             free(t);
         }
-    md_emit_opts o = {"f", row, blas, NULL};
+    md_emit_opts o = {"f", row, blas, NULL, NULL};
     md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
     ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
@@ -765,7 +765,7 @@ START_TEST(huge_sizes)
     eprog *p = eload("scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); "
                      "norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2 + logdet(U'*U)");
     for (int blas = 0; blas <= have_blas(); blas++) {
-        md_emit_opts o = {"f", 0, blas, NULL};
+        md_emit_opts o = {"f", 0, blas, NULL, NULL};
         md_buf code = {0}, hdr = {0}, cmd = {0};
         ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
         ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
@@ -805,6 +805,200 @@ START_TEST(huge_sizes)
 }
 END_TEST
 
+/* ---- Hessian-vector products (--order 2) ---- */
+
+/* Normwise relative difference of got and want (n entries). */
+static double nrel(const double *got, const double *want, long n)
+{
+    double d = 0, m = 0;
+    for (long i = 0; i < n; i++) {
+        d = fmax(d, fabs(got[i] - want[i]));
+        m = fmax(m, fabs(want[i]));
+    }
+    return isnan(d) ? INFINITY : d / (m > 0 ? m : 1e-300);
+}
+
+/*
+ * NAME_hvp for program text, with respect to every variable: the blocks of
+ * H v (md_hvp: directional derivatives of the gradients) are checked
+ *  - against the Hessian (md_hessian_block, the vec/Kronecker route, a
+ *    derivation of its own) times vec(v), in the evaluator;
+ *  - as emitted C, compiled with flags in backend blas and layout row,
+ *    against the evaluator (relative 1e-9) and against central
+ *    differences of the emitted gradient along v (relative 1e-5).
+ */
+static void run_hvp(const char *text, int blas, int row, const char *flags)
+{
+    eprog *p = eload(text);
+    md_ctx *ctx = p->ctx;
+    int n = p->n, nin = ctx->nsyms;
+    int *dir = calloc((size_t)n + 1, sizeof *dir);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[p->wrt[i]];
+        md_buf b = {0};
+        md_buf_printf(&b, "v_%s", x->name);
+        while (md_ctx_find_sym(ctx, b.s) >= 0) md_buf_putc(&b, '_');
+        dir[i] = md_ctx_add_sym(ctx, b.s, x->kind, x->rows, x->cols);
+        md_buf_free(&b);
+    }
+    md_expr **hv = calloc((size_t)n + 1, sizeof *hv);
+    for (int i = 0; i < n; i++) hv[i] = md_hvp(ctx, p->grads[i], n, p->wrt, dir);
+    md_env env = {0};
+    ck_assert_int_eq(md_env_random(ctx, p->f, 5, &env), 0);
+    md_mat *want = calloc((size_t)n + 1, sizeof *want);
+    ck_assert_int_eq(md_eval_many(&env, n, hv, want), 0);
+    /* the emitted code */
+    md_emit_opts o = {"f", row, blas, NULL, hv};
+    md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
+    ck_assert_int_eq(md_emit_c(ctx, p->f, n, p->wrt, p->grads, &o, &code, stderr), 0);
+    ck_assert_int_eq(md_emit_header(ctx, n, p->wrt, &o, &hdr, stderr), 0);
+    int ndims0 = ctx->ndims;   /* the dims fields */
+    /* the Hessian route: block a of H v = sum_b H_ab vec(v_b) (after the
+       emission: the Kronecker products bring product dimensions, which
+       the C backend declines) */
+    for (int a = 0; a < n; a++) {
+        long na = want[a].rows * want[a].cols;
+        double *acc = calloc((size_t)na + 1, sizeof *acc);
+        int ok = 1;
+        for (int b = 0; b < n && ok; b++) {
+            md_expr *H = md_hessian_block(ctx, p->f, p->wrt[a], p->wrt[b]);
+            if (!H) {
+                ok = 0;
+                break;
+            }
+            md_mat h = {0};
+            ck_assert_int_eq(md_eval(&env, H, &h), 0);
+            const md_mat *v = &env.val[dir[b]];
+            long nb = v->rows * v->cols;
+            ck_assert_int_eq(h.rows * h.cols, na * nb);
+            for (long i = 0; i < na; i++)
+                for (long j = 0; j < nb; j++) acc[i] += h.v[i + j * na] * v->v[j];
+            md_mat_free(&h);
+        }
+        if (ok)
+            ck_assert_msg(nrel(want[a].v, acc, na) < 1e-8, "%s: H v block %s: md_hvp and the Hessian differ by %.3g",
+                          text, ctx->syms[p->wrt[a]].name, nrel(want[a].v, acc, na));
+        free(acc);
+    }
+    md_buf *w = &drv;
+    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int m = 0; m <= 3; m++) {
+            char cname[256];
+            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
+            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
+            write_generic(w, cname, k, m);
+        }
+    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
+    if (ndims0 <= 1) md_buf_puts(w, "0");
+    for (int dd = 1; dd < ndims0; dd++) md_buf_printf(w, "%s%ld", dd > 1 ? ", " : "", env.dimsize[dd]);
+    md_buf_puts(w, "};\n    const double h = 1e-5;\n");
+    for (int s = 0; s < nin + n; s++) {
+        const md_mat *m = &env.val[s];
+        long sz = m->rows * m->cols;
+        double *t = layout(m->v, m->rows, m->cols, row);
+        md_buf_printf(w, "    static double in%d[%ld] = {", s, sz);
+        for (long i = 0; i < sz; i++) md_buf_printf(w, "%s%.17g", i ? ", " : "", t[i]);
+        md_buf_puts(w, "};\n");
+        free(t);
+        if (s < nin)
+            md_buf_printf(w, "    static double xp%d[%ld], xm%d[%ld], gp%d[%ld], gm%d[%ld], hv%d[%ld];\n", s, sz, s, sz,
+                          s, sz, s, sz, s, sz);
+    }
+    /* every variable is a wrt variable (eload): x +- h v */
+    for (int s = 0; s < nin; s++) {
+        long sz = env.val[s].rows * env.val[s].cols;
+        md_buf_printf(w, "    for (int i = 0; i < %ld; i++) xp%d[i] = in%d[i] + h * in%d[i], "
+                         "xm%d[i] = in%d[i] - h * in%d[i];\n", sz, s, s, dir[s], s, s, dir[s]);
+    }
+    md_buf_puts(w, "    double *work = malloc(f_workspace(&d) * sizeof(double) + 8);\n    f_hvp(&d");
+    for (int s = 0; s < nin + n; s++) {
+        int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
+        md_buf_printf(w, ", in%d%s", s, sc ? "[0]" : "");
+    }
+    for (int s = 0; s < nin; s++) md_buf_printf(w, ", hv%d", s);
+    md_buf_puts(w, ", work);\n");
+    for (const char *pm = "pm"; *pm; pm++) {
+        md_buf_puts(w, "    f(&d");
+        for (int s = 0; s < nin; s++) {
+            int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
+            md_buf_printf(w, ", x%c%d%s", *pm, s, sc ? "[0]" : "");
+        }
+        for (int s = 0; s < nin; s++) md_buf_printf(w, ", g%c%d", *pm, s);
+        md_buf_puts(w, ", work);\n");
+    }
+    for (int s = 0; s < nin; s++) {
+        long sz = env.val[s].rows * env.val[s].cols;
+        md_buf_printf(w, "    for (int i = 0; i < %ld; i++) printf(\"%%.17g %%.17g\\n\", hv%d[i], "
+                         "(gp%d[i] - gm%d[i]) / (2 * h));\n", sz, s, s, s);
+    }
+    md_buf_puts(w, "    free(work);\n    return 0;\n}\n");
+    make_tmpdir();
+    write_file("f.c", code.s);
+    write_file("f.h", hdr.s);
+    write_file("main.c", drv.s);
+    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog",
+                  flags, tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+    char *out = NULL;
+    int st = run(cmd.s, &out);
+    ck_assert_msg(st == 0, "%s (hvp, %s): failed:\n%.2000s", text, flags, out);
+    const char *q = out;
+    for (int s = 0; s < nin; s++) {
+        const md_mat *m = &want[s];
+        long sz = m->rows * m->cols;
+        double *got = calloc((size_t)sz + 1, sizeof *got), *fd = calloc((size_t)sz + 1, sizeof *fd);
+        for (long i = 0; i < sz; i++) {
+            char *e;
+            got[i] = strtod(q, &e);
+            fd[i] = strtod(e, &e);
+            q = e;
+        }
+        double *wl = layout(m->v, m->rows, m->cols, row);
+        double e1 = nrel(got, wl, sz), e2 = nrel(got, fd, sz);
+        ck_assert_msg(e1 < 1e-9, "%s (%s, %s): Hv_%s differs from the evaluator by %.3g", text,
+                      blas ? "CBLAS" : "loops", row ? "row" : "col", ctx->syms[s].name, e1);
+        ck_assert_msg(e2 < 1e-5, "%s (%s, %s): Hv_%s differs from differences of the gradient by %.3g", text,
+                      blas ? "CBLAS" : "loops", row ? "row" : "col", ctx->syms[s].name, e2);
+        free(wl);
+        free(got);
+        free(fd);
+    }
+    free(out);
+    remove_tmpdir();
+    md_buf_free(&code);
+    md_buf_free(&hdr);
+    md_buf_free(&drv);
+    md_buf_free(&cmd);
+    for (int i = 0; i < n; i++) md_mat_free(&want[i]);
+    free(want);
+    md_env_free(&env);
+    free(hv);
+    free(dir);
+    eunload(p);
+}
+
+START_TEST(hessian_vector_products)
+{
+    const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
+    if (run("echo 'int main(void){return 0;}' | cc -fsanitize=address,undefined -x c -o /dev/null -", NULL) != 0)
+        flags = "cc -O1";
+    static const char *const progs[] = {
+        "matrix X(n, p); vector w(p), y(n); sum(log(1 + exp(-y.*(X*w))))",   /* logistic regression */
+        "norm2(W2*tanh(W1*x) - y)^2",                                          /* a 2-layer MLP */
+        "scalar lambda; norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2",           /* seed 003 */
+        "symmetric S; matrix Y(p, N); scalar c; c*logdet(S) + tr(Y'*inv(S)*Y)", /* the Gaussian */
+        "function h; x'*A*x + sum(h(B*x)) + a*norm2(x)^2 + a^3",
+        "norm2(diag(s)*(X*w - y))^2 + sum(exp(X'*X*w))",
+    };
+    for (int i = 0; i < 6; i++)
+        for (int v = 0; v < 4; v++) {
+            int blas = v & 1, row = v >> 1;
+            if (blas && !have_blas()) continue;
+            run_hvp(progs[i], blas, row, v == 0 || i % 2 ? flags : "cc -O1");
+        }
+}
+END_TEST
+
 /* Counts the occurrences of needle in hay. */
 static int count(const char *hay, const char *needle)
 {
@@ -822,7 +1016,7 @@ START_TEST(lapack_and_solves)
     ck_assert_str_eq(p->ctx->syms[0].name, "x");
     ck_assert_str_eq(p->ctx->syms[1].name, "y");
     for (int blas = 0; blas <= 1; blas++) {
-        md_emit_opts o = {"f", 0, blas, NULL};
+        md_emit_opts o = {"f", 0, blas, NULL, NULL};
         md_buf code = {0};
         ck_assert_int_eq(md_emit_c(p->ctx, p->f, 2, p->wrt, p->grads, &o, &code, stderr), 0);
         const char *body = NULL;   /* the definition: after the prototype and the helpers */
@@ -856,7 +1050,7 @@ END_TEST
 START_TEST(interface_text)
 {
     eprog *p = eload("matrix X(n, p); scalar lambda; norm2(X*w - y)^2 + lambda*sum(w)");
-    md_emit_opts o = {"lsq", 0, 0, NULL};
+    md_emit_opts o = {"lsq", 0, 0, NULL, NULL};
     md_buf code = {0}, hdr = {0};
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
     ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
@@ -908,7 +1102,7 @@ START_TEST(macro_names)
        v_ for a family of names (FP_..., M_PI...) no suffix leaves */
     eprog *p = eload("matrix X(I, K), W(K, J), Y(I, J); scalar FP_NAN, M_PI, new; vector complex;"
                      " norm2(X*W - Y)^2 + FP_NAN*M_PI*new + sum(complex) + sum(INT8_MAX)");
-    md_emit_opts o = {"f", 0, 1, NULL};
+    md_emit_opts o = {"f", 0, 1, NULL, NULL};
     md_buf hdr = {0};
     ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
     static const char *const want[] = {"long I_;", "long K;", "long J;", "double v_FP_NAN", "double v_M_PI",
@@ -942,7 +1136,7 @@ START_TEST(errors)
     char *msg = NULL;
     size_t len = 0;
     FILE *err = open_memstream(&msg, &len);
-    md_emit_opts o = {"not a name", 0, 1, NULL};
+    md_emit_opts o = {"not a name", 0, 1, NULL, NULL};
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
     o.name = "double";
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
@@ -998,11 +1192,12 @@ static Suite *emit_suite(void)
     tcase_add_loop_test(tc, emitted_code_matches_evaluator, 0, ncases);
     suite_add_tcase(s, tc);
     TCase *tx = tcase_create("sanitizers-and-clang");
-    tcase_set_timeout(tx, 120);
+    tcase_set_timeout(tx, 300);   /* the compiles of the sanitized programs, under load */
     tcase_add_test(tx, sanitizers);
     tcase_add_test(tx, singular);
     tcase_add_test(tx, clang);
     tcase_add_test(tx, huge_sizes);   /* compiles under the sanitizers: the longer timeout */
+    tcase_add_test(tx, hessian_vector_products);
     suite_add_tcase(s, tx);
     TCase *ti = tcase_create("interface");
     tcase_add_test(ti, interface_text);
