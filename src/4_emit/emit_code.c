@@ -163,8 +163,10 @@ typedef struct em_fac {
     const char *piv;
 } em_fac;
 
-/* md_mm(ta, tb, m, n, k, alpha, A, B, C): C = alpha op(A) op(B), col-major. */
-static void em_mm(emitter *E, const em_fac *a, const em_fac *b, const char *alpha, const char *dst)
+/* md_mm(ta, tb, m, n, k, alpha, A, B, beta, C): C = alpha op(A) op(B) +
+   beta C, col-major; beta "0.0" or, accumulating into C, "1.0". */
+static void em_mm_beta(emitter *E, const em_fac *a, const em_fac *b, const char *alpha, const char *beta,
+                       const char *dst)
 {
     md_buf *o = &E->body;
     E->use_mm = 1;
@@ -174,7 +176,12 @@ static void em_mm(emitter *E, const em_fac *a, const em_fac *b, const char *alph
     em_dim(E, b->c, o);
     md_buf_puts(o, ", ");
     em_dim(E, a->c, o);
-    md_buf_printf(o, ", %s, %s, %s, %s);\n", alpha, a->ptr, b->ptr, dst);
+    md_buf_printf(o, ", %s, %s, %s, %s, %s);\n", alpha, a->ptr, b->ptr, beta, dst);
+}
+
+static void em_mm(emitter *E, const em_fac *a, const em_fac *b, const char *alpha, const char *dst)
+{
+    em_mm_beta(E, a, b, alpha, "0.0", dst);
 }
 
 /* dst = alpha a b: a product, or a solve when a or b is an inverse
@@ -412,6 +419,60 @@ static void em_trace_mul(emitter *E, const char *v, const md_expr *e)
 /* ---- one node --------------------------------------------------------- */
 
 /* One node's statement(s). */
+/* Has the sum e terms that are products accumulated into it (EM_ACCUM)? */
+static int em_has_accum(const emitter *E, const md_expr *e)
+{
+    for (int i = 0; i < em_nargs(E, e); i++)
+        if (E->nd[em_arg(E, e, i)->id].mode == EM_ACCUM) return 1;
+    return 0;
+}
+
+/* A sum with products among its terms: the other terms elementwise into
+   e's value (or the first product, with beta 0), then each product added
+   by md_mm with beta 1, so that no product needs an array of its own
+   (seed 003's d_U = 2*X'*T*V + 2*lambda*U*(V'*V) is two dgemm calls into
+   d_U). */
+static void em_add_accum(emitter *E, const md_expr *e)
+{
+    const em_node *x = &E->nd[e->id];
+    md_buf rhs = {0};
+    int first = 1;
+    for (int i = 0; i < em_nargs(E, e); i++) {
+        const md_expr *a = em_arg(E, e, i);
+        if (E->nd[a->id].mode == EM_ACCUM) continue;
+        char *el = em_el(E, a);
+        md_buf_printf(&rhs, "%s%s", rhs.len ? " + " : "", el);
+        free(el);
+    }
+    if (rhs.len) {
+        em_loop(E, e, rhs.s);
+        first = 0;
+    }
+    for (int i = 0; i < em_nargs(E, e); i++) {
+        const md_expr *a = em_arg(E, e, i);
+        if (E->nd[a->id].mode != EM_ACCUM) continue;
+        md_buf alpha = {0};
+        em_fac f[2];
+        /* s * (A*B): the scalars of the outer product, then the inner one's */
+        const md_expr *p = a;
+        for (int j = 0; j < a->nargs; j++) {
+            const em_node *y = &E->nd[a->args[j]->id];
+            if (y->scalar) md_buf_printf(&alpha, "%s%s", alpha.len ? " * " : "", y->val);
+            else if (y->mode == EM_ACCUM) p = a->args[j];
+        }
+        if (p == a) md_buf_free(&alpha);
+        em_fac *ff = md_xcalloc((size_t)p->nargs + 1, sizeof *ff);
+        int L = em_factors(E, p, &alpha, ff);
+        f[0] = ff[0], f[1] = ff[1];
+        (void)L;   /* 2: em_scan admits no other */
+        em_mm_beta(E, &f[0], &f[1], alpha.s, first ? "0.0" : "1.0", x->val);
+        first = 0;
+        free(ff);
+        md_buf_free(&alpha);
+    }
+    md_buf_free(&rhs);
+}
+
 static void em_node_code(emitter *E, const md_expr *e)
 {
     const em_node *x = &E->nd[e->id];
@@ -435,6 +496,11 @@ static void em_node_code(emitter *E, const md_expr *e)
         md_buf_puts(o, " + 1)] = 1.0;\n");
         break;
     case MD_ADD:
+        if (em_has_accum(E, e)) {
+            em_add_accum(E, e);
+            break;
+        }
+        /* fall through */
     case MD_HAD:
     case MD_POW:
     case MD_FUNC:

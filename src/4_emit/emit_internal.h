@@ -48,8 +48,10 @@ typedef enum {
     EM_VIEW,      /* a transpose used only as a product factor: no memory */
     EM_SOLVE,     /* an inverse used only as a product factor: no memory;
                      products apply it by solving with its LU factors */
-    EM_TRACED     /* a product used only by a trace: never formed, the
+    EM_TRACED,    /* a product used only by a trace: never formed, the
                      trace is computed from its factors */
+    EM_ACCUM      /* a product of two factors used only as a term of one
+                     sum: added into the sum's value by md_mm with beta 1 */
 } em_mode;
 
 /* The LU factorisation of one matrix, shared by the det, logdet and

@@ -42,6 +42,10 @@
  *    shape or by a sum, is no statement of its own (EM_INLINE): its value
  *    is an expression in md_i inside its user's loop.
  *
+ *  - Accumulation.  A product of two factors (or scalars times one) used
+ *    only as a term of a sum is added into the sum's value by md_mm with
+ *    beta 1 (EM_ACCUM, em_add_accum): no array of its own, no pass.
+ *
  *  - Traces.  A product used only by a trace (EM_TRACED) is not formed:
  *    tr(PQ) = sum(P .* Q') (md_trdot), and a longer chain is split where
  *    its two halves cost least (md_chain_trace), when em_traceable says
@@ -243,6 +247,19 @@ static int em_traceable(const emitter *E, const md_expr *e)
     return 0;
 }
 
+/* Is the product a, scalars times exactly two matrix factors and no
+   solve, one md_mm call? */
+static int em_accum_pair(const emitter *E, const md_expr *a)
+{
+    int L = 0, solve = 0;
+    for (int j = 0; j < a->nargs; j++)
+        if (!md_is_scalar(a->args[j])) {
+            L++;
+            solve |= E->nd[a->args[j]->id].mode == EM_SOLVE;
+        }
+    return L == 2 && !solve;
+}
+
 /* Scans the graph: kinds we cannot emit, uses, modes, generic callbacks. */
 int em_scan(emitter *E, md_expr *f, md_expr **grads)
 {
@@ -388,6 +405,37 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
             em_traceable(E, m))
             y->mode = EM_TRACED;
     }
+    /* a product of two factors (no solve), used only as a term of one sum
+       that is a statement, is added into the sum's value by md_mm with
+       beta 1 (em_add_accum): no array of its own, no pass to add it */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        const em_node *x = &E->nd[e->id];
+        if (em_kind(E, e) != MD_ADD || x->mode != EM_COMPUTED || x->scalar) continue;
+        for (int i = 0; i < em_nargs(E, e); i++) {
+            md_expr *a = em_arg(E, e, i);
+            em_node *y = &E->nd[a->id];
+            /* (a scaled product s * P is fused into the sum's loop by now:
+               EM_INLINE) */
+            if (em_kind(E, a) != MD_MUL || (y->mode != EM_COMPUTED && y->mode != EM_INLINE) || y->scalar ||
+                y->uses != 1 || y->root_of || y->isrep)
+                continue;
+            if (y->mode == EM_COMPUTED && em_accum_pair(E, a)) {
+                y->mode = EM_ACCUM;
+                continue;
+            }
+            /* scalars times such a product (s * (A*B), as costopt brackets
+               a scaled chain): both accumulate, alpha the scalars' product */
+            md_expr *in = NULL;
+            int nm = 0;
+            for (int j = 0; j < a->nargs; j++)
+                if (!md_is_scalar(a->args[j])) nm++, in = a->args[j];
+            em_node *z = in ? &E->nd[in->id] : NULL;
+            if (nm == 1 && em_kind(E, in) == MD_MUL && z->mode == EM_COMPUTED && z->uses == 1 && !z->root_of &&
+                !z->isrep && em_accum_pair(E, in))
+                y->mode = z->mode = EM_ACCUM;
+        }
+    }
     /* gradient roots used nowhere else are computed into d_<name> */
     for (int i = 0; i < E->n; i++) {
         md_expr *g = grads[i];
@@ -469,6 +517,7 @@ static void em_reads(const emitter *E, md_expr *a, int pos, int *last)
     case EM_ALIAS:
     case EM_VIEW:
     case EM_TRACED:
+    case EM_ACCUM:
         for (int i = 0; i < em_nargs(E, a); i++) em_reads(E, em_arg(E, a, i), pos, last);
         return;
     case EM_LEAF:
@@ -569,6 +618,7 @@ void em_values(emitter *E)
             x->val = md_xstrdup(E->lus[x->lu - 1].val);
             break;
         case EM_TRACED: break;   /* never formed */
+        case EM_ACCUM: break;    /* added into its sum */
         case EM_LEAF:
             if (e->kind == MD_NUM) x->val = em_number(e);
             else x->val = md_xstrdup(E->pname[e->ival]);
@@ -597,7 +647,9 @@ void em_values(emitter *E)
                 int s = -1;
                 /* in place: an argument read for the last time, element by element */
                 md_kind kd = em_kind(E, e);
-                if (kd == MD_ADD || kd == MD_HAD || kd == MD_POW || kd == MD_FUNC) {
+                int accum = 0;   /* products read after the sum's loop wrote: never in place */
+                for (int i = 0; i < em_nargs(E, e); i++) accum |= E->nd[em_arg(E, e, i)->id].mode == EM_ACCUM;
+                if ((kd == MD_ADD || kd == MD_HAD || kd == MD_POW || kd == MD_FUNC) && !accum) {
                     md_expr *rd[32];
                     int nr = 0;
                     for (int i = 0; i < em_nargs(E, e); i++) em_el_reads(E, em_arg(E, e, i), rd, &nr, 32);
@@ -735,7 +787,7 @@ char *em_cost(const emitter *E)
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
         const em_node *x = &E->nd[e->id];
-        if (x->mode != EM_COMPUTED && x->mode != EM_TRACED) continue;
+        if (x->mode != EM_COMPUTED && x->mode != EM_TRACED && x->mode != EM_ACCUM) continue;
         if (em_kind(E, e) == MD_MUL) {
             md_expr *f[EM_CHAIN_MAX + 1];
             int L = 0;

@@ -43,9 +43,9 @@ static void md_chain_run(const long *d, const double *const *a, const double *co
     else if (j == k + 1 && p && p[j])
         md_sm(1, tr, tl, d[i], d[j + 1], alpha, r, p[j], l, C);
     else
-        md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, C);
+        md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, 0.0, C);
 #else // MD_SEL_SOLVES
-    md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, C);
+    md_mm(tl, tr, d[i], d[j + 1], d[k + 1], alpha, l, r, 0.0, C);
 #endif // MD_SEL_SOLVES
 }
 

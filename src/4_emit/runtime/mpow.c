@@ -24,13 +24,13 @@ static void md_mpow(long n, long k, const double *A, double *C, double *scr)
                 memcpy(C, base, bytes);
                 have = 1;
             } else {
-                md_mm(0, 0, n, n, n, 1.0, C, base, tmp);
+                md_mm(0, 0, n, n, n, 1.0, C, base, 0.0, tmp);
                 memcpy(C, tmp, bytes);
             }
         }
         k >>= 1;
         if (k > 0) {
-            md_mm(0, 0, n, n, n, 1.0, base, base, tmp);
+            md_mm(0, 0, n, n, n, 1.0, base, base, 0.0, tmp);
             memcpy(base, tmp, bytes);
         }
     }
