@@ -9,7 +9,7 @@
  * see it spelled out (loosest first):
  *
  *     sum     = prod  (("+" | "-") prod)*          -> one n-ary CHAIN
- *     prod    = hprod (("*" | "/") hprod)*         -> one n-ary CHAIN
+ *     prod    = hprod (("*" | "/" | "⊗") hprod)*   -> one n-ary CHAIN
  *     hprod   = unary ((".*" | "./") unary)*       -> one n-ary CHAIN
  *     unary   = ("-" | "+") unary | power          (unary + is dropped)
  *     power   = postfix (("^" | ".^") unary)?      (right-assoc; X^-1 ok)
@@ -20,6 +20,11 @@
  * So `.*` binds tighter than `*`, unary minus binds tighter than `*` and
  * `.*` but looser than `^` (`-x^2` is -(x^2), `2*-x` is legal) and
  * `a^-b^c` is a^(-(b^c)).
+ *
+ * `A ⊗ B` is the call kron(A, B), at the level of `*` and like it
+ * left-associative: `A*B ⊗ C` is kron(A*B, C) and `A ⊗ B*C` is
+ * kron(A, B)*C.  The other Unicode operators are ASCII tokens to the
+ * grammar (the lexer reads `∘` as `.*`, `ᵀ` as a prime).
  *
  * Statements are separated by newlines or `;` and may be empty.  A
  * statement is an expression, `name = expr` or a declaration.  All nodes
@@ -110,6 +115,7 @@ md_ast *md_parser_transpose(md_parser *p, md_ast *kid, int count, md_loc oploc);
 md_ast *md_parser_call(md_parser *p, const char *name, int primes, md_loc nameloc,
                        md_list *args, md_loc loc);
 md_ast *md_parser_parens(md_parser *p, md_ast *inner, md_loc loc);
+md_ast *md_parser_kron(md_parser *p, md_ast *l, md_loc oploc, md_ast *r);
 md_list *md_parser_list(md_parser *p, void *first);
 md_list *md_parser_push(md_parser *p, md_list *l, void *x);
 md_decl_item *md_parser_item(md_parser *p, const char *name, md_loc loc,
@@ -154,7 +160,7 @@ static void md_yyerror(md_loc *loc, yyscan_t scanner, md_parser *p, const char *
 %token <call> CALLNAME "primed name"
 %token <count> PRIMES "'"
 %token NEWLINE "end of line" SEMI ";" COMMA "," ASSIGN "=" LPAREN "(" RPAREN ")"
-%token PLUS "+" MINUS "-" STAR "*" SLASH "/" HMUL ".*" HDIV "./"
+%token PLUS "+" MINUS "-" STAR "*" SLASH "/" KRON "⊗" HMUL ".*" HDIV "./"
 %token CARET "^" ECARET ".^"
 %token KW_SCALAR "scalar" KW_VECTOR "vector" KW_MATRIX "matrix"
 %token KW_SYMMETRIC "symmetric" KW_FUNCTION "function"
@@ -233,6 +239,7 @@ prod:
     hprod
 |   prod "*" hprod              { CHECK($$ = md_parser_chain(p, $1, MD_OP_MUL, @2, $3)); }
 |   prod "/" hprod              { CHECK($$ = md_parser_chain(p, $1, MD_OP_DIV, @2, $3)); }
+|   prod "⊗" hprod              { CHECK($$ = md_parser_kron(p, $1, @2, $3)); }
 ;
 
 hprod:
@@ -285,20 +292,30 @@ static void md_yyerror(md_loc *loc, yyscan_t scanner, md_parser *p, const char *
 }
 
 /* How the token that did not fit is named: with its text for numbers and
-   names, quoted for punctuation. */
+   names (cut at 40 bytes, at a character's start), quoted for
+   punctuation, as written for the Unicode operators (`∘` rather than its
+   `.*`). */
 static void md_describe_unexpected(md_buf *b, const md_parser *p, yysymbol_kind_t t)
 {
     const char *text = p->src->text + p->tok_off;
-    int len = p->tok_len > 40 ? 40 : (int)p->tok_len;
-    const char *more = p->tok_len > 40 ? "..." : "";
+    size_t len = 0;
+    while (len < p->tok_len && len + md_utf8_len(text + len, p->tok_len - len) <= 40)
+        len += md_utf8_len(text + len, p->tok_len - len);
+    const char *more = len < p->tok_len ? "..." : "";
     switch (t) {
     case YYSYMBOL_YYEOF:   md_buf_puts(b, "end of input"); break;
     case YYSYMBOL_NEWLINE: md_buf_puts(b, "end of line"); break;
-    case YYSYMBOL_NUM:     md_buf_printf(b, "number '%.*s%s'", len, text, more); break;
+    case YYSYMBOL_NUM:     md_buf_printf(b, "number '%.*s%s'", (int)len, text, more); break;
     case YYSYMBOL_NAME:
-    case YYSYMBOL_CALLNAME: md_buf_printf(b, "name '%.*s%s'", len, text, more); break;
-    case YYSYMBOL_PRIMES:  md_buf_puts(b, "\"'\""); break;
-    default:               md_buf_printf(b, "'%s'", yysymbol_name(t)); break;
+    case YYSYMBOL_CALLNAME: md_buf_printf(b, "name '%.*s%s'", (int)len, text, more); break;
+    case YYSYMBOL_PRIMES:
+        if ((unsigned char)text[0] >= 0x80) md_buf_printf(b, "'%.*s'", (int)len, text);
+        else md_buf_puts(b, "\"'\"");
+        break;
+    default:
+        if (p->tok_len && (unsigned char)text[0] >= 0x80) md_buf_printf(b, "'%.*s'", (int)len, text);
+        else md_buf_printf(b, "'%s'", yysymbol_name(t));
+        break;
     }
 }
 

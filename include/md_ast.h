@@ -106,6 +106,10 @@ typedef struct md_program {
 md_program *md_parse(md_source *src);
 void md_program_free(md_program *prog);
 
+/* Is cp a character beyond ASCII that the lexer skips as a blank (U+00A0
+   NO-BREAK SPACE, U+2009 THIN SPACE, U+FEFF the byte-order mark, ...)? */
+int md_lex_blank(uint32_t cp);
+
 /* Nesting limit for expressions; deeper input is an error, not a crash. */
 enum { MD_MAX_DEPTH = 10000 };
 

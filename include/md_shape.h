@@ -34,6 +34,10 @@ md_expr *md_typed_bound(const md_typed *t, const char *name);
    A-Z matrix, lower-case Greek letter names scalar. */
 md_symkind md_default_kind(const char *name);
 
+/* The ASCII name of a Greek letter (0x03BB gives "lambda", 0x0393
+   "Gamma"), or NULL: the name the lexer reads the letter as. */
+const char *md_greek_name(uint32_t cp);
+
 /* The Greek letter name (a scalar by default) within one or two edits of
    name, when name is not one itself: "lambda" for "lamda"; else NULL. */
 const char *md_near_greek(const char *name);

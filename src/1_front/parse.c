@@ -210,6 +210,14 @@ md_ast *md_parser_call(md_parser *p, const char *name, int primes, md_loc namelo
     return a;
 }
 
+/* l ⊗ r: the call kron(l, r), named at the operator. */
+md_ast *md_parser_kron(md_parser *p, md_ast *l, md_loc oploc, md_ast *r)
+{
+    md_list *args = md_parser_list(p, l);
+    md_parser_push(p, args, r);
+    return md_parser_call(p, "kron", 0, oploc, args, md_loc_span(l->loc, r->loc));
+}
+
 md_list *md_parser_list(md_parser *p, void *first)
 {
     md_list *l = md_arena_alloc(&p->prog->arena, sizeof *l);

@@ -326,11 +326,50 @@ int md_is_reserved(const char *name)
     return md_is_builtin(name) || md_is_keyword(name) || !strcmp(name, "eye");
 }
 
-static const char *const md_greek[] = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta",
-    "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron",
-    "pi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega", NULL
+/*
+ * The Greek letters: the ASCII name a program spells a letter with and
+ * the letter itself, which the lexer reads as that name (grammar/lexer.l),
+ * so `λ` and `lambda` are one variable and every printed result spells
+ * it `lambda`.  The lower-case names are scalars by default; the capitals
+ * start with a capital like any matrix name.  Each letter has one name
+ * and each name one letter: the plain letters are the plain names (ε is
+ * epsilon, φ phi, θ theta) and Unicode's symbol variants the `var` names
+ * (ϵ U+03F5 varepsilon, ϕ U+03D5 varphi, ϑ U+03D1 vartheta), whatever a
+ * LaTeX font draws for \epsilon and \phi.  Final ς is no name of its own
+ * (the lexer suggests sigma), and µ MICRO SIGN is not μ.
+ */
+static const struct md_greek_letter {
+    const char *name;
+    uint32_t cp;
+} md_greek[] = {
+    {"alpha", 0x03B1}, {"beta", 0x03B2}, {"gamma", 0x03B3}, {"delta", 0x03B4},
+    {"epsilon", 0x03B5}, {"varepsilon", 0x03F5}, {"zeta", 0x03B6}, {"eta", 0x03B7},
+    {"theta", 0x03B8}, {"vartheta", 0x03D1}, {"iota", 0x03B9}, {"kappa", 0x03BA},
+    {"lambda", 0x03BB}, {"mu", 0x03BC}, {"nu", 0x03BD}, {"xi", 0x03BE},
+    {"omicron", 0x03BF}, {"pi", 0x03C0}, {"rho", 0x03C1}, {"sigma", 0x03C3},
+    {"tau", 0x03C4}, {"upsilon", 0x03C5}, {"phi", 0x03C6}, {"varphi", 0x03D5},
+    {"chi", 0x03C7}, {"psi", 0x03C8}, {"omega", 0x03C9},
+    {"Alpha", 0x0391}, {"Beta", 0x0392}, {"Gamma", 0x0393}, {"Delta", 0x0394},
+    {"Epsilon", 0x0395}, {"Zeta", 0x0396}, {"Eta", 0x0397}, {"Theta", 0x0398},
+    {"Iota", 0x0399}, {"Kappa", 0x039A}, {"Lambda", 0x039B}, {"Mu", 0x039C},
+    {"Nu", 0x039D}, {"Xi", 0x039E}, {"Omicron", 0x039F}, {"Pi", 0x03A0},
+    {"Rho", 0x03A1}, {"Sigma", 0x03A3}, {"Tau", 0x03A4}, {"Upsilon", 0x03A5},
+    {"Phi", 0x03A6}, {"Chi", 0x03A7}, {"Psi", 0x03A8}, {"Omega", 0x03A9},
 };
+#define MD_NGREEK (sizeof md_greek / sizeof md_greek[0])
+
+/* A lower-case Greek name: a scalar by default. */
+static int md_greek_scalar(size_t i)
+{
+    return md_greek[i].name[0] >= 'a' && md_greek[i].name[0] <= 'z';
+}
+
+const char *md_greek_name(uint32_t cp)
+{
+    for (size_t i = 0; i < MD_NGREEK; i++)
+        if (md_greek[i].cp == cp) return md_greek[i].name;
+    return NULL;
+}
 
 const char *md_near_greek(const char *name)
 {
@@ -338,18 +377,19 @@ const char *md_near_greek(const char *name)
     if (len < 3) return NULL;   /* eta, mu, nu, pi, xi: short names are anything */
     const char *best = NULL;
     int bd = (len <= 4 ? 1 : 2) + 1;
-    for (int i = 0; md_greek[i]; i++) {
-        if (!strcmp(md_greek[i], name)) return NULL;
-        int d = md_edit_distance(name, md_greek[i]);
-        if (d < bd) bd = d, best = md_greek[i];
+    for (size_t i = 0; i < MD_NGREEK; i++) {
+        if (!md_greek_scalar(i)) continue;
+        if (!strcmp(md_greek[i].name, name)) return NULL;
+        int d = md_edit_distance(name, md_greek[i].name);
+        if (d < bd) bd = d, best = md_greek[i].name;
     }
     return best;
 }
 
 md_symkind md_default_kind(const char *name)
 {
-    for (int i = 0; md_greek[i]; i++)
-        if (strcmp(md_greek[i], name) == 0) return MD_SYM_SCALAR;
+    for (size_t i = 0; i < MD_NGREEK; i++)
+        if (md_greek_scalar(i) && strcmp(md_greek[i].name, name) == 0) return MD_SYM_SCALAR;
     unsigned char c = (unsigned char)name[0];
     if (c >= 'A' && c <= 'Z') return MD_SYM_MATRIX;
     if (c >= 'h' && c <= 'z') return MD_SYM_VECTOR;
@@ -1198,33 +1238,28 @@ static md_expr *build(md_st *st, md_ast *a)
 
 /* ---- statements ------------------------------------------------------- */
 
-/* Byte offset of (line, col) in the source. */
-static size_t loc_offset(const md_source *src, int line, int col)
-{
-    size_t i = 0;
-    for (int l = 1; l < line && i < src->len; i++)
-        if (src->text[i] == '\n') l++;
-    i += (size_t)(col - 1);
-    return i > src->len ? src->len : i;
-}
-
-/* The source text of loc on one line, runs of white space made one space. */
+/* The source text of loc on one line, runs of white space (and of the
+   blanks the lexer skips, a no-break space) made one space. */
 static char *loc_text(const md_source *src, md_loc loc)
 {
-    size_t s = loc_offset(src, loc.line, loc.col);
-    size_t e = loc_offset(src, loc.end_line, loc.end_col) + 1;
+    size_t s = md_loc_offset(src, loc.line, loc.col);
+    size_t e = md_loc_offset(src, loc.end_line, loc.end_col);
+    e += e < src->len ? md_utf8_len(src->text + e, src->len - e) : 1;
     if (e > src->len) e = src->len;
     md_buf b = {0};
     int space = 0;
-    for (size_t i = s; i < e; i++) {
+    for (size_t i = s, k; i < e; i += k) {
+        k = md_utf8_len(src->text + i, e - i);
         char c = src->text[i];
-        if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+        uint32_t cp;
+        if (c == '\n' || c == '\t' || c == '\r' || c == ' ' ||
+            (md_utf8_decode(src->text + i, k, &cp) > 1 && md_lex_blank(cp))) {
             space = 1;
             continue;
         }
         if (space && b.len) md_buf_putc(&b, ' ');
         space = 0;
-        md_buf_putc(&b, c ? c : '?');
+        for (size_t j = 0; j < k; j++) md_buf_putc(&b, c ? src->text[i + j] : '?');
     }
     return md_buf_take(&b);
 }

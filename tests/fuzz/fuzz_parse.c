@@ -4,7 +4,8 @@
  *
  * This is the stage every byte of user input reaches first: the Flex
  * scanner (keywords only at the start of a statement, f'(x) as one token,
- * 2.*x as 2 .* x, NUL and bytes above 127 as bad characters), the Bison
+ * 2.*x as 2 .* x, UTF-8 decoded into Greek names, Unicode operators and
+ * blanks, NUL and invalid UTF-8 as bad characters), the Bison
  * grammar with its hand-stratified precedence and LAC error messages, the
  * n-ary chains that grow in place, the depth limit, then name resolution
  * and shape unification with their "did you mean" hints and their error

@@ -400,14 +400,81 @@ START_TEST(test_lexical_errors)
     fails("a @ b", "<t>:1:3: error: unexpected character '@'\na @ b\n  ^\n");
     fails("$", "<t>:1:1: error: unexpected character '$'\n$\n^\n");
     fails_len("a + \0b", 6, "<t>:1:5: error: unexpected byte 0x00\na + ?b\n    ^\n");
-    fails("x\n\xff y", "<t>:2:1: error: unexpected byte 0xFF\n? y\n^\n");
-    fails("x \xc3\x97 y", "<t>:1:3: error: unexpected byte 0xC3\nx ?? y\n  ^\n");
+    fails("x\n\xff y", "<t>:2:1: error: invalid UTF-8 byte 0xFF\n? y\n^\n");
     fails("\ta\t\x01", "<t>:1:4: error: unexpected byte 0x01\n\ta\t?\n\t \t^\n");
     fails("1e", "<t>:1:1: error: malformed number '1e'\n1e\n^~\n");
     fails("x + 1e+", "<t>:1:5: error: malformed number '1e+'\nx + 1e+\n    ^~~\n");
     fails("2.5E-x", "<t>:1:1: error: malformed number '2.5E-'\n2.5E-x\n^~~~~\n");
     fails("x..y", "<t>:1:2: error: stray '.': expected a digit or one of .* ./ .^\nx..y\n ^\n");
     fails("a .", "<t>:1:3: error: stray '.': expected a digit or one of .* ./ .^\na .\n  ^\n");
+}
+END_TEST
+
+/* UTF-8 input: Greek letters are names spelt in ASCII, the operators of
+   matdiff's Unicode output are its ASCII ones, blanks beyond ASCII are
+   blanks, and columns count characters. */
+START_TEST(test_unicode)
+{
+    ok("\u03bb*x + lambda", "((lambda * x) + lambda)");
+    ok("x_\u03bb2 + \u0393 + \u03a3", "(x_lambda2 + Gamma + Sigma)");
+    ok("\u03b5 + \u03f5 + \u03b8 + \u03d1 + \u03c6 + \u03d5",
+       "(epsilon + varepsilon + theta + vartheta + phi + varphi)");
+    ok("\u03b1\u03b2", "alphabeta");
+    ok("scalar \u03bb; vector x(\u03bd); \u03bb", "scalar lambda ; vector x(nu) ; lambda");
+    ok("function \u03c6; \u03c6''(x)", "function phi ; (call phi'' x)");
+    ok("A\u2218B\u2299C\u2298D", "(A .* B .* C ./ D)");
+    ok("A\u00b7B\u00d7C", "(A * B * C)");
+    ok("X\u1d40", "(' X)");
+    ok("X\u1d40\u1d40'", "('3 X)");
+    ok("f'\u1d40", "('' f)");
+    ok("A\u2297B", "(call kron A B)");
+    ok("A*B \u2297 C*D", "((call kron (A * B) C) * D)");
+    ok("A\u2297B\u2297C", "(call kron (call kron A B) C)");
+    ok("A\u2297B.*C + D", "((call kron A (B .* C)) + D)");
+    /* a byte-order mark, no-break, thin and narrow spaces */
+    ok("\xef\xbb\xbfx\u00a0+\u2009y\u202f", "(x + y)");
+    ok("\xef\xbb\xbfscalar a; vector\u00a0(1)", "scalar a ; (call vector 1)");
+    ok("function f; f'\u00a0(x)", "function f ; (call f' x)");
+
+    md_program *prog = parse_ok("\u03bb\u00b7x \u2218 y\u1d40");
+    const md_ast *e = prog->stmts[0]->expr;
+    ck_assert_loc(e->loc, 1, 1, 1, 8);
+    ck_assert_loc(e->oplocs[1], 1, 2, 1, 2);
+    ck_assert_loc(e->kids[1]->loc, 1, 3, 1, 8);
+    ck_assert_loc(e->kids[1]->oplocs[1], 1, 5, 1, 5);
+    ck_assert_loc(e->kids[1]->kids[1]->oploc, 1, 8, 1, 8);
+    md_program_free(prog);
+
+    fails("\u03bb \u2212 x",
+          "<t>:1:3: error: unexpected character U+2212 MINUS SIGN; did you mean '-'?\n"
+          "\u03bb \u2212 x\n  ^\n");
+    fails("\u201cx\u201d", "<t>:1:1: error: unexpected character U+201C LEFT DOUBLE QUOTATION MARK\n"
+                           "\u201cx\u201d\n^\n");
+    fails("\u03b8\u2218x\u00b2", "<t>:1:4: error: unexpected character U+00B2 SUPERSCRIPT TWO; "
+                                 "did you mean '^2'?\n\u03b8\u2218x\u00b2\n   ^\n");
+    fails("x\u4e2d", "<t>:1:2: error: unexpected character U+4E2D\nx\u4e2d\n ^\n");
+    /* a letter of the Greek block that is no name, inside a name */
+    fails("\u03b1\u0386", "<t>:1:2: error: unexpected character U+0386\n\u03b1\u0386\n ^\n");
+    fails("\u03c2", "<t>:1:1: error: unexpected character U+03C2 GREEK SMALL LETTER FINAL SIGMA; "
+                    "did you mean 'sigma'?\n\u03c2\n^\n");
+    /* the token that does not fit, as written */
+    fails("A \u2297\u2297 B", "<t>:1:4: error: unexpected '\u2297', expected an expression\n"
+                             "A \u2297\u2297 B\n   ^\n");
+    fails("\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb"
+          "\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb x",
+          "<t>:1:23: error: unexpected name 'x', expected an operator, '=' or end of statement\n"
+          "\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb"
+          "\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb\u03bb x\n"
+          "                      ^\n");
+    /* invalid UTF-8: a lone, truncated, overlong or surrogate sequence is
+       one column per byte, each echoed as '?' */
+    fails("x\xce", "<t>:1:2: error: invalid UTF-8 byte 0xCE\nx?\n ^\n");
+    fails("\u03bb\xe2\x88 y", "<t>:1:2: error: invalid UTF-8 byte 0xE2\n\u03bb?? y\n ^\n");
+    fails("\xc0\xaf", "<t>:1:1: error: invalid UTF-8 byte 0xC0\n??\n^\n");
+    fails("a+\xed\xa0\x80", "<t>:1:3: error: invalid UTF-8 byte 0xED\na+???\n  ^\n");
+    /* characters that would disturb the echo are '?' there */
+    fails("x\xc2\x85", "<t>:1:2: error: unexpected character U+0085\nx?\n ^\n");
+    fails("x \u202e y", "<t>:1:3: error: unexpected character U+202E\nx ? y\n  ^\n");
 }
 END_TEST
 
@@ -551,6 +618,44 @@ START_TEST(test_diag)
     ck_assert_int_eq(src.nerrors, 3);
     free(err);
 
+    /* Columns are characters; the caret line gives each as many blanks as
+       it takes cells: none for a byte-order mark or a combining accent,
+       two for a wide character, one for a '?' and anything else. */
+    const char wide[] = "\xef\xbb\xbf\u4e2d\u03bb\u0301\t\xff\u00b7x + y\nz";
+    md_source_init(&src, "w.md", wide, sizeof wide - 1);
+    src.err = open_memstream(&err, &n);
+    md_error_at(&src, (md_loc){ 1, 7, 1, 11 }, "range");
+    md_error_at(&src, (md_loc){ 1, 3, 2, 1 }, "to the end");
+    md_error_at(&src, (md_loc){ 1, 13, 1, 13 }, "past the end");
+    fclose(src.err);
+    ck_assert_str_eq(err, "w.md:1:7: error: range\n"
+                          "\xef\xbb\xbf\u4e2d\u03bb\u0301\t?\u00b7x + y\n"
+                          "   \t ^~~~~\n"
+                          "w.md:1:3: error: to the end\n"
+                          "\xef\xbb\xbf\u4e2d\u03bb\u0301\t?\u00b7x + y\n"
+                          "  ^\t~~~~~~~\n"
+                          "w.md:1:13: error: past the end\n"
+                          "\xef\xbb\xbf\u4e2d\u03bb\u0301\t?\u00b7x + y\n"
+                          "   \t       ^\n");
+    /* the byte offsets of columns, for the source text of a location */
+    ck_assert_uint_eq(md_loc_offset(&src, 1, 1), 0);
+    ck_assert_uint_eq(md_loc_offset(&src, 1, 3), 6);
+    ck_assert_uint_eq(md_loc_offset(&src, 1, 7), 12);
+    ck_assert_uint_eq(md_loc_offset(&src, 2, 1), sizeof wide - 2);
+    free(err);
+
+    uint32_t cp = 0;
+    ck_assert_int_eq(md_utf8_decode("\u03bb", 2, &cp), 2);
+    ck_assert_uint_eq(cp, 0x3bb);
+    ck_assert_int_eq(md_utf8_decode("\U0010ffff", 4, &cp), 4);
+    ck_assert_uint_eq(cp, 0x10ffff);
+    ck_assert_int_eq(md_utf8_decode("\u03bb", 1, &cp), 0);       /* truncated */
+    ck_assert_int_eq(md_utf8_decode("\xf4\x90\x80\x80", 4, &cp), 0); /* above U+10FFFF */
+    ck_assert_int_eq(md_utf8_decode("\xe0\x9f\xbf", 3, &cp), 0);     /* overlong */
+    ck_assert_int_eq(md_utf8_decode("\xbf", 1, &cp), 0);
+    ck_assert_uint_eq(md_utf8_len("\xbf\xbf", 2), 1);
+    ck_assert_uint_eq(md_utf8_len("", 0), 0);
+
     md_loc a = { 1, 4, 1, 6 }, b = { 2, 1, 2, 3 };
     md_loc s = md_loc_span(a, b);
     ck_assert_loc(s, 1, 4, 2, 3);
@@ -581,6 +686,7 @@ static Suite *parser_suite(void)
     tc = tcase_create("errors");
     tcase_add_test(tc, test_syntax_errors);
     tcase_add_test(tc, test_lexical_errors);
+    tcase_add_test(tc, test_unicode);
     tcase_add_test(tc, test_diag);
     suite_add_tcase(s, tc);
     tc = tcase_create("stress");
