@@ -520,6 +520,105 @@ static void em_plans_text(const emitter *P, int np, md_buf *out)
     md_buf_free(&args);
 }
 
+/*
+ * NAME_hess: the dense Hessian of f by all the --wrt variables together,
+ * N x N (N the sum of their sizes, each in the memory order of the
+ * layout), as N Hessian-vector products with unit directions (for a
+ * symmetric variable the symmetrised unit (E_ij + E_ji)/2, so that the
+ * columns are those of --order 2's Hessian on the symmetric matrices).
+ * H v costs about what f and its gradients cost, so H costs N of those;
+ * work: NAME_hess_workspace(dims) = NAME_workspace(dims) + N doubles (the
+ * directions).  H's columns are written one by one; H is symmetric, so
+ * its layout does not matter.  Q: NAME_hvp's emitter.
+ */
+static void em_hess_text(const emitter *Q, md_buf *out)
+{
+    md_ctx *ctx = Q->ctx;
+    const char *nm = Q->name;
+    int n = Q->n, nin = Q->nin - n;
+    md_buf_printf(out, "size_t %s_hess_workspace(const %s_dims *dims)\n{\n    size_t md_w = %s_workspace(dims);\n"
+                       "    if (md_w == SIZE_MAX) return SIZE_MAX;\n    return md_w + (size_t)(", nm, nm, nm);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[Q->wrt[i]];
+        char *z = em_size(Q, x->rows, x->cols);
+        md_buf_printf(out, "%s(%s)", i ? " + " : "", z);
+        free(z);
+    }
+    md_buf_puts(out, ");\n}\n\n");
+    /* the prototype: the program's inputs, H, work */
+    md_buf b = {0};
+    md_buf_printf(&b, "double %s_hess(", nm);
+    size_t indent = b.len, col = b.len;
+    md_buf_puts(out, b.s);
+    md_buf_free(&b);
+    md_buf_printf(out, "const %s_dims *dims", nm);
+    col += strlen(nm) + 17;
+    for (int k = 0; k <= nin + 1; k++) {
+        md_buf line = {0};
+        if (k < nin) {
+            const md_symbol *y = &ctx->syms[k];
+            int sc = y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE;
+            md_buf_printf(&line, "%s%s", sc ? "double " : "const double *", Q->pname[k]);
+        } else {
+            md_buf_puts(&line, k == nin ? "double *H" : "double *work");
+        }
+        if (col + line.len + 2 > 96) {
+            md_buf_printf(out, ",\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            md_buf_puts(out, ", ");
+            col += 2;
+        }
+        md_buf_puts(out, line.s);
+        col += line.len;
+        md_buf_free(&line);
+    }
+    md_buf_puts(out, ")\n{\n");
+    md_buf_printf(out, "    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
+    /* the blocks' sizes and offsets */
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[Q->wrt[i]];
+        char *z = em_size(Q, x->rows, x->cols);
+        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
+        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
+        md_buf_puts(out, ";\n");
+        free(z);
+    }
+    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d;\n", n - 1, n - 1);
+    md_buf_puts(out, "    if ((double)md_N * (double)md_N > MD_MAX_ELEMS) return NAN;\n"
+                     "    double *const md_v = work, *const md_wk = work + md_N;\n"
+                     "    double md_f = NAN;\n"
+                     "    for (long md_i = 0; md_i < md_N; md_i++) md_v[md_i] = 0.0;\n"
+                     "    for (long md_c = 0; md_c < md_N; md_c++) {\n"
+                     "        long md_p = md_c;   /* the symmetric partner of c, or c */\n");
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[Q->wrt[i]];
+        if (x->kind != MD_SYM_SYMMETRIC) continue;
+        md_buf r = {0};
+        em_dim(Q, x->rows, &r);
+        md_buf_printf(out, "        if (md_c >= md_o%d && md_c < md_o%d + md_n%d) {   /* %s symmetric */\n"
+                           "            const long md_l = md_c - md_o%d, md_r = %s;\n"
+                           "            md_p = md_o%d + md_l / md_r + md_l %% md_r * md_r;\n        }\n",
+                      i, i, i, x->name, i, r.s, i);
+        md_buf_free(&r);
+    }
+    md_buf_puts(out, "        md_v[md_c] += md_p == md_c ? 1.0 : 0.5;\n"
+                     "        if (md_p != md_c) md_v[md_p] += 0.5;\n");
+    /* the call: inputs, directions, products, one group per line */
+    md_buf_printf(out, "        md_f = %s(dims", Q->fname);
+    for (int k = 0; k < nin; k++) md_buf_printf(out, ", %s", Q->pname[k]);
+    md_buf_printf(out, ",\n%*s", (int)strlen(Q->fname) + 15, "");
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[Q->wrt[i]];
+        int sc = x->rows == MD_DIM_ONE && x->cols == MD_DIM_ONE;
+        md_buf_printf(out, sc ? "%smd_v[md_o%d]" : "%smd_v + md_o%d", i ? ", " : "", i);
+    }
+    md_buf_printf(out, ",\n%*s", (int)strlen(Q->fname) + 15, "");
+    for (int i = 0; i < n; i++) md_buf_printf(out, "%sH + md_c * md_N + md_o%d", i ? ", " : "", i);
+    md_buf_puts(out, ", md_wk);\n"
+                     "        md_v[md_c] = md_v[md_p] = 0.0;\n    }\n    return md_f;\n}\n\n");
+}
+
 /* Runs the stages on plan roots r (f, then n outputs) into E; hvp: the
    emitter of NAME_hvp (every symbol an input, outputs Hv_<name>). */
 static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err, md_expr **r,
@@ -618,7 +717,10 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
         em_function(&P[0], NULL, out);   /* the common case, without indirection */
     } else {
         em_plans_text(P, np, out);
-        if (hvp) em_plans_text(Q, nq, out);
+        if (hvp) {
+            em_plans_text(Q, nq, out);
+            em_hess_text(&Q[0], out);
+        }
         md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    size_t md_n = %s_workspace(dims);\n",
                       M.name, M.name, P[0].pfx);
         if (hvp)

@@ -254,6 +254,10 @@ int em_names(emitter *E)
     if (E->o->hvp) {   /* every emitter of the file reserves the same names */
         md_buf_printf(&b, "%s_hvp", E->name);
         em_reserve(E, md_buf_take(&b));
+        md_buf_printf(&b, "%s_hess", E->name);
+        em_reserve(E, md_buf_take(&b));
+        md_buf_printf(&b, "%s_hess_workspace", E->name);
+        em_reserve(E, md_buf_take(&b));
     }
     for (int i = 0; i < E->ngens; i++) {
         if (em_is_reserved(E, E->gens[i].name)) {

@@ -118,6 +118,16 @@ void em_decls(const emitter *E, const emitter *H, md_buf *out)
         md_buf_puts(out, "\n/* Returns f; writes each non-NULL block of the Hessian times the directions. */\n");
         em_proto(H, NULL, out);
         md_buf_puts(out, ";\n");
+        md_buf_printf(out, "\n/* Doubles of scratch space %s_hess needs at work. */\n"
+                           "size_t %s_hess_workspace(const %s_dims *dims);\n\n"
+                           "/* Returns f; writes the dense Hessian H (N x N, N the sum of the variables' sizes). */\n"
+                           "double %s_hess(const %s_dims *dims", E->name, E->name, E->name, E->name, E->name);
+        for (int k = 0; k < E->nin; k++) {
+            const md_symbol *y = &ctx->syms[k];
+            int sc = y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE;
+            md_buf_printf(out, ", %s%s", sc ? "double " : "const double *", E->pname[k]);
+        }
+        md_buf_puts(out, ", double *H, double *work);\n");
     }
     if (E->ngens) {
         md_buf_puts(out, "\n/* Generic functions: callbacks the caller defines. */\n");
@@ -155,7 +165,10 @@ void em_top_comment(const emitter *E, const emitter *H, md_expr *f, md_expr **gr
                   " *     double %s(const %s_dims *dims, <inputs>, <gradients>, double *work);\n", nm, nm, nm, nm);
     if (H)
         md_buf_printf(out, " *     double %s_hvp(const %s_dims *dims, <inputs>, <directions>, <products>,\n"
-                           " *                   double *work);\n", nm, nm);
+                           " *                   double *work);\n"
+                           " *     size_t %s_hess_workspace(const %s_dims *dims);\n"
+                           " *     double %s_hess(const %s_dims *dims, <inputs>, double *H, double *work);\n",
+                      nm, nm, nm, nm, nm, nm);
     md_buf_puts(out, " *\n");
     md_buf_printf(out, " * dims: the size of every dimension (each at least 1):\n");
     if (ctx->ndims <= 1) md_buf_puts(out, " *     none: every input is a scalar\n");
@@ -185,6 +198,10 @@ void em_top_comment(const emitter *E, const emitter *H, md_expr *f, md_expr **gr
         for (int i = 0; i < H->n; i++)
             md_buf_printf(out, " *     %-10s -> %-10s the %s block of H v\n", H->pname[E->nin + i], H->gname[i],
                           ctx->syms[E->wrt[i]].name);
+        md_buf_printf(out, " * %s_hess: the dense Hessian H, N x N for N the sum of the variables' sizes\n"
+                           " * (each in its memory order), block (i, j) d2f/d vec(X_i) d vec(X_j)'; N calls\n"
+                           " * of %s_hvp with unit directions (symmetrised for a symmetric variable);\n"
+                           " * work: %s_hess_workspace(dims) doubles.\n", nm, nm, nm);
     }
     md_buf_printf(out,
                   " * work: at least %s_workspace(dims) doubles of scratch.  No allocation, no\n"

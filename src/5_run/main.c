@@ -43,7 +43,7 @@ static const char md_usage[] =
     "                            (F's shape when X is a scalar)\n"
     "      --order 1|2           2: the Hessian d2f/d vec(X) d vec(Y)' of a scalar function,\n"
     "                            one block per pair of variables (default 1); with --format c,\n"
-    "                            also NAME_hvp, the Hessian-vector product\n"
+    "                            also NAME_hvp (Hessian-vector product) and NAME_hess\n"
     "  -f, --file FILE           read the program from FILE ('-' for standard input)\n"
     "  -c, --check               verify every derivative against central finite differences\n"
     "                            on random data inside the function's domain; fails (exit 4)\n"

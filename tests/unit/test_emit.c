@@ -819,14 +819,18 @@ static double nrel(const double *got, const double *want, long n)
 }
 
 /*
- * NAME_hvp for program text, with respect to every variable: the blocks of
- * H v (md_hvp: directional derivatives of the gradients) are checked
+ * NAME_hvp and NAME_hess for program text, with respect to every variable:
+ * NAME_hess against the Hessian of --order 2 (every block, evaluated); the
+ * blocks of H v (md_hvp: directional derivatives of the gradients) are
+ * checked
  *  - against the Hessian (md_hessian_block, the vec/Kronecker route, a
  *    derivation of its own) times vec(v), in the evaluator;
  *  - as emitted C, compiled with flags in backend blas and layout row,
  *    against the evaluator (relative 1e-9) and against central
  *    differences of the emitted gradient along v (relative 1e-5).
  */
+static int hess_checked;   /* f_hess checks that ran (every block of the Hessian existed) */
+
 static void run_hvp(const char *text, int blas, int row, const char *flags)
 {
     eprog *p = eload(text);
@@ -855,7 +859,12 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
     int ndims0 = ctx->ndims;   /* the dims fields */
     /* the Hessian route: block a of H v = sum_b H_ab vec(v_b) (after the
        emission: the Kronecker products bring product dimensions, which
-       the C backend declines) */
+       the C backend declines); hfull: the whole Hessian, column-major
+       vec order, when every block exists */
+    long N = 0, *off = calloc((size_t)n + 1, sizeof *off);
+    for (int a = 0; a < n; a++) off[a] = N, N += want[a].rows * want[a].cols;
+    double *hfull = calloc((size_t)(N * N) + 1, sizeof *hfull);
+    int full = 1;
     for (int a = 0; a < n; a++) {
         long na = want[a].rows * want[a].cols;
         double *acc = calloc((size_t)na + 1, sizeof *acc);
@@ -863,7 +872,7 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
         for (int b = 0; b < n && ok; b++) {
             md_expr *H = md_hessian_block(ctx, p->f, p->wrt[a], p->wrt[b]);
             if (!H) {
-                ok = 0;
+                ok = full = 0;
                 break;
             }
             md_mat h = {0};
@@ -872,7 +881,10 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
             long nb = v->rows * v->cols;
             ck_assert_int_eq(h.rows * h.cols, na * nb);
             for (long i = 0; i < na; i++)
-                for (long j = 0; j < nb; j++) acc[i] += h.v[i + j * na] * v->v[j];
+                for (long j = 0; j < nb; j++) {
+                    acc[i] += h.v[i + j * na] * v->v[j];
+                    hfull[(off[a] + i) + (off[b] + j) * N] = h.v[i + j * na];
+                }
             md_mat_free(&h);
         }
         if (ok)
@@ -932,6 +944,15 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
         md_buf_printf(w, "    for (int i = 0; i < %ld; i++) printf(\"%%.17g %%.17g\\n\", hv%d[i], "
                          "(gp%d[i] - gm%d[i]) / (2 * h));\n", sz, s, s, s);
     }
+    /* the dense Hessian */
+    md_buf_printf(w, "    double *hw = malloc(f_hess_workspace(&d) * sizeof(double) + 8);\n"
+                     "    static double H[%ld];\n    f_hess(&d", N * N);
+    for (int s = 0; s < nin; s++) {
+        int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
+        md_buf_printf(w, ", in%d%s", s, sc ? "[0]" : "");
+    }
+    md_buf_printf(w, ", H, hw);\n    for (int i = 0; i < %ld; i++) printf(\"%%.17g\\n\", H[i]);\n"
+                     "    free(hw);\n", N * N);
     md_buf_puts(w, "    free(work);\n    return 0;\n}\n");
     make_tmpdir();
     write_file("f.c", code.s);
@@ -963,6 +984,30 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
         free(got);
         free(fd);
     }
+    /* H: entry (a, b) of the memory order is entry (perm a, perm b) of the
+       column-major vec order */
+    long *perm = calloc((size_t)N + 1, sizeof *perm);
+    for (int s = 0; s < nin; s++) {
+        long r = env.val[s].rows, c = env.val[s].cols;
+        for (long i = 0; i < r; i++)
+            for (long j = 0; j < c; j++) perm[off[s] + (row ? i * c + j : i + j * r)] = off[s] + i + j * r;
+    }
+    double *hgot = calloc((size_t)(N * N) + 1, sizeof *hgot), *hwant = calloc((size_t)(N * N) + 1, sizeof *hwant);
+    for (long i = 0; i < N * N; i++) {
+        char *e;
+        hgot[i] = strtod(q, &e);
+        q = e;
+        hwant[i] = hfull[perm[i % N] + perm[i / N] * N];
+    }
+    if (full) hess_checked++;
+    if (full)
+        ck_assert_msg(nrel(hgot, hwant, N * N) < 1e-9, "%s (%s, %s): f_hess differs from the Hessian by %.3g", text,
+                      blas ? "CBLAS" : "loops", row ? "row" : "col", nrel(hgot, hwant, N * N));
+    free(perm);
+    free(hgot);
+    free(hwant);
+    free(hfull);
+    free(off);
     free(out);
     remove_tmpdir();
     md_buf_free(&code);
@@ -996,6 +1041,7 @@ START_TEST(hessian_vector_products)
             if (blas && !have_blas()) continue;
             run_hvp(progs[i], blas, row, v == 0 || i % 2 ? flags : "cc -O1");
         }
+    ck_assert_int_ge(hess_checked, 6 * (1 + have_blas()));   /* each program's dense Hessian too */
 }
 END_TEST
 
