@@ -16,12 +16,15 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "md_builtins.h"
+#include "md_diag.h"
 #include "md_driver.h"
+#include "md_shape.h"
 
 #define MD_VERSION "0.1.0"
 
@@ -220,6 +223,28 @@ static void md_oom_exit(void) { exit(MD_EXIT_INTERNAL); }
  * index in argv, or 0.  Anything else starting with '-' stays an option;
  * "--" ends the options as usual.
  */
+/* name with its Greek letters spelled as the lexer spells them (λ ->
+   lambda, x_λ -> x_lambda); any other character is kept, for
+   valid_name to refuse.  Takes and returns a malloc'd string. */
+static char *ascii_greek(char *name)
+{
+    md_buf b = {0};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int len = md_utf8_decode(name + i, n - i, &cp);
+        const char *g = len > 1 ? md_greek_name(cp) : NULL;
+        if (g) {
+            md_buf_puts(&b, g);
+            i += (size_t)len;
+        } else {
+            md_buf_putc(&b, name[i++]);
+        }
+    }
+    free(name);
+    return b.s ? md_buf_take(&b) : md_xstrdup("");
+}
+
 #define MD_SHORT_OPTS ":w:f:cshV"   /* getopt's; those with a value: */
 #define MD_SHORT_WITH_VALUE "wf"
 
@@ -291,6 +316,7 @@ int main(int argc, char **argv)
                 while (*t == ' ') t++;
                 memmove(nm, t, strlen(t) + 1);
                 while (*nm && nm[strlen(nm) - 1] == ' ') nm[strlen(nm) - 1] = 0;
+                nm = ascii_greek(nm);   /* --wrt λ is --wrt lambda, as in the program */
                 if (!valid_name(nm)) {
                     usage_error("--wrt: '%s' is not a variable name", nm);
                     free(nm);
