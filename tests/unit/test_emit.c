@@ -254,7 +254,7 @@ static int run(const char *cmd, char **out)
     md_buf b = {0};
     char chunk[4096];
     size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, p)) > 0) {
+    while ((k = fread(chunk, 1, sizeof chunk - 1, p)) > 0) {
         chunk[k] = 0;
         md_buf_puts(&b, chunk);
     }
