@@ -24,7 +24,15 @@
  * the directions const double *v_<name> (one per gradient, its
  * variable's shape), the products double *Hv_<name>: block i of H v, H
  * the Hessian of f by all of wrt; NULL skips one.  NAME_workspace covers
- * both functions.
+ * both functions, and
+ *
+ *     double NAME_hess(const NAME_dims *dims, <inputs>, double *H, double *work);
+ *     size_t NAME_hess_workspace(const NAME_dims *dims);
+ *
+ * the dense Hessian (N x N, N the sum of the variables' sizes), from its
+ * blocks (o->hess; with several variables through the public
+ * NAME_hess_blocks, one output H_<x>_<y> per block of the upper
+ * triangle) or as N Hessian-vector products.
  */
 #ifndef MD_EMIT_H
 #define MD_EMIT_H
@@ -43,6 +51,13 @@ typedef struct md_emit_opts {
        last n symbols of ctx (v_<name>), inputs of NAME_hvp only.  NULL:
        first order. */
     md_expr *const *hvp;
+    /* With hvp: the Hessian's blocks, hess[i*n + j] = d2f/d vec(X_i)
+       d vec(X_j)' (md_hessian_block), when every one can be emitted (no
+       Kronecker product: scalar and vector variables); NAME_hess is then
+       computed from them (products of the data, X'*diag(w)*X as a
+       symmetric product) rather than as N calls of NAME_hvp.  NULL: from
+       NAME_hvp. */
+    md_expr *const *hess;
 } md_emit_opts;
 
 /*
@@ -54,6 +69,54 @@ typedef struct md_emit_opts {
  */
 int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
               const md_emit_opts *o, md_buf *out, FILE *err);
+
+/*
+ * A function whose value F is a vector or a matrix (residuals, a layer):
+ * what Gauss-Newton and Levenberg-Marquardt call, by wrt[0..n):
+ *
+ *     double NAME(const NAME_dims *dims, <inputs>, double *F, double *work);
+ *     double NAME_jvp(const NAME_dims *dims, <inputs>, <v_X...>, double *F, double *Jv, double *work);
+ *     double NAME_vjp(const NAME_dims *dims, <inputs>, const double *u, double *F, <d_X...>,
+ *                     double *work);
+ *     size_t NAME_workspace(const NAME_dims *dims);       all three
+ *     double NAME_jac(const NAME_dims *dims, <inputs>, double *F, double *J, double *work);
+ *     size_t NAME_jac_workspace(const NAME_dims *dims);
+ *
+ * J v the derivative of F along the directions v_X (md_hvp of F), J' u
+ * the gradients of u : F (md_gradient), J dense (M x N) from N of the
+ * first or M of the second.  Each returns 0 (NaN for sizes it cannot
+ * handle).  Returns as md_emit_c does; with header, the declarations
+ * (md_emit_header's part).
+ */
+typedef struct md_emit_map {
+    int nprog;                 /* the program's symbols: ctx->syms[0 .. nprog) */
+    const int *dir;            /* n symbols v_<name>, shaped like wrt[i] */
+    int u;                     /* the symbol u, shaped like F */
+    md_expr *jvp;              /* J v, F's shape */
+    md_expr *const *vjp;       /* n: the gradients of u : F */
+} md_emit_map;
+
+int md_emit_c_map(md_ctx *ctx, md_expr *F, int n, const int *wrt, const md_emit_map *m, const md_emit_opts *o,
+                  int header, md_buf *out, FILE *err);
+
+/*
+ * 0 when the C backend can emit roots[0..n) (NULL entries skipped); -1
+ * after a message on err (none when err is NULL) when one reaches vec, kron, commutation or a
+ * product dimension (n*p), which it does not apply yet.  md_emit_c checks
+ * its own roots; call this before md_emit_header.  Product dimensions in
+ * ctx that no root reaches (made by md_hessian_block, say) are ignored:
+ * they are never fields of NAME_dims.
+ */
+int md_emit_check(md_ctx *ctx, int n, md_expr *const *roots, FILE *err);
+
+/*
+ * The Hessian's blocks for o->hess (n*n, malloc'd; [i*n + j] is
+ * md_hessian_block of wrt[i], wrt[j], the lower ones the transposes of the
+ * upper): when every variable is a scalar or a vector (a matrix
+ * variable's blocks are Kronecker products) and md_emit_check accepts
+ * every block; else NULL (NAME_hess is then made of NAME_hvp calls).
+ */
+md_expr **md_emit_hess_blocks(md_ctx *ctx, md_expr *f, int n, const int *wrt);
 
 /*
  * The matching declarations (--header): the dims struct, the two

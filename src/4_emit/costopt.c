@@ -465,8 +465,104 @@ static md_expr *srw(md_srw *w, md_expr *e)
     return r;
 }
 
+/*
+ * Terms of a sum that are the same product but for one diagonal factor
+ * are one product: c*L*diag(u)*R + d*L*diag(v)*R = L*diag(c*u + d*v)*R
+ * (L or R may be empty).  The Hessian of a generalised linear model comes
+ * as X'*(diag(a)*X + diag(b)*X), two n x p scalings and two products,
+ * where X'*diag(a + b)*X is one product that md_wsyrk computes as one dsyrk.  Exact,
+ * and never more work: the diagonals are vectors.  Runs before srw, which
+ * turns the diagonals into scalings.
+ */
+static md_expr *dmerge(md_srw *w, md_expr *e);
+
+/* Term t as c * F[0..nf) with exactly one diagonal among F (at *at), c
+   the product of its scalar factors (NULL: 1).  0 if t is not such a
+   product. */
+static int dm_split(md_expr *t, md_expr **c, md_expr ***F, int *nf, int *at)
+{
+    if (t->kind != MD_MUL) return 0;
+    int ns = 0, nd = 0;
+    while (ns < t->nargs && md_is_scalar(t->args[ns])) ns++;
+    for (int i = ns; i < t->nargs; i++)
+        if (t->args[i]->kind == MD_DIAGM) nd++, *at = i - ns;
+    if (nd != 1) return 0;
+    *c = ns == 0 ? NULL : ns == 1 ? t->args[0] : NULL;
+    if (ns > 1) return 0;   /* the simplifier folds numbers; two symbolic scalars are rare */
+    *F = t->args + ns;
+    *nf = t->nargs - ns;
+    return 1;
+}
+
+static md_expr *dm_sum(md_srw *w, md_expr **a, int n, md_expr *e)
+{
+    md_ctx *ctx = w->ctx;
+    char *done = md_xcalloc((size_t)n + 1, 1);
+    md_expr **out = md_xmalloc((size_t)n * sizeof *out);
+    int nout = 0, changed = 0;
+    for (int i = 0; i < n; i++) {
+        if (done[i]) continue;
+        md_expr *ci, **Fi;
+        int nfi, ati;
+        if (!dm_split(a[i], &ci, &Fi, &nfi, &ati)) {
+            out[nout++] = a[i];
+            continue;
+        }
+        md_expr **us = md_xmalloc((size_t)n * sizeof *us);
+        int nu = 0;
+        us[nu++] = ci ? md_mul2(ctx, ci, Fi[ati]->args[0]) : Fi[ati]->args[0];
+        for (int j = i + 1; j < n; j++) {
+            md_expr *cj, **Fj;
+            int nfj, atj;
+            if (done[j] || !dm_split(a[j], &cj, &Fj, &nfj, &atj) || nfj != nfi || atj != ati) continue;
+            int same = 1;
+            for (int k = 0; k < nfi && same; k++) same = k == ati || Fi[k] == Fj[k];
+            if (!same) continue;
+            done[j] = 1;
+            us[nu++] = cj ? md_mul2(ctx, cj, Fj[atj]->args[0]) : Fj[atj]->args[0];
+        }
+        if (nu == 1) {
+            out[nout++] = a[i];
+        } else {
+            md_expr **F = md_xmalloc((size_t)nfi * sizeof *F);
+            memcpy(F, Fi, (size_t)nfi * sizeof *F);
+            F[ati] = md_unary(ctx, MD_DIAGM, md_add(ctx, nu, us));
+            out[nout++] = md_mul(ctx, nfi, F);
+            free(F);
+            changed = 1;
+        }
+        free(us);
+    }
+    md_expr *r = !changed ? NULL : nout == 1 ? out[0] : md_add(ctx, nout, out);
+    (void)e;
+    free(out);
+    free(done);
+    return r;
+}
+
+static md_expr *dmerge(md_srw *w, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < w->n && w->memo[e->id]) return w->memo[e->id];
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    int changed = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = dmerge(w, e->args[i]);
+        changed |= a[i] != e->args[i];
+    }
+    md_expr *r = e->kind == MD_ADD ? dm_sum(w, a, e->nargs, e) : NULL;
+    if (!r) r = changed ? md_rebuild(w->ctx, e, a) : e;
+    free(a);
+    if (e->id < w->n) w->memo[e->id] = r;
+    return r;
+}
+
 void md_struct_rewrite(md_ctx *ctx, int n, md_expr **roots)
 {
+    md_srw m = {ctx, ctx->nnodes, NULL};
+    m.memo = md_xcalloc(m.n, sizeof *m.memo);
+    for (int i = 0; i < n; i++) roots[i] = dmerge(&m, roots[i]);
+    free(m.memo);
     md_srw w = {ctx, ctx->nnodes, NULL};
     w.memo = md_xcalloc(w.n, sizeof *w.memo);
     for (int i = 0; i < n; i++) roots[i] = srw(&w, roots[i]);

@@ -74,6 +74,8 @@
  */
 #include "md_emit.h"
 #include "md_costopt.h"
+#include "md_diff.h"
+#include "md_simplify.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +159,7 @@ static void em_helpers(const emitter *E, md_buf *out)
     } order[] = {
         {E->use_maxz, EM_RT_MAXZ, EM_RT_MAXZ},
         {E->use_mm, EM_RT_MM_BLAS, EM_RT_MM_LOOPS},
+        {E->use_wsyrk, EM_RT_WSYRK_BLAS, EM_RT_WSYRK_LOOPS},
         {E->use_tcopy, EM_RT_TCOPY, EM_RT_TCOPY},
         {E->nlus > 0, EM_RT_LU_LAPACK, EM_RT_LU_LOOPS},
         {E->nlus && use_pivot, EM_RT_PIVOT_LAPACK, EM_RT_PIVOT_LOOPS},
@@ -226,7 +229,7 @@ static void em_free(emitter *E)
 
 static void em_init(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err)
 {
-    static const md_emit_opts defaults = {NULL, 0, 1, NULL, NULL};
+    static const md_emit_opts defaults = {NULL, 0, 1, NULL, NULL, NULL};
     memset(E, 0, sizeof *E);
     E->ctx = ctx;
     E->o = o ? o : &defaults;
@@ -241,17 +244,67 @@ static void em_init(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emi
     E->row = E->o->row_major;
 }
 
-/* E becomes NAME_hvp's emitter: every symbol an input (the directions
-   are the last n), the outputs Hv_<name>, its plans md_hvp_plan<k>. */
-static void em_as_hvp(emitter *E)
+/*
+ * What one public function of the file computes, besides NAME: its name
+ * (NAME + suffix), its plans' prefix, its outputs (onames, or oprefix and
+ * the variables' names) and its inputs (in[0..nin), NULL: the first nin
+ * symbols; nin < 0: em_init's).  map: the file is a non-scalar
+ * function's (md_emit_c_map), whose names every emitter reserves.
+ */
+typedef struct em_role {
+    const char *suffix, *pfx, *oprefix;
+    const char *const *onames;
+    int nin;
+    const int *in;
+    int map;
+} em_role;
+
+static void em_apply_role(emitter *E, const em_role *r)
 {
-    md_buf b = {0};
-    md_buf_printf(&b, "%s_hvp", E->name);
-    E->own_fname = md_buf_take(&b);
-    E->fname = E->own_fname;
-    E->pfx = "md_hvp_plan";
-    E->oprefix = "Hv_";
-    E->nin = E->ctx->nsyms;
+    if (!r) return;
+    if (r->suffix[0]) {
+        md_buf b = {0};
+        md_buf_printf(&b, "%s%s", E->name, r->suffix);
+        E->own_fname = md_buf_take(&b);
+        E->fname = E->own_fname;
+    }
+    E->pfx = r->pfx;
+    E->oprefix = r->oprefix;
+    E->onames = r->onames;
+    if (r->nin >= 0) E->nin = r->nin;
+    E->in = r->in;
+    E->map = r->map;
+}
+
+/* NAME_hvp: every symbol an input (the directions are the last n), the
+   outputs Hv_<name>, its plans md_hvp_plan<k>. */
+static em_role em_role_hvp(const md_ctx *ctx)
+{
+    return (em_role){"_hvp", "md_hvp_plan", "Hv_", NULL, ctx->nsyms, NULL, 0};
+}
+
+/* The names of the Hessian's outputs: "H" for one variable, else
+   H_<x>_<y> per block of the upper triangle (i <= j). */
+static char **em_hess_names(md_ctx *ctx, int n, const int *wrt)
+{
+    char **names = md_xcalloc((size_t)n * (n + 1) / 2 + 1, sizeof *names);
+    for (int i = 0, k = 0; i < n; i++)
+        for (int j = i; j < n; j++) {
+            md_buf b = {0};
+            if (n == 1) md_buf_puts(&b, "H");
+            else md_buf_printf(&b, "H_%s_%s", ctx->syms[wrt[i]].name, ctx->syms[wrt[j]].name);
+            names[k++] = md_buf_take(&b);
+        }
+    return names;
+}
+
+/* The Hessian's blocks: the program's inputs (the nwrt directions of
+   NAME_hvp follow them in ctx and are not inputs), the outputs names[0..),
+   the function NAME_hess (one variable: its one block is H) or
+   NAME_hess_blocks, its plans md_hess_plan<k>. */
+static em_role em_role_hess(const md_ctx *ctx, int nwrt, const char *const *names)
+{
+    return (em_role){nwrt == 1 ? "_hess" : "_hess_blocks", "md_hess_plan", "H_", names, ctx->nsyms - nwrt, NULL, 0};
 }
 
 char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o)
@@ -267,31 +320,59 @@ char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts
     E.err = devnull ? devnull : stderr;
     if (em_names(&E) == 0) {
         fields = md_xcalloc((size_t)ctx->ndims + 1, sizeof *fields);
-        for (int d = 1; d < ctx->ndims; d++) fields[d] = md_xstrdup(E.dimfield[d]);
+        for (int d = 1; d < ctx->ndims; d++) fields[d] = E.dimfield[d] ? md_xstrdup(E.dimfield[d]) : NULL;
     }
     if (devnull) fclose(devnull);
     em_free(&E);
     return fields;
 }
 
-/* vec, kron, commutation and the product dimensions they bring (n*p):
-   the C backend does not apply them yet (issue: structured Kronecker
-   products, never formed densely).  1 after a message. */
-static int em_unsupported(md_ctx *ctx, FILE *err)
+static int em_reaches_product(md_ctx *ctx, const md_expr *e, char *seen)
 {
-    for (int d = 1; d < ctx->ndims; d++)
-        if (md_dim_is_product(ctx, d)) {
-            fprintf(err ? err : stderr, "matdiff: --format c: vec(), kron(), commutation() and sizes such as "
-                                        "eye(%s) are not emitted as C yet; the text and LaTeX formats handle them\n",
-                    ctx->dims[d].name);
-            return 1;
-        }
+    if (seen[e->id]) return 0;
+    seen[e->id] = 1;
+    if (md_dim_is_product(ctx, e->rows) || md_dim_is_product(ctx, e->cols) || e->kind == MD_VEC ||
+        e->kind == MD_KRON || e->kind == MD_COMM)
+        return 1;
+    for (int i = 0; i < e->nargs; i++)
+        if (em_reaches_product(ctx, e->args[i], seen)) return 1;
     return 0;
+}
+
+int md_emit_check(md_ctx *ctx, int n, md_expr *const *roots, FILE *err)
+{
+    char *seen = md_xcalloc(ctx->nnodes + 1, 1);
+    int bad = 0;
+    for (int i = 0; i < n && !bad; i++) bad = roots[i] && em_reaches_product(ctx, roots[i], seen);
+    free(seen);
+    if (bad && err)
+        fprintf(err, "matdiff: --format c: vec(), kron(), commutation() and sizes such as "
+                                    "eye(n*p) are not emitted as C yet; the text and LaTeX formats handle them\n");
+    return bad ? -1 : 0;
+}
+
+md_expr **md_emit_hess_blocks(md_ctx *ctx, md_expr *f, int n, const int *wrt)
+{
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[wrt[i]];
+        if (x->rows != MD_DIM_ONE && x->cols != MD_DIM_ONE) return NULL;
+    }
+    md_expr **h = md_xcalloc((size_t)n * n + 1, sizeof *h);
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++) {
+            md_expr *b = md_hessian_block(ctx, f, wrt[i], wrt[j]);
+            if (!b || md_emit_check(ctx, 1, &b, NULL)) {
+                free(h);
+                return NULL;
+            }
+            h[i * n + j] = b;
+            h[j * n + i] = md_trans(ctx, b);
+        }
+    return h;
 }
 
 int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md_buf *out, FILE *err)
 {
-    if (em_unsupported(ctx, err)) return -1;
     emitter E;
     em_init(&E, ctx, n, wrt, o, err);
     for (uint32_t i = 0; i < ctx->nnodes; i++) {
@@ -299,12 +380,23 @@ int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md
         if (e->kind == MD_FUNC && e->ival == MD_FN_GENERIC) em_add_gen(&E, e->aux, e->order);
     }
     int rc = em_names(&E);
-    emitter H;   /* NAME_hvp's names */
-    int hvp = o && o->hvp;
+    emitter H, R;   /* NAME_hvp's names, NAME_hess_blocks' */
+    int hvp = o && o->hvp, hess = hvp && o->hess, nb = n * (n + 1) / 2;
+    char **bnames = NULL;
     if (hvp) {
         em_init(&H, ctx, n, wrt, o, err);
-        em_as_hvp(&H);
+        em_role rh = em_role_hvp(ctx);
+        em_apply_role(&H, &rh);
         if (rc == 0) rc = em_names(&H);
+    }
+    if (hess) {
+        bnames = em_hess_names(ctx, n, wrt);
+        em_init(&R, ctx, nb, wrt, o, err);
+        em_role rs = em_role_hess(ctx, n, (const char *const *)bnames);
+        em_apply_role(&R, &rs);
+        if (rc == 0) rc = em_names(&R);
+        H.hess_expr = 1;
+        H.hessE = &R;
     }
     if (rc == 0) {
         em_top_comment(&E, hvp ? &H : NULL, NULL, NULL, 1, out);
@@ -313,6 +405,11 @@ int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, md
     }
     em_free(&E);
     if (hvp) em_free(&H);
+    if (hess) {
+        em_free(&R);
+        for (int k = 0; k < nb; k++) free(bnames[k]);
+        free(bnames);
+    }
     return rc;
 }
 
@@ -383,7 +480,9 @@ static void em_sizes_ok(emitter *const *P, int np, md_buf *out)
                        "static int md_sizes_ok(const %s_dims *dims)\n{\n", E->name);
     if (ctx->ndims <= 1) md_buf_puts(out, "    (void)dims;\n");
     for (int d = 1; d < ctx->ndims; d++)
-        md_buf_printf(out, "    if (dims->%s < 1 || dims->%s > INT_MAX) return 0;\n", E->dimfield[d], E->dimfield[d]);
+        if (E->dimfield[d])
+            md_buf_printf(out, "    if (dims->%s < 1 || dims->%s > INT_MAX) return 0;\n", E->dimfield[d],
+                          E->dimfield[d]);
     /* the distinct shapes of the arrays of every plan */
     int (*pairs)[2] = NULL, npairs = 0;
     for (int k = 0; k < np; k++)
@@ -430,8 +529,8 @@ static void em_function(const emitter *E, const char *fname, md_buf *out)
     if (used_work) md_buf_puts(out, "    double *md_w = work;\n");
     else md_buf_puts(out, "    (void)work;\n");
     /* parameters the code never reads */
-    for (int s = 0; s < E->nin; s++) {
-        int used = 0;
+    for (int j = 0; j < E->nin; j++) {
+        int used = 0, s = em_in(E, j);
         for (int k = 0; k < E->ntopo && !used; k++)
             if (E->topo[k]->kind == MD_SYM && E->topo[k]->ival == s) used = 1;
         if (!used) md_buf_printf(out, "    (void)%s;\n", E->pname[s]);
@@ -509,15 +608,29 @@ static void em_plans_text(const emitter *P, int np, md_buf *out)
     /* the call, with the parameters forwarded */
     md_buf args = {0};
     md_buf_puts(&args, "dims");
-    for (int s = 0; s < E->nin; s++) md_buf_printf(&args, ", %s", E->pname[s]);
+    for (int j = 0; j < E->nin; j++) md_buf_printf(&args, ", %s", E->pname[em_in(E, j)]);
     for (int i = 0; i < E->n; i++) md_buf_printf(&args, ", %s", E->gname[i]);
     md_buf_puts(&args, ", work");
     (void)ctx;
     em_proto(E, NULL, out);
-    md_buf_printf(out, "\n{\n    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->name);
+    md_buf_printf(out, "\n{\n    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->pfx);
     em_call_plan(out, E->pfx, np, "", args.s);
     md_buf_puts(out, "}\n\n");
     md_buf_free(&args);
+}
+
+/* "double NAME_hess(const NAME_dims *dims, <inputs>, double *H, double
+   *work)" (E: an emitter of the file, nin: the program's inputs). */
+static void em_hess_proto(const emitter *E, int nin, md_buf *out)
+{
+    emitter I = *E;   /* the program's inputs */
+    I.nin = nin;
+    I.in = NULL;
+    md_buf hn = {0};
+    md_buf_printf(&hn, "%s_hess", E->name);
+    static const char *const extra[2] = {"double *H", "double *work"};
+    em_proto_extra(&I, hn.s, extra, 2, out);
+    md_buf_free(&hn);
 }
 
 /*
@@ -545,35 +658,8 @@ static void em_hess_text(const emitter *Q, md_buf *out)
         free(z);
     }
     md_buf_puts(out, ");\n}\n\n");
-    /* the prototype: the program's inputs, H, work */
-    md_buf b = {0};
-    md_buf_printf(&b, "double %s_hess(", nm);
-    size_t indent = b.len, col = b.len;
-    md_buf_puts(out, b.s);
-    md_buf_free(&b);
-    md_buf_printf(out, "const %s_dims *dims", nm);
-    col += strlen(nm) + 17;
-    for (int k = 0; k <= nin + 1; k++) {
-        md_buf line = {0};
-        if (k < nin) {
-            const md_symbol *y = &ctx->syms[k];
-            int sc = y->rows == MD_DIM_ONE && y->cols == MD_DIM_ONE;
-            md_buf_printf(&line, "%s%s", sc ? "double " : "const double *", Q->pname[k]);
-        } else {
-            md_buf_puts(&line, k == nin ? "double *H" : "double *work");
-        }
-        if (col + line.len + 2 > 96) {
-            md_buf_printf(out, ",\n%*s", (int)indent, "");
-            col = indent;
-        } else {
-            md_buf_puts(out, ", ");
-            col += 2;
-        }
-        md_buf_puts(out, line.s);
-        col += line.len;
-        md_buf_free(&line);
-    }
-    md_buf_puts(out, ")\n{\n");
+    em_hess_proto(Q, nin, out);
+    md_buf_puts(out, "\n{\n");
     md_buf_printf(out, "    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
     /* the blocks' sizes and offsets */
     for (int i = 0; i < n; i++) {
@@ -619,14 +705,88 @@ static void em_hess_text(const emitter *Q, md_buf *out)
                      "        md_v[md_c] = md_v[md_p] = 0.0;\n    }\n    return md_f;\n}\n\n");
 }
 
-/* Runs the stages on plan roots r (f, then n outputs) into E; hvp: the
-   emitter of NAME_hvp (every symbol an input, outputs Hv_<name>). */
+/*
+ * NAME_hess from the Hessian's blocks (o->hess), R the emitter of their
+ * plans.  One variable: the plans' public function is NAME_hess itself
+ * (its one output is H), and NAME_hess_workspace theirs.  Several:
+ * NAME_hess_blocks writes the blocks of the upper triangle into the work
+ * array, and NAME_hess copies each into H and its transpose into the
+ * lower triangle (reading a block in the layout it was written in; H is
+ * symmetric, so its own layout does not matter).  n: the variables.
+ */
+static void em_hess_blocks_text(const emitter *R, int n, md_buf *out)
+{
+    md_ctx *ctx = R->ctx;
+    const char *nm = R->name;
+    md_buf_printf(out, "size_t %s_hess_workspace(const %s_dims *dims)\n{\n", nm, nm);
+    if (n == 1) {
+        md_buf_printf(out, "    return %s_workspace(dims);\n}\n\n", R->pfx);
+        return;
+    }
+    md_buf_printf(out, "    size_t md_w = %s_workspace(dims);\n    if (md_w == SIZE_MAX) return SIZE_MAX;\n", R->pfx);
+    md_buf sz = {0}, szd = {0};
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++) {
+            const md_symbol *x = &ctx->syms[R->wrt[i]], *y = &ctx->syms[R->wrt[j]];
+            char *a = em_size_t(R, x->rows, x->cols), *b = em_size_t(R, y->rows, y->cols);
+            md_buf_printf(&sz, "%s(%s) * (%s)", sz.len ? " + " : "", a, b);
+            char *ad = em_as_double(a), *bd = em_as_double(b);
+            md_buf_printf(&szd, "%s(double)(%s) * (double)(%s)", szd.len ? " + " : "", ad, bd);
+            free(a), free(b), free(ad), free(bd);
+        }
+    md_buf_printf(out, "    if ((double)md_w + %s > MD_MAX_ELEMS) return SIZE_MAX;\n", szd.s ? szd.s : "0");
+    md_buf_printf(out, "    return md_w + %s;\n}\n\n", sz.s ? sz.s : "0");
+    md_buf_free(&sz);
+    md_buf_free(&szd);
+    em_hess_proto(R, R->nin, out);
+    md_buf_puts(out, "\n{\n");
+    md_buf_printf(out, "    if (%s_hess_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[R->wrt[i]];
+        char *z = em_size(R, x->rows, x->cols);
+        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
+        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
+        md_buf_puts(out, ";\n");
+        free(z);
+    }
+    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d;\n", n - 1, n - 1);
+    /* the blocks, one after the other at the start of work */
+    md_buf_puts(out, "    double *md_b[1 + ");
+    md_buf_printf(out, "%d];\n    md_b[0] = work;\n", n * (n + 1) / 2);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++, k++)
+            md_buf_printf(out, "    md_b[%d] = md_b[%d] + md_n%d * md_n%d;\n", k + 1, k, i, j);
+    md_buf_printf(out, "    const double md_f = %s(dims", R->fname);
+    for (int s = 0; s < R->nin; s++) md_buf_printf(out, ", %s", R->pname[s]);
+    for (k = 0; k < n * (n + 1) / 2; k++) md_buf_printf(out, ", md_b[%d]", k);
+    md_buf_printf(out, ", md_b[%d]);\n", k);
+    k = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++, k++) {
+            char at[64];   /* element (md_r, md_c) of the n_i x n_j block */
+            if (R->row) snprintf(at, sizeof at, "md_r * md_n%d + md_c", j);
+            else snprintf(at, sizeof at, "md_r + md_c * md_n%d", i);
+            md_buf_printf(out, "    for (long md_c = 0; md_c < md_n%d; md_c++)\n"
+                               "        for (long md_r = 0; md_r < md_n%d; md_r++) {\n"
+                               "            const double md_v = md_b[%d][%s];\n"
+                               "            H[(md_o%d + md_r) + (md_o%d + md_c) * md_N] = md_v;\n"
+                               "            H[(md_o%d + md_c) + (md_o%d + md_r) * md_N] = md_v;\n"
+                               "        }\n",
+                          j, i, k, at, i, j, j, i);
+        }
+    md_buf_puts(out, "    return md_f;\n}\n\n");
+}
+
+/* Runs the stages on plan roots r (f, then n outputs) into E, the
+   emitter of NAME (role NULL: outputs d_<name>) or of another public
+   function of the file. */
 static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o, FILE *err, md_expr **r,
-                   int hvp)
+                   const em_role *role)
 {
     md_norm_rewrite(ctx, n + 1, r);
     em_init(E, ctx, n, wrt, o, err);
-    if (hvp) em_as_hvp(E);
+    em_apply_role(E, role);
     if (em_scan(E, r[0], r + 1) < 0) return -1;
     int rc = em_names(E);
     if (rc < 0) return rc;
@@ -641,7 +801,8 @@ static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit
    stages on each into *P (malloc'd, *np of them; every one to be freed
    with em_free, a zeroed one too).  0, or em_plan's error. */
 static int em_function_plans(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr *const *outs,
-                             const md_emit_opts *o, FILE *err, int hvp, emitter **P, int *np, md_expr ***roots)
+                             const md_emit_opts *o, FILE *err, const em_role *role, emitter **P, int *np,
+                             md_expr ***roots)
 {
     md_expr **r = md_xmalloc((size_t)(n + 1) * sizeof *r);
     r[0] = f;
@@ -653,15 +814,55 @@ static int em_function_plans(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_
     *np = md_cost_plans(ctx, o ? o->size_hint : NULL, n + 1, r, EM_MAX_PLANS, plans);
     *P = md_xcalloc((size_t)*np, sizeof **P);
     int rc = 0;
-    for (int k = 0; k < *np && !rc; k++) rc = em_plan(&(*P)[k], ctx, n, wrt, o, err, plans[k], hvp);
+    for (int k = 0; k < *np && !rc; k++) rc = em_plan(&(*P)[k], ctx, n, wrt, o, err, plans[k], role);
     for (int k = 0; k < *np; k++) free(plans[k]);
     return rc;
+}
+
+/* The emitter the file's text is written from: all[0] (NAME's first
+   plan) with the callbacks and run-time helpers of every plan of every
+   function in all[0..nall) (those call what they call); np: NAME's plans.
+   Shares all[0]'s storage. */
+static emitter em_merge(emitter *const *all, int nall, int np)
+{
+    for (int k = 1; k < nall; k++)
+        for (int i = 0; i < all[k]->ngens; i++) em_add_gen(all[0], all[k]->gens[i].func, all[k]->gens[i].order);
+    emitter M = *all[0];
+    for (int k = 1; k < nall; k++) {
+        const emitter *A = all[k];
+        M.use_mm |= A->use_mm, M.use_wsyrk |= A->use_wsyrk, M.use_chain |= A->use_chain;
+        M.use_chain_plain |= A->use_chain_plain;
+        M.use_chain_trace |= A->use_chain_trace, M.use_trdot |= A->use_trdot;
+        M.use_tcopy |= A->use_tcopy, M.use_det |= A->use_det, M.use_sm |= A->use_sm;
+        M.use_inv |= A->use_inv, M.use_mpow |= A->use_mpow, M.use_maxz |= A->use_maxz;
+        if (A->nlus > M.nlus) M.nlus = A->nlus;
+    }
+    M.nplans = np;
+    return M;
+}
+
+/* The includes: the C library, and cblas.h when a helper calls it. */
+static void em_includes(const emitter *M, md_buf *out)
+{
+    md_buf_puts(out, "#include <limits.h>\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
+                     "#include <string.h>\n");
+    if (M->o->blas && (M->use_mm || M->use_wsyrk || M->use_sm || M->use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
+    md_buf_putc(out, '\n');
 }
 
 int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, const md_emit_opts *o,
               md_buf *out, FILE *err)
 {
-    if (em_unsupported(ctx, err)) return -1;
+    md_expr **chk = md_xcalloc((size_t)n * n + 2 * n + 2, sizeof *chk);
+    chk[0] = f;
+    for (int i = 0; i < n; i++) {
+        chk[1 + i] = grads[i];
+        chk[1 + n + i] = o && o->hvp ? o->hvp[i] : NULL;
+    }
+    for (int i = 0; i < n * n; i++) chk[1 + 2 * n + i] = o && o->hvp && o->hess ? o->hess[i] : NULL;
+    int bad = md_emit_check(ctx, n * n + 2 * n + 1, chk, err ? err : stderr);
+    free(chk);
+    if (bad) return -1;
     if (!md_is_scalar(f)) {
         fprintf(err ? err : stderr, "matdiff: the function must be scalar-valued to emit C code\n");
         return -1;
@@ -673,41 +874,39 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
        costopt brackets f before the gradients, so each plan computes f
        as a plan of f alone would, and a NULL gradient skips the rest.
        With o->hvp, the same for NAME_hvp: f and the blocks of H v */
-    emitter *P = NULL, *Q = NULL;
-    int np = 0, nq = 0;
-    md_expr **roots = NULL, **hroots = NULL;
-    int hvp = o && o->hvp;
-    int rc = em_function_plans(ctx, f, n, wrt, grads, o, err, 0, &P, &np, &roots);
-    if (!rc && hvp) rc = em_function_plans(ctx, f, n, wrt, o->hvp, o, err, 1, &Q, &nq, &hroots);
+    emitter *P = NULL, *Q = NULL, *R = NULL;
+    int np = 0, nq = 0, nr = 0;
+    md_expr **roots = NULL, **hroots = NULL, **rroots = NULL, **blk = NULL;
+    char **bnames = NULL;
+    int hvp = o && o->hvp, hess = hvp && o->hess, nb = n * (n + 1) / 2;
+    int rc = em_function_plans(ctx, f, n, wrt, grads, o, err, NULL, &P, &np, &roots);
+    em_role rh = em_role_hvp(ctx);
+    if (!rc && hvp) rc = em_function_plans(ctx, f, n, wrt, o->hvp, o, err, &rh, &Q, &nq, &hroots);
+    if (!rc && hess) {
+        blk = md_xcalloc((size_t)nb + 1, sizeof *blk);
+        bnames = em_hess_names(ctx, n, wrt);
+        for (int i = 0, k = 0; i < n; i++)
+            for (int j = i; j < n; j++) blk[k++] = o->hess[i * n + j];
+        em_role rs = em_role_hess(ctx, n, (const char *const *)bnames);
+        rc = em_function_plans(ctx, f, nb, wrt, blk, o, err, &rs, &R, &nr, &rroots);
+    }
     if (rc) goto done;
     rc = -1;
+    if (hess) Q[0].hess_expr = 1;
 
     /* assemble: the callbacks and helpers any plan calls (and those they
        call); NAME_hvp calls derivatives of generic functions one order up */
-    for (int k = 0; k < nq; k++)
-        for (int i = 0; i < Q[k].ngens; i++) em_add_gen(&P[0], Q[k].gens[i].func, Q[k].gens[i].order);
-    int nall = np + nq;
-    emitter **all = md_xcalloc((size_t)nall, sizeof *all);
+    int nall = np + nq + nr;
+    emitter **all = md_xcalloc((size_t)nall + 1, sizeof *all);
     for (int k = 0; k < np; k++) all[k] = &P[k];
     for (int k = 0; k < nq; k++) all[np + k] = &Q[k];
-    emitter M = P[0];
-    for (int k = 1; k < nall; k++) {
-        const emitter *A = all[k];
-        M.use_mm |= A->use_mm, M.use_chain |= A->use_chain, M.use_chain_plain |= A->use_chain_plain;
-        M.use_chain_trace |= A->use_chain_trace, M.use_trdot |= A->use_trdot;
-        M.use_tcopy |= A->use_tcopy, M.use_det |= A->use_det, M.use_sm |= A->use_sm;
-        M.use_inv |= A->use_inv, M.use_mpow |= A->use_mpow, M.use_maxz |= A->use_maxz;
-        if (A->nlus > M.nlus) M.nlus = A->nlus;
-    }
-    M.nplans = np;
-    int blas = M.o->blas;
+    for (int k = 0; k < nr; k++) all[np + nq + k] = &R[k];
+    emitter M = em_merge(all, nall, np);
     /* the comment shows f and the gradients as derived (diagonals as
        scalings), not one plan's bracketing */
+    if (hess) Q[0].hessE = &R[0];
     em_top_comment(&M, hvp ? &Q[0] : NULL, roots[0], roots + 1, 0, out);
-    md_buf_puts(out, "#include <limits.h>\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
-                     "#include <string.h>\n");
-    if (blas && (M.use_mm || M.use_sm || M.use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
-    md_buf_putc(out, '\n');
+    em_includes(&M, out);
     em_decls(&M, hvp ? &Q[0] : NULL, out);
     md_buf_putc(out, '\n');
     em_helpers(&M, out);
@@ -719,7 +918,12 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
         em_plans_text(P, np, out);
         if (hvp) {
             em_plans_text(Q, nq, out);
-            em_hess_text(&Q[0], out);
+            if (hess) {
+                em_plans_text(R, nr, out);
+                em_hess_blocks_text(&R[0], n, out);
+            } else {
+                em_hess_text(&Q[0], out);
+            }
         }
         md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    size_t md_n = %s_workspace(dims);\n",
                       M.name, M.name, P[0].pfx);
@@ -732,9 +936,205 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
 done:
     for (int k = 0; k < np; k++) em_free(&P[k]);
     for (int k = 0; k < nq; k++) em_free(&Q[k]);
+    for (int k = 0; k < nr; k++) em_free(&R[k]);
     free(P);
     free(Q);
+    free(R);
     free(roots);
     free(hroots);
+    free(rroots);
+    free(blk);
+    if (bnames)
+        for (int k = 0; k < nb; k++) free(bnames[k]);
+    free(bnames);
+    return rc;
+}
+
+/* ---- non-scalar functions: F, J v, J' u and J ---------------------------- */
+
+/*
+ * NAME_jac: the dense Jacobian J (M x N, column-major), as N calls of
+ * NAME_jvp with unit directions (symmetrised for a symmetric variable,
+ * as for NAME_hess) or, when M < N, as M calls of NAME_vjp with unit u,
+ * each row scattered into J.  P, Q, R: the emitters of NAME, NAME_jvp,
+ * NAME_vjp; F: the function (its size M).
+ */
+static void em_jac_text(const emitter *P, const emitter *Q, const emitter *R, const md_expr *F, md_buf *out)
+{
+    md_ctx *ctx = P->ctx;
+    const char *nm = P->name;
+    int n = Q->n ? R->n - 1 : 0, nin = P->nin;
+    char *m = em_size(P, F->rows, F->cols);
+    md_buf_printf(out, "size_t %s_jac_workspace(const %s_dims *dims)\n{\n    size_t md_w = %s_workspace(dims);\n"
+                       "    if (md_w == SIZE_MAX) return SIZE_MAX;\n    return md_w + (size_t)(%s) + (size_t)(",
+                  nm, nm, nm, m);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[P->wrt[i]];
+        char *z = em_size(P, x->rows, x->cols);
+        md_buf_printf(out, "%s(%s)", i ? " + " : "", z);
+        free(z);
+    }
+    md_buf_puts(out, ");\n}\n\n");
+    md_buf fb = {0}, jn = {0};
+    md_buf_printf(&fb, "double *%s", P->gname[0]);
+    md_buf_printf(&jn, "%s_jac", nm);
+    const char *extra[3] = {fb.s, "double *J", "double *work"};
+    em_proto_extra(P, jn.s, extra, 3, out);
+    md_buf_free(&fb);
+    md_buf_free(&jn);
+    md_buf_puts(out, "\n{\n");
+    md_buf_printf(out, "    if (%s_jac_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[P->wrt[i]];
+        char *z = em_size(P, x->rows, x->cols);
+        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
+        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
+        md_buf_puts(out, ";\n");
+        free(z);
+    }
+    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d, md_M = %s;\n", n - 1, n - 1, m);
+    free(m);
+    md_buf_puts(out, "    if ((double)md_M * (double)md_N > MD_MAX_ELEMS) return NAN;\n"
+                     "    double *const md_v = work, *const md_u = work + md_N, *const md_wk = md_u + md_M;\n"
+                     "    for (long md_i = 0; md_i < md_N; md_i++) md_v[md_i] = 0.0;\n"
+                     "    for (long md_i = 0; md_i < md_M; md_i++) md_u[md_i] = 0.0;\n");
+    /* F once */
+    md_buf_printf(out, "    if (%s) %s(dims", P->gname[0], P->fname);
+    for (int k = 0; k < nin; k++) md_buf_printf(out, ", %s", P->pname[k]);
+    md_buf_printf(out, ", %s, md_wk);\n", P->gname[0]);
+    /* rows: J' e_r */
+    md_buf_puts(out, "    if (md_M < md_N) {   /* row r: the gradients of e_r : F */\n"
+                     "        for (long md_r = 0; md_r < md_M; md_r++) {\n            md_u[md_r] = 1.0;\n");
+    md_buf_printf(out, "            %s(dims", R->fname);
+    for (int k = 0; k < nin; k++) md_buf_printf(out, ", %s", P->pname[k]);
+    md_buf_puts(out, ", md_u, NULL");
+    for (int i = 0; i < n; i++) md_buf_printf(out, ", md_v + md_o%d", i);
+    md_buf_puts(out, ", md_wk);\n            md_u[md_r] = 0.0;\n"
+                     "            for (long md_c = 0; md_c < md_N; md_c++) J[md_r + md_c * md_M] = md_v[md_c];\n"
+                     "        }\n        return 0.0;\n    }\n");
+    /* columns: J e_c */
+    md_buf_puts(out, "    for (long md_c = 0; md_c < md_N; md_c++) {   /* column c: J along e_c */\n"
+                     "        long md_p = md_c;   /* the symmetric partner of c, or c */\n");
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[P->wrt[i]];
+        if (x->kind != MD_SYM_SYMMETRIC) continue;
+        md_buf r = {0};
+        em_dim(P, x->rows, &r);
+        md_buf_printf(out, "        if (md_c >= md_o%d && md_c < md_o%d + md_n%d) {   /* %s symmetric */\n"
+                           "            const long md_l = md_c - md_o%d, md_q = %s;\n"
+                           "            md_p = md_o%d + md_l / md_q + md_l %% md_q * md_q;\n        }\n",
+                      i, i, i, x->name, i, r.s, i);
+        md_buf_free(&r);
+    }
+    md_buf_puts(out, "        md_v[md_c] += md_p == md_c ? 1.0 : 0.5;\n"
+                     "        if (md_p != md_c) md_v[md_p] += 0.5;\n");
+    md_buf_printf(out, "        %s(dims", Q->fname);
+    for (int k = 0; k < nin; k++) md_buf_printf(out, ", %s", P->pname[k]);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[P->wrt[i]];
+        int sc = x->rows == MD_DIM_ONE && x->cols == MD_DIM_ONE;
+        md_buf_printf(out, sc ? ", md_v[md_o%d]" : ", md_v + md_o%d", i);
+    }
+    md_buf_puts(out, ", NULL, J + md_c * md_M, md_wk);\n"
+                     "        md_v[md_c] = md_v[md_p] = 0.0;\n    }\n    return 0.0;\n}\n\n");
+}
+
+int md_emit_c_map(md_ctx *ctx, md_expr *F, int n, const int *wrt, const md_emit_map *m, const md_emit_opts *o,
+                  int header, md_buf *out, FILE *err)
+{
+    md_expr **chk = md_xcalloc((size_t)n + 3, sizeof *chk);
+    chk[0] = F, chk[1] = m->jvp;
+    for (int i = 0; i < n; i++) chk[2 + i] = m->vjp[i];
+    int bad = md_emit_check(ctx, n + 2, chk, err ? err : stderr);
+    free(chk);
+    if (bad) return -1;
+    /* the three functions' inputs and outputs */
+    int *inQ = md_xcalloc((size_t)m->nprog + n + 1, sizeof *inQ), *inR = md_xcalloc((size_t)m->nprog + 2, sizeof *inR);
+    for (int k = 0; k < m->nprog; k++) inQ[k] = inR[k] = k;
+    for (int i = 0; i < n; i++) inQ[m->nprog + i] = m->dir[i];
+    inR[m->nprog] = m->u;
+    static const char *const onP[] = {"F"}, *const onQ[] = {"F", "Jv"};
+    char **onR = md_xcalloc((size_t)n + 2, sizeof *onR);
+    onR[0] = md_xstrdup("F");
+    for (int i = 0; i < n; i++) {
+        md_buf b = {0};
+        md_buf_printf(&b, "d_%s", ctx->syms[wrt[i]].name);
+        onR[1 + i] = md_buf_take(&b);
+    }
+    em_role role[3] = {{"", "md_plan", "d_", onP, m->nprog, NULL, 1},
+                       {"_jvp", "md_jvp_plan", "d_", onQ, m->nprog + n, inQ, 1},
+                       {"_vjp", "md_vjp_plan", "d_", (const char *const *)onR, m->nprog + 1, inR, 1}};
+    md_expr *zero = md_num_si(ctx, 0, 1);
+    md_expr *outs[3][2] = {{F, NULL}, {F, m->jvp}, {F, NULL}};
+    md_expr **routs = md_xcalloc((size_t)n + 2, sizeof *routs);
+    routs[0] = F;
+    for (int i = 0; i < n; i++) routs[1 + i] = m->vjp[i];
+    int nout[3] = {1, 2, 1 + n};
+    md_expr *fr[3] = {zero, zero, zero};   /* each returns 0: J' u needs no F */
+    emitter *S[3] = {NULL, NULL, NULL};
+    int ns[3] = {0, 0, 0}, rc = 0;
+    md_expr **roots[3] = {NULL, NULL, NULL};
+    if (header) {
+        for (int k = 0; k < 3; k++) {
+            S[k] = md_xcalloc(1, sizeof *S[k]);
+            ns[k] = 1;
+            em_init(S[k], ctx, nout[k], wrt, o, err);
+            em_apply_role(S[k], &role[k]);
+            for (uint32_t i = 0; i < ctx->nnodes; i++) {
+                const md_expr *e = ctx->nodes[i];
+                if (e->kind == MD_FUNC && e->ival == MD_FN_GENERIC) em_add_gen(S[k], e->aux, e->order);
+            }
+            if (!rc) rc = em_names(S[k]);
+        }
+    } else {
+        for (int k = 0; k < 3 && !rc; k++)
+            rc = em_function_plans(ctx, fr[k], nout[k], wrt, k == 2 ? routs : outs[k], o, err, &role[k], &S[k], &ns[k],
+                                   &roots[k]);
+    }
+    if (!rc) {
+        S[0][0].jvpE = &S[1][0];
+        S[0][0].vjpE = &S[2][0];
+        S[0][0].mapF = F;
+        if (header) {
+            em_top_comment(&S[0][0], NULL, NULL, NULL, 1, out);
+            md_buf_putc(out, '\n');
+            em_decls(&S[0][0], NULL, out);
+        } else {
+            int nall = ns[0] + ns[1] + ns[2], j = 0;
+            emitter **all = md_xcalloc((size_t)nall + 1, sizeof *all);
+            for (int k = 0; k < 3; k++)
+                for (int p = 0; p < ns[k]; p++) all[j++] = &S[k][p];
+            emitter M = em_merge(all, nall, ns[0]);
+            md_expr **ex = md_xcalloc((size_t)n + 2, sizeof *ex);
+            ex[0] = roots[1][2];
+            for (int i = 0; i < n; i++) ex[1 + i] = roots[2][2 + i];
+            em_top_comment(&M, NULL, roots[0][1], ex, 0, out);
+            free(ex);
+            em_includes(&M, out);
+            em_decls(&M, NULL, out);
+            md_buf_putc(out, '\n');
+            em_helpers(&M, out);
+            em_sizes_ok(all, nall, out);
+            free(all);
+            for (int k = 0; k < 3; k++) em_plans_text(S[k], ns[k], out);
+            em_jac_text(&S[0][0], &S[1][0], &S[2][0], F, out);
+            md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    size_t md_n = %s_workspace(dims), md_k;\n",
+                          M.name, M.name, S[0][0].pfx);
+            for (int k = 1; k < 3; k++)
+                md_buf_printf(out, "    md_k = %s_workspace(dims);   /* SIZE_MAX stays the larger */\n"
+                                   "    if (md_k > md_n) md_n = md_k;\n", S[k][0].pfx);
+            md_buf_puts(out, "    return md_n;\n}\n");
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        for (int p = 0; p < ns[k]; p++) em_free(&S[k][p]);
+        free(S[k]);
+        free(roots[k]);
+    }
+    for (int i = 0; i <= n; i++) free(onR[i]);
+    free(onR);
+    free(routs);
+    free(inQ);
+    free(inR);
     return rc;
 }

@@ -68,12 +68,42 @@ static char *em_el(const emitter *E, const md_expr *a)
     return md_buf_take(&b);
 }
 
+/* A loop over the elements md_i of an r x c value running stmt; when
+   stmt reads an inlined u*1' or 1*v (em_outer_ones: md_ri, md_ci), over
+   its rows md_ri and columns md_ci in memory order, md_i computed. */
+static void em_elloop(emitter *E, int r, int c, const char *stmt)
+{
+    md_buf *o = &E->body;
+    if (!strstr(stmt, "md_ri]") && !strstr(stmt, "md_ci]")) {
+        char *n = em_size(E, r, c);
+        md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s\n", n, stmt);
+        free(n);
+        return;
+    }
+    md_buf rb = {0}, cb = {0};
+    em_dim(E, r, &rb);
+    em_dim(E, c, &cb);
+    if (E->row)
+        md_buf_printf(o, "    for (long md_ri = 0; md_ri < %s; md_ri++)\n"
+                         "        for (long md_ci = 0; md_ci < %s; md_ci++) {\n"
+                         "            const long md_i = md_ri * %s + md_ci;\n",
+                      rb.s, cb.s, cb.s);
+    else
+        md_buf_printf(o, "    for (long md_ci = 0; md_ci < %s; md_ci++)\n"
+                         "        for (long md_ri = 0; md_ri < %s; md_ri++) {\n"
+                         "            const long md_i = md_ri + md_ci * %s;\n",
+                      cb.s, rb.s, rb.s);
+    md_buf_printf(o, "            %s\n        }\n", stmt);
+    md_buf_free(&rb);
+    md_buf_free(&cb);
+}
+
 static void em_loop(emitter *E, const md_expr *e, const char *rhs)
 {
-    char *n = em_size(E, e->rows, e->cols);
-    md_buf_printf(&E->body, "    for (long md_i = 0; md_i < %s; md_i++) %s[md_i] = %s;\n", n,
-                  E->nd[e->id].val, rhs);
-    free(n);
+    md_buf st = {0};
+    md_buf_printf(&st, "%s[md_i] = %s;", E->nd[e->id].val, rhs);
+    em_elloop(E, e->rows, e->cols, st.s);
+    md_buf_free(&st);
 }
 
 /* The statement that assigns rhs to e, elementwise or as a scalar. */
@@ -134,6 +164,12 @@ void em_rhs(emitter *E, const md_expr *e, md_buf *b)
         break;
     }
     case MD_MUL: {
+        int by_col;
+        const md_expr *u = em_outer_ones(e, &by_col);
+        if (u) {   /* u*1' or 1*v, inlined (em_scan): the loop runs over md_ri, md_ci */
+            md_buf_printf(b, "%s[%s]", E->nd[u->id].val, by_col ? "md_ci" : "md_ri");
+            break;
+        }
         int k = 0;
         for (int i = 0; i < e->nargs; i++) {
             char *el = em_el(E, e->args[i]);
@@ -343,7 +379,22 @@ static void em_mul(emitter *E, const md_expr *e)
         md_buf dst = {0};
         if (x->scalar) md_buf_printf(&dst, "&%s", x->val);
         else md_buf_puts(&dst, x->val);
-        if (L == 2) {
+        md_expr *D = em_sym_product(e);
+        if (L == 2 && D && E->nd[D->id].mode == EM_WEIGHTED) {
+            /* alpha A' diag(u) A: md_wsyrk(ta, m, k, alpha, A, u, C, scr);
+               row-major stores A' (the col-major view), so C = A diag(u) A' */
+            int by_col;
+            const md_expr *A = D->args[0]->kind == MD_MUL ? D->args[1] : D->args[0];
+            const md_expr *u = em_outer_ones(D->args[0]->kind == MD_MUL ? D->args[0] : D->args[1], &by_col);
+            E->use_wsyrk = 1;
+            md_buf_printf(&E->body, "    md_wsyrk(%d, ", E->row ? 0 : 1);
+            em_dim(E, A->cols, &E->body);
+            md_buf_puts(&E->body, ", ");
+            em_dim(E, A->rows, &E->body);
+            md_buf_printf(&E->body, ", %s, %s, %s, %s, md_scr);\n", alpha.s, E->nd[A->id].val, E->nd[u->id].val,
+                          dst.s);
+            em_add_scratch(E, em_size_t(E, A->rows, A->cols));
+        } else if (L == 2) {
             em_pair(E, &f[0], &f[1], alpha.s, dst.s);
         } else {
             int *dd = em_chain_dims(E, f, L);
@@ -563,14 +614,16 @@ static void em_node_code(emitter *E, const md_expr *e)
         if (E->nd[a->id].scalar)   /* not produced by the simplifier, but harmless */
             md_buf_printf(o, "    %s = %s%s%s;\n", v, e->kind == MD_SUM ? "" : "fabs(", a0,
                           e->kind == MD_SUM ? "" : ")");
-        else if (e->kind == MD_SUM)
-            md_buf_printf(o, "    %s = 0.0;\n    for (long md_i = 0; md_i < %s; md_i++) %s += %s;\n", v, an, v, el);
-        else if (e->kind == MD_NORM1)
-            md_buf_printf(o, "    %s = 0.0;\n    for (long md_i = 0; md_i < %s; md_i++) %s += fabs(%s);\n", v, an, v,
-                          el);
-        else
-            md_buf_printf(o, "    %s = 0.0;\n    for (long md_i = 0; md_i < %s; md_i++) %s += %s * %s;\n"
-                             "    %s = sqrt(%s);\n", v, an, v, el, el, v, v);
+        else {
+            md_buf st = {0};
+            if (e->kind == MD_SUM) md_buf_printf(&st, "%s += %s;", v, el);
+            else if (e->kind == MD_NORM1) md_buf_printf(&st, "%s += fabs(%s);", v, el);
+            else md_buf_printf(&st, "%s += %s * %s;", v, el, el);
+            md_buf_printf(o, "    %s = 0.0;\n", v);
+            em_elloop(E, a->rows, a->cols, st.s);
+            if (e->kind == MD_NORM2) md_buf_printf(o, "    %s = sqrt(%s);\n", v, v);
+            md_buf_free(&st);
+        }
         free(an);
         free(el);
         break;

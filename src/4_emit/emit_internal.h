@@ -50,8 +50,10 @@ typedef enum {
                      products apply it by solving with its LU factors */
     EM_TRACED,    /* a product used only by a trace: never formed, the
                      trace is computed from its factors */
-    EM_ACCUM      /* a product of two factors used only as a term of one
+    EM_ACCUM,     /* a product of two factors used only as a term of one
                      sum: added into the sum's value by md_mm with beta 1 */
+    EM_WEIGHTED   /* diag(u)*A, used only as the factor of A'*diag(u)*A: never
+                     formed, md_wsyrk reads u and A (em_sym_product) */
 } em_mode;
 
 /* The LU factorisation of one matrix, shared by the det, logdet and
@@ -96,8 +98,16 @@ typedef struct emitter {
     char *own_fname;     /* NAME_hvp's storage */
     const char *pfx;     /* its plans' static functions: md_plan, md_hvp_plan */
     const char *oprefix; /* its outputs: d_ (gradients), Hv_ */
-    int nin;             /* its inputs: ctx->syms[0 .. nin) */
-    int n;
+    int nin;             /* its inputs: ctx->syms[em_in(E, 0 .. nin)] */
+    const int *in;       /* their symbols; NULL: 0 .. nin-1 */
+    int map;             /* a non-scalar function's file (md_emit_c_map) */
+    const struct emitter *jvpE, *vjpE;   /* NAME's emitter there: NAME_jvp's, NAME_vjp's */
+    const md_expr *mapF; /* ... and the function */
+    const char *const *onames; /* its outputs' names; NULL: oprefix + wrt's names */
+    int hess_expr;       /* NAME_hvp's emitter: NAME_hess is emitted from the
+                            Hessian's blocks (o->hess), not from H v */
+    const struct emitter *hessE;   /* ... and the blocks' emitter */
+    int n;               /* its outputs */
     const int *wrt;
     int row;             /* row-major */
     /* names (emit_names.c) */
@@ -125,8 +135,14 @@ typedef struct emitter {
     /* the run-time helpers the statements call (emit_code.c) */
     int nplans;          /* plans in the file (emit.c), for the comment */
     int use_maxz;        /* a workspace slot holds values of different sizes */
-    int use_mm, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
+    int use_mm, use_wsyrk, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
 } emitter;
+
+/* The symbol of input k of E's function. */
+static inline int em_in(const emitter *E, int k)
+{
+    return E->in ? E->in[k] : k;
+}
 
 /* ---- emit_names.c: C names and sizes ---------------------------------- */
 
@@ -163,6 +179,17 @@ void em_add_scratch(emitter *E, char *expr);
    at run time; malloc'd. */
 char *em_cost(const emitter *E);
 
+/* If e is u*1' (u a column vector, 1' a row of ones) or 1*v (v a row
+   vector), the vector, and *by_col = 0 for u (element (i, j) is u_i) or 1
+   for v (it is v_j); else NULL.  Inlined, it reads u[md_ri] or v[md_ci]
+   inside a loop over rows and columns (em_rhs): diag(u)*A scales rows in
+   the loop that reads A, without an r x c array of u. */
+const md_expr *em_outer_ones(const md_expr *e, int *by_col);
+
+/* Is the product e scalars times A' * D with D = diag(u)*A as
+   md_struct_rewrite writes it, (u*1') .* A?  Then D (or NULL). */
+md_expr *em_sym_product(const md_expr *e);
+
 /* ---- emit_code.c: statements ------------------------------------------ */
 
 /* The right-hand side of an elementwise node (ADD, HAD, POW, FUNC, or a
@@ -179,6 +206,9 @@ void em_body(emitter *E, md_expr *f, md_expr **grads);
    the inputs, the outputs); with fname, "static double fname(...)" (a
    plan's function, emit.c). */
 void em_proto(const emitter *E, const char *fname, md_buf *out);
+/* "double FNAME(const NAME_dims *dims, <E's inputs>, extra...)", wrapped
+   at 96 columns (NAME_hess, NAME_jac: their extra parameters). */
+void em_proto_extra(const emitter *E, const char *fname, const char *const *extra, int nextra, md_buf *out);
 /* The declarations (the header, and the top of the .c), with guard; H,
    when not NULL, is NAME_hvp's emitter. */
 void em_decls(const emitter *E, const emitter *H, md_buf *out);

@@ -251,12 +251,21 @@ int em_names(emitter *E)
     md_buf_printf(&b, "%s_MATDIFF_H", E->name);   /* the include guard, a macro */
     em_reserve(E, md_buf_take(&b));
     em_reserve(E, md_xstrdup(E->name));
+    if (E->map) {   /* a non-scalar function's file: every emitter reserves these */
+        static const char *const sfx[] = {"_jvp", "_vjp", "_jac", "_jac_workspace"};
+        for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+            md_buf_printf(&b, "%s%s", E->name, sfx[i]);
+            em_reserve(E, md_buf_take(&b));
+        }
+    }
     if (E->o->hvp) {   /* every emitter of the file reserves the same names */
         md_buf_printf(&b, "%s_hvp", E->name);
         em_reserve(E, md_buf_take(&b));
         md_buf_printf(&b, "%s_hess", E->name);
         em_reserve(E, md_buf_take(&b));
         md_buf_printf(&b, "%s_hess_workspace", E->name);
+        em_reserve(E, md_buf_take(&b));
+        md_buf_printf(&b, "%s_hess_blocks", E->name);
         em_reserve(E, md_buf_take(&b));
     }
     for (int i = 0; i < E->ngens; i++) {
@@ -274,6 +283,10 @@ int em_names(emitter *E)
     E->dimnote = md_xcalloc((size_t)ctx->ndims + 1, sizeof *E->dimnote);
     int ndimreserved = E->nreserved;
     for (int d = 1; d < ctx->ndims; d++) {
+        /* a product dimension (n*p: vec, kron, a Hessian block of a matrix
+           variable) is never a field: the emitted code does not reach
+           one (md_emit_check) */
+        if (md_dim_is_product(ctx, d)) continue;
         const char *carrier = NULL, *what = NULL;
         for (int s = 0; s < ctx->nsyms && !carrier; s++) {
             const md_symbol *sy = &ctx->syms[s];
@@ -302,7 +315,8 @@ int em_names(emitter *E)
     for (int s = 0; s < ctx->nsyms; s++) E->pname[s] = em_ident(E, ctx->syms[s].name);
     E->gname = md_xcalloc((size_t)E->n + 1, sizeof *E->gname);
     for (int i = 0; i < E->n; i++) {
-        md_buf_printf(&b, "%s%s", E->oprefix, ctx->syms[E->wrt[i]].name);
+        if (E->onames) md_buf_puts(&b, E->onames[i]);
+        else md_buf_printf(&b, "%s%s", E->oprefix, ctx->syms[E->wrt[i]].name);
         E->gname[i] = em_ident(E, b.s);
         md_buf_free(&b);
     }

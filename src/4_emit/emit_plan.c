@@ -190,6 +190,45 @@ static void em_twins(emitter *E, int nroots, md_expr **roots)
     free(seen);
 }
 
+const md_expr *em_outer_ones(const md_expr *e, int *by_col)
+{
+    if (e->kind != MD_MUL || e->nargs != 2 || md_is_scalar(e)) return NULL;
+    const md_expr *a = e->args[0], *b = e->args[1];
+    if (a->cols == MD_DIM_ONE && a->rows != MD_DIM_ONE && b->kind == MD_ONES && b->rows == MD_DIM_ONE) {
+        *by_col = 0;
+        return a;
+    }
+    if (a->kind == MD_ONES && a->cols == MD_DIM_ONE && b->rows == MD_DIM_ONE && b->cols != MD_DIM_ONE) {
+        *by_col = 1;
+        return b;
+    }
+    return NULL;
+}
+
+/* Is D = diag(u)*A (raw, as md_struct_rewrite writes it: (u*1') .* A)? */
+static int em_row_scaled(const md_expr *D, const md_expr *A)
+{
+    int by_col;
+    if (D->kind != MD_HAD || D->nargs != 2) return 0;
+    for (int i = 0; i < 2; i++)
+        if (D->args[i] == A && em_outer_ones(D->args[1 - i], &by_col) && !by_col) return 1;
+    return 0;
+}
+
+md_expr *em_sym_product(const md_expr *e)
+{
+    if (e->kind != MD_MUL || e->rows != e->cols || md_is_scalar(e)) return NULL;
+    md_expr *m[2];
+    int nm = 0;
+    for (int i = 0; i < e->nargs; i++)
+        if (!md_is_scalar(e->args[i])) {
+            if (nm == 2) return NULL;
+            m[nm++] = e->args[i];
+        }
+    if (nm == 2 && m[0]->kind == MD_TRANS && em_row_scaled(m[1], m[0]->args[0])) return m[1];
+    return NULL;
+}
+
 /* Can e's value be an expression in md_i inside its user's loop? */
 static int em_elementwise(const emitter *E, const md_expr *e)
 {
@@ -257,7 +296,7 @@ static int em_accum_pair(const emitter *E, const md_expr *a)
             L++;
             solve |= E->nd[a->args[j]->id].mode == EM_SOLVE;
         }
-    return L == 2 && !solve;
+    return L == 2 && !solve && !em_sym_product(a);   /* md_wsyrk has no beta */
 }
 
 /* Scans the graph: kinds we cannot emit, uses, modes, generic callbacks. */
@@ -386,6 +425,13 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
             x->mode = EM_INLINE;
             continue;
         }
+        int by_col;
+        const md_expr *u = em_outer_ones(e, &by_col);
+        if (u && !E->nd[u->id].tof) {
+            em_mode m = E->nd[u->id].mode;
+            if (m == EM_COMPUTED || m == EM_LEAF || m == EM_ALIAS) x->mode = EM_INLINE;
+            continue;
+        }
         if (!em_elementwise(E, e)) continue;
         int cheap = (e->kind == MD_ADD || e->kind == MD_HAD || e->kind == MD_MUL) && e->nargs <= 3 && x->uses <= 3;
         for (int i = 0; i < e->nargs && cheap; i++) {
@@ -395,6 +441,15 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
         if (x->uses == 1 || cheap) x->mode = EM_INLINE;
     }
     free(other);
+    /* the row of ones of an inlined u*1' that nothing else reads is never
+       written (the loop reads u[md_ri]) */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        int by_col;
+        if (E->nd[e->id].mode != EM_INLINE || !em_outer_ones(e, &by_col)) continue;
+        em_node *y = &E->nd[e->args[by_col ? 0 : 1]->id];
+        if (y->mode == EM_COMPUTED && y->uses == 1 && !y->root_of) y->mode = EM_INLINE;
+    }
     /* a product used only by a trace is not formed (em_traceable) */
     for (int k = 0; k < E->ntopo; k++) {
         md_expr *e = E->topo[k];
@@ -435,6 +490,21 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
                 !z->isrep && em_accum_pair(E, in))
                 y->mode = z->mode = EM_ACCUM;
         }
+    }
+    /* A'*diag(u)*A: diag(u)*A is never formed when nothing else reads it,
+       md_wsyrk reads u and A (u a value in memory, A' read in place) */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k], *D = em_sym_product(e);
+        if (!D || E->nd[e->id].mode != EM_COMPUTED || E->nd[e->id].tof) continue;
+        em_node *y = &E->nd[D->id];
+        int by_col;
+        const md_expr *o = D->args[0]->kind == MD_MUL ? D->args[0] : D->args[1];
+        const md_expr *u = em_outer_ones(o, &by_col);
+        em_mode um = E->nd[u->id].mode;
+        const em_node *t = &E->nd[e->args[e->nargs - 2]->id];   /* A' */
+        if (y->mode == EM_COMPUTED && y->uses == 1 && !y->root_of && !y->tof && !y->isrep &&
+            (um == EM_COMPUTED || um == EM_LEAF || um == EM_ALIAS) && !E->nd[u->id].tof && t->mode == EM_VIEW)
+            y->mode = EM_WEIGHTED;
     }
     /* gradient roots used nowhere else are computed into d_<name> */
     for (int i = 0; i < E->n; i++) {
@@ -518,6 +588,7 @@ static void em_reads(const emitter *E, md_expr *a, int pos, int *last)
     case EM_VIEW:
     case EM_TRACED:
     case EM_ACCUM:
+    case EM_WEIGHTED:
         for (int i = 0; i < em_nargs(E, a); i++) em_reads(E, em_arg(E, a, i), pos, last);
         return;
     case EM_LEAF:
@@ -619,6 +690,7 @@ void em_values(emitter *E)
             break;
         case EM_TRACED: break;   /* never formed */
         case EM_ACCUM: break;    /* added into its sum */
+        case EM_WEIGHTED: break; /* read as u and A by md_wsyrk */
         case EM_LEAF:
             if (e->kind == MD_NUM) x->val = em_number(e);
             else x->val = md_xstrdup(E->pname[e->ival]);

@@ -534,7 +534,8 @@ static long *size_hints(md_runstate *r)
             else if (errno == ERANGE || v < 1 || v > INT_MAX)
                 why = "gives a size out of range (1 to 2147483647)";
             for (int d = 1; !why && d < ctx->ndims; d++)
-                if ((ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) || (fields && !strcmp(fields[d], nm))) {
+                if (!md_dim_is_product(ctx, d) && ((ctx->dims[d].name && !strcmp(ctx->dims[d].name, nm)) ||
+                                                   (fields && fields[d] && !strcmp(fields[d], nm)))) {
                     if (hint[d] && hint[d] != v) twice = 1;
                     hint[d] = v, found = 1;
                 }
@@ -544,7 +545,8 @@ static long *size_hints(md_runstate *r)
         if (why) {
             md_buf dims = {0};
             for (int d = 1; d < ctx->ndims; d++)
-                md_buf_printf(&dims, "%s%s%s%s%s", d > 1 ? ", " : "", ctx->dims[d].name,
+                if (!md_dim_is_product(ctx, d))
+                    md_buf_printf(&dims, "%s%s%s%s%s", dims.len ? ", " : "", ctx->dims[d].name,
                               fields ? " (" : "", fields ? fields[d] : "", fields ? ")" : "");
             fprintf(r->err, "matdiff: --size: '%.*s' %s (write NAME=SIZE, SIZE >= 1, NAME a dimension or its "
                             "dims field: %s)\n",
@@ -564,7 +566,20 @@ static long *size_hints(md_runstate *r)
 /* --format c: the C function (or with --header its declarations). */
 /* --order 2: a direction v_<name> per variable (shaped like it; _
    appended while the name is taken), and the blocks of H v (md_hvp). */
-static md_expr **make_hvp(md_runstate *r)
+/* A new symbol named name (with _ appended while that is taken). */
+static int fresh_sym(md_ctx *ctx, const char *name, md_symkind kind, int rows, int cols)
+{
+    md_buf b = {0};
+    md_buf_puts(&b, name);
+    while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s))
+        md_buf_putc(&b, '_');
+    int s = md_ctx_add_sym(ctx, b.s, kind, rows, cols);
+    md_buf_free(&b);
+    return s;
+}
+
+/* A direction v_<name> per variable, shaped like it (malloc'd). */
+static int *make_dirs(md_runstate *r)
 {
     md_ctx *ctx = r->ctx;
     int *dir = md_xcalloc((size_t)r->nv + 1, sizeof *dir);
@@ -572,11 +587,16 @@ static md_expr **make_hvp(md_runstate *r)
         const md_symbol *x = &ctx->syms[r->wrt[i]];
         md_buf b = {0};
         md_buf_printf(&b, "v_%s", x->name);
-        while (md_ctx_find_sym(ctx, b.s) >= 0 || md_ctx_find_func(ctx, b.s) >= 0 || md_is_reserved(b.s))
-            md_buf_putc(&b, '_');
-        dir[i] = md_ctx_add_sym(ctx, b.s, x->kind, x->rows, x->cols);
+        dir[i] = fresh_sym(ctx, b.s, x->kind, x->rows, x->cols);
         md_buf_free(&b);
     }
+    return dir;
+}
+
+static md_expr **make_hvp(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    int *dir = make_dirs(r);
     md_expr **hv = md_xcalloc((size_t)r->nv + 1, sizeof *hv);
     for (int i = 0; i < r->nv; i++) hv[i] = md_hvp(ctx, r->grads[i], r->nv, r->wrt, dir);
     free(dir);
@@ -590,9 +610,20 @@ static int run_c(md_runstate *r)
     md_emit_opts eo = r->rq->emit;
     eo.size_hint = hint;
     md_expr **hv = r->rq->order == 2 ? make_hvp(r) : NULL;
+    md_expr **hs = r->rq->order == 2 ? md_emit_hess_blocks(r->ctx, r->typed.f, r->nv, r->wrt) : NULL;
     eo.hvp = hv;
+    eo.hess = hs;
     md_buf code = {0};
-    int erc = r->rq->header ? md_emit_header(r->ctx, r->nv, r->wrt, &eo, &code, r->err)
+    int erc = 0;
+    if (r->rq->header) {
+        md_expr **chk = md_xcalloc((size_t)r->nv + 1, sizeof *chk);
+        chk[0] = r->typed.f;
+        for (int i = 0; i < r->nv; i++) chk[i + 1] = r->grads[i];
+        erc = md_emit_check(r->ctx, r->nv + 1, chk, r->err);
+        free(chk);
+    }
+    if (!erc)
+        erc = r->rq->header ? md_emit_header(r->ctx, r->nv, r->wrt, &eo, &code, r->err)
                             : md_emit_c(r->ctx, r->typed.f, r->nv, r->wrt, r->grads, &eo, &code, r->err);
     free(hint);
     int rc = erc == -2 ? MD_EXIT_USAGE : erc ? MD_EXIT_INPUT : 0;
@@ -605,6 +636,57 @@ static int run_c(md_runstate *r)
     if (rc != MD_EXIT_INTERNAL && !erc) md_buf_puts(r->out, code.s ? code.s : "");
     md_buf_free(&code);
     free(hv);
+    free(hs);
+    return rc;
+}
+
+static int derive(md_runstate *r);
+
+/* --format c for a vector or matrix function: F, its Jacobian-vector
+   product (md_hvp of F along directions v_<name>), its vector-Jacobian
+   product (the gradients of u : F, u shaped like F) and the dense
+   Jacobian (md_emit_c_map).  With --check, the derivatives are also
+   derived, printed and checked as text. */
+static int run_c_map(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    md_expr *F = r->typed.f;
+    long *hint = size_hints(r);
+    if (!hint) return MD_EXIT_USAGE;
+    int nprog = ctx->nsyms;
+    int *dir = make_dirs(r);
+    int u = fresh_sym(ctx, "u", F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
+    md_expr *uF = md_frob(ctx, md_sym(ctx, u), F);
+    md_expr **vjp = md_xcalloc((size_t)r->nv + 1, sizeof *vjp);
+    int rc = 0;
+    for (int i = 0; i < r->nv && !rc; i++) {
+        vjp[i] = md_gradient(ctx, uF, r->wrt[i]);
+        if (!vjp[i]) {
+            md_error_at(&r->src, r->typed.floc,
+                        "the derivative with respect to %s passes through vec() or kron(), and matdiff "
+                        "cannot write it in the language yet (it would need a reshape)", ctx->syms[r->wrt[i]].name);
+            rc = MD_EXIT_INPUT;
+        }
+    }
+    md_buf code = {0};
+    if (!rc) {
+        md_emit_map m = {nprog, dir, u, md_hvp(ctx, F, r->nv, r->wrt, dir), vjp};
+        md_emit_opts eo = r->rq->emit;
+        eo.size_hint = hint;
+        int erc = md_emit_c_map(ctx, F, r->nv, r->wrt, &m, &eo, r->rq->header, &code, r->err);
+        rc = erc == -2 ? MD_EXIT_USAGE : erc ? MD_EXIT_INPUT : 0;
+    }
+    if (!rc && r->rq->check && !r->rq->header && !(rc = derive(r))) {
+        md_buf lines = {0};
+        rc = check_text_form(r, "//", &lines);
+        if (rc != MD_EXIT_INTERNAL) md_buf_puts(&code, lines.s ? lines.s : "");
+        md_buf_free(&lines);
+    }
+    if (!rc || rc == MD_EXIT_CHECK) md_buf_puts(r->out, code.s ? code.s : "");
+    md_buf_free(&code);
+    free(vjp);
+    free(dir);
+    free(hint);
     return rc;
 }
 
@@ -880,12 +962,6 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         rc = not_scalar(&r);
         goto done;
     }
-    if (r.kind == MD_DER_JACOBIAN && rq->format == MD_FORMAT_C) {
-        fprintf(r.err, "matdiff: --format c: derivatives of a vector or matrix function (Jacobians) are not "
-                       "written yet; the text and LaTeX formats print them\n");
-        rc = MD_EXIT_USAGE;
-        goto done;
-    }
     /* --format c --order 2: the gradients, and from them the Hessian-vector
        product (run_c); the Hessian's blocks are not formed */
     if (r.kind == MD_DER_HESSIAN && rq->format == MD_FORMAT_C) r.kind = MD_DER_GRADIENT;
@@ -908,6 +984,10 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
     if (r.nv == 0) {
         md_error_at(&r.src, r.typed.floc, "the function has no variables to differentiate");
         rc = MD_EXIT_INPUT;
+        goto done;
+    }
+    if (r.kind == MD_DER_JACOBIAN && rq->format == MD_FORMAT_C) {
+        rc = run_c_map(&r);   /* J v and J' u: no Jacobian is derived */
         goto done;
     }
     if ((rc = derive(&r))) goto done;

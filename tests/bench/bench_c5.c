@@ -204,6 +204,51 @@ static void bench_logreg(long n, long p, int R)
     free(wp), free(gm);
 }
 
+/* The dense Hessian X' diag(s) X, s = y.^2 .* e ./ (1 + e).^2 >= 0, by
+   hand: z = X w, B = sqrt(s) .* X (the rows scaled), dsyrk, the lower
+   triangle mirrored; scratch n + n p doubles.  Returns f. */
+static double hand_logreg_hess(long n, long p, const double *X, const double *w, const double *y, double *H,
+                               double *work)
+{
+    double *z = work, *B = work + n;
+    cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)p, 1.0, X, (int)n, w, 1, 0.0, z, 1);
+    double f = 0.0;
+    for (long i = 0; i < n; i++) {
+        double e = exp(-y[i] * z[i]), q = 1.0 / (1.0 + e);
+        f += log(1.0 + e);
+        z[i] = sqrt(y[i] * y[i] * e) * q;
+    }
+    for (long j = 0; j < p; j++)
+        for (long i = 0; i < n; i++) B[i + j * n] = z[i] * X[i + j * n];
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, (int)p, (int)n, 1.0, B, (int)n, 0.0, H, (int)p);
+    for (long j = 0; j < p; j++)
+        for (long i = j + 1; i < p; i++) H[i + j * p] = H[j + i * p];
+    return f;
+}
+
+/* NAME_hess (--order 2, from the Hessian's expression X'*diag(s)*X and
+   md_mm_sym) against hand_logreg_hess. */
+static void bench_logreg_hess(long n, long p, int R)
+{
+    unsigned s = 23;
+    double *X = rnd(n * p, &s, 0.05), *w = rnd(p, &s, 1.0), *y = rnd(n, &s, 1.0);
+    for (long i = 0; i < n; i++) y[i] = y[i] < 0 ? -1.0 : 1.0;
+    double *He = malloc(sizeof(double) * (size_t)(p * p)), *Hh = malloc(sizeof(double) * (size_t)(p * p));
+    logreg2_dims dd = {.n = n, .p = p};
+    size_t we = logreg2_hess_workspace(&dd), wh = (size_t)n + (size_t)(n * p);
+    double *w1 = malloc(sizeof(double) * we), *w3 = malloc(sizeof(double) * wh);
+    double te = 1e30, th = 1e30, fe = 0, fh = 0;
+    for (int i = 0; i < R; i++) {
+        TIME(te, 1, fe = logreg2_hess(&dd, X, w, y, He, w1));
+        TIME(th, 1, fh = hand_logreg_hess(n, p, X, w, y, Hh, w3));
+    }
+    printf("logreg H    the dense Hessian X'*diag(s)*X by w;  n = %ld, p = %ld, best of %d\n", n, p, R);
+    report_time("H (NAME_hess)", te, th, 1.2);
+    report_work(we, we, wh, 1.5);
+    report_diff(fmax(rel(fe, fh), maxrel(He, Hh, p * p)), fmax(rel(fe, fh), maxrel(He, Hh, p * p)));
+    free(X), free(w), free(y), free(He), free(Hh), free(w1), free(w3);
+}
+
 static void bench_mlp(long h, long d, long o, int R, int K)
 {
     unsigned s = 19;
@@ -255,6 +300,7 @@ int main(int argc, char **argv)
     long d = argc > 3 ? atol(argv[3]) : 500, h = argc > 4 ? atol(argv[4]) : 300, o = argc > 5 ? atol(argv[5]) : 100;
     int R = argc > 6 ? atoi(argv[6]) : 5, K = argc > 7 ? atoi(argv[7]) : 50;
     bench_logreg(n, p, R);
+    bench_logreg_hess(n, p, R > 5 ? R / 2 : R);
     bench_mlp(h, d, o, R, K);
     return 0;
 }

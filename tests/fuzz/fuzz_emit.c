@@ -12,7 +12,11 @@
  *              checked against finite differences)
  *     bits 4-6 k: --size with the first k of n=1000,m=50,p=7,q=300,r=20
  *              (k = 0, 6, 7: no --size)
- *     bit 7    --order 2 (NAME_hvp too: the Hessian-vector product)
+ *     bit 7    --order 2 (NAME_hvp too: the Hessian-vector product, and
+ *              NAME_hess, from the Hessian's blocks for vector variables)
+ *
+ * A vector or matrix function goes through md_emit_c_map (F, J v, J' u,
+ * the dense Jacobian) instead of gradients.
  *
  * With every dimension sized, md_cost_rewrite brackets the product chains
  * by the matrix-chain DP, shares sub-products between chains, reads

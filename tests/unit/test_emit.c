@@ -47,6 +47,7 @@
 #include "md_emit.h"
 #include "md_eval.h"
 #include "md_shape.h"
+#include "md_simplify.h"
 #include "md_test.h"
 
 /* ---- the programs ---- */
@@ -491,7 +492,7 @@ static void compile_all(void)
         for (int k = 0; k < NVARIANTS && !declined; k++) {
             const variant *v = &variants[k];
             if (!variant_used(c, v, suite_blas, nplans[i])) continue;
-            md_emit_opts o = {v->name, v->row, v->blas, v->hints ? hints : NULL, NULL};
+            md_emit_opts o = {v->name, v->row, v->blas, v->hints ? hints : NULL, NULL, NULL};
             md_buf code = {0}, hdr = {0};
             if (c->golden && md_emit_c(ctx, r.p->f, r.p->n, r.p->wrt, r.p->grads, &o, &code, NULL) != 0) {
                 /* a construct the backend declines, with its message: fine */
@@ -672,7 +673,7 @@ static void run_standalone_at(const ecase *c, int blas, int row, const char *cc_
             memcpy(m->v, t, (size_t)(m->rows * m->cols) * sizeof *t);
             free(t);
         }
-    md_emit_opts o = {"f", row, blas, NULL, NULL};
+    md_emit_opts o = {"f", row, blas, NULL, NULL, NULL};
     md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
     ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
@@ -765,7 +766,7 @@ START_TEST(huge_sizes)
     eprog *p = eload("scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); "
                      "norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2 + logdet(U'*U)");
     for (int blas = 0; blas <= have_blas(); blas++) {
-        md_emit_opts o = {"f", 0, blas, NULL, NULL};
+        md_emit_opts o = {"f", 0, blas, NULL, NULL, NULL};
         md_buf code = {0}, hdr = {0}, cmd = {0};
         ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
         ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
@@ -830,11 +831,22 @@ static double nrel(const double *got, const double *want, long n)
  *    differences of the emitted gradient along v (relative 1e-5).
  */
 static int hess_checked;   /* f_hess checks that ran (every block of the Hessian existed) */
+static int hess_blocks_checked;   /* ... of an f_hess made from the Hessian's blocks */
 
-static void run_hvp(const char *text, int blas, int row, const char *flags)
+static void run_hvp(const char *text, const char *wrtnames, int blas, int row, const char *flags)
 {
     eprog *p = eload(text);
     md_ctx *ctx = p->ctx;
+    if (wrtnames) {   /* a subset of the variables, space-separated */
+        p->n = 0;
+        char nm[64];
+        for (const char *c = wrtnames; sscanf(c, "%63s", nm) == 1; c = strstr(c, nm) + strlen(nm)) {
+            int s = md_ctx_find_sym(ctx, nm);
+            ck_assert_int_ge(s, 0);
+            p->wrt[p->n] = s;
+            p->grads[p->n++] = md_gradient(ctx, p->f, s);
+        }
+    }
     int n = p->n, nin = ctx->nsyms;
     int *dir = calloc((size_t)n + 1, sizeof *dir);
     for (int i = 0; i < n; i++) {
@@ -852,7 +864,9 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
     md_mat *want = calloc((size_t)n + 1, sizeof *want);
     ck_assert_int_eq(md_eval_many(&env, n, hv, want), 0);
     /* the emitted code */
-    md_emit_opts o = {"f", row, blas, NULL, hv};
+    md_expr **hb = md_emit_hess_blocks(ctx, p->f, n, p->wrt);   /* as the driver: NULL for a matrix variable */
+    if (wrtnames) ck_assert_msg(hb != NULL, "%s by %s: the Hessian's blocks are not emitted", text, wrtnames);
+    md_emit_opts o = {"f", row, blas, NULL, hv, hb};
     md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
     ck_assert_int_eq(md_emit_c(ctx, p->f, n, p->wrt, p->grads, &o, &code, stderr), 0);
     ck_assert_int_eq(md_emit_header(ctx, n, p->wrt, &o, &hdr, stderr), 0);
@@ -913,22 +927,29 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
         for (long i = 0; i < sz; i++) md_buf_printf(w, "%s%.17g", i ? ", " : "", t[i]);
         md_buf_puts(w, "};\n");
         free(t);
-        if (s < nin)
-            md_buf_printf(w, "    static double xp%d[%ld], xm%d[%ld], gp%d[%ld], gm%d[%ld], hv%d[%ld];\n", s, sz, s, sz,
-                          s, sz, s, sz, s, sz);
+        if (s < nin) md_buf_printf(w, "    static double xp%d[%ld], xm%d[%ld];\n", s, sz, s, sz);
     }
-    /* every variable is a wrt variable (eload): x +- h v */
+    for (int i = 0; i < n; i++) {
+        long sz = want[i].rows * want[i].cols;
+        md_buf_printf(w, "    static double gp%d[%ld], gm%d[%ld], hv%d[%ld];\n", i, sz, i, sz, i, sz);
+    }
+    /* x +- h v for the variables, x for the others */
     for (int s = 0; s < nin; s++) {
         long sz = env.val[s].rows * env.val[s].cols;
-        md_buf_printf(w, "    for (int i = 0; i < %ld; i++) xp%d[i] = in%d[i] + h * in%d[i], "
-                         "xm%d[i] = in%d[i] - h * in%d[i];\n", sz, s, s, dir[s], s, s, dir[s]);
+        int i = 0;
+        while (i < n && p->wrt[i] != s) i++;
+        if (i < n)
+            md_buf_printf(w, "    for (int i = 0; i < %ld; i++) xp%d[i] = in%d[i] + h * in%d[i], "
+                             "xm%d[i] = in%d[i] - h * in%d[i];\n", sz, s, s, dir[i], s, s, dir[i]);
+        else
+            md_buf_printf(w, "    for (int i = 0; i < %ld; i++) xp%d[i] = xm%d[i] = in%d[i];\n", sz, s, s, s);
     }
     md_buf_puts(w, "    double *work = malloc(f_workspace(&d) * sizeof(double) + 8);\n    f_hvp(&d");
     for (int s = 0; s < nin + n; s++) {
         int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
         md_buf_printf(w, ", in%d%s", s, sc ? "[0]" : "");
     }
-    for (int s = 0; s < nin; s++) md_buf_printf(w, ", hv%d", s);
+    for (int i = 0; i < n; i++) md_buf_printf(w, ", hv%d", i);
     md_buf_puts(w, ", work);\n");
     for (const char *pm = "pm"; *pm; pm++) {
         md_buf_puts(w, "    f(&d");
@@ -936,13 +957,13 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
             int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
             md_buf_printf(w, ", x%c%d%s", *pm, s, sc ? "[0]" : "");
         }
-        for (int s = 0; s < nin; s++) md_buf_printf(w, ", g%c%d", *pm, s);
+        for (int i = 0; i < n; i++) md_buf_printf(w, ", g%c%d", *pm, i);
         md_buf_puts(w, ", work);\n");
     }
-    for (int s = 0; s < nin; s++) {
-        long sz = env.val[s].rows * env.val[s].cols;
+    for (int i = 0; i < n; i++) {
+        long sz = want[i].rows * want[i].cols;
         md_buf_printf(w, "    for (int i = 0; i < %ld; i++) printf(\"%%.17g %%.17g\\n\", hv%d[i], "
-                         "(gp%d[i] - gm%d[i]) / (2 * h));\n", sz, s, s, s);
+                         "(gp%d[i] - gm%d[i]) / (2 * h));\n", sz, i, i, i);
     }
     /* the dense Hessian */
     md_buf_printf(w, "    double *hw = malloc(f_hess_workspace(&d) * sizeof(double) + 8);\n"
@@ -964,7 +985,7 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
     int st = run(cmd.s, &out);
     ck_assert_msg(st == 0, "%s (hvp, %s): failed:\n%.2000s", text, flags, out);
     const char *q = out;
-    for (int s = 0; s < nin; s++) {
+    for (int s = 0; s < n; s++) {
         const md_mat *m = &want[s];
         long sz = m->rows * m->cols;
         double *got = calloc((size_t)sz + 1, sizeof *got), *fd = calloc((size_t)sz + 1, sizeof *fd);
@@ -977,9 +998,9 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
         double *wl = layout(m->v, m->rows, m->cols, row);
         double e1 = nrel(got, wl, sz), e2 = nrel(got, fd, sz);
         ck_assert_msg(e1 < 1e-9, "%s (%s, %s): Hv_%s differs from the evaluator by %.3g", text,
-                      blas ? "CBLAS" : "loops", row ? "row" : "col", ctx->syms[s].name, e1);
+                      blas ? "CBLAS" : "loops", row ? "row" : "col", ctx->syms[p->wrt[s]].name, e1);
         ck_assert_msg(e2 < 1e-5, "%s (%s, %s): Hv_%s differs from differences of the gradient by %.3g", text,
-                      blas ? "CBLAS" : "loops", row ? "row" : "col", ctx->syms[s].name, e2);
+                      blas ? "CBLAS" : "loops", row ? "row" : "col", ctx->syms[p->wrt[s]].name, e2);
         free(wl);
         free(got);
         free(fd);
@@ -987,8 +1008,8 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
     /* H: entry (a, b) of the memory order is entry (perm a, perm b) of the
        column-major vec order */
     long *perm = calloc((size_t)N + 1, sizeof *perm);
-    for (int s = 0; s < nin; s++) {
-        long r = env.val[s].rows, c = env.val[s].cols;
+    for (int s = 0; s < n; s++) {
+        long r = env.val[p->wrt[s]].rows, c = env.val[p->wrt[s]].cols;
         for (long i = 0; i < r; i++)
             for (long j = 0; j < c; j++) perm[off[s] + (row ? i * c + j : i + j * r)] = off[s] + i + j * r;
     }
@@ -1000,6 +1021,7 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
         hwant[i] = hfull[perm[i % N] + perm[i / N] * N];
     }
     if (full) hess_checked++;
+    if (full && hb) hess_blocks_checked++;
     if (full)
         ck_assert_msg(nrel(hgot, hwant, N * N) < 1e-9, "%s (%s, %s): f_hess differs from the Hessian by %.3g", text,
                       blas ? "CBLAS" : "loops", row ? "row" : "col", nrel(hgot, hwant, N * N));
@@ -1018,9 +1040,258 @@ static void run_hvp(const char *text, int blas, int row, const char *flags)
     free(want);
     md_env_free(&env);
     free(hv);
+    free(hb);
     free(dir);
     eunload(p);
 }
+
+/* ---- non-scalar functions: F, J v, J' u, J ---- */
+
+static int jac_checked;   /* NAME_jac checks that ran (the vec Jacobian existed) */
+
+/* Prints "name[i] = ..." of n doubles of a C array as one line each. */
+static void print_arr(md_buf *w, const char *arr, long n)
+{
+    md_buf_printf(w, "    for (long i = 0; i < %ld; i++) printf(\"%%.17g\\n\", %s[i]);\n", n, arr);
+}
+
+/* Reads n doubles from *q. */
+static double *read_arr(const char **q, long n)
+{
+    double *x = calloc((size_t)n + 1, sizeof *x);
+    for (long i = 0; i < n; i++) {
+        char *e;
+        x[i] = strtod(*q, &e);
+        *q = e;
+    }
+    return x;
+}
+
+/*
+ * md_emit_c_map for the vector or matrix function text by wrtnames (NULL:
+ * every variable), as the driver calls it: NAME (F), NAME_jvp, NAME_vjp
+ * and NAME_jac compiled with the header, run on random data, and compared
+ * with the evaluator (F, J v = md_hvp of F, J' u = the gradients of u : F,
+ * J = md_vec_jacobian per variable, in the layout's memory order) and
+ * J v with central differences of the emitted F.
+ */
+static void run_map(const char *text, const char *wrtnames, int blas, int row, const char *flags)
+{
+    tprog *t = load_with(text, 1);
+    ck_assert_msg(t->rc == 0, "'%s' failed: %s", text, t->err);
+    md_ctx *ctx = t->ctx;
+    md_expr *F = t->typed.f;
+    ck_assert(!md_is_scalar(F));
+    int nprog = ctx->nsyms, n = 0, *wrt = calloc((size_t)nprog + 1, sizeof *wrt);
+    if (wrtnames) {
+        char nm[64];
+        for (const char *c = wrtnames; sscanf(c, "%63s", nm) == 1; c = strstr(c, nm) + strlen(nm)) {
+            wrt[n] = md_ctx_find_sym(ctx, nm);
+            ck_assert_int_ge(wrt[n++], 0);
+        }
+    } else {
+        for (int s = 0; s < nprog; s++) wrt[n++] = s;
+    }
+    int *dir = calloc((size_t)n + 1, sizeof *dir);
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &ctx->syms[wrt[i]];
+        md_buf b = {0};
+        md_buf_printf(&b, "v_%s", x->name);
+        while (md_ctx_find_sym(ctx, b.s) >= 0) md_buf_putc(&b, '_');
+        dir[i] = md_ctx_add_sym(ctx, b.s, x->kind, x->rows, x->cols);
+        md_buf_free(&b);
+    }
+    int u = md_ctx_add_sym(ctx, md_ctx_find_sym(ctx, "u") >= 0 ? "u_" : "u",
+                           F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
+    md_expr *uF = md_frob(ctx, md_sym(ctx, u), F);
+    md_expr **roots = calloc((size_t)n + 3, sizeof *roots);
+    roots[0] = F;
+    roots[1] = md_hvp(ctx, F, n, wrt, dir);
+    for (int i = 0; i < n; i++) {
+        roots[2 + i] = md_gradient(ctx, uF, wrt[i]);
+        ck_assert_ptr_nonnull(roots[2 + i]);
+    }
+    md_env env = {0};
+    ck_assert_int_eq(md_env_random(ctx, F, 7, &env), 0);
+    md_mat *want = calloc((size_t)n + 3, sizeof *want);
+    ck_assert_int_eq(md_eval_many(&env, n + 2, roots, want), 0);
+    md_emit_map m = {nprog, dir, u, roots[1], roots + 2};
+    md_emit_opts o = {"f", row, blas, NULL, NULL, NULL};
+    md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
+    ck_assert_int_eq(md_emit_c_map(ctx, F, n, wrt, &m, &o, 0, &code, stderr), 0);
+    ck_assert_int_eq(md_emit_c_map(ctx, F, n, wrt, &m, &o, 1, &hdr, stderr), 0);
+    int ndims0 = ctx->ndims;
+    /* the vec Jacobian, column-major vec order (after the emission: its
+       Kronecker products bring product dimensions) */
+    long M = want[0].rows * want[0].cols, N = 0, *off = calloc((size_t)n + 1, sizeof *off);
+    for (int i = 0; i < n; i++) off[i] = N, N += env.val[wrt[i]].rows * env.val[wrt[i]].cols;
+    double *jfull = calloc((size_t)(M * N) + 1, sizeof *jfull);
+    int full = 1;
+    for (int i = 0; i < n && full; i++) {
+        md_expr *J = md_vec_jacobian(ctx, F, wrt[i]);
+        md_mat h = {0};
+        if (!J || md_eval(&env, J, &h) != 0) {
+            full = 0;
+            break;
+        }
+        long ni = env.val[wrt[i]].rows * env.val[wrt[i]].cols;
+        ck_assert_int_eq(h.rows * h.cols, M * ni);
+        for (long r = 0; r < M; r++)
+            for (long c = 0; c < ni; c++) jfull[r + (off[i] + c) * M] = h.v[r + c * M];
+        md_mat_free(&h);
+    }
+    md_buf *w = &drv;
+    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int g = 0; g <= 3; g++) {
+            char cname[256];
+            if (g) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], g);
+            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
+            write_generic(w, cname, k, g);
+        }
+    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
+    if (ndims0 <= 1) md_buf_puts(w, "0");
+    for (int dd = 1, k = 0; dd < ndims0; dd++)
+        if (!md_dim_is_product(ctx, dd)) md_buf_printf(w, "%s%ld", k++ ? ", " : "", env.dimsize[dd]);
+    md_buf_puts(w, "};\n    const double h = 1e-6;\n");
+    for (int s = 0; s < ctx->nsyms; s++) {
+        const md_mat *x = &env.val[s];
+        long sz = x->rows * x->cols;
+        double *tv = layout(x->v, x->rows, x->cols, row);
+        md_buf_printf(w, "    static double in%d[%ld] = {", s, sz);
+        for (long i = 0; i < sz; i++) md_buf_printf(w, "%s%.17g", i ? ", " : "", tv[i]);
+        md_buf_puts(w, "};\n");
+        free(tv);
+        if (s < nprog) md_buf_printf(w, "    static double xp%d[%ld], xm%d[%ld];\n", s, sz, s, sz);
+    }
+    md_buf_printf(w, "    static double F0[%ld], Fp[%ld], Fm[%ld], Jv[%ld], J[%ld];\n", M, M, M, M, M * N);
+    for (int i = 0; i < n; i++) md_buf_printf(w, "    static double g%d[%ld];\n", i, want[2 + i].rows * want[2 + i].cols);
+    for (int s = 0; s < nprog; s++) {
+        long sz = env.val[s].rows * env.val[s].cols;
+        int i = 0;
+        while (i < n && wrt[i] != s) i++;
+        if (i < n)
+            md_buf_printf(w, "    for (int i = 0; i < %ld; i++) xp%d[i] = in%d[i] + h * in%d[i], "
+                             "xm%d[i] = in%d[i] - h * in%d[i];\n", sz, s, s, dir[i], s, s, dir[i]);
+        else
+            md_buf_printf(w, "    for (int i = 0; i < %ld; i++) xp%d[i] = xm%d[i] = in%d[i];\n", sz, s, s, s);
+    }
+    md_buf_puts(w, "    double *work = malloc(f_workspace(&d) * sizeof(double) + 8);\n"
+                   "    double *jw = malloc(f_jac_workspace(&d) * sizeof(double) + 8);\n");
+#define ARGS(pre)                                                                                 \
+    for (int s = 0; s < nprog; s++) {                                                              \
+        int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;               \
+        md_buf_printf(w, ", %s%d%s", pre, s, sc ? "[0]" : "");                                     \
+    }
+    md_buf_puts(w, "    f(&d");
+    ARGS("in")
+    md_buf_puts(w, ", F0, work);\n    f(&d");
+    ARGS("xp")
+    md_buf_puts(w, ", Fp, work);\n    f(&d");
+    ARGS("xm")
+    md_buf_puts(w, ", Fm, work);\n    f_jvp(&d");
+    ARGS("in")
+    for (int i = 0; i < n; i++) {
+        int sc = ctx->syms[dir[i]].rows == MD_DIM_ONE && ctx->syms[dir[i]].cols == MD_DIM_ONE;
+        md_buf_printf(w, ", in%d%s", dir[i], sc ? "[0]" : "");
+    }
+    md_buf_puts(w, ", NULL, Jv, work);\n    f_vjp(&d");
+    ARGS("in")
+    md_buf_printf(w, ", in%d, NULL", u);
+    for (int i = 0; i < n; i++) md_buf_printf(w, ", g%d", i);
+    md_buf_puts(w, ", work);\n    f_jac(&d");
+    ARGS("in")
+    md_buf_puts(w, ", NULL, J, jw);\n");
+#undef ARGS
+    print_arr(w, "F0", M);
+    print_arr(w, "Jv", M);
+    md_buf_printf(w, "    for (long i = 0; i < %ld; i++) printf(\"%%.17g\\n\", (Fp[i] - Fm[i]) / (2 * h));\n", M);
+    for (int i = 0; i < n; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "g%d", i);
+        print_arr(w, nm, want[2 + i].rows * want[2 + i].cols);
+    }
+    print_arr(w, "J", M * N);
+    md_buf_puts(w, "    free(work);\n    free(jw);\n    return 0;\n}\n");
+    make_tmpdir();
+    write_file("f.c", code.s);
+    write_file("f.h", hdr.s);
+    write_file("main.c", drv.s);
+    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog",
+                  flags, tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+    char *out = NULL;
+    int st = run(cmd.s, &out);
+    ck_assert_msg(st == 0, "%s (map, %s): failed:\n%.2000s", text, flags, out);
+    const char *q = out;
+    const char *how = blas ? (row ? "CBLAS, row" : "CBLAS, col") : (row ? "loops, row" : "loops, col");
+    double *F0 = read_arr(&q, M), *Jv = read_arr(&q, M), *fd = read_arr(&q, M);
+    double *wF = layout(want[0].v, want[0].rows, want[0].cols, row), *wJ = layout(want[1].v, want[1].rows,
+                                                                                   want[1].cols, row);
+    ck_assert_msg(nrel(F0, wF, M) < 1e-10, "%s (%s): F differs from the evaluator by %.3g", text, how, nrel(F0, wF, M));
+    ck_assert_msg(nrel(Jv, wJ, M) < 1e-9, "%s (%s): J v differs from the evaluator by %.3g", text, how, nrel(Jv, wJ, M));
+    ck_assert_msg(nrel(Jv, fd, M) < 1e-5, "%s (%s): J v differs from differences of F by %.3g", text, how,
+                  nrel(Jv, fd, M));
+    for (int i = 0; i < n; i++) {
+        const md_mat *g = &want[2 + i];
+        double *got = read_arr(&q, g->rows * g->cols), *wg = layout(g->v, g->rows, g->cols, row);
+        ck_assert_msg(nrel(got, wg, g->rows * g->cols) < 1e-9, "%s (%s): J' u by %s differs from the evaluator by %.3g",
+                      text, how, ctx->syms[wrt[i]].name, nrel(got, wg, g->rows * g->cols));
+        free(got);
+        free(wg);
+    }
+    /* J in memory order: (r, c) is (permF r, permX c) of the vec order */
+    double *Jgot = read_arr(&q, M * N), *Jwant = calloc((size_t)(M * N) + 1, sizeof *Jwant);
+    long *pf = calloc((size_t)M + 1, sizeof *pf), *px = calloc((size_t)N + 1, sizeof *px);
+    for (long i = 0; i < want[0].rows; i++)
+        for (long j = 0; j < want[0].cols; j++)
+            pf[row ? i * want[0].cols + j : i + j * want[0].rows] = i + j * want[0].rows;
+    for (int k = 0; k < n; k++) {
+        long r = env.val[wrt[k]].rows, c = env.val[wrt[k]].cols;
+        for (long i = 0; i < r; i++)
+            for (long j = 0; j < c; j++) px[off[k] + (row ? i * c + j : i + j * r)] = off[k] + i + j * r;
+    }
+    for (long a = 0; a < M; a++)
+        for (long b = 0; b < N; b++) Jwant[a + b * M] = jfull[pf[a] + px[b] * M];
+    if (full) {
+        jac_checked++;
+        ck_assert_msg(nrel(Jgot, Jwant, M * N) < 1e-9, "%s (%s): f_jac differs from the vec Jacobian by %.3g", text,
+                      how, nrel(Jgot, Jwant, M * N));
+    }
+    free(Jgot), free(Jwant), free(pf), free(px), free(F0), free(Jv), free(fd), free(wF), free(wJ);
+    free(jfull), free(off), free(out);
+    remove_tmpdir();
+    md_buf_free(&code), md_buf_free(&hdr), md_buf_free(&drv), md_buf_free(&cmd);
+    for (int i = 0; i < n + 2; i++) md_mat_free(&want[i]);
+    free(want), free(roots), free(dir), free(wrt);
+    md_env_free(&env);
+    unload(t);
+}
+
+START_TEST(jacobian_products)
+{
+    const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
+    if (run("echo 'int main(void){return 0;}' | cc -fsanitize=address,undefined -x c -o /dev/null -", NULL) != 0)
+        flags = "cc -O1";
+    static const char *const progs[][2] = {
+        {"A*x", NULL},
+        {"matrix A; symmetric S; tanh(A*x + b) - S*x", NULL},
+        {"scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); X*U*V' - Y", "U V"},   /* seed 003's residual */
+        {"exp(W*x)/sum(exp(W*x))", NULL},                                                  /* softmax */
+        {"inv(A)*B + A'", NULL},
+        {"matrix X(n, p); vector w(p), y(n), s(n); diag(s)*(X*w - y)", "w s"},
+        {"function h; h(A*x).*x", "A x"},
+        {"x'*A*B", NULL},                                                                  /* a row vector */
+    };
+    int np = (int)(sizeof progs / sizeof progs[0]);
+    for (int i = 0; i < np; i++)
+        for (int v = 0; v < 4; v++) {
+            int blas = v & 1, row = v >> 1;
+            if (blas && !have_blas()) continue;
+            run_map(progs[i][0], progs[i][1], blas, row, v == 0 || i % 2 ? flags : "cc -O1");
+        }
+    ck_assert_int_ge(jac_checked, np * (1 + have_blas()));
+}
+END_TEST
 
 START_TEST(hessian_vector_products)
 {
@@ -1035,13 +1306,25 @@ START_TEST(hessian_vector_products)
         "function h; x'*A*x + sum(h(B*x)) + a*norm2(x)^2 + a^3",
         "norm2(diag(s)*(X*w - y))^2 + sum(exp(X'*X*w))",
     };
-    for (int i = 0; i < 6; i++)
+    /* by vectors and scalars only: NAME_hess from the Hessian's blocks
+       (X'*diag(w)*X by md_mm_sym, row scalings in the loop) */
+    static const char *const sub[][2] = {
+        {"matrix X(n, p); vector w(p), y(n); sum(log(1 + exp(-y.*(X*w))))", "w"},
+        {"matrix X(n, p); vector w(p), y(n); scalar b, lambda; "
+         "sum(softplus(X*w + b)) - y'*(X*w + b) + lambda*w'*w", "w b"},
+        {"matrix X(n, p); vector w(p), y(n), s(n); norm2(diag(s)*(X*w - y))^2", "w s"},
+        {"norm2(W2*tanh(W1*x) - y)^2", "x"},
+        {"symmetric S; vector mu, x; (x - mu)'*inv(S)*(x - mu) + logdet(S)", "mu x"},
+    };
+    for (int i = 0; i < 6 + 5; i++)
         for (int v = 0; v < 4; v++) {
             int blas = v & 1, row = v >> 1;
             if (blas && !have_blas()) continue;
-            run_hvp(progs[i], blas, row, v == 0 || i % 2 ? flags : "cc -O1");
+            if (i < 6) run_hvp(progs[i], NULL, blas, row, v == 0 || i % 2 ? flags : "cc -O1");
+            else run_hvp(sub[i - 6][0], sub[i - 6][1], blas, row, v == 0 || i % 2 ? flags : "cc -O1");
         }
-    ck_assert_int_ge(hess_checked, 6 * (1 + have_blas()));   /* each program's dense Hessian too */
+    ck_assert_int_ge(hess_checked, 11 * (1 + have_blas()));   /* each program's dense Hessian too */
+    ck_assert_int_ge(hess_blocks_checked, 5 * (1 + have_blas()));
 }
 END_TEST
 
@@ -1062,7 +1345,7 @@ START_TEST(lapack_and_solves)
     ck_assert_str_eq(p->ctx->syms[0].name, "x");
     ck_assert_str_eq(p->ctx->syms[1].name, "y");
     for (int blas = 0; blas <= 1; blas++) {
-        md_emit_opts o = {"f", 0, blas, NULL, NULL};
+        md_emit_opts o = {"f", 0, blas, NULL, NULL, NULL};
         md_buf code = {0};
         ck_assert_int_eq(md_emit_c(p->ctx, p->f, 2, p->wrt, p->grads, &o, &code, stderr), 0);
         const char *body = NULL;   /* the definition: after the prototype and the helpers */
@@ -1096,7 +1379,7 @@ END_TEST
 START_TEST(interface_text)
 {
     eprog *p = eload("matrix X(n, p); scalar lambda; norm2(X*w - y)^2 + lambda*sum(w)");
-    md_emit_opts o = {"lsq", 0, 0, NULL, NULL};
+    md_emit_opts o = {"lsq", 0, 0, NULL, NULL, NULL};
     md_buf code = {0}, hdr = {0};
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
     ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
@@ -1148,7 +1431,7 @@ START_TEST(macro_names)
        v_ for a family of names (FP_..., M_PI...) no suffix leaves */
     eprog *p = eload("matrix X(I, K), W(K, J), Y(I, J); scalar FP_NAN, M_PI, new; vector complex;"
                      " norm2(X*W - Y)^2 + FP_NAN*M_PI*new + sum(complex) + sum(INT8_MAX)");
-    md_emit_opts o = {"f", 0, 1, NULL, NULL};
+    md_emit_opts o = {"f", 0, 1, NULL, NULL, NULL};
     md_buf hdr = {0};
     ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
     static const char *const want[] = {"long I_;", "long K;", "long J;", "double v_FP_NAN", "double v_M_PI",
@@ -1182,7 +1465,7 @@ START_TEST(errors)
     char *msg = NULL;
     size_t len = 0;
     FILE *err = open_memstream(&msg, &len);
-    md_emit_opts o = {"not a name", 0, 1, NULL, NULL};
+    md_emit_opts o = {"not a name", 0, 1, NULL, NULL, NULL};
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
     o.name = "double";
     ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, err), -2);
@@ -1244,6 +1527,7 @@ static Suite *emit_suite(void)
     tcase_add_test(tx, clang);
     tcase_add_test(tx, huge_sizes);   /* compiles under the sanitizers: the longer timeout */
     tcase_add_test(tx, hessian_vector_products);
+    tcase_add_test(tx, jacobian_products);
     suite_add_tcase(s, tx);
     TCase *ti = tcase_create("interface");
     tcase_add_test(ti, interface_text);
