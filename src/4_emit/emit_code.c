@@ -69,12 +69,12 @@ static char *em_el(const emitter *E, const md_expr *a)
 }
 
 /* A loop over the elements md_i of an r x c value running stmt; when
-   stmt reads an inlined u*1' or 1*v (em_outer_ones: md_ri, md_ci), over
-   its rows md_ri and columns md_ci in memory order, md_i computed. */
+   stmt reads an inlined u*1', 1*v (em_outer_ones) or eye (md_ri, md_ci),
+   over its rows md_ri and columns md_ci in memory order, md_i computed. */
 static void em_elloop(emitter *E, int r, int c, const char *stmt)
 {
     md_buf *o = &E->body;
-    if (!strstr(stmt, "md_ri]") && !strstr(stmt, "md_ci]")) {
+    if (!strstr(stmt, "md_ri") && !strstr(stmt, "md_ci")) {
         char *n = em_size(E, r, c);
         md_buf_printf(o, "    for (long md_i = 0; md_i < %s; md_i++) %s\n", n, stmt);
         free(n);
@@ -180,7 +180,8 @@ void em_rhs(emitter *E, const md_expr *e, md_buf *b)
     }
     case MD_ONES: md_buf_puts(b, "1.0"); break;   /* a constant matrix, inlined (em_scan) */
     case MD_ZERO: md_buf_puts(b, "0.0"); break;
-    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_EYE:
+    case MD_EYE: md_buf_puts(b, "(md_ri == md_ci ? 1.0 : 0.0)"); break;   /* inlined (em_scan) */
+    case MD_NUM: case MD_SYM: case MD_DIFF:
     case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
     case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM:
     case MD_NKINDS:

@@ -421,8 +421,8 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
         md_expr *e = E->topo[k];
         em_node *x = &E->nd[e->id];
         if (x->mode != EM_COMPUTED || x->scalar || x->root_of || x->tof || other[e->id]) continue;
-        if (e->kind == MD_ONES || e->kind == MD_ZERO) {
-            x->mode = EM_INLINE;
+        if (e->kind == MD_ONES || e->kind == MD_ZERO || e->kind == MD_EYE) {
+            x->mode = EM_INLINE;   /* eye: md_ri == md_ci in a row/column loop */
             continue;
         }
         int by_col;

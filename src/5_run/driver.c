@@ -642,6 +642,35 @@ static int run_c(md_runstate *r)
 
 static int derive(md_runstate *r);
 
+/* Would the function be a scalar with the names of list declared vectors
+   ("vector c, b" before the program)?  Typechecked quietly in a context
+   of its own. */
+static int scalar_as_vectors(const md_runstate *r, const char *list)
+{
+    md_buf t = {0};
+    md_buf_printf(&t, "vector %s\n", list);
+    for (size_t i = 0; i < r->src.len; i++) md_buf_putc(&t, r->src.text[i]);
+    FILE *quiet = fopen("/dev/null", "w");
+    if (!quiet) {
+        md_buf_free(&t);
+        return 0;
+    }
+    md_source src;
+    md_source_init(&src, "<note>", t.s, t.len);
+    src.err = quiet;
+    md_ctx *ctx = md_ctx_new();
+    md_typed typed;
+    memset(&typed, 0, sizeof typed);
+    md_program *prog = md_parse(&src);
+    int scalar = prog && md_typecheck(prog, ctx, &typed) == 0 && md_is_scalar(typed.f);
+    if (prog) md_typed_free(&typed);
+    md_program_free(prog);
+    md_ctx_free(ctx);
+    fclose(quiet);
+    md_buf_free(&t);
+    return scalar;
+}
+
 /* --format c for a vector or matrix function: F, its Jacobian-vector
    product (md_hvp of F along directions v_<name>), its vector-Jacobian
    product (the gradients of u : F, u shaped like F) and the dense
@@ -979,6 +1008,34 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
                         y->name, y->kind == MD_SYM_VECTOR ? "vector" : "matrix",
                         y->kind == MD_SYM_VECTOR ? "h-z" : "A-Z", g, y->name);
         }
+        /* a vector because an undeclared scalar took its default type
+           (c'*x - mu*sum(log(b - A*x)) meant c and b as vectors): when the
+           function would be a scalar with them declared vectors, name the
+           scalars that got their type from their first letter */
+        md_buf sc = {0}, plain = {0};
+        int nsc = 0;
+        for (int s = 0; s < r.nsyms_prog; s++) {
+            const md_symbol *y = &r.ctx->syms[s];
+            if (y->kind != MD_SYM_SCALAR || !mentioned(r.prog, y->name) || declared(r.prog, y->name)) continue;
+            if (!(y->name[0] >= 'a' && y->name[0] <= 'g')) continue;   /* Greek names are scalars anyway */
+            md_buf_printf(&sc, "%s'%s'", nsc ? ", " : "", y->name);
+            md_buf_printf(&plain, "%s%s", nsc ? ", " : "", y->name);
+            nsc++;
+        }
+        if (nsc && scalar_as_vectors(&r, plain.s)) {
+            const md_expr *f = r.typed.f;
+            md_buf shape = {0};
+            if (f->cols == MD_DIM_ONE) md_buf_printf(&shape, "a vector (%s)", r.ctx->dims[f->rows].name);
+            else if (f->rows == MD_DIM_ONE) md_buf_printf(&shape, "a row vector (1×%s)", r.ctx->dims[f->cols].name);
+            else md_buf_printf(&shape, "a matrix (%s×%s)", r.ctx->dims[f->rows].name, r.ctx->dims[f->cols].name);
+            fprintf(r.err, "matdiff: note: the function is %s, so its derivative is a Jacobian; %s %s "
+                           "because undeclared names starting with a-g are (declare 'vector %s' if %s)\n",
+                    shape.s, sc.s, nsc > 1 ? "are scalars" : "is a scalar", plain.s,
+                    nsc > 1 ? "they are vectors" : "it is a vector");
+            md_buf_free(&shape);
+        }
+        md_buf_free(&sc);
+        md_buf_free(&plain);
     }
     if ((rc = resolve_wrt(&r))) goto done;
     if (r.nv == 0) {
