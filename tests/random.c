@@ -41,7 +41,8 @@
  *   5. for every EVERY-th program (-c, default 25; 0: never), the
  *      emitted C compiled with -Wall -Wextra -Wpedantic -Werror, run on
  *      the evaluator's data, and its f and gradients compared with the
- *      evaluator (relative 1e-9);
+ *      evaluator (relative 1e-9); for a non-scalar function (as often),
+ *      its F, J v, J' u and dense J (md_emit_c_map) the same way;
  *   6. for a non-scalar function (every fifth program), its derivative
  *      d vec(F)/d vec(X)' by every variable with --check, read back;
  *   7. for every third scalar function, the Hessian (--order 2) by one
@@ -1375,6 +1376,190 @@ out:
     free(err2);
 }
 
+/*
+ * Check 5 for a vector or matrix function: the emitted NAME (F),
+ * NAME_jvp, NAME_vjp and NAME_jac (md_emit_c_map), by every variable, run
+ * on the evaluator's data and compared with F, J v (md_hvp of F along
+ * random directions) and J' u (the gradients of u : F for a random u);
+ * NAME_jac times the directions and its transpose times u must give J v
+ * and J' u too.  Directions and u are added to the program's context
+ * (nothing after this check uses it).
+ */
+static void check_c_map(result *res, input *in, const char *text, const topts *o, int blas)
+{
+    md_request rq;
+    md_request_init(&rq);
+    rq.format = MD_FORMAT_C;
+    rq.emit.blas = blas;
+    char *code, *err, *hdr, *err2;
+    int rc = runmd(&rq, text, &code, &err);
+    rq.header = 1;
+    int rc2 = runmd(&rq, text, &hdr, &err2);
+    md_ctx *ctx = in->ctx;
+    md_expr *F = in->typed.f;
+    int n = ctx->nsyms, *dir = md_xcalloc((size_t)n + 1, sizeof *dir), *wrt = md_xcalloc((size_t)n + 1, sizeof *wrt);
+    md_env env;
+    memset(&env, 0, sizeof env);
+    md_mat *want = md_xcalloc((size_t)n + 3, sizeof *want);
+    md_expr **roots = md_xcalloc((size_t)n + 3, sizeof *roots);
+    double tol[3] = {1e-9, 1e-9, 1e-9};
+    if (rc || rc2) {
+        if (rc == MD_EXIT_INPUT && strstr(err, "not emitted as C yet")) set(res, R_SKIP, "c-declined", "%s", err);
+        else set(res, R_FAIL, "c-emit", "--format c of a non-scalar function: exit %d %d\n%s%s", rc, rc2, err, err2);
+        goto out;
+    }
+    for (int s = 0; s < n; s++) {
+        char nm[80];
+        snprintf(nm, sizeof nm, "md_v%d", s);
+        wrt[s] = s;
+        dir[s] = md_ctx_add_sym(ctx, nm, ctx->syms[s].kind, ctx->syms[s].rows, ctx->syms[s].cols);
+    }
+    int u = md_ctx_add_sym(ctx, "md_u", F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
+    md_expr *uF = md_frob(ctx, md_sym(ctx, u), F);
+    roots[0] = F;
+    roots[1] = md_hvp(ctx, F, n, wrt, dir);
+    for (int s = 0; s < n; s++) roots[2 + s] = md_gradient(ctx, uF, s);
+    if (md_env_random(ctx, F, o->seed + 23, &env) < 0 || md_eval_many(&env, n + 2, roots, want) != 0) goto out;
+    {   /* how far computing in double may move F, J v and J' u (as cdata_make) */
+        md_env e2 = env;
+        e2.doubles = 1;
+        md_mat *w2 = md_xcalloc((size_t)n + 3, sizeof *w2);
+        if (md_eval_many(&e2, n + 2, roots, w2) == 0)
+            for (int k = 0; k < n + 2; k++) {
+                double d = 0, m = 1;
+                for (long i = 0; i < w2[k].rows * w2[k].cols; i++) {
+                    d = fmax(d, fabs(w2[k].v[i] - want[k].v[i]));
+                    m = fmax(m, fabs(want[k].v[i]));
+                }
+                int t = k < 2 ? k : 2;
+                tol[t] = fmax(tol[t], 1e3 * d / m);
+            }
+        for (int k = 0; k < n + 2; k++) md_mat_free(&w2[k]);
+        free(w2);
+    }
+    long M = want[0].rows * want[0].cols, N = 0;
+    for (int s = 0; s < n; s++) N += env.val[s].rows * env.val[s].cols;
+    md_buf w = {0};
+    md_buf_puts(&w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int m = 0; m <= 4; m++) {
+            char cname[64];
+            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
+            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
+            if (strstr(hdr, cname)) write_generic(&w, cname, k, m);
+        }
+    md_buf_puts(&w, "int main(void)\n{\n    f_dims d = {");
+    int nf = 0;
+    for (int dd = 1; dd < ctx->ndims; dd++)
+        if (!md_dim_is_product(ctx, dd)) md_buf_printf(&w, "%s%ld", nf++ ? ", " : "", env.dimsize[dd]);
+    if (!nf) md_buf_puts(&w, "0");
+    md_buf_puts(&w, "};\n");
+    for (int s = 0; s < ctx->nsyms; s++) {
+        long sz = env.val[s].rows * env.val[s].cols;
+        md_buf_printf(&w, "    static double in%d[%ld] = {", s, sz);
+        for (long i = 0; i < sz; i++) md_buf_printf(&w, "%s%.17g", i ? ", " : "", env.val[s].v[i]);
+        md_buf_puts(&w, "};\n");
+    }
+    for (int s = 0; s < n; s++) md_buf_printf(&w, "    static double g%d[%ld];\n", s, env.val[s].rows * env.val[s].cols);
+    md_buf_printf(&w, "    static double F[%ld], Jv[%ld], J[%ld], v[%ld];\n    long k = 0;\n", M, M, M * N, N);
+    for (int s = 0; s < n; s++)   /* the directions, one after the other (J's columns) */
+        md_buf_printf(&w, "    for (long i = 0; i < %ld; i++) v[k++] = in%d[i];\n",
+                      env.val[s].rows * env.val[s].cols, dir[s]);
+    md_buf_puts(&w, "    double *work = malloc(f_workspace(&d) * sizeof(double) + 8);\n"
+                    "    double *jw = malloc(f_jac_workspace(&d) * sizeof(double) + 8);\n");
+#define RND_ARGS()                                                                              \
+    for (int s = 0; s < n; s++)                                                                 \
+        md_buf_printf(&w, ", in%d%s", s,                                                        \
+                      ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE ? "[0]" : "");
+    md_buf_puts(&w, "    f(&d");
+    RND_ARGS()
+    md_buf_puts(&w, ", F, work);\n    f_jvp(&d");
+    RND_ARGS()
+    for (int s = 0; s < n; s++)
+        md_buf_printf(&w, ", in%d%s", dir[s], ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE ? "[0]" : "");
+    md_buf_puts(&w, ", NULL, Jv, work);\n    f_vjp(&d");
+    RND_ARGS()
+    md_buf_printf(&w, ", in%d, NULL", u);
+    for (int s = 0; s < n; s++) md_buf_printf(&w, ", g%d", s);
+    md_buf_puts(&w, ", work);\n    f_jac(&d");
+    RND_ARGS()
+    md_buf_puts(&w, ", NULL, J, jw);\n");
+#undef RND_ARGS
+    md_buf_printf(&w, "    for (long i = 0; i < %ld; i++) printf(\"%%.17g\\n\", F[i]);\n"
+                      "    for (long i = 0; i < %ld; i++) printf(\"%%.17g\\n\", Jv[i]);\n", M, M);
+    for (int s = 0; s < n; s++)
+        md_buf_printf(&w, "    for (long i = 0; i < %ld; i++) printf(\"%%.17g\\n\", g%d[i]);\n",
+                      env.val[s].rows * env.val[s].cols, s);
+    /* J v and J' u from the dense Jacobian */
+    md_buf_printf(&w, "    for (long i = 0; i < %ld; i++) {\n        double t = 0;\n"
+                      "        for (long c = 0; c < %ld; c++) t += J[i + c * %ldL] * v[c];\n"
+                      "        printf(\"%%.17g\\n\", t);\n    }\n", M, N, M);
+    md_buf_printf(&w, "    for (long c = 0; c < %ld; c++) {\n        double t = 0;\n"
+                      "        for (long i = 0; i < %ld; i++) t += J[i + c * %ldL] * in%d[i];\n"
+                      "        printf(\"%%.17g\\n\", t);\n    }\n", N, M, M, u);
+    md_buf_puts(&w, "    free(work);\n    free(jw);\n    return 0;\n}\n");
+    char dir_[512], path[600], cmd[2048];
+    snprintf(dir_, sizeof dir_, "%s/m%d", o->tmpdir, (int)getpid());
+    mkdir(dir_, 0700);
+    snprintf(path, sizeof path, "%s/f.c", dir_);
+    write_file(path, code);
+    snprintf(path, sizeof path, "%s/f.h", dir_);
+    write_file(path, hdr);
+    snprintf(path, sizeof path, "%s/main.c", dir_);
+    write_file(path, w.s);
+    md_buf_free(&w);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -DMD_FORCE_PLAN=%u -o prog f.c main.c -lm %s "
+             "> build.log 2>&1 && ./prog > out.txt 2> run.log",
+             dir_, (unsigned)(o->seed % 6u), blas ? "-lopenblas" : "");
+    if (system(cmd) != 0) {
+        set(res, R_FAIL, "c-build", "the emitted C of a non-scalar function (%s) does not compile or run (see %s)",
+            blas ? "blas" : "loops", dir_);
+        goto out;   /* the directory is kept for the report */
+    }
+    snprintf(path, sizeof path, "%s/out.txt", dir_);
+    FILE *of = fopen(path, "r");
+    /* F, J v, each J' u, then J v and J' u again from J */
+    const char *what[5] = {"F", "J v", "J' u", "J v from f_jac", "J' u from f_jac"};
+    double worst[5] = {0, 0, 0, 0, 0};
+    for (int part = 0; part < 5; part++) {
+        int first = part == 0 ? 0 : part == 1 || part == 3 ? 1 : 2, count = first == 2 ? n : 1;
+        double t = part == 0 ? tol[0] : part == 1 || part == 3 ? tol[1] : tol[2];
+        for (int k = first; k < first + count; k++) {
+            double d = 0, m = 1;
+            for (long i = 0; i < want[k].rows * want[k].cols; i++) {
+                double x;
+                if (!of || fscanf(of, "%lf", &x) != 1) x = NAN;
+                d = isnan(x) ? INFINITY : fmax(d, fabs(x - want[k].v[i]));
+                m = fmax(m, fabs(want[k].v[i]));
+            }
+            double e = d / m * (1e-9 / t);
+            if (!(e <= worst[part])) worst[part] = isnan(e) ? INFINITY : e;
+        }
+    }
+    if (of) fclose(of);
+    for (int part = 0; part < 5; part++)
+        if (!(worst[part] <= 1e-9 * 1e3)) {   /* three orders above the double rounding */
+            set(res, R_FAIL, "c-value", "the emitted C of a non-scalar function (%s): %s disagrees with the evaluator "
+                                        "(%.2g in units of its tolerance)", blas ? "blas" : "loops", what[part],
+                worst[part] / 1e-9);
+            break;
+        }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir_);
+    if (system(cmd)) { /* nothing to do */ }
+out:
+    for (int k = 0; k < n + 2; k++) md_mat_free(&want[k]);
+    free(want);
+    free(roots);
+    md_env_free(&env);
+    free(dir);
+    free(wrt);
+    free(code);
+    free(err);
+    free(hdr);
+    free(err2);
+}
+
 /* All checks of one program (in the child). */
 static void run_checks(const char *text, const topts *o, result *res)
 {
@@ -1433,6 +1618,11 @@ static void run_checks(const char *text, const topts *o, result *res)
         }
         free(out);
         free(err);
+        /* 5 for a non-scalar function: F, J v, J' u and J in C, for every
+           fifth non-scalar function at -c 25 (every one at -c 1..5) */
+        if (res->kind == R_PASS && o->emit_every &&
+            (seed / 5) % (uint64_t)(o->emit_every > 5 ? o->emit_every / 5 : 1) == 0)
+            check_c_map(res, &in, text, o, (seed / 5) % 2);
         goto done;
     }
 
