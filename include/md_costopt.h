@@ -45,6 +45,12 @@ void md_factor_rewrite(md_ctx *ctx, int n, md_expr **roots);
    bracketing chosen stays). */
 void md_norm_rewrite(md_ctx *ctx, int n, md_expr **roots);
 
+/* Always, last: an elementwise product that contains another one of the
+   graph, a .* b .* c where a .* b is computed anyway, becomes (a .* b) .* c
+   (raw): the multiplication is shared and b need not live until the
+   larger product (an MLP's H v keeps one vector fewer). */
+void md_had_share(md_ctx *ctx, int n, md_expr **roots);
+
 /*
  * The matrix-chain DP, the one of the emitted md_chain (costopt.c
  * compiles src/4_emit/runtime/chain_dp.c for it): factor i of the chain

@@ -1284,6 +1284,19 @@ static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **
     return worst;
 }
 
+/* --format c of text (blas or --no-blas): the file and the header, each
+   with its exit status and messages. */
+static void emit_c(const char *text, int blas, int *rc, char **code, char **err, int *rc2, char **hdr, char **err2)
+{
+    md_request rq;
+    md_request_init(&rq);
+    rq.format = MD_FORMAT_C;
+    rq.emit.blas = blas;
+    *rc = runmd(&rq, text, code, err);
+    rq.header = 1;
+    *rc2 = runmd(&rq, text, hdr, err2);
+}
+
 /*
  * Check 5: the emitted C, compiled with the project's warnings and run on
  * two data sets, compared with the evaluator.  The C code computes in
@@ -1293,14 +1306,9 @@ static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **
  */
 static void check_c(result *res, input *in, const char *text, const topts *o, int blas)
 {
-    md_request rq;
-    md_request_init(&rq);
-    rq.format = MD_FORMAT_C;
-    rq.emit.blas = blas;
     char *code, *err, *hdr, *err2;
-    int rc = runmd(&rq, text, &code, &err);
-    rq.header = 1;
-    int rc2 = runmd(&rq, text, &hdr, &err2);
+    int rc, rc2;
+    emit_c(text, blas, &rc, &code, &err, &rc2, &hdr, &err2);
     md_ctx *ctx = in->ctx;
     cdata cd[2];
     memset(cd, 0, sizeof cd);
@@ -1387,14 +1395,9 @@ out:
  */
 static void check_c_map(result *res, input *in, const char *text, const topts *o, int blas)
 {
-    md_request rq;
-    md_request_init(&rq);
-    rq.format = MD_FORMAT_C;
-    rq.emit.blas = blas;
     char *code, *err, *hdr, *err2;
-    int rc = runmd(&rq, text, &code, &err);
-    rq.header = 1;
-    int rc2 = runmd(&rq, text, &hdr, &err2);
+    int rc, rc2;
+    emit_c(text, blas, &rc, &code, &err, &rc2, &hdr, &err2);
     md_ctx *ctx = in->ctx;
     md_expr *F = in->typed.f;
     int n = ctx->nsyms, *dir = md_xcalloc((size_t)n + 1, sizeof *dir), *wrt = md_xcalloc((size_t)n + 1, sizeof *wrt);
@@ -1414,8 +1417,10 @@ static void check_c_map(result *res, input *in, const char *text, const topts *o
         wrt[s] = s;
         dir[s] = md_ctx_add_sym(ctx, nm, ctx->syms[s].kind, ctx->syms[s].rows, ctx->syms[s].cols);
     }
-    int u = md_ctx_add_sym(ctx, "md_u", F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
-    md_expr *uF = md_frob(ctx, md_sym(ctx, u), F);
+    int rowF = F->rows == MD_DIM_ONE;   /* u as the driver makes it: a vector for a row vector F */
+    int u = md_ctx_add_sym(ctx, "md_u", rowF || F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX,
+                           rowF ? F->cols : F->rows, rowF ? MD_DIM_ONE : F->cols);
+    md_expr *uF = md_frob(ctx, rowF ? md_trans(ctx, md_sym(ctx, u)) : md_sym(ctx, u), F);
     roots[0] = F;
     roots[1] = md_hvp(ctx, F, n, wrt, dir);
     for (int s = 0; s < n; s++) roots[2 + s] = md_gradient(ctx, uF, s);

@@ -753,3 +753,89 @@ void md_norm_rewrite(md_ctx *ctx, int n, md_expr **roots)
     free(w.memo);
 }
 
+/* ---- shared Hadamard sub-products -------------------------------------- */
+
+typedef struct md_hsw {
+    md_ctx *ctx;
+    uint32_t n;
+    md_expr **memo;
+    md_expr **had;       /* the elementwise products of the graph */
+    int nhad;
+} md_hsw;
+
+static void hsw_collect(md_hsw *w, md_expr *e, char *seen)
+{
+    if (e->id >= w->n || seen[e->id]) return;
+    seen[e->id] = 1;
+    if (e->kind == MD_HAD) {
+        w->had = md_xrealloc(w->had, (size_t)(w->nhad + 1) * sizeof *w->had);
+        w->had[w->nhad++] = e;
+    }
+    for (int i = 0; i < e->nargs; i++) hsw_collect(w, e->args[i], seen);
+}
+
+/* Are g's arguments a sub-multiset of h's?  Then mark them in used. */
+static int hsw_subset(const md_expr *g, const md_expr *h, char *used)
+{
+    memset(used, 0, (size_t)h->nargs);
+    for (int i = 0; i < g->nargs; i++) {
+        int j = 0;
+        while (j < h->nargs && (used[j] || h->args[j] != g->args[i])) j++;
+        if (j == h->nargs) return 0;
+        used[j] = 1;
+    }
+    return 1;
+}
+
+static md_expr *hsw(md_hsw *w, md_expr *e)
+{
+    if (e->nargs == 0 || e->id >= w->n) return e;
+    if (w->memo[e->id]) return w->memo[e->id];
+    md_expr *g = NULL;
+    char *used = md_xcalloc((size_t)e->nargs + 1, 1);
+    if (e->kind == MD_HAD && e->nargs >= 3)
+        for (int k = 0; k < w->nhad; k++) {
+            md_expr *c = w->had[k];
+            if (c != e && c->nargs >= 2 && c->nargs < e->nargs && (!g || c->nargs > g->nargs) &&
+                hsw_subset(c, e, used))
+                g = c;
+        }
+    md_expr *r;
+    if (g) {   /* (g) .* the rest */
+        hsw_subset(g, e, used);
+        md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+        int na = 0;
+        a[na++] = hsw(w, g);
+        for (int j = 0; j < e->nargs; j++)
+            if (!used[j]) a[na++] = hsw(w, e->args[j]);
+        r = md_expr_make(w->ctx, MD_HAD, e->rows, e->cols, 0, 0, 0, na, a, NULL);
+        free(a);
+    } else {
+        md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+        int changed = 0;
+        for (int i = 0; i < e->nargs; i++) {
+            a[i] = hsw(w, e->args[i]);
+            changed |= a[i] != e->args[i];
+        }
+        r = changed ? md_expr_make(w->ctx, e->kind, e->rows, e->cols, e->ival, e->aux, e->order, e->nargs, a,
+                                   e->kind == MD_NUM ? e->q : NULL)
+                    : e;
+        free(a);
+    }
+    free(used);
+    w->memo[e->id] = r;
+    return r;
+}
+
+void md_had_share(md_ctx *ctx, int n, md_expr **roots)
+{
+    md_hsw w = {ctx, ctx->nnodes, NULL, NULL, 0};
+    w.memo = md_xcalloc(w.n ? w.n : 1, sizeof *w.memo);
+    char *seen = md_xcalloc(w.n ? w.n : 1, 1);
+    for (int i = 0; i < n; i++) hsw_collect(&w, roots[i], seen);
+    free(seen);
+    for (int i = 0; i < n; i++) roots[i] = hsw(&w, roots[i]);
+    free(w.memo);
+    free(w.had);
+}
+

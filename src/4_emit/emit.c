@@ -619,6 +619,45 @@ static void em_plans_text(const emitter *P, int np, md_buf *out)
     md_buf_free(&args);
 }
 
+/* "const long md_n0 = <size of the first variable>, md_o0 = 0, md_n1 = ...,
+   md_o1 = md_o0 + md_n0, ..., md_N = <their sum>" (no ';'): the sizes
+   and offsets of E's n variables in a vector of all of them. */
+static void em_offsets(const emitter *E, int n, md_buf *out)
+{
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &E->ctx->syms[E->wrt[i]];
+        char *z = em_size(E, x->rows, x->cols);
+        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
+        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
+        md_buf_puts(out, ";\n");
+        free(z);
+    }
+    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d", n - 1, n - 1);
+}
+
+/* The body's start of a loop over unit directions md_c (0 <= c < N) in
+   md_v: entry c set to 1, or for a symmetric variable c and its partner
+   (the transposed entry) to 1/2 each, (E_ij + E_ji)/2, so that the
+   products are those of the derivatives on the symmetric matrices; the
+   loop resets md_v[md_c] and md_v[md_p] after its call. */
+static void em_unit_dir(const emitter *E, int n, md_buf *out)
+{
+    md_buf_puts(out, "        long md_p = md_c;   /* the symmetric partner of c, or c */\n");
+    for (int i = 0; i < n; i++) {
+        const md_symbol *x = &E->ctx->syms[E->wrt[i]];
+        if (x->kind != MD_SYM_SYMMETRIC) continue;
+        md_buf r = {0};
+        em_dim(E, x->rows, &r);
+        md_buf_printf(out, "        if (md_c >= md_o%d && md_c < md_o%d + md_n%d) {   /* %s symmetric */\n"
+                           "            const long md_l = md_c - md_o%d, md_q = %s;\n"
+                           "            md_p = md_o%d + md_l / md_q + md_l %% md_q * md_q;\n        }\n",
+                      i, i, i, x->name, i, r.s, i);
+        md_buf_free(&r);
+    }
+    md_buf_puts(out, "        md_v[md_c] += md_p == md_c ? 1.0 : 0.5;\n"
+                     "        if (md_p != md_c) md_v[md_p] += 0.5;\n");
+}
+
 /* "double NAME_hess(const NAME_dims *dims, <inputs>, double *H, double
    *work)" (E: an emitter of the file, nin: the program's inputs). */
 static void em_hess_proto(const emitter *E, int nin, md_buf *out)
@@ -662,34 +701,14 @@ static void em_hess_text(const emitter *Q, md_buf *out)
     md_buf_puts(out, "\n{\n");
     md_buf_printf(out, "    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
     /* the blocks' sizes and offsets */
-    for (int i = 0; i < n; i++) {
-        const md_symbol *x = &ctx->syms[Q->wrt[i]];
-        char *z = em_size(Q, x->rows, x->cols);
-        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
-        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
-        md_buf_puts(out, ";\n");
-        free(z);
-    }
-    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d;\n", n - 1, n - 1);
+    em_offsets(Q, n, out);
+    md_buf_puts(out, ";\n");
     md_buf_puts(out, "    if ((double)md_N * (double)md_N > MD_MAX_ELEMS) return NAN;\n"
                      "    double *const md_v = work, *const md_wk = work + md_N;\n"
                      "    double md_f = NAN;\n"
                      "    for (long md_i = 0; md_i < md_N; md_i++) md_v[md_i] = 0.0;\n"
-                     "    for (long md_c = 0; md_c < md_N; md_c++) {\n"
-                     "        long md_p = md_c;   /* the symmetric partner of c, or c */\n");
-    for (int i = 0; i < n; i++) {
-        const md_symbol *x = &ctx->syms[Q->wrt[i]];
-        if (x->kind != MD_SYM_SYMMETRIC) continue;
-        md_buf r = {0};
-        em_dim(Q, x->rows, &r);
-        md_buf_printf(out, "        if (md_c >= md_o%d && md_c < md_o%d + md_n%d) {   /* %s symmetric */\n"
-                           "            const long md_l = md_c - md_o%d, md_r = %s;\n"
-                           "            md_p = md_o%d + md_l / md_r + md_l %% md_r * md_r;\n        }\n",
-                      i, i, i, x->name, i, r.s, i);
-        md_buf_free(&r);
-    }
-    md_buf_puts(out, "        md_v[md_c] += md_p == md_c ? 1.0 : 0.5;\n"
-                     "        if (md_p != md_c) md_v[md_p] += 0.5;\n");
+                     "    for (long md_c = 0; md_c < md_N; md_c++) {\n");
+    em_unit_dir(Q, n, out);
     /* the call: inputs, directions, products, one group per line */
     md_buf_printf(out, "        md_f = %s(dims", Q->fname);
     for (int k = 0; k < nin; k++) md_buf_printf(out, ", %s", Q->pname[k]);
@@ -741,15 +760,8 @@ static void em_hess_blocks_text(const emitter *R, int n, md_buf *out)
     em_hess_proto(R, R->nin, out);
     md_buf_puts(out, "\n{\n");
     md_buf_printf(out, "    if (%s_hess_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
-    for (int i = 0; i < n; i++) {
-        const md_symbol *x = &ctx->syms[R->wrt[i]];
-        char *z = em_size(R, x->rows, x->cols);
-        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
-        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
-        md_buf_puts(out, ";\n");
-        free(z);
-    }
-    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d;\n", n - 1, n - 1);
+    em_offsets(R, n, out);
+    md_buf_puts(out, ";\n");
     /* the blocks, one after the other at the start of work */
     md_buf_puts(out, "    double *md_b[1 + ");
     md_buf_printf(out, "%d];\n    md_b[0] = work;\n", n * (n + 1) / 2);
@@ -785,6 +797,7 @@ static int em_plan(emitter *E, md_ctx *ctx, int n, const int *wrt, const md_emit
                    const em_role *role)
 {
     md_norm_rewrite(ctx, n + 1, r);
+    md_had_share(ctx, n + 1, r);
     em_init(E, ctx, n, wrt, o, err);
     em_apply_role(E, role);
     if (em_scan(E, r[0], r + 1) < 0) return -1;
@@ -984,15 +997,8 @@ static void em_jac_text(const emitter *P, const emitter *Q, const emitter *R, co
     md_buf_free(&jn);
     md_buf_puts(out, "\n{\n");
     md_buf_printf(out, "    if (%s_jac_workspace(dims) == SIZE_MAX) return NAN;\n", nm);
-    for (int i = 0; i < n; i++) {
-        const md_symbol *x = &ctx->syms[P->wrt[i]];
-        char *z = em_size(P, x->rows, x->cols);
-        md_buf_printf(out, "    const long md_n%d = %s, md_o%d = %s", i, z, i, i ? "" : "0");
-        if (i) md_buf_printf(out, "md_o%d + md_n%d", i - 1, i - 1);
-        md_buf_puts(out, ";\n");
-        free(z);
-    }
-    md_buf_printf(out, "    const long md_N = md_o%d + md_n%d, md_M = %s;\n", n - 1, n - 1, m);
+    em_offsets(P, n, out);
+    md_buf_printf(out, ", md_M = %s;\n", m);
     free(m);
     md_buf_puts(out, "    if ((double)md_M * (double)md_N > MD_MAX_ELEMS) return NAN;\n"
                      "    double *const md_v = work, *const md_u = work + md_N, *const md_wk = md_u + md_M;\n"
@@ -1013,21 +1019,8 @@ static void em_jac_text(const emitter *P, const emitter *Q, const emitter *R, co
                      "            for (long md_c = 0; md_c < md_N; md_c++) J[md_r + md_c * md_M] = md_v[md_c];\n"
                      "        }\n        return 0.0;\n    }\n");
     /* columns: J e_c */
-    md_buf_puts(out, "    for (long md_c = 0; md_c < md_N; md_c++) {   /* column c: J along e_c */\n"
-                     "        long md_p = md_c;   /* the symmetric partner of c, or c */\n");
-    for (int i = 0; i < n; i++) {
-        const md_symbol *x = &ctx->syms[P->wrt[i]];
-        if (x->kind != MD_SYM_SYMMETRIC) continue;
-        md_buf r = {0};
-        em_dim(P, x->rows, &r);
-        md_buf_printf(out, "        if (md_c >= md_o%d && md_c < md_o%d + md_n%d) {   /* %s symmetric */\n"
-                           "            const long md_l = md_c - md_o%d, md_q = %s;\n"
-                           "            md_p = md_o%d + md_l / md_q + md_l %% md_q * md_q;\n        }\n",
-                      i, i, i, x->name, i, r.s, i);
-        md_buf_free(&r);
-    }
-    md_buf_puts(out, "        md_v[md_c] += md_p == md_c ? 1.0 : 0.5;\n"
-                     "        if (md_p != md_c) md_v[md_p] += 0.5;\n");
+    md_buf_puts(out, "    for (long md_c = 0; md_c < md_N; md_c++) {   /* column c: J along e_c */\n");
+    em_unit_dir(P, n, out);
     md_buf_printf(out, "        %s(dims", Q->fname);
     for (int k = 0; k < nin; k++) md_buf_printf(out, ", %s", P->pname[k]);
     for (int i = 0; i < n; i++) {

@@ -438,6 +438,17 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
             const em_node *y = &E->nd[e->args[i]->id];
             if (y->mode == EM_INLINE && e->args[i]->kind != MD_ONES && e->args[i]->kind != MD_ZERO) cheap = 0;
         }
+        /* a sum with two or more products among its terms is a statement:
+           they are added into it by md_mm with beta 1 (EM_ACCUM below)
+           instead of each having an array of its own */
+        int prods = 0;
+        for (int i = 0; e->kind == MD_ADD && i < e->nargs; i++) {
+            const md_expr *a = e->args[i];
+            const em_node *y = &E->nd[a->id];
+            prods += a->kind == MD_MUL && y->mode == EM_COMPUTED && !y->scalar && y->uses == 1 && !y->root_of &&
+                     !y->isrep && !y->tof && em_accum_pair(E, a);
+        }
+        if (prods >= 2) continue;
         if (x->uses == 1 || cheap) x->mode = EM_INLINE;
     }
     free(other);

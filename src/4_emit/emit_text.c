@@ -57,48 +57,14 @@ static void em_shape_text(const emitter *E, int r, int c, md_buf *b)
     else md_buf_printf(b, "%s x %s", E->dimfield[r], E->dimfield[c]);
 }
 
-/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped; with
-   fname, "static double fname(...)". */
-void em_proto(const emitter *E, const char *fname, md_buf *out)
+/* HEAD FNAME(const NAME_dims *dims, <E's inputs>, extra...), wrapped at 96
+   columns under the first parameter. */
+static void em_proto_wrapped(const emitter *E, const char *head, const char *fname, const char *const *extra,
+                             int nextra, md_buf *out)
 {
     md_ctx *ctx = E->ctx;
     md_buf b = {0};
-    md_buf_printf(&b, "%sdouble %s(", fname ? "static " : "", fname ? fname : E->fname);
-    size_t indent = b.len;
-    md_buf_printf(&b, "const %s_dims *dims", E->name);
-    md_buf line = {0};
-    md_buf_puts(out, b.s);
-    size_t col = b.len;
-    md_buf_free(&b);
-    for (int k = 0; k < E->nin + E->n + 1; k++) {
-        if (k < E->nin) {
-            const md_symbol *s = &ctx->syms[em_in(E, k)];
-            int sc = s->rows == MD_DIM_ONE && s->cols == MD_DIM_ONE;
-            md_buf_printf(&line, "%s%s", sc ? "double " : "const double *", E->pname[em_in(E, k)]);
-        } else if (k < E->nin + E->n) {
-            md_buf_printf(&line, "double *%s", E->gname[k - E->nin]);
-        } else {
-            md_buf_puts(&line, "double *work");
-        }
-        if (col + line.len + 2 > 96) {
-            md_buf_printf(out, ",\n%*s", (int)indent, "");
-            col = indent;
-        } else {
-            md_buf_puts(out, ", ");
-            col += 2;
-        }
-        md_buf_puts(out, line.s);
-        col += line.len;
-        md_buf_free(&line);
-    }
-    md_buf_putc(out, ')');
-}
-
-void em_proto_extra(const emitter *E, const char *fname, const char *const *extra, int nextra, md_buf *out)
-{
-    md_ctx *ctx = E->ctx;
-    md_buf b = {0};
-    md_buf_printf(&b, "double %s(", fname);
+    md_buf_printf(&b, "%s%s(", head, fname);
     size_t indent = b.len, col = b.len;
     md_buf_puts(out, b.s);
     md_buf_free(&b);
@@ -125,6 +91,28 @@ void em_proto_extra(const emitter *E, const char *fname, const char *const *extr
         md_buf_free(&line);
     }
     md_buf_putc(out, ')');
+}
+
+/* "double NAME(const NAME_dims *dims, ..., double *work)", wrapped; with
+   fname, "static double fname(...)". */
+void em_proto(const emitter *E, const char *fname, md_buf *out)
+{
+    char **extra = md_xcalloc((size_t)E->n + 2, sizeof *extra);
+    for (int i = 0; i < E->n; i++) {
+        md_buf b = {0};
+        md_buf_printf(&b, "double *%s", E->gname[i]);
+        extra[i] = md_buf_take(&b);
+    }
+    extra[E->n] = md_xstrdup("double *work");
+    em_proto_wrapped(E, fname ? "static double " : "double ", fname ? fname : E->fname, (const char *const *)extra,
+                     E->n + 1, out);
+    for (int i = 0; i <= E->n; i++) free(extra[i]);
+    free(extra);
+}
+
+void em_proto_extra(const emitter *E, const char *fname, const char *const *extra, int nextra, md_buf *out)
+{
+    em_proto_wrapped(E, "double ", fname, extra, nextra, out);
 }
 
 /* The declarations (the header, and the top of the .c), with guard. */

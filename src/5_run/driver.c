@@ -684,8 +684,12 @@ static int run_c_map(md_runstate *r)
     if (!hint) return MD_EXIT_USAGE;
     int nprog = ctx->nsyms;
     int *dir = make_dirs(r);
-    int u = fresh_sym(ctx, "u", F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
-    md_expr *uF = md_frob(ctx, md_sym(ctx, u), F);
+    /* u shaped like F; a vector for a row vector F (symbols are never row
+       vectors: the simplifier's canonical form writes those as x') */
+    int row = F->rows == MD_DIM_ONE;
+    int u = row ? fresh_sym(ctx, "u", MD_SYM_VECTOR, F->cols, MD_DIM_ONE)
+                : fresh_sym(ctx, "u", F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
+    md_expr *uF = md_frob(ctx, row ? md_trans(ctx, md_sym(ctx, u)) : md_sym(ctx, u), F);
     md_expr **vjp = md_xcalloc((size_t)r->nv + 1, sizeof *vjp);
     int rc = 0;
     for (int i = 0; i < r->nv && !rc; i++) {

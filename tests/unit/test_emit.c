@@ -819,6 +819,28 @@ static double nrel(const double *got, const double *want, long n)
     return isnan(d) ? INFINITY : d / (m > 0 ? m : 1e-300);
 }
 
+/* The start of a test driver's main.c: the includes, the generic
+   functions' callbacks (f_h, f_h_d1, ...), main's dims d (the first
+   ndims0 dimensions of ctx, product dimensions skipped: they are no
+   fields) and the step h. */
+static void driver_head(md_buf *w, md_ctx *ctx, const md_env *env, int ndims0, double h)
+{
+    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int m = 0; m <= 3; m++) {
+            char cname[256];
+            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
+            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
+            write_generic(w, cname, k, m);
+        }
+    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
+    int nf = 0;
+    for (int dd = 1; dd < ndims0; dd++)
+        if (!md_dim_is_product(ctx, dd)) md_buf_printf(w, "%s%ld", nf++ ? ", " : "", env->dimsize[dd]);
+    if (!nf) md_buf_puts(w, "0");
+    md_buf_printf(w, "};\n    const double h = %g;\n", h);
+}
+
 /*
  * NAME_hvp and NAME_hess for program text, with respect to every variable:
  * NAME_hess against the Hessian of --order 2 (every block, evaluated); the
@@ -907,18 +929,7 @@ static void run_hvp(const char *text, const char *wrtnames, int blas, int row, c
         free(acc);
     }
     md_buf *w = &drv;
-    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
-    for (int k = 0; k < ctx->nfuncs; k++)
-        for (int m = 0; m <= 3; m++) {
-            char cname[256];
-            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
-            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
-            write_generic(w, cname, k, m);
-        }
-    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
-    if (ndims0 <= 1) md_buf_puts(w, "0");
-    for (int dd = 1; dd < ndims0; dd++) md_buf_printf(w, "%s%ld", dd > 1 ? ", " : "", env.dimsize[dd]);
-    md_buf_puts(w, "};\n    const double h = 1e-5;\n");
+    driver_head(w, ctx, &env, ndims0, 1e-5);
     for (int s = 0; s < nin + n; s++) {
         const md_mat *m = &env.val[s];
         long sz = m->rows * m->cols;
@@ -1101,9 +1112,11 @@ static void run_map(const char *text, const char *wrtnames, int blas, int row, c
         dir[i] = md_ctx_add_sym(ctx, b.s, x->kind, x->rows, x->cols);
         md_buf_free(&b);
     }
+    int rowF = F->rows == MD_DIM_ONE;   /* u as the driver makes it: a vector for a row vector F */
     int u = md_ctx_add_sym(ctx, md_ctx_find_sym(ctx, "u") >= 0 ? "u_" : "u",
-                           F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, F->rows, F->cols);
-    md_expr *uF = md_frob(ctx, md_sym(ctx, u), F);
+                           rowF || F->cols == MD_DIM_ONE ? MD_SYM_VECTOR : MD_SYM_MATRIX, rowF ? F->cols : F->rows,
+                           rowF ? MD_DIM_ONE : F->cols);
+    md_expr *uF = md_frob(ctx, rowF ? md_trans(ctx, md_sym(ctx, u)) : md_sym(ctx, u), F);
     md_expr **roots = calloc((size_t)n + 3, sizeof *roots);
     roots[0] = F;
     roots[1] = md_hvp(ctx, F, n, wrt, dir);
@@ -1141,19 +1154,7 @@ static void run_map(const char *text, const char *wrtnames, int blas, int row, c
         md_mat_free(&h);
     }
     md_buf *w = &drv;
-    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
-    for (int k = 0; k < ctx->nfuncs; k++)
-        for (int g = 0; g <= 3; g++) {
-            char cname[256];
-            if (g) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], g);
-            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
-            write_generic(w, cname, k, g);
-        }
-    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
-    if (ndims0 <= 1) md_buf_puts(w, "0");
-    for (int dd = 1, k = 0; dd < ndims0; dd++)
-        if (!md_dim_is_product(ctx, dd)) md_buf_printf(w, "%s%ld", k++ ? ", " : "", env.dimsize[dd]);
-    md_buf_puts(w, "};\n    const double h = 1e-6;\n");
+    driver_head(w, ctx, &env, ndims0, 1e-6);
     for (int s = 0; s < ctx->nsyms; s++) {
         const md_mat *x = &env.val[s];
         long sz = x->rows * x->cols;
@@ -1281,6 +1282,7 @@ START_TEST(jacobian_products)
         {"matrix X(n, p); vector w(p), y(n), s(n); diag(s)*(X*w - y)", "w s"},
         {"function h; h(A*x).*x", "A x"},
         {"x'*A*B", NULL},                                                                  /* a row vector */
+        {"vector z(m), w(n); (w' + w')./w' + z'*A", NULL},   /* random seed 2940: u : F hung for a row F */
     };
     int np = (int)(sizeof progs / sizeof progs[0]);
     for (int i = 0; i < np; i++)
