@@ -101,11 +101,13 @@ int md_emit_c_map(md_ctx *ctx, md_expr *F, int n, const int *wrt, const md_emit_
 
 /*
  * 0 when the C backend can emit roots[0..n) (NULL entries skipped); -1
- * after a message on err (none when err is NULL) when one reaches vec, kron, commutation or a
- * product dimension (n*p), which it does not apply yet.  md_emit_c checks
- * its own roots; call this before md_emit_header.  Product dimensions in
- * ctx that no root reaches (made by md_hessian_block, say) are ignored:
- * they are never fields of NAME_dims.
+ * after a message on err (none when err is NULL) when one reaches a
+ * Kronecker product or commutation matrix other than as a factor of a
+ * product (the emitter applies kron(A, B)*x as vec(B*X*A') and K*x as a
+ * transpose; a product with a matrix is refused when the bracketing makes
+ * one).  md_emit_c checks its own roots; call this before md_emit_header.
+ * Product dimensions (n*p) are products of their factors' fields, never
+ * fields of NAME_dims themselves.
  */
 int md_emit_check(md_ctx *ctx, int n, md_expr *const *roots, FILE *err);
 

@@ -267,8 +267,10 @@ static md_expr *copt(md_copt *c, md_expr *e)
     /* the transpose of something already rewritten is read as its
        transpose (a BLAS flag), not recomputed: E' for E = X*U*V' - Y;
        not an inverse: inv(A') shares A's LU with inv(A) anyway, and as a
-       transpose of inv(A) it would force that inverse to be formed */
-    if (!md_is_scalar(e) && e->kind != MD_TRANS && !is_inverse(e)) {
+       transpose of inv(A) it would force that inverse to be formed; nor
+       a Kronecker product or commutation matrix, applied where it is a
+       factor, never formed (kron(A', B') is not kron(A, B)') */
+    if (!md_is_scalar(e) && e->kind != MD_TRANS && !is_inverse(e) && e->kind != MD_KRON && e->kind != MD_COMM) {
         md_expr *t = md_trans(c->ctx, e);
         if (t != e && t->id < c->n && c->memo[t->id]) {
             md_expr *r = c->memo[t->id];
@@ -366,6 +368,7 @@ int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int max
     long *size = md_xcalloc((size_t)nd + 1, sizeof *size), *lv = md_xcalloc((size_t)nd + 1, sizeof *lv);
     int *freed = md_xcalloc((size_t)nd + 1, sizeof *freed), k = 0;
     for (int d = 1; d < nd; d++) {
+        if (md_dim_is_product(ctx, d)) continue;   /* its factors' product, below */
         if (hint && hint[d] > 0) size[d] = hint[d];
         else if (used[d]) freed[k++] = d;
         else size[d] = 1024;   /* not in the graph: any size */
@@ -376,6 +379,7 @@ int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int max
     md_expr **tmp = md_xmalloc((size_t)(n ? n : 1) * sizeof *tmp);
     for (int s = 0; s < MD_PLAN_SAMPLES && plan_sample(k, s, lv); s++) {
         for (int i = 0; i < k; i++) size[freed[i]] = lv[i];
+        md_ctx_product_sizes(ctx, size);
         memcpy(tmp, roots, (size_t)n * sizeof *tmp);
         md_cost_rewrite(ctx, size, n, tmp);
         int c = 0;
@@ -435,6 +439,36 @@ static md_expr *srw(md_srw *w, md_expr *e)
         changed |= a[i] != e->args[i];
     }
     md_expr *r = e;
+    /* (K1 + K2)*v (or v'*(K1 + K2)) with Kronecker products or
+       commutation matrices among the terms is K1*v + K2*v: each applied
+       to v, none formed */
+    if (e->kind == MD_MUL) {
+        int nm = 0, at = -1;
+        for (int i = 0; i < e->nargs; i++)
+            if (!md_is_scalar(a[i])) nm++, at = a[i]->kind == MD_ADD ? i : at;
+        int vec = at >= 0 && nm == 2 &&
+                  ((at + 1 < e->nargs && a[at + 1]->cols == MD_DIM_ONE) ||
+                   (at > 0 && !md_is_scalar(a[at - 1]) && a[at - 1]->rows == MD_DIM_ONE));
+        int applied = 0;
+        for (int t = 0; vec && t < a[at]->nargs; t++) {
+            const md_expr *u = a[at]->args[t];
+            for (int j = 0; u->kind == MD_MUL && j < u->nargs; j++)
+                if (!md_is_scalar(u->args[j])) u = u->args[j];
+            applied |= u->kind == MD_KRON || u->kind == MD_COMM;
+        }
+        if (vec && applied) {
+            md_expr *S = a[at], **terms = md_xmalloc((size_t)S->nargs * sizeof *terms);
+            for (int t = 0; t < S->nargs; t++) {
+                a[at] = S->args[t];
+                terms[t] = srw(w, md_mul(ctx, e->nargs, a));
+            }
+            r = md_add(ctx, S->nargs, terms);
+            free(terms);
+            free(a);
+            if (e->id < w->n) w->memo[e->id] = r;
+            return r;
+        }
+    }
     if (e->kind == MD_MUL) {
         int s = 0, n = e->nargs;
         while (s < n && md_is_scalar(a[s])) s++;
@@ -622,7 +656,10 @@ static md_expr *shared_side(md_frw *w, md_expr *t, int end, md_expr **rest)
             o[no++] = t->args[i];
         }
     int vec = end ? C->rows == MD_DIM_ONE : C->cols == MD_DIM_ONE;
-    if (nm > 2 ? !vec : is_inverse(o[single])) {
+    /* (nor a Kronecker product or commutation matrix: K1*v + K2*v applies
+       each to v, (K1 + K2)*v would form them) */
+    int applied = nm == 2 && (o[single]->kind == MD_KRON || o[single]->kind == MD_COMM);
+    if (applied || (nm > 2 ? !vec : is_inverse(o[single]))) {
         free(o);
         return NULL;
     }

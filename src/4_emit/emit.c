@@ -69,6 +69,13 @@
  *  - md_trdot, md_tcopy, md_mpow: traces of products, transposed copies,
  *    matrix powers.
  *
+ *  - md_wsyrk: A' diag(u) A as one dsyrk of sqrt(|u|) .* A (the Hessian
+ *    of a generalised linear model); md_kron_mv: kron(A, B) x applied as
+ *    vec(B X A'), never formed.
+ *
+ * For a vector or matrix function (md_emit_c_map) the file has NAME (F),
+ * NAME_jvp, NAME_vjp and NAME_jac instead, through the same stages.
+ *
  * Nothing here allocates nodes: emission reads the graph, it never builds
  * (costopt.c does, before).
  */
@@ -161,6 +168,7 @@ static void em_helpers(const emitter *E, md_buf *out)
         {E->use_mm, EM_RT_MM_BLAS, EM_RT_MM_LOOPS},
         {E->use_wsyrk, EM_RT_WSYRK_BLAS, EM_RT_WSYRK_LOOPS},
         {E->use_tcopy, EM_RT_TCOPY, EM_RT_TCOPY},
+        {E->use_kron, EM_RT_KRON, EM_RT_KRON},
         {E->nlus > 0, EM_RT_LU_LAPACK, EM_RT_LU_LOOPS},
         {E->nlus && use_pivot, EM_RT_PIVOT_LAPACK, EM_RT_PIVOT_LOOPS},
         {E->use_det, EM_RT_LU_DET, EM_RT_LU_DET},
@@ -327,6 +335,7 @@ char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts
     return fields;
 }
 
+/* Does e reach vec, kron, commutation or a product dimension? */
 static int em_reaches_product(md_ctx *ctx, const md_expr *e, char *seen)
 {
     if (seen[e->id]) return 0;
@@ -339,15 +348,40 @@ static int em_reaches_product(md_ctx *ctx, const md_expr *e, char *seen)
     return 0;
 }
 
-int md_emit_check(md_ctx *ctx, int n, md_expr *const *roots, FILE *err)
+static int em_any_reaches_product(md_ctx *ctx, int n, md_expr *const *roots)
 {
     char *seen = md_xcalloc(ctx->nnodes + 1, 1);
     int bad = 0;
     for (int i = 0; i < n && !bad; i++) bad = roots[i] && em_reaches_product(ctx, roots[i], seen);
     free(seen);
+    return bad;
+}
+
+/* Does e reach a Kronecker product or a commutation matrix that is not a
+   factor of a product (where md_kron_mv and md_tcopy apply it), or a
+   matrix with a product dimension that would be formed from one (kron(A,
+   B)' * kron(A, B) is kron(A'*A, B'*B), a Kronecker product alone)? */
+static int em_reaches_kron(const md_expr *e, const md_expr *user, char *seen)
+{
+    if ((e->kind == MD_KRON || e->kind == MD_COMM) && (!user || (user->kind != MD_MUL && user->kind != MD_ADD)))
+        return 1;   /* in a sum: (K1 + K2)*v is distributed (md_struct_rewrite); em_scan has the last word */
+    if (seen[e->id]) return 0;
+    seen[e->id] = 1;
+    for (int i = 0; i < e->nargs; i++)
+        if (em_reaches_kron(e->args[i], e, seen)) return 1;
+    return 0;
+}
+
+int md_emit_check(md_ctx *ctx, int n, md_expr *const *roots, FILE *err)
+{
+    char *seen = md_xcalloc(ctx->nnodes + 1, 1);
+    int bad = 0;
+    for (int i = 0; i < n && !bad; i++) bad = roots[i] && em_reaches_kron(roots[i], NULL, seen);
+    free(seen);
     if (bad && err)
-        fprintf(err, "matdiff: --format c: vec(), kron(), commutation() and sizes such as "
-                                    "eye(n*p) are not emitted as C yet; the text and LaTeX formats handle them\n");
+        fprintf(err, "matdiff: --format c: a Kronecker product or commutation matrix is emitted only as a factor of a "
+                     "product with a vector (kron(A, B)*x, applied as vec(B*X*A')); the text and LaTeX formats "
+                     "handle this one\n");
     return bad ? -1 : 0;
 }
 
@@ -361,7 +395,7 @@ md_expr **md_emit_hess_blocks(md_ctx *ctx, md_expr *f, int n, const int *wrt)
     for (int i = 0; i < n; i++)
         for (int j = i; j < n; j++) {
             md_expr *b = md_hessian_block(ctx, f, wrt[i], wrt[j]);
-            if (!b || md_emit_check(ctx, 1, &b, NULL)) {
+            if (!b || em_any_reaches_product(ctx, 1, &b)) {
                 free(h);
                 return NULL;
             }
@@ -488,7 +522,8 @@ static void em_sizes_ok(emitter *const *P, int np, md_buf *out)
     for (int k = 0; k < np; k++)
         for (int t = 0; t < P[k]->ntopo; t++) {
             const md_expr *e = P[k]->topo[t];
-            if (e->rows == MD_DIM_ONE || e->cols == MD_DIM_ONE) continue;
+            int prod = md_dim_is_product(ctx, e->rows) || md_dim_is_product(ctx, e->cols);
+            if (!prod && (e->rows == MD_DIM_ONE || e->cols == MD_DIM_ONE)) continue;
             int a = e->rows < e->cols ? e->rows : e->cols, b = e->rows < e->cols ? e->cols : e->rows, j = 0;
             while (j < npairs && (pairs[j][0] != a || pairs[j][1] != b)) j++;
             if (j < npairs) continue;
@@ -496,9 +531,14 @@ static void em_sizes_ok(emitter *const *P, int np, md_buf *out)
             pairs[npairs][0] = a;
             pairs[npairs++][1] = b;
         }
-    for (int j = 0; j < npairs; j++)
-        md_buf_printf(out, "    if ((double)dims->%s * (double)dims->%s > MD_MAX_ELEMS) return 0;\n",
-                      E->dimfield[pairs[j][0]], E->dimfield[pairs[j][1]]);
+    for (int j = 0; j < npairs; j++) {
+        md_buf a = {0}, b = {0};
+        em_dim_d(E, pairs[j][0], &a);
+        em_dim_d(E, pairs[j][1], &b);
+        md_buf_printf(out, "    if (%s * %s > MD_MAX_ELEMS) return 0;\n", a.s, b.s);
+        md_buf_free(&a);
+        md_buf_free(&b);
+    }
     free(pairs);
     md_buf_puts(out, "    return 1;\n}\n\n");
 }
@@ -843,7 +883,7 @@ static emitter em_merge(emitter *const *all, int nall, int np)
     emitter M = *all[0];
     for (int k = 1; k < nall; k++) {
         const emitter *A = all[k];
-        M.use_mm |= A->use_mm, M.use_wsyrk |= A->use_wsyrk, M.use_chain |= A->use_chain;
+        M.use_mm |= A->use_mm, M.use_wsyrk |= A->use_wsyrk, M.use_kron |= A->use_kron, M.use_chain |= A->use_chain;
         M.use_chain_plain |= A->use_chain_plain;
         M.use_chain_trace |= A->use_chain_trace, M.use_trdot |= A->use_trdot;
         M.use_tcopy |= A->use_tcopy, M.use_det |= A->use_det, M.use_sm |= A->use_sm;

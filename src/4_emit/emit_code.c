@@ -85,14 +85,14 @@ static void em_elloop(emitter *E, int r, int c, const char *stmt)
     em_dim(E, c, &cb);
     if (E->row)
         md_buf_printf(o, "    for (long md_ri = 0; md_ri < %s; md_ri++)\n"
-                         "        for (long md_ci = 0; md_ci < %s; md_ci++) {\n"
-                         "            const long md_i = md_ri * %s + md_ci;\n",
-                      rb.s, cb.s, cb.s);
+                         "        for (long md_ci = 0; md_ci < %s; md_ci++) {\n", rb.s, cb.s);
     else
         md_buf_printf(o, "    for (long md_ci = 0; md_ci < %s; md_ci++)\n"
-                         "        for (long md_ri = 0; md_ri < %s; md_ri++) {\n"
-                         "            const long md_i = md_ri + md_ci * %s;\n",
-                      cb.s, rb.s, rb.s);
+                         "        for (long md_ri = 0; md_ri < %s; md_ri++) {\n", cb.s, rb.s);
+    if (strstr(stmt, "md_i")) {   /* not when only md_ri, md_ci are read: norm1(eye) */
+        if (E->row) md_buf_printf(o, "            const long md_i = md_ri * %s + md_ci;\n", cb.s);
+        else md_buf_printf(o, "            const long md_i = md_ri + md_ci * %s;\n", rb.s);
+    }
     md_buf_printf(o, "            %s\n        }\n", stmt);
     md_buf_free(&rb);
     md_buf_free(&cb);
@@ -353,8 +353,66 @@ static const char *em_chain_arrays(emitter *E, const em_fac *f, const int *dd, i
     return solves ? "md_p" : "NULL";
 }
 
+/* A product of a Kronecker product or commutation matrix K (never formed,
+   EM_APPLIED) and a vector v: y = K v, or y' = v' K (y = K' v, where
+   kron(A, B)' = kron(A', B') and K_mn' = K_nm).  K_mn v is vec(X') for X
+   the m x n matrix of v (md_tcopy); kron(A, B) v is vec(B X A') for X the
+   cB x cA matrix of v (md_kron_mv), the arguments read in place with
+   their transposes as flags (row-major memory of A is A'). */
+static void em_applied(emitter *E, const md_expr *e)
+{
+    md_buf alpha = {0}, *o = &E->body;
+    const md_expr *K = NULL, *v = NULL;
+    int left = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        const md_expr *a = e->args[i];
+        const em_node *ax = &E->nd[a->id];
+        if (ax->scalar) md_buf_printf(&alpha, "%s%s", alpha.len ? " * " : "", ax->val);
+        else if (ax->mode == EM_APPLIED) K = a, left = v == NULL;
+        else v = a;
+    }
+    if (!alpha.len) md_buf_puts(&alpha, "1.0");
+    const char *y = E->nd[e->id].val, *x = E->nd[v->id].val;
+    if (K->kind == MD_COMM) {   /* K_{m,n}: m = ival, n = aux; K' = K_{n,m} */
+        E->use_tcopy = 1;
+        md_buf_puts(o, "    md_tcopy(");
+        em_dim(E, left ? K->aux : K->ival, o);
+        md_buf_puts(o, ", ");
+        em_dim(E, left ? K->ival : K->aux, o);
+        md_buf_printf(o, ", %s, %s, %s);\n", alpha.s, x, y);
+        md_buf_free(&alpha);
+        return;
+    }
+    const md_expr *arg[2] = {K->args[0], K->args[1]};
+    const char *ptr[2];
+    int t[2];
+    for (int k = 0; k < 2; k++) {   /* a transpose used in place is a flag */
+        const em_node *ax = &E->nd[arg[k]->id];
+        t[k] = (ax->mode == EM_VIEW) ^ E->row ^ !left;
+        ptr[k] = ax->val;
+    }
+    const md_expr *A = arg[0], *B = arg[1];
+    int rA = left ? A->rows : A->cols, cA = left ? A->cols : A->rows;
+    int rB = left ? B->rows : B->cols, cB = left ? B->cols : B->rows;
+    E->use_kron = E->use_mm = 1;
+    md_buf_printf(o, "    md_kron_mv(%d, %d, ", t[0], t[1]);
+    int d[4] = {rA, cA, rB, cB};
+    for (int k = 0; k < 4; k++) {
+        em_dim(E, d[k], o);
+        md_buf_puts(o, ", ");
+    }
+    md_buf_printf(o, "%s, %s, %s, %s, %s, md_scr);\n", alpha.s, ptr[0], ptr[1], x, y);
+    em_add_scratch(E, em_size_t(E, rB, cA));
+    md_buf_free(&alpha);
+}
+
 static void em_mul(emitter *E, const md_expr *e)
 {
+    for (int i = 0; i < e->nargs; i++)
+        if (E->nd[e->args[i]->id].mode == EM_APPLIED) {
+            em_applied(E, e);
+            return;
+        }
     const em_node *x = &E->nd[e->id];
     md_buf alpha = {0};
     em_fac *f = md_xcalloc((size_t)e->nargs + 1, sizeof *f);
@@ -675,8 +733,22 @@ static void em_node_code(emitter *E, const md_expr *e)
         md_buf_free(&nn);
         break;
     }
-    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS:
-        md_buf_printf(o, "    /* kind %d */\n", (int)e->kind);   /* leaves are not computed */
+    case MD_VEC: {   /* a copy (column-major: an alias, em_scan), transposed in row-major */
+        const md_expr *a = em_arg(E, e, 0);
+        if (E->row && a->rows != MD_DIM_ONE && a->cols != MD_DIM_ONE) {
+            E->use_tcopy = 1;
+            md_buf_puts(o, "    md_tcopy(");
+            em_dim(E, a->rows, o);
+            md_buf_puts(o, ", ");
+            em_dim(E, a->cols, o);
+            md_buf_printf(o, ", 1.0, %s, %s);\n", a0, v);
+        } else {
+            md_buf_printf(o, "    memcpy(%s, %s, (size_t)(%s) * sizeof(double));\n", v, a0, n);
+        }
+        break;
+    }
+    case MD_NUM: case MD_SYM: case MD_DIFF: case MD_KRON: case MD_COMM: case MD_NKINDS:
+        md_buf_printf(o, "    /* kind %d */\n", (int)e->kind);   /* leaves, and applied (em_applied) */
         break;
     }
     free(n);

@@ -52,8 +52,11 @@ typedef enum {
                      trace is computed from its factors */
     EM_ACCUM,     /* a product of two factors used only as a term of one
                      sum: added into the sum's value by md_mm with beta 1 */
-    EM_WEIGHTED   /* diag(u)*A, used only as the factor of A'*diag(u)*A: never
+    EM_WEIGHTED,  /* diag(u)*A, used only as the factor of A'*diag(u)*A: never
                      formed, md_wsyrk reads u and A (em_sym_product) */
+    EM_APPLIED    /* kron(A, B) or a commutation matrix, a factor of products
+                     with vectors only: never formed, applied (md_kron_mv,
+                     md_tcopy) */
 } em_mode;
 
 /* The LU factorisation of one matrix, shared by the det, logdet and
@@ -135,7 +138,7 @@ typedef struct emitter {
     /* the run-time helpers the statements call (emit_code.c) */
     int nplans;          /* plans in the file (emit.c), for the comment */
     int use_maxz;        /* a workspace slot holds values of different sizes */
-    int use_mm, use_wsyrk, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
+    int use_mm, use_wsyrk, use_kron, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
 } emitter;
 
 /* The symbol of input k of E's function. */
@@ -153,6 +156,9 @@ void em_add_gen(emitter *E, int func, int order);
 int em_names(emitter *E);
 /* Appends dimension d as C: "dims->n", or "1". */
 void em_dim(const emitter *E, int d, md_buf *b);
+/* The same as a double that cannot overflow, "(double)dims->n" (a
+   product dimension: the product of its factors in double). */
+void em_dim_d(const emitter *E, int d, md_buf *b);
 /* "dims->n * dims->p", "dims->n" or "1" (as long); malloc'd. */
 char *em_size(const emitter *E, int r, int c);
 /* The same as a size_t expression. */

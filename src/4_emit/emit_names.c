@@ -328,8 +328,33 @@ int em_names(emitter *E)
 /* Dimension d as C: dims->FIELD, or 1. */
 void em_dim(const emitter *E, int d, md_buf *b)
 {
-    if (d == MD_DIM_ONE) md_buf_puts(b, "1");
-    else md_buf_printf(b, "dims->%s", E->dimfield[d]);
+    const md_dim *dm = &E->ctx->dims[d];
+    if (d == MD_DIM_ONE) {
+        md_buf_puts(b, "1");
+    } else if (dm->nfac) {   /* a product dimension (vec, kron): its factors' product */
+        md_buf_putc(b, '(');
+        for (int k = 0; k < dm->nfac; k++) md_buf_printf(b, "%sdims->%s", k ? " * " : "", E->dimfield[dm->fac[k]]);
+        md_buf_putc(b, ')');
+    } else {
+        md_buf_printf(b, "dims->%s", E->dimfield[d]);
+    }
+}
+
+/* Dimension d as a C double: "(double)dims->n", "1.0", or for a product
+   "((double)dims->n * (double)dims->p)", which cannot overflow. */
+void em_dim_d(const emitter *E, int d, md_buf *b)
+{
+    const md_dim *dm = &E->ctx->dims[d];
+    if (d == MD_DIM_ONE) {
+        md_buf_puts(b, "1.0");
+    } else if (dm->nfac) {
+        md_buf_putc(b, '(');
+        for (int k = 0; k < dm->nfac; k++)
+            md_buf_printf(b, "%s(double)dims->%s", k ? " * " : "", E->dimfield[dm->fac[k]]);
+        md_buf_putc(b, ')');
+    } else {
+        md_buf_printf(b, "(double)dims->%s", E->dimfield[d]);
+    }
 }
 
 /* "dims->n * dims->p", "dims->n" or "1" (as long). */

@@ -46,6 +46,14 @@
  *    only as a term of a sum is added into the sum's value by md_mm with
  *    beta 1 (EM_ACCUM, em_add_accum): no array of its own, no pass.
  *
+ *  - Structure.  diag(u)*A arrives as (u*1') .* A (md_struct_rewrite):
+ *    u*1' and eye inline as u[md_ri] and md_ri == md_ci in a row/column
+ *    loop; A'*(diag(u)*A) never forms diag(u)*A (EM_WEIGHTED: md_wsyrk
+ *    reads u and A).  A Kronecker product or commutation matrix is only
+ *    ever applied to a vector (EM_APPLIED: md_kron_mv, md_tcopy); any
+ *    other use is refused here, with a message.  vec(A) is A's memory in
+ *    column-major (EM_ALIAS).
+ *
  *  - Traces.  A product used only by a trace (EM_TRACED) is not formed:
  *    tr(PQ) = sum(P .* Q') (md_trdot), and a longer chain is split where
  *    its two halves cost least (md_chain_trace), when em_traceable says
@@ -170,9 +178,11 @@ static void em_twins(emitter *E, int nroots, md_expr **roots)
     for (uint32_t i = 0; i < len; i++) {
         md_expr *a = order[i];
         int leafish = a->nargs == 0 || (a->kind == MD_TRANS && a->args[0]->nargs == 0);
-        /* inv(A) and inv(A') share A's LU instead */
-        int inverse = a->kind == MD_MPOW && a->ival < 0;
-        if (!leafish && !inverse && !md_is_scalar(a) && !a->has_diff) tr[i] = md_trans(ctx, a);   /* may add nodes */
+        /* inv(A) and inv(A') share A's LU instead; a Kronecker product and
+           its transpose are each applied, never formed */
+        int inverse = a->kind == MD_MPOW && a->ival < 0, applied = a->kind == MD_KRON || a->kind == MD_COMM;
+        if (!leafish && !inverse && !applied && !md_is_scalar(a) && !a->has_diff)
+            tr[i] = md_trans(ctx, a);   /* may add nodes */
     }
     E->nd = md_xcalloc(ctx->nnodes, sizeof *E->nd);
     for (uint32_t i = 0; i < ctx->nnodes; i++) E->nd[i].dest = -1;
@@ -287,14 +297,14 @@ static int em_traceable(const emitter *E, const md_expr *e)
 }
 
 /* Is the product a, scalars times exactly two matrix factors and no
-   solve, one md_mm call? */
+   solve (nor an applied Kronecker product), one md_mm call? */
 static int em_accum_pair(const emitter *E, const md_expr *a)
 {
     int L = 0, solve = 0;
     for (int j = 0; j < a->nargs; j++)
         if (!md_is_scalar(a->args[j])) {
             L++;
-            solve |= E->nd[a->args[j]->id].mode == EM_SOLVE;
+            solve |= E->nd[a->args[j]->id].mode == EM_SOLVE || E->nd[a->args[j]->id].mode == EM_APPLIED;
         }
     return L == 2 && !solve && !em_sym_product(a);   /* md_wsyrk has no beta */
 }
@@ -335,7 +345,9 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
             em_node *a = &E->nd[arg->id];
             a->uses++;
             a->user = e;
-            if (!(em_kind(E, e) == MD_MUL && !md_is_scalar(arg))) a->other_use = 1;
+            /* a factor of a product, or an argument of a Kronecker product
+               (read in place: its transpose is a flag) */
+            if (!(em_kind(E, e) == MD_MUL && !md_is_scalar(arg)) && em_kind(E, e) != MD_KRON) a->other_use = 1;
         }
     }
     E->nd[f->id].root_of++;
@@ -392,10 +404,41 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
         case MD_MPOW:
             x->mode = e->ival == -1 && x->lu && !x->other_use ? EM_SOLVE : EM_COMPUTED;
             break;
+        case MD_VEC: {   /* column-major: vec(A) is A's memory */
+            em_mode am = E->nd[em_arg(E, e, 0)->id].mode;
+            x->mode = !E->row && (am == EM_COMPUTED || am == EM_LEAF) ? EM_ALIAS : EM_COMPUTED;
+            break;
+        }
+        case MD_KRON: case MD_COMM: x->mode = EM_APPLIED; break;
         case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL:
         case MD_HAD: case MD_POW: case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2:
         case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
-        case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: x->mode = EM_COMPUTED; break;
+        case MD_NKINDS: x->mode = EM_COMPUTED; break;
+        }
+    }
+    /* a Kronecker product or commutation matrix is applied to a vector,
+       never formed: every user a product of it and one vector (on its
+       right, or a row vector on its left), which the bracketing chose */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k];
+        for (int i = 0; i < em_nargs(E, e); i++) {
+            md_expr *a = em_arg(E, e, i);
+            if (E->nd[a->id].mode != EM_APPLIED) continue;
+            const md_expr *m[2] = {NULL, NULL};
+            int nm = 0, ok = em_kind(E, e) == MD_MUL;
+            for (int j = 0; ok && j < e->nargs; j++)
+                if (!md_is_scalar(e->args[j])) {
+                    if (nm == 2) ok = 0;
+                    else m[nm++] = e->args[j];
+                }
+            ok = ok && nm == 2 && ((m[0] == a && m[1]->cols == MD_DIM_ONE) || (m[1] == a && m[0]->rows == MD_DIM_ONE));
+            if (!ok) {
+                fprintf(E->err, "matdiff: --format c: %s is emitted only as a factor of a product with a vector "
+                                "(kron(A, B)*x is applied as vec(B*X*A'), never formed); here it %s\n",
+                        a->kind == MD_KRON ? "a Kronecker product" : "a commutation matrix",
+                        em_kind(E, e) == MD_MUL ? "multiplies a matrix" : "is not a factor of a product");
+                return -1;
+            }
         }
     }
     /* which nodes have a user other than an elementwise node of their
@@ -600,6 +643,7 @@ static void em_reads(const emitter *E, md_expr *a, int pos, int *last)
     case EM_TRACED:
     case EM_ACCUM:
     case EM_WEIGHTED:
+    case EM_APPLIED:
         for (int i = 0; i < em_nargs(E, a); i++) em_reads(E, em_arg(E, a, i), pos, last);
         return;
     case EM_LEAF:
@@ -702,6 +746,7 @@ void em_values(emitter *E)
         case EM_TRACED: break;   /* never formed */
         case EM_ACCUM: break;    /* added into its sum */
         case EM_WEIGHTED: break; /* read as u and A by md_wsyrk */
+        case EM_APPLIED: break;  /* read as its arguments by md_kron_mv */
         case EM_LEAF:
             if (e->kind == MD_NUM) x->val = em_number(e);
             else x->val = md_xstrdup(E->pname[e->ival]);
@@ -910,8 +955,8 @@ char *em_cost(const emitter *E)
         if (!strpbrk(c, ".e")) strcat(c, ".0");
         if (t[i].coef != 1.0 || !t[i].n) md_buf_puts(&term, c);
         for (int j = 0; j < t[i].n; j++) {
-            md_buf_puts(&term, term.len ? " * (double)" : "(double)");
-            em_dim(E, t[i].d[j], &term);
+            if (term.len) md_buf_puts(&term, " * ");
+            em_dim_d(E, t[i].d[j], &term);
         }
         if (i && col + term.len + 3 > 96) {
             md_buf_puts(&b, "\n        + ");

@@ -49,12 +49,26 @@ static const char *em_kind_text(const md_symbol *s)
     return "matrix";
 }
 
+/* Dimension d by its dims fields: "n", or "n*p" for a product. */
+static void em_dim_text(const emitter *E, int d, md_buf *b)
+{
+    const md_dim *dm = &E->ctx->dims[d];
+    if (!dm->nfac) md_buf_puts(b, E->dimfield[d]);
+    for (int k = 0; k < dm->nfac; k++) md_buf_printf(b, "%s%s", k ? "*" : "", E->dimfield[dm->fac[k]]);
+}
+
 static void em_shape_text(const emitter *E, int r, int c, md_buf *b)
 {
-    if (r == MD_DIM_ONE && c == MD_DIM_ONE) md_buf_puts(b, "1");
-    else if (c == MD_DIM_ONE) md_buf_puts(b, E->dimfield[r]);
-    else if (r == MD_DIM_ONE) md_buf_printf(b, "1 x %s", E->dimfield[c]);
-    else md_buf_printf(b, "%s x %s", E->dimfield[r], E->dimfield[c]);
+    if (r == MD_DIM_ONE && c == MD_DIM_ONE) {
+        md_buf_puts(b, "1");
+        return;
+    }
+    if (r == MD_DIM_ONE) md_buf_puts(b, "1 x ");
+    em_dim_text(E, r == MD_DIM_ONE ? c : r, b);
+    if (r != MD_DIM_ONE && c != MD_DIM_ONE) {
+        md_buf_puts(b, " x ");
+        em_dim_text(E, c, b);
+    }
 }
 
 /* HEAD FNAME(const NAME_dims *dims, <E's inputs>, extra...), wrapped at 96

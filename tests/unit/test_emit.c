@@ -112,6 +112,10 @@ static const ecase base_cases[] = {
                    " + M_PI*sum(INFINITY) + sum(isnan .* complex) + errno*sum(EOF) + sum(offsetof .* unix)", 0, 0},
     {"cxx_keywords", "scalar new; vector this; matrix class; new*this'*class*this + sum(delete)"
                      " + sum(and .* or)", 0, 0},
+    /* eye and u*1' read as md_ri == md_ci, u[md_ri] in a row/column loop,
+       also where nothing reads element md_i (norm1(eye): random seed 3) */
+    {"eye_loops", "vector x(n); matrix A(n, n); x'*x*norm1(eye(n)) + sum(eye(n))*sum(x) + norm2(A - eye)^2"
+                  " + sum(diag(x)*A) + sum(A*diag(x))", 0, 0},
 };
 enum { NBASE = sizeof base_cases / sizeof base_cases[0] };
 
@@ -1283,6 +1287,11 @@ START_TEST(jacobian_products)
         {"function h; h(A*x).*x", "A x"},
         {"x'*A*B", NULL},                                                                  /* a row vector */
         {"vector z(m), w(n); (w' + w')./w' + z'*A", NULL},   /* random seed 2940: u : F hung for a row F */
+        /* Kronecker products and commutation matrices applied, never formed;
+           vec as the matrix's memory (column-major) or a transposed copy */
+        {"matrix A(n, m), B(p, q); vector x(m*q), y(n*p); kron(A, B)*x - y.*y", "x y"},
+        {"matrix A(n, m), B(p, q), X(q, m); vector y(n*p); vec(B*X*A') + commutation(n, p)*y + 2*exp(y)", "y"},
+        {"matrix A(n, m), B(p, q); vector x(m*q), y(n*p); (y'*kron(A, B))' + kron(A', B')*y + x", "y"},
     };
     int np = (int)(sizeof progs / sizeof progs[0]);
     for (int i = 0; i < np; i++)
