@@ -807,6 +807,47 @@ START_TEST(huge_sizes)
         md_buf_free(&cmd);
     }
     eunload(p);
+    /* product dimensions (n*p) overflow long before they overflow the
+       checks, which multiply in double: kron(A, B)*x by x and y */
+    tprog *t = load_with("matrix A(n, m), B(p, q); vector x(m*q), y(n*p); norm2(kron(A, B)*x - y)^2", 1);
+    ck_assert_int_eq(t->rc, 0);
+    int wrt[2] = {md_ctx_find_sym(t->ctx, "x"), md_ctx_find_sym(t->ctx, "y")};
+    md_expr *g[2] = {md_gradient(t->ctx, t->typed.f, wrt[0]), md_gradient(t->ctx, t->typed.f, wrt[1])};
+    for (int blas = 0; blas <= have_blas(); blas++) {
+        md_emit_opts o = {"f", blas, blas, NULL, NULL, NULL};   /* row-major with CBLAS */
+        md_buf code = {0}, hdr = {0}, cmd = {0};
+        ck_assert_int_eq(md_emit_c(t->ctx, t->typed.f, 2, wrt, g, &o, &code, stderr), 0);
+        ck_assert_int_eq(md_emit_header(t->ctx, 2, wrt, &o, &hdr, stderr), 0);
+        make_tmpdir();
+        write_file("f.c", code.s);
+        write_file("f.h", hdr.s);
+        write_file("main.c",
+                   "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include \"f.h\"\n"
+                   "static int bad(long n, long m, long p, long q)\n{\n"
+                   "    f_dims dm = {n, m, p, q};\n"
+                   "    double a = 1, g[2] = {7, 7};\n"
+                   "    if (f_workspace(&dm) != SIZE_MAX) return 1;\n"
+                   "    double v = f(&dm, &a, &a, &a, &a, g, g + 1, NULL);\n"
+                   "    return !isnan(v) || g[0] != 7 || g[1] != 7;\n}\n"
+                   "int main(void)\n{\n"
+                   "    f_dims ok = {2, 3, 2, 2};\n"
+                   "    if (f_workspace(&ok) == SIZE_MAX || f_workspace(&ok) > 1000) return 10;\n"
+                   "    if (bad(2147483647L, 3, 2147483647L, 2)) return 11;\n"
+                   "    if (bad(1L << 30, 1L << 30, 1L << 30, 1L << 30)) return 12;\n"
+                   "    if (bad(3, 0, 3, 3)) return 13;\n"
+                   "    puts(\"ok\");\n    return 0;\n}\n");
+        md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog", flags,
+                      tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+        char *out = NULL;
+        int st = run(cmd.s, &out);
+        ck_assert_msg(st == 0, "huge sizes of kron (%s): exit %d:\n%s", blas ? "CBLAS" : "loops", st, out);
+        free(out);
+        remove_tmpdir();
+        md_buf_free(&code);
+        md_buf_free(&hdr);
+        md_buf_free(&cmd);
+    }
+    unload(t);
 }
 END_TEST
 
