@@ -64,6 +64,10 @@ typedef enum md_kind {
     MD_COMM,    /* the commutation matrix K with K*vec(A) = vec(A') for A of
                    shape ival x aux (two dimension ids, neither 1); square of
                    size ival*aux; no args */
+    MD_SOFTMAX, /* softmax(args[0]) = exp(a)/sum(exp(a)) of a column vector
+                   args[0]; its shape */
+    MD_LSE,     /* logsumexp(args[0]) = log(sum(exp(a))) of a column vector
+                   args[0]; 1x1 */
     MD_NKINDS
 } md_kind;
 

@@ -842,7 +842,11 @@ static gnode *gen(gprog *g, int r, int c, int depth)
             return power(g, "^", spd(g, r, d1 - 1), num(g, chance(g, 60) ? "-1" : "-2"));
         case 15:    /* diag both ways */
             if (sq) return call(g, "diag", r, c, 1, gen(g, r, ONE, d1), NULL, NULL);
-            if (c == ONE && r != ONE) return call(g, "diag", r, c, 1, gen(g, r, r, d1), NULL, NULL);
+            if (c == ONE && r != ONE) {
+                /* and softmax, a vector of a vector */
+                if (chance(g, 30)) return call(g, "softmax", r, c, 1, gen(g, r, ONE, d1), NULL, NULL);
+                return call(g, "diag", r, c, 1, gen(g, r, r, d1), NULL, NULL);
+            }
             continue;
         case 16:    /* vector(s), matrix(s) of a scalar expression */
             if (s) continue;
@@ -894,7 +898,12 @@ static gnode *gen(gprog *g, int r, int c, int depth)
                 if (chance(g, 50)) return bin(g, "*", a, gen(g, d, ONE, d1), ONE, ONE);
                 return bin(g, "*", bin(g, "*", a, gen(g, d, e, d1), ONE, e), gen(g, e, ONE, d1), ONE, ONE);
             }
-            case 7: return call(g, "diag", ONE, ONE, 1, gen(g, ONE, ONE, d1), NULL, NULL);
+            case 7:
+                if (chance(g, 50)) {
+                    int d = rdim(g);
+                    if (d != ONE) return call(g, "logsumexp", ONE, ONE, 1, gen(g, d, ONE, d1), NULL, NULL);
+                }
+                return call(g, "diag", ONE, ONE, 1, gen(g, ONE, ONE, d1), NULL, NULL);
             default: return power(g, "^", positive(g, ONE, ONE, d1), num(g, chance(g, 50) ? "0.5" : "(1/3)"));
             }
         }
