@@ -148,6 +148,9 @@ typedef struct md_ctx {
        (A + B)*x can cost far more than A*x + B*x with good bracketing;
        must be set before any node is made */
     int no_factor;
+    /* set while md_add tries a sum expanded (src/2_core/simplify.c,
+       md_expand_sum): the sums built meanwhile are not expanded again */
+    int expanding;
     /* memo tables of the simplifier, indexed by node id (src/2_core/simplify.c) */
     md_expr **memo_trans, **memo_simp;
     uint32_t memocap;

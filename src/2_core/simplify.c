@@ -271,6 +271,8 @@ static md_expr *md_had_factored_sum(md_ctx *ctx, int n, md_expr **v)
 }
 
 static md_expr *md_scalar_out(md_ctx *ctx, md_expr *a, md_expr **sc);
+static md_expr *md_expand_sum(md_ctx *ctx, md_term *t, int m, int rows, int cols);
+static uint64_t md_sum_size(md_ctx *ctx, md_expr *e);
 
 md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
 {
@@ -415,8 +417,108 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
         r = md_raw(ctx, MD_ADD, rows, cols, m, a);
         free(a);
     }
+    if (!ctx->expanding && m >= 2) {
+        md_expr *x = md_expand_sum(ctx, t, m, rows, cols);
+        /* clearly smaller: by a node or two it is only a different
+           spelling, (A.*B - C).*B against B.^2.*A - B.*C */
+        if (x && 4 * md_sum_size(ctx, x) <= 3 * md_sum_size(ctx, r)) r = x;
+    }
     for (int i = 0; i < m; i++) mpq_clear(t[i].coef);
     free(t);
+    return r;
+}
+
+/*
+ * Expanding and collecting again.  Terms whose core is a Hadamard or
+ * matrix product with a sum among its factors are distributed over that
+ * sum (and again over the sums of the results, a few levels down), and
+ * the whole is collected again; md_add keeps the result only when it is
+ * lighter than the sum as it was.  That is where cancellations across
+ * products show: (1 - y).*s - (1 - s).*y is s - y (logistic regression).
+ * Bounded, so that the cost stays small and the shared DAGs of deep
+ * networks do not blow up: sums of at most MD_EXPAND_SUM terms,
+ * MD_EXPAND_MAX terms in all.  ctx->expanding keeps the sums built on the
+ * way from trying it again.  Returns NULL when nothing expands.
+ */
+enum { MD_EXPAND_SUM = 6, MD_EXPAND_MAX = 32, MD_EXPAND_DEPTH = 3 };
+
+/* Factor i of the product e is a sum to distribute: any sum of a
+   Hadamard product, a scalar sum of a product (a matrix sum in a chain
+   stays: X'*(X*w - y) is how people write it). */
+static int md_expandable_at(const md_expr *e, int i)
+{
+    md_expr *a = e->args[i];
+    if (a->kind != MD_ADD || a->nargs > MD_EXPAND_SUM) return 0;
+    return e->kind == MD_HAD || md_is_scalar(a);
+}
+
+static int md_expandable(const md_expr *e)
+{
+    if (e->kind != MD_HAD && e->kind != MD_MUL) return 0;
+    for (int i = 0; i < e->nargs; i++)
+        if (md_expandable_at(e, i)) return 1;
+    return 0;
+}
+
+static int md_expand_term(md_ctx *ctx, md_expr *e, md_vec *out, int depth)
+{
+    mpq_t c;
+    mpq_init(c);
+    md_expr *core = md_split(ctx, e, c);
+    int k = -1;
+    if (core && depth > 0 && md_expandable(core))
+        for (int i = 0; i < core->nargs && k < 0; i++)
+            if (md_expandable_at(core, i)) k = i;
+    int rc = 0;
+    if (k < 0) {
+        md_vec_push(out, e);
+    } else {
+        md_expr *s = core->args[k];
+        md_expr **a = md_xmalloc((size_t)core->nargs * sizeof *a);
+        for (int j = 0; j < s->nargs && !rc; j++) {
+            memcpy(a, core->args, (size_t)core->nargs * sizeof *a);
+            a[k] = s->args[j];
+            md_expr *p = core->kind == MD_HAD ? md_had(ctx, core->nargs, a) : md_mul(ctx, core->nargs, a);
+            rc = md_expand_term(ctx, md_scale(ctx, c, p), out, depth - 1);
+        }
+        free(a);
+    }
+    mpq_clear(c);
+    return rc || out->n > MD_EXPAND_MAX ? -1 : 0;
+}
+
+/* The size md_add compares an expanded sum by: the weights of the terms'
+   cores, coefficients left out.  The same for e and c*e (a weight would
+   count the -1 of each negative term), so that a sum, its negation and
+   its primitive part expand alike and the canonical form stays one. */
+static uint64_t md_sum_size(md_ctx *ctx, md_expr *e)
+{
+    mpq_t c;
+    mpq_init(c);
+    uint64_t w = 0;
+    int n = e->kind == MD_ADD ? e->nargs : 1;
+    md_expr *const *a = e->kind == MD_ADD ? e->args : &e;
+    for (int i = 0; i < n; i++) {
+        md_expr *core = md_split(ctx, a[i], c);
+        w += core ? core->weight : 1;
+    }
+    mpq_clear(c);
+    return w;
+}
+
+static md_expr *md_expand_sum(md_ctx *ctx, md_term *t, int m, int rows, int cols)
+{
+    int any = 0;
+    for (int i = 0; i < m && !any; i++) any = t[i].core && md_expandable(t[i].core);
+    if (!any) return NULL;
+    ctx->expanding = 1;
+    md_vec out = {0};
+    int rc = 0;
+    for (int i = 0; i < m && !rc; i++)
+        rc = md_expand_term(ctx, md_join(ctx, t[i].coef, t[i].core, rows, cols), &out, MD_EXPAND_DEPTH);
+    md_expr *r = rc ? NULL : md_add(ctx, out.n, out.v);
+    free(out.v);
+    ctx->expanding = 0;
     return r;
 }
 
@@ -1494,6 +1596,10 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         if (kind != MD_TR && a->rows == MD_DIM_ONE) return md_unary(ctx, kind, md_trans(ctx, a));
         if (kind == MD_TR && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
         if (kind == MD_SUM && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
+        /* sum(u*v') = sum(u)*sum(v) for vectors u, v */
+        if (kind == MD_SUM && a->kind == MD_MUL && a->nargs == 2 && a->args[0]->cols == MD_DIM_ONE &&
+            a->args[1]->rows == MD_DIM_ONE && !md_is_scalar(a->args[0]) && !md_is_scalar(a->args[1]))
+            return md_mul2(ctx, md_unary(ctx, MD_SUM, a->args[0]), md_unary(ctx, MD_SUM, a->args[1]));
         /* sum(softmax(a)) = 1, and so is its 1-norm */
         if ((kind == MD_SUM || kind == MD_NORM1) && a->kind == MD_SOFTMAX) return md_num_si(ctx, 1, 1);
         if (kind == MD_TR && a->kind == MD_EYE) break;
