@@ -652,7 +652,14 @@ static gnode *idiom(gprog *g, int r, int c)
         gnode *x = var_leaf(g, r, ONE, 0), *y = var_leaf(g, r, ONE, 0);
         if (!x || !y) return NULL;
         int e = rdim(g);
-        switch (rn(g, 11)) {
+        switch (rn(g, 13)) {
+        case 11:   /* softmax written out: exp(x)/sum(exp(x)) */
+            if (r == ONE) return NULL;
+            return bin(g, "/", call(g, "exp", r, c, 1, x, NULL, NULL),
+                       call(g, "sum", ONE, ONE, 1, call(g, "exp", r, c, 1, x, NULL, NULL), NULL, NULL), r, c);
+        case 12:   /* sigmoid written out: 1./(1 + exp(-x)) */
+            return bin(g, "./", num(g, "1"),
+                       bin(g, "+", num(g, "1"), call(g, "exp", r, c, 1, neg(g, x), NULL, NULL), r, c), r, c);
         case 0: return call(g, "log", r, c, 1, x, NULL, NULL);
         case 1: return call(g, "exp", r, c, 1, x, NULL, NULL);
         case 2: return bin(g, "./", num(g, "1"), x, r, c);

@@ -1022,6 +1022,18 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         md_prod_absorb(ctx, &p, sm, 0);
     }
 
+    /* u'*v = sum(u .* v) where the Hadamard product cancels to something
+       clearly smaller: (y./s)'*s = sum(y) */
+    if (p.chain.n == 2 && p.chain.v[0]->rows == MD_DIM_ONE && p.chain.v[1]->cols == MD_DIM_ONE &&
+        !md_is_scalar(p.chain.v[0]) && !md_is_scalar(p.chain.v[1]) &&
+        (p.chain.v[0]->kind == MD_HAD || p.chain.v[1]->kind == MD_HAD)) {
+        md_expr *h = md_had2(ctx, md_trans(ctx, p.chain.v[0]), p.chain.v[1]);
+        if (h->weight + 2 < p.chain.v[0]->weight + p.chain.v[1]->weight) {
+            p.chain.n = 0;
+            md_prod_absorb(ctx, &p, md_unary(ctx, MD_SUM, h), 0);
+        }
+    }
+
     /* in a 1x1 product with other factors, an inner product x'*A*y is one
        scalar factor among the others (sorted with them), whichever way it
        came in: 2*a*(x'*y), never 2*a*x'*y with x', y as a chain */
