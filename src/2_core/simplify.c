@@ -16,9 +16,13 @@
  * Rules that need care because they are only true under a condition are
  * commented where they are applied.
  *
- * Nothing here distributes a product over a sum: expansion can blow up
- * exponentially on the shared DAGs of deep networks, and the compact
- * factored form is what a mathematician writes anyway.
+ * Nothing here distributes a product over a sum for good: expansion can
+ * blow up exponentially on the shared DAGs of deep networks, and the
+ * compact factored form is what a mathematician writes anyway.  md_add
+ * only tries it, bounded, and keeps it where terms cancel so that the sum
+ * becomes clearly smaller (md_expand_sum).  The forms people write out,
+ * exp(z)/sum(exp(z)) and 1./(1 + exp(-z)), become the built-ins softmax
+ * and sigmoid where the constructors meet them (md_mul, md_pow, md_func).
  */
 #include "md_simplify.h"
 
