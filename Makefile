@@ -7,6 +7,7 @@
 #   make check      unit tests (Check) + golden CLI cases + property test
 #                   + 3000 random programs (tests/random.c) + LaTeX compiles
 #                   + docs/codegen.md's calling example compiled and run
+#                   + tests/indep/ and tests/textbook/ (numpy, /usr/bin/python3)
 #   make random     the random differential tester: N=200000 programs (SEED, JOBS)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
@@ -41,7 +42,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep install-check asan valgrind bench clean help install uninstall FORCE
+.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep textbook install-check asan valgrind bench clean help install uninstall FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -83,7 +84,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex codegen-doc io indep install-check
+check: unit golden property random-ci latex codegen-doc io indep textbook install-check
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -121,6 +122,12 @@ INDEP_N ?= 200
 INDEP_SEED ?= 1
 indep: $(BIN)
 	@$(INDEP_PYTHON) tests/indep/indep.py --count $(INDEP_N) --seed $(INDEP_SEED) --matdiff ./$(BIN)
+
+# Textbook-compact answers (tests/textbook/): the size of matdiff's gradient
+# of each classic objective against the textbook's, and both checked
+# numerically by tests/indep/'s evaluator.
+textbook: $(BIN)
+	@$(INDEP_PYTHON) tests/textbook/run.py --matdiff ./$(BIN)
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300

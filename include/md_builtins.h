@@ -40,7 +40,9 @@ typedef enum md_shape_rule {
     MD_SHP_DIAG,           /* vector -> diagonal matrix, square -> its diagonal */
     MD_SHP_VEC,            /* m x n -> mn x 1 */
     MD_SHP_KRON,           /* m x n, p x q -> mp x nq */
-    MD_SHP_COMM            /* dimension names m, n -> mn x mn */
+    MD_SHP_COMM,           /* dimension names m, n -> mn x mn */
+    MD_SHP_COLUMN,         /* column vector -> itself (softmax) */
+    MD_SHP_COLUMN_SCALAR   /* column vector -> 1x1 (logsumexp) */
 } md_shape_rule;
 
 enum { MD_FNF_IDEMPOTENT = 1, MD_FNF_KINK = 2 };

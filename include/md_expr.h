@@ -64,6 +64,10 @@ typedef enum md_kind {
     MD_COMM,    /* the commutation matrix K with K*vec(A) = vec(A') for A of
                    shape ival x aux (two dimension ids, neither 1); square of
                    size ival*aux; no args */
+    MD_SOFTMAX, /* softmax(args[0]) = exp(a)/sum(exp(a)) of a column vector
+                   args[0]; its shape */
+    MD_LSE,     /* logsumexp(args[0]) = log(sum(exp(a))) of a column vector
+                   args[0]; 1x1 */
     MD_NKINDS
 } md_kind;
 
@@ -144,6 +148,9 @@ typedef struct md_ctx {
        (A + B)*x can cost far more than A*x + B*x with good bracketing;
        must be set before any node is made */
     int no_factor;
+    /* set while md_add tries a sum expanded (src/2_core/simplify.c,
+       md_expand_sum): the sums built meanwhile are not expanded again */
+    int expanding;
     /* memo tables of the simplifier, indexed by node id (src/2_core/simplify.c) */
     md_expr **memo_trans, **memo_simp;
     uint32_t memocap;

@@ -21,7 +21,16 @@
  *    equal bases merge into powers (A .* A = A.^2);
  *  - transposes sit only on leaves (X', dX', diag(A)'): (A*B)' = B'*A',
  *    A'' = A, S' = S for symmetric S, eye' = eye;
- *  - the neutral elements 0, 1, eye and matrix(1) disappear where neutral.
+ *  - the neutral elements 0, 1, eye and matrix(1) disappear where neutral;
+ *  - a difference standing alone has no leading minus: -(a - b) is b - a
+ *    (as a factor it stays primitive, above);
+ *  - a sum whose terms are Hadamard products with a sum factor, or
+ *    products with a scalar sum, is expanded and collected again when that
+ *    is at most 3/4 of its size ((1 - y).*s - (1 - s).*y = s - y);
+ *  - the functions people write out are found: exp(z)/sum(exp(z)) is
+ *    softmax(z), log(sum(exp(z))) logsumexp(z), log(softmax(z))
+ *    z - logsumexp(z), 1./(1 + exp(-z)) sigmoid(z), log(1 + exp(z))
+ *    softplus(z), exp(z).*sigmoid(-z) sigmoid(z), sum(softmax(z)) 1.
  *
  * Shapes are the caller's responsibility: arguments must fit (shape.c
  * checks the user's program; the derivation only builds well-shaped terms).

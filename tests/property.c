@@ -239,7 +239,7 @@ static md_expr *g_unary(gen *g, md_kind k, md_expr *a)
     if (!g->raw) return md_unary(g->ctx, k, a);
     int r = MD_DIM_ONE, c = MD_DIM_ONE;
     if (k == MD_DIAGM) r = c = a->rows;
-    if (k == MD_DIAGV) r = a->rows;
+    if (k == MD_DIAGV || k == MD_SOFTMAX) r = a->rows;
     return mk1(g, k, r, c, 0, a);
 }
 
@@ -362,8 +362,9 @@ static md_expr *gen_regular(gen *g, int n, int d)
 /* A scalar made from a non-scalar: sum, norms, trace, determinants. */
 static md_expr *gen_reduce(gen *g, int d)
 {
-    int k = rn(g, 9), n = rdim(g, 0);
+    int k = rn(g, 10), n = rdim(g, 0);
     switch (k) {
+    case 9: return g_unary(g, MD_LSE, gen_expr(g, rdim(g, 0), MD_DIM_ONE, d));
     case 0:
     case 1: return g_unary(g, MD_SUM, gen_expr(g, rdim(g, 1), rdim(g, 1), d));
     case 2: return g_unary(g, MD_NORM1, gen_expr(g, rdim(g, 1), rdim(g, 1), d));
@@ -431,7 +432,10 @@ static md_expr *gen_node(gen *g, int r, int c, int d)
         case 13:
             if (scalar) return gen_reduce(g, d);
             if (square) return g_unary(g, MD_DIAGM, gen_expr(g, r, MD_DIM_ONE, d));
-            if (is_one(c)) return g_unary(g, MD_DIAGV, gen_expr(g, r, r, d));
+            if (is_one(c)) {
+                if (chance(g, 30)) return g_unary(g, MD_SOFTMAX, gen_expr(g, r, MD_DIM_ONE, d));
+                return g_unary(g, MD_DIAGV, gen_expr(g, r, r, d));
+            }
             break;
         case 14:
             /* neutral elements inside products and sums */
@@ -539,6 +543,8 @@ static md_expr *wf_walk(md_ctx *ctx, md_expr *e, char *seen, const char **why)
     case MD_DET:
     case MD_LOGDET: WF(r == one && c == one && a->rows == a->cols, "tr/det/logdet of a non-square"); break;
     case MD_DIAGM: WF(a->cols == one && r == a->rows && c == a->rows, "diag(vector) of the wrong shape"); break;
+    case MD_SOFTMAX: WF(a->cols == one && a->rows != one && r == a->rows && c == one, "softmax of the wrong shape"); break;
+    case MD_LSE: WF(a->cols == one && a->rows != one && r == one && c == one, "logsumexp of the wrong shape"); break;
     case MD_DIAGV: WF(a->rows == a->cols && r == a->rows && c == one, "diag(matrix) of the wrong shape"); break;
     case MD_VEC:
         WF(c == one && r == md_ctx_dim_mul(ctx, a->rows, a->cols) && a->rows != one && a->cols != one,
@@ -560,7 +566,7 @@ static md_expr *wf_walk(md_ctx *ctx, md_expr *e, char *seen, const char **why)
 
 static const char *const kind_names[MD_NKINDS] = {
     "NUM", "SYM", "DIFF", "ZERO", "ONES", "EYE", "ADD", "MUL", "HAD", "POW", "MPOW",
-    "TRANS", "FUNC", "SUM", "NORM1", "NORM2", "TR", "DET", "LOGDET", "DIAGM", "DIAGV", "VEC", "KRON", "COMM"};
+    "TRANS", "FUNC", "SUM", "NORM1", "NORM2", "TR", "DET", "LOGDET", "DIAGM", "DIAGV", "VEC", "KRON", "COMM", "SOFTMAX", "LSE"};
 
 /* The tree of e, one node a line with its kind and shape (verbose mode). */
 static void dump_tree(md_ctx *ctx, md_expr *e, int indent)

@@ -653,7 +653,14 @@ static gnode *idiom(gprog *g, int r, int c)
         gnode *x = var_leaf(g, r, ONE, 0), *y = var_leaf(g, r, ONE, 0);
         if (!x || !y) return NULL;
         int e = rdim(g);
-        switch (rn(g, 11)) {
+        switch (rn(g, 13)) {
+        case 11:   /* softmax written out: exp(x)/sum(exp(x)) */
+            if (r == ONE) return NULL;
+            return bin(g, "/", call(g, "exp", r, c, 1, x, NULL, NULL),
+                       call(g, "sum", ONE, ONE, 1, call(g, "exp", r, c, 1, x, NULL, NULL), NULL, NULL), r, c);
+        case 12:   /* sigmoid written out: 1./(1 + exp(-x)) */
+            return bin(g, "./", num(g, "1"),
+                       bin(g, "+", num(g, "1"), call(g, "exp", r, c, 1, neg(g, x), NULL, NULL), r, c), r, c);
         case 0: return call(g, "log", r, c, 1, x, NULL, NULL);
         case 1: return call(g, "exp", r, c, 1, x, NULL, NULL);
         case 2: return bin(g, "./", num(g, "1"), x, r, c);
@@ -843,7 +850,11 @@ static gnode *gen(gprog *g, int r, int c, int depth)
             return power(g, "^", spd(g, r, d1 - 1), num(g, chance(g, 60) ? "-1" : "-2"));
         case 15:    /* diag both ways */
             if (sq) return call(g, "diag", r, c, 1, gen(g, r, ONE, d1), NULL, NULL);
-            if (c == ONE && r != ONE) return call(g, "diag", r, c, 1, gen(g, r, r, d1), NULL, NULL);
+            if (c == ONE && r != ONE) {
+                /* and softmax, a vector of a vector */
+                if (chance(g, 30)) return call(g, "softmax", r, c, 1, gen(g, r, ONE, d1), NULL, NULL);
+                return call(g, "diag", r, c, 1, gen(g, r, r, d1), NULL, NULL);
+            }
             continue;
         case 16:    /* vector(s), matrix(s) of a scalar expression */
             if (s) continue;
@@ -895,7 +906,12 @@ static gnode *gen(gprog *g, int r, int c, int depth)
                 if (chance(g, 50)) return bin(g, "*", a, gen(g, d, ONE, d1), ONE, ONE);
                 return bin(g, "*", bin(g, "*", a, gen(g, d, e, d1), ONE, e), gen(g, e, ONE, d1), ONE, ONE);
             }
-            case 7: return call(g, "diag", ONE, ONE, 1, gen(g, ONE, ONE, d1), NULL, NULL);
+            case 7:
+                if (chance(g, 50)) {
+                    int d = rdim(g);
+                    if (d != ONE) return call(g, "logsumexp", ONE, ONE, 1, gen(g, d, ONE, d1), NULL, NULL);
+                }
+                return call(g, "diag", ONE, ONE, 1, gen(g, ONE, ONE, d1), NULL, NULL);
             default: return power(g, "^", positive(g, ONE, ONE, d1), num(g, chance(g, 50) ? "0.5" : "(1/3)"));
             }
         }

@@ -777,6 +777,20 @@ static int infer_call(md_st *st, md_ast *a, md_shp *out)
         *out = (md_shp){dv_prod(st, s.r, t.r), dv_prod(st, s.c, t.c)};
         return 0;
     }
+    case MD_SHP_COLUMN:
+    case MD_SHP_COLUMN_SCALAR: {
+        /* softmax, logsumexp: of a column vector (a scalar is one of length 1) */
+        int c = dv_norm(st, s.c);
+        if (c && (st->dv[c].nonone || st->dv[c].name || dv_unify(st, s.c, 0))) {
+            name_dims_for_message(st);
+            shape_str(st, s.r, s.c, s1, sizeof s1);
+            md_error_at(st->src, a->loc, "%s needs a column vector, but %s is %s", f,
+                        describe(st, a->kids[0], d1, sizeof d1), s1);
+            return -1;
+        }
+        *out = op->shape == MD_SHP_COLUMN ? s : (md_shp){0, 0};
+        return 0;
+    }
     case MD_SHP_COMM:   /* handled above */
     case MD_SHP_DIAG: break;
     }

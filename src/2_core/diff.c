@@ -232,6 +232,13 @@ static md_expr *md_d_uncached(md_dstate *st, md_expr *e)
     /* d logdet(A) = tr(inv(A)*dA) */
     case MD_LOGDET:
         return md_unary(ctx, MD_TR, md_mul2(ctx, md_inv(ctx, e->args[0]), md_d(st, e->args[0])));
+    /* d softmax(a) = s .* da - s*(s'*da)          s = softmax(a) */
+    case MD_SOFTMAX: {
+        md_expr *da = md_d(st, e->args[0]);
+        return md_sub(ctx, md_had2(ctx, e, da), md_mul2(ctx, e, md_frob(ctx, e, da)));
+    }
+    /* d logsumexp(a) = softmax(a)'*da */
+    case MD_LSE: return md_frob(ctx, md_unary(ctx, MD_SOFTMAX, e->args[0]), md_d(st, e->args[0]));
     /* d vec(A) = vec(dA) */
     case MD_VEC: return md_vec_of(ctx, md_d(st, e->args[0]));
     /* d kron(A, B) = kron(dA, B) + kron(A, dB) */
@@ -381,7 +388,7 @@ const char *md_identify_step(md_ctx *ctx, md_expr *A, md_expr *N, md_emit_adjoin
     /* no rule: df never has these above its differentials */
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_POW:
     case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
-    case MD_COMM: case MD_NKINDS: return NULL;
+    case MD_SOFTMAX: case MD_LSE: case MD_COMM: case MD_NKINDS: return NULL;
     }
     return NULL;
 }
@@ -646,7 +653,7 @@ const char *md_vec_step(md_ctx *ctx, md_expr *N, md_emit_adjoint emit, void *arg
     /* kinds that never sit above a differential */
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_POW: case MD_MPOW: case MD_FUNC: case MD_NORM1: case MD_NORM2: case MD_DET: case MD_LOGDET:
-    case MD_COMM: case MD_NKINDS: return NULL;
+    case MD_SOFTMAX: case MD_LSE: case MD_COMM: case MD_NKINDS: return NULL;
     }
     return NULL;
 }

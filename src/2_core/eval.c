@@ -467,6 +467,26 @@ __attribute__((noinline)) static int compute(eval_state *st, const md_expr *e,
         m.v[0] = e->kind == MD_NORM2 ? sqrtl(s) : s;
         break;
     }
+    case MD_SOFTMAX:
+    case MD_LSE: {
+        /* shifted by the largest entry, so that no exp overflows:
+           softmax(a) = exp(a - max)/sum(exp(a - max)),
+           logsumexp(a) = max + log(sum(exp(a - max))) */
+        want_shape(e, a0, a0->rows, 1);
+        long len = a0->rows;
+        real mx = a0->v[0], s = 0.0;
+        for (long i = 1; i < len; i++)
+            if (a0->v[i] > mx) mx = a0->v[i];
+        for (long i = 0; i < len; i++) s += expl(a0->v[i] - mx);
+        if (e->kind == MD_LSE) {
+            m = lmat_new(1, 1);
+            m.v[0] = mx + logl(s);
+        } else {
+            m = lmat_new(len, 1);
+            for (long i = 0; i < len; i++) m.v[i] = expl(a0->v[i] - mx) / s;
+        }
+        break;
+    }
     case MD_TR:
         want_square(e, a0);
         m = lmat_new(1, 1);

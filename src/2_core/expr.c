@@ -372,7 +372,7 @@ int md_expr_cmp(const md_expr *a, const md_expr *b)
     case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL: case MD_HAD:
     case MD_POW: case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2:
     case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
-    case MD_VEC: case MD_KRON: case MD_NKINDS:
+    case MD_VEC: case MD_KRON: case MD_SOFTMAX: case MD_LSE: case MD_NKINDS:
         if ((c = md_cmp_int(a->ival, b->ival))) return c;
         break;
     case MD_COMM:

@@ -16,9 +16,13 @@
  * Rules that need care because they are only true under a condition are
  * commented where they are applied.
  *
- * Nothing here distributes a product over a sum: expansion can blow up
- * exponentially on the shared DAGs of deep networks, and the compact
- * factored form is what a mathematician writes anyway.
+ * Nothing here distributes a product over a sum for good: expansion can
+ * blow up exponentially on the shared DAGs of deep networks, and the
+ * compact factored form is what a mathematician writes anyway.  md_add
+ * only tries it, bounded, and keeps it where terms cancel so that the sum
+ * becomes clearly smaller (md_expand_sum).  The forms people write out,
+ * exp(z)/sum(exp(z)) and 1./(1 + exp(-z)), become the built-ins softmax
+ * and sigmoid where the constructors meet them (md_mul, md_pow, md_func).
  */
 #include "md_simplify.h"
 
@@ -271,6 +275,8 @@ static md_expr *md_had_factored_sum(md_ctx *ctx, int n, md_expr **v)
 }
 
 static md_expr *md_scalar_out(md_ctx *ctx, md_expr *a, md_expr **sc);
+static md_expr *md_expand_sum(md_ctx *ctx, md_term *t, int m, int rows, int cols);
+static uint64_t md_sum_size(md_ctx *ctx, md_expr *e);
 
 md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
 {
@@ -415,8 +421,108 @@ md_expr *md_add(md_ctx *ctx, int n, md_expr *const *terms)
         r = md_raw(ctx, MD_ADD, rows, cols, m, a);
         free(a);
     }
+    if (!ctx->expanding && m >= 2) {
+        md_expr *x = md_expand_sum(ctx, t, m, rows, cols);
+        /* clearly smaller: by a node or two it is only a different
+           spelling, (A.*B - C).*B against B.^2.*A - B.*C */
+        if (x && 4 * md_sum_size(ctx, x) <= 3 * md_sum_size(ctx, r)) r = x;
+    }
     for (int i = 0; i < m; i++) mpq_clear(t[i].coef);
     free(t);
+    return r;
+}
+
+/*
+ * Expanding and collecting again.  Terms whose core is a Hadamard or
+ * matrix product with a sum among its factors are distributed over that
+ * sum (and again over the sums of the results, a few levels down), and
+ * the whole is collected again; md_add keeps the result only when it is
+ * lighter than the sum as it was.  That is where cancellations across
+ * products show: (1 - y).*s - (1 - s).*y is s - y (logistic regression).
+ * Bounded, so that the cost stays small and the shared DAGs of deep
+ * networks do not blow up: sums of at most MD_EXPAND_SUM terms,
+ * MD_EXPAND_MAX terms in all.  ctx->expanding keeps the sums built on the
+ * way from trying it again.  Returns NULL when nothing expands.
+ */
+enum { MD_EXPAND_SUM = 6, MD_EXPAND_MAX = 32, MD_EXPAND_DEPTH = 3 };
+
+/* Factor i of the product e is a sum to distribute: any sum of a
+   Hadamard product, a scalar sum of a product (a matrix sum in a chain
+   stays: X'*(X*w - y) is how people write it). */
+static int md_expandable_at(const md_expr *e, int i)
+{
+    md_expr *a = e->args[i];
+    if (a->kind != MD_ADD || a->nargs > MD_EXPAND_SUM) return 0;
+    return e->kind == MD_HAD || md_is_scalar(a);
+}
+
+static int md_expandable(const md_expr *e)
+{
+    if (e->kind != MD_HAD && e->kind != MD_MUL) return 0;
+    for (int i = 0; i < e->nargs; i++)
+        if (md_expandable_at(e, i)) return 1;
+    return 0;
+}
+
+static int md_expand_term(md_ctx *ctx, md_expr *e, md_vec *out, int depth)
+{
+    mpq_t c;
+    mpq_init(c);
+    md_expr *core = md_split(ctx, e, c);
+    int k = -1;
+    if (core && depth > 0 && md_expandable(core))
+        for (int i = 0; i < core->nargs && k < 0; i++)
+            if (md_expandable_at(core, i)) k = i;
+    int rc = 0;
+    if (k < 0) {
+        md_vec_push(out, e);
+    } else {
+        md_expr *s = core->args[k];
+        md_expr **a = md_xmalloc((size_t)core->nargs * sizeof *a);
+        for (int j = 0; j < s->nargs && !rc; j++) {
+            memcpy(a, core->args, (size_t)core->nargs * sizeof *a);
+            a[k] = s->args[j];
+            md_expr *p = core->kind == MD_HAD ? md_had(ctx, core->nargs, a) : md_mul(ctx, core->nargs, a);
+            rc = md_expand_term(ctx, md_scale(ctx, c, p), out, depth - 1);
+        }
+        free(a);
+    }
+    mpq_clear(c);
+    return rc || out->n > MD_EXPAND_MAX ? -1 : 0;
+}
+
+/* The size md_add compares an expanded sum by: the weights of the terms'
+   cores, coefficients left out.  The same for e and c*e (a weight would
+   count the -1 of each negative term), so that a sum, its negation and
+   its primitive part expand alike and the canonical form stays one. */
+static uint64_t md_sum_size(md_ctx *ctx, md_expr *e)
+{
+    mpq_t c;
+    mpq_init(c);
+    uint64_t w = 0;
+    int n = e->kind == MD_ADD ? e->nargs : 1;
+    md_expr *const *a = e->kind == MD_ADD ? e->args : &e;
+    for (int i = 0; i < n; i++) {
+        md_expr *core = md_split(ctx, a[i], c);
+        w += core ? core->weight : 1;
+    }
+    mpq_clear(c);
+    return w;
+}
+
+static md_expr *md_expand_sum(md_ctx *ctx, md_term *t, int m, int rows, int cols)
+{
+    int any = 0;
+    for (int i = 0; i < m && !any; i++) any = t[i].core && md_expandable(t[i].core);
+    if (!any) return NULL;
+    ctx->expanding = 1;
+    md_vec out = {0};
+    int rc = 0;
+    for (int i = 0; i < m && !rc; i++)
+        rc = md_expand_term(ctx, md_join(ctx, t[i].coef, t[i].core, rows, cols), &out, MD_EXPAND_DEPTH);
+    md_expr *r = rc ? NULL : md_add(ctx, out.n, out.v);
+    free(out.v);
+    ctx->expanding = 0;
     return r;
 }
 
@@ -812,6 +918,20 @@ static int md_chain_normalise(md_ctx *ctx, md_vec *ch)
     return changed;
 }
 
+/* Some term of the sum e has a negative coefficient. */
+static int md_has_negative_term(md_ctx *ctx, md_expr *e)
+{
+    mpq_t c;
+    mpq_init(c);
+    int neg = 0;
+    for (int i = 0; i < e->nargs && !neg; i++) {
+        md_split(ctx, e->args[i], c);
+        neg = mpq_sgn(c) < 0;
+    }
+    mpq_clear(c);
+    return neg;
+}
+
 static int lighter_first(const md_expr *a, const md_expr *b)
 {
     if (a->weight != b->weight) return a->weight < b->weight ? -1 : 1;
@@ -906,6 +1026,18 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
         md_prod_absorb(ctx, &p, sm, 0);
     }
 
+    /* u'*v = sum(u .* v) where the Hadamard product cancels to something
+       clearly smaller: (y./s)'*s = sum(y) */
+    if (p.chain.n == 2 && p.chain.v[0]->rows == MD_DIM_ONE && p.chain.v[1]->cols == MD_DIM_ONE &&
+        !md_is_scalar(p.chain.v[0]) && !md_is_scalar(p.chain.v[1]) &&
+        (p.chain.v[0]->kind == MD_HAD || p.chain.v[1]->kind == MD_HAD)) {
+        md_expr *h = md_had2(ctx, md_trans(ctx, p.chain.v[0]), p.chain.v[1]);
+        if (h->weight + 2 < p.chain.v[0]->weight + p.chain.v[1]->weight) {
+            p.chain.n = 0;
+            md_prod_absorb(ctx, &p, md_unary(ctx, MD_SUM, h), 0);
+        }
+    }
+
     /* in a 1x1 product with other factors, an inner product x'*A*y is one
        scalar factor among the others (sorted with them), whichever way it
        came in: 2*a*(x'*y), never 2*a*x'*y with x', y as a chain */
@@ -920,6 +1052,40 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
             mpq_set_ui(one, 1, 1);
             if (inner->kind == MD_MUL) md_prod_scalar(ctx, &p, inner, one);
             else md_prod_add_scalar(ctx, &p, inner);
+            mpq_clear(one);
+        }
+    }
+
+    /* exp(z)/sum(exp(z)) = softmax(z), for a column vector z (a factor of
+       the chain, or of a Hadamard product in it) */
+    for (int i = 0; i < p.ns; i++) {
+        md_sfac *f = &p.s[i];
+        if (f->base->kind != MD_SUM || mpq_sgn(f->exp) >= 0) continue;
+        md_expr *ez = f->base->args[0];
+        if (ez->kind != MD_FUNC || ez->ival != MD_FN_EXP || ez->cols != MD_DIM_ONE) continue;
+        md_expr *sm = md_unary(ctx, MD_SOFTMAX, ez->args[0]);
+        for (int j = 0; j < p.chain.n && mpq_sgn(f->exp) < 0; j++) {
+            md_expr *c = p.chain.v[j], *rep = NULL;
+            if (c == ez) rep = sm;
+            else if (c->kind == MD_TRANS && c->args[0] == ez) rep = md_trans(ctx, sm);
+            else if (c->kind == MD_FUNC && c->ival == MD_FN_EXP && c->args[0] == md_trans(ctx, ez->args[0]))
+                rep = md_trans(ctx, sm);
+            else if (c->kind == MD_HAD) {
+                for (int k = 0; k < c->nargs && !rep; k++)
+                    if (c->args[k] == ez) {
+                        md_expr **t = md_xmalloc((size_t)c->nargs * sizeof *t);
+                        memcpy(t, c->args, (size_t)c->nargs * sizeof *t);
+                        t[k] = sm;
+                        rep = md_had(ctx, c->nargs, t);
+                        free(t);
+                    }
+            }
+            if (!rep) continue;
+            p.chain.v[j] = rep;
+            mpq_t one;
+            mpq_init(one);
+            mpq_set_ui(one, 1, 1);
+            mpq_add(f->exp, f->exp, one);
             mpq_clear(one);
         }
     }
@@ -949,8 +1115,17 @@ md_expr *md_mul(md_ctx *ctx, int n, md_expr *const *factors)
             sc.v[j] = sc.v[j - 1];
             sc.v[j - 1] = tmp;
         }
+    md_expr *lone = sc.n + p.chain.n == 1 ? (sc.n ? sc.v[0] : p.chain.v[0]) : NULL;
     if (mpq_sgn(p.coef) == 0) {
         r = md_zero(ctx, rows, cols);
+    } else if (lone && lone->kind == MD_ADD && mpq_cmp_si(p.coef, -1, 1) == 0 && md_has_negative_term(ctx, lone)) {
+        /* -(a - b) is b - a: no leading minus on a difference that can
+           be flipped (a sum that is a factor of anything else stays
+           primitive, see md_primitive) */
+        md_expr **t = md_xmalloc((size_t)lone->nargs * sizeof *t);
+        for (int i = 0; i < lone->nargs; i++) t[i] = md_neg(ctx, lone->args[i]);
+        r = md_add(ctx, lone->nargs, t);
+        free(t);
     } else {
         if (mpq_cmp_ui(p.coef, 1, 1) != 0 || (sc.n + p.chain.n) == 0)
             md_vec_push(&args, md_num(ctx, p.coef));
@@ -1095,7 +1270,30 @@ md_expr *md_had(md_ctx *ctx, int n, md_expr *const *in)
         }
         free(exps);
         free(bases);
-        if (merged.n == 0)
+        /* exp(u) .* sigmoid(-u).^k = sigmoid(u) .* sigmoid(-u).^(k-1)
+           (exp(u)/(1 + exp(u)) = sigmoid(u)): logistic losses written out */
+        for (int i = 0; i < merged.n && !r; i++) {
+            md_expr *ex = merged.v[i];
+            if (ex->kind != MD_FUNC || ex->ival != MD_FN_EXP) continue;
+            md_expr *nu = md_neg(ctx, ex->args[0]);
+            for (int j = 0; j < merged.n && !r; j++) {
+                md_expr *sg = merged.v[j], *kq = NULL;
+                if (sg->kind == MD_POW && sg->args[1]->kind == MD_NUM && md_is_integer(sg->args[1]->q) &&
+                    mpq_sgn(sg->args[1]->q) > 0)
+                    kq = sg->args[1], sg = sg->args[0];
+                if (sg->kind != MD_FUNC || sg->ival != MD_FN_SIGMOID || sg->args[0] != nu) continue;
+                md_expr **t = md_xmalloc((size_t)(merged.n + 1) * sizeof *t);
+                int m = 0;
+                for (int k = 0; k < merged.n; k++)
+                    if (k != i && k != j) t[m++] = merged.v[k];
+                t[m++] = md_func(ctx, MD_FN_SIGMOID, ex->args[0]);
+                if (kq) t[m++] = md_pow(ctx, sg, md_num_si(ctx, (long)mpz_get_si(mpq_numref(kq->q)) - 1, 1));
+                r = md_had(ctx, m, t);
+                free(t);
+            }
+        }
+        if (r) ;
+        else if (merged.n == 0)
             r = md_ones(ctx, rows, cols);
         else if (merged.n == 1)
             r = merged.v[0];
@@ -1159,6 +1357,19 @@ md_expr *md_pow(md_ctx *ctx, md_expr *base, md_expr *ex)
         }
         if (base->kind == MD_ONES) return base;
         if (base->kind == MD_ZERO && mpq_sgn(ex->q) > 0) return base;
+        /* (1 + exp(u)).^-k = sigmoid(-u).^k: 1./(1 + exp(-z)) is sigmoid(z) */
+        if (integral && mpq_sgn(ex->q) < 0 && base->kind == MD_ADD && base->nargs == 2) {
+            md_expr *one = base->args[1], *e = base->args[0];
+            if (e->kind == MD_NUM || e->kind == MD_ONES) one = base->args[0], e = base->args[1];
+            if ((md_is_num(one, 1) || one->kind == MD_ONES) && e->kind == MD_FUNC && e->ival == MD_FN_EXP) {
+                mpq_t k;
+                mpq_init(k);
+                mpq_neg(k, ex->q);
+                md_expr *r = md_pow(ctx, md_func(ctx, MD_FN_SIGMOID, md_neg(ctx, e->args[0])), md_num(ctx, k));
+                mpq_clear(k);
+                return r;
+            }
+        }
         /* (b.^j).^k = b.^(j*k) holds for integer k */
         if (base->kind == MD_POW && base->args[1]->kind == MD_NUM && integral) {
             mpq_t jk;
@@ -1302,7 +1513,7 @@ static md_expr *md_trans_uncached(md_ctx *ctx, md_expr *a)
             return md_generic(ctx, a->aux, a->order, md_trans(ctx, a->args[0]));
         return md_func(ctx, (md_fn)a->ival, md_trans(ctx, a->args[0]));
     case MD_NUM: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
-    case MD_LOGDET: case MD_DIAGV: case MD_VEC: case MD_NKINDS: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
+    case MD_LOGDET: case MD_DIAGV: case MD_VEC: case MD_SOFTMAX: case MD_LSE: case MD_NKINDS: return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
     }
     return md_raw1(ctx, MD_TRANS, a->cols, a->rows, a);
 }
@@ -1343,6 +1554,22 @@ md_expr *md_func(md_ctx *ctx, md_fn fn, md_expr *a)
         mpq_clears(x, y, NULL);
         if (r) return r;
     }
+    /* log(1 + exp(u)) = softplus(u) */
+    if (fn == MD_FN_LOG && a->kind == MD_ADD && a->nargs == 2) {
+        md_expr *one = a->args[1], *e = a->args[0];
+        if (e->kind == MD_NUM || e->kind == MD_ONES) one = a->args[0], e = a->args[1];
+        if ((md_is_num(one, 1) || one->kind == MD_ONES) && e->kind == MD_FUNC && e->ival == MD_FN_EXP)
+            return md_func(ctx, MD_FN_SOFTPLUS, e->args[0]);
+    }
+    /* log(sum(exp(z))) = logsumexp(z), log(softmax(z)) = z - logsumexp(z) */
+    if (fn == MD_FN_LOG && a->kind == MD_SUM && a->args[0]->kind == MD_FUNC && a->args[0]->ival == MD_FN_EXP &&
+        a->args[0]->cols == MD_DIM_ONE)
+        return md_unary(ctx, MD_LSE, a->args[0]->args[0]);
+    if (fn == MD_FN_LOG && a->kind == MD_SOFTMAX)
+        return md_sub(ctx, a->args[0], md_mul2(ctx, md_unary(ctx, MD_LSE, a->args[0]), md_ones(ctx, a->rows, a->cols)));
+    /* of a constant matrix: f(c*matrix(1)) = f(c)*matrix(1) */
+    if (a->kind == MD_MUL && a->nargs == 2 && a->args[0]->kind == MD_NUM && a->args[1]->kind == MD_ONES)
+        return md_mul2(ctx, md_func(ctx, fn, a->args[0]), a->args[1]);
     /* elementwise functions see through vec: f(vec(A)) = vec(f(A)) */
     if (a->kind == MD_VEC) return md_vec_of(ctx, md_func(ctx, fn, a->args[0]));
     /* idempotent functions: abs(abs(x)) = abs(x) */
@@ -1367,7 +1594,7 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
 {
     int rows = MD_DIM_ONE, cols = MD_DIM_ONE;
     if (kind == MD_DIAGM) rows = cols = a->rows;
-    if (kind == MD_DIAGV) rows = a->rows;
+    if (kind == MD_DIAGV || kind == MD_SOFTMAX) rows = a->rows;
     mpq_t c;
     md_expr *r = NULL;
     switch (kind) {
@@ -1385,6 +1612,12 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         if (kind != MD_TR && a->rows == MD_DIM_ONE) return md_unary(ctx, kind, md_trans(ctx, a));
         if (kind == MD_TR && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
         if (kind == MD_SUM && a->kind == MD_DIAGM) return md_unary(ctx, MD_SUM, a->args[0]);
+        /* sum(u*v') = sum(u)*sum(v) for vectors u, v */
+        if (kind == MD_SUM && a->kind == MD_MUL && a->nargs == 2 && a->args[0]->cols == MD_DIM_ONE &&
+            a->args[1]->rows == MD_DIM_ONE && !md_is_scalar(a->args[0]) && !md_is_scalar(a->args[1]))
+            return md_mul2(ctx, md_unary(ctx, MD_SUM, a->args[0]), md_unary(ctx, MD_SUM, a->args[1]));
+        /* sum(softmax(a)) = 1, and so is its 1-norm */
+        if ((kind == MD_SUM || kind == MD_NORM1) && a->kind == MD_SOFTMAX) return md_num_si(ctx, 1, 1);
         if (kind == MD_TR && a->kind == MD_EYE) break;
         /* sum, tr and the norms of a Kronecker product are products:
            sum(kron(A, B)) = sum(A)*sum(B), tr(kron(A, B)) = tr(A)*tr(B) */
@@ -1462,6 +1695,13 @@ md_expr *md_unary(md_ctx *ctx, md_kind kind, md_expr *a)
         }
         break;
     case MD_VEC: return md_vec_of(ctx, a);
+    /* of one number: softmax(a) = 1, logsumexp(a) = a */
+    case MD_SOFTMAX:
+        if (md_is_scalar(a)) return md_num_si(ctx, 1, 1);
+        break;
+    case MD_LSE:
+        if (md_is_scalar(a)) return a;
+        break;
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_ADD: case MD_MUL: case MD_HAD: case MD_POW: case MD_MPOW: case MD_TRANS:
     case MD_FUNC: case MD_KRON: case MD_COMM: case MD_NKINDS: break;
@@ -1595,7 +1835,7 @@ md_expr *md_rebuild(md_ctx *ctx, md_expr *e, md_expr *const *a)
     case MD_COMM: r = md_comm(ctx, e->ival, e->aux); break;
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
-    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_NKINDS:
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_SOFTMAX: case MD_LSE: case MD_NKINDS:
         r = e->nargs ? md_unary(ctx, e->kind, a[0]) : e;
         break;
     }

@@ -375,7 +375,8 @@ static int level(lx *p, md_expr *e)
         return L_PREFIX;
     case MD_SYM: case MD_ZERO: case MD_EYE: case MD_FUNC: case MD_SUM: case MD_NORM1:
     case MD_NORM2: case MD_TR: case MD_DET: case MD_DIAGM:
-    case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: return L_ATOM;
+    case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM: case MD_SOFTMAX: case MD_LSE:
+    case MD_NKINDS: return L_ATOM;
     }
     return L_ATOM;
 }
@@ -765,6 +766,8 @@ static void pr(lx *p, md_expr *e)
     case MD_DIAGM:
     case MD_DIAGV: call(p, "\\operatorname{diag}", e->args[0]); break;
     case MD_VEC: call(p, "\\operatorname{vec}", e->args[0]); break;
+    case MD_SOFTMAX: call(p, "\\operatorname{softmax}", e->args[0]); break;
+    case MD_LSE: call(p, "\\operatorname{logsumexp}", e->args[0]); break;
     case MD_KRON:
         /* (A \otimes B), grouped; an identity inside has its size */
         put(p, "(");

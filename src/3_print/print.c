@@ -193,7 +193,8 @@ static int md_level(md_pr *p, md_expr *e)
            of the last factor to L_PREFIX).  logdet(A) is an atom. */
         return p->uni ? L_PREFIX : L_ATOM;
     case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET:
-    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM: case MD_NKINDS: return L_ATOM;
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM: case MD_SOFTMAX: case MD_LSE:
+    case MD_NKINDS: return L_ATOM;
     }
     return L_ATOM;
 }
@@ -542,7 +543,7 @@ static int pr_unicode_special(md_pr *p, md_expr *e)
         return 1;
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ADD: case MD_MUL: case MD_HAD:
     case MD_POW: case MD_TRANS: case MD_SUM: case MD_TR: case MD_DET: case MD_DIAGM:
-    case MD_DIAGV: case MD_VEC: case MD_NKINDS: return 0;
+    case MD_DIAGV: case MD_VEC: case MD_SOFTMAX: case MD_LSE: case MD_NKINDS: return 0;
     }
     return 0;
 }
@@ -671,11 +672,11 @@ static void pr(md_pr *p, md_expr *e, int need)
         md_buf_printf(p->out, "commutation(%s, %s)", ctx->dims[e->ival].name, ctx->dims[e->aux].name);
         break;
     case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR: case MD_DET: case MD_LOGDET:
-    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_NKINDS: {
+    case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_SOFTMAX: case MD_LSE: case MD_NKINDS: {
         static const char *const names[MD_NKINDS] = {
             [MD_SUM] = "sum", [MD_NORM1] = "norm1", [MD_NORM2] = "norm2", [MD_TR] = "tr",
             [MD_DET] = "det", [MD_LOGDET] = "logdet", [MD_DIAGM] = "diag", [MD_DIAGV] = "diag",
-            [MD_VEC] = "vec"};
+            [MD_VEC] = "vec", [MD_SOFTMAX] = "softmax", [MD_LSE] = "logsumexp"};
         md_buf_printf(p->out, "%s(", names[e->kind] ? names[e->kind] : "?");
         pr(p, e->args[0], 0);
         md_buf_putc(p->out, ')');

@@ -184,7 +184,7 @@ void em_rhs(emitter *E, const md_expr *e, md_buf *b)
     case MD_NUM: case MD_SYM: case MD_DIFF:
     case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
     case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM:
-    case MD_NKINDS:
+    case MD_SOFTMAX: case MD_LSE: case MD_NKINDS:
         md_buf_puts(b, "NAN");   /* never: em_elementwise admits only the kinds above */
         break;
     }
@@ -745,6 +745,26 @@ static void em_node_code(emitter *E, const md_expr *e)
         } else {
             md_buf_printf(o, "    memcpy(%s, %s, (size_t)(%s) * sizeof(double));\n", v, a0, n);
         }
+        break;
+    }
+    case MD_SOFTMAX:
+    case MD_LSE: {
+        /* shifted by the largest entry, so that no exp overflows:
+           logsumexp(a) = m + log(sum(exp(a - m))), softmax(a) = exp(a - m)/sum(exp(a - m));
+           the argument is read in full before the first write (its slot may be reused) */
+        const md_expr *a = e->args[0];
+        char *an = em_size(E, a->rows, a->cols), *el = em_el(E, a);
+        md_buf_printf(o, "    {\n        double md_m = -HUGE_VAL, md_s = 0.0;\n"
+                         "        for (long md_i = 0; md_i < %s; md_i++) if (%s > md_m) md_m = %s;\n", an, el, el);
+        if (e->kind == MD_LSE)
+            md_buf_printf(o, "        for (long md_i = 0; md_i < %s; md_i++) md_s += exp(%s - md_m);\n"
+                             "        %s = md_m + log(md_s);\n    }\n", an, el, v);
+        else
+            md_buf_printf(o, "        for (long md_i = 0; md_i < %s; md_i++) md_s += (%s[md_i] = exp(%s - md_m));\n"
+                             "        for (long md_i = 0; md_i < %s; md_i++) %s[md_i] /= md_s;\n    }\n",
+                          an, v, el, an, v);
+        free(an);
+        free(el);
         break;
     }
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_KRON: case MD_COMM: case MD_NKINDS:

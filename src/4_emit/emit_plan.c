@@ -260,7 +260,7 @@ static int em_elementwise(const emitter *E, const md_expr *e)
     case MD_NUM: case MD_SYM: case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE:
     case MD_MPOW: case MD_TRANS: case MD_SUM: case MD_NORM1: case MD_NORM2: case MD_TR:
     case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV: case MD_VEC: case MD_KRON: case MD_COMM:
-    case MD_NKINDS: return 0;
+    case MD_SOFTMAX: case MD_LSE: case MD_NKINDS: return 0;
     }
     return 0;
 }
@@ -413,7 +413,7 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
         case MD_DIFF: case MD_ZERO: case MD_ONES: case MD_EYE: case MD_ADD: case MD_MUL:
         case MD_HAD: case MD_POW: case MD_FUNC: case MD_SUM: case MD_NORM1: case MD_NORM2:
         case MD_TR: case MD_DET: case MD_LOGDET: case MD_DIAGM: case MD_DIAGV:
-        case MD_NKINDS: x->mode = EM_COMPUTED; break;
+        case MD_SOFTMAX: case MD_LSE: case MD_NKINDS: x->mode = EM_COMPUTED; break;
         }
     }
     /* a Kronecker product or commutation matrix is applied to a vector,

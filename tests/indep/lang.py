@@ -13,8 +13,8 @@ GREEK = set("""alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta
 lambda mu nu xi omicron pi rho sigma tau upsilon phi varphi chi psi omega""".split())
 ELEMWISE = ['sin', 'cos', 'tan', 'arcsin', 'arccos', 'arctan', 'exp', 'log', 'tanh',
             'sqrt', 'abs', 'relu', 'sign', 'step', 'sigmoid', 'softplus', 'log1p']
-REDUCE = ['sum', 'norm1', 'norm2', 'tr', 'det', 'logdet']
-MATFN = ['inv', 'diag', 'vec']
+REDUCE = ['sum', 'norm1', 'norm2', 'tr', 'det', 'logdet', 'logsumexp']
+MATFN = ['inv', 'diag', 'vec', 'softmax']
 KEYWORDS = ['scalar', 'vector', 'matrix', 'symmetric', 'function']
 BUILTINS = set(ELEMWISE + REDUCE + MATFN + ['eye', 'kron', 'commutation'])
 RESERVED = BUILTINS | set(KEYWORDS)
@@ -644,6 +644,10 @@ class Program:
             if f in ('sum', 'norm1', 'norm2'):
                 self.tc(nd.kids[0])
                 return S
+            if f in ('softmax', 'logsumexp'):
+                a = self.tc(nd.kids[0])
+                unify(a[1], self.ONE, f)
+                return a if f == 'softmax' else S
             if f in ('tr', 'det', 'logdet'):
                 a = self.tc(nd.kids[0])
                 unify(a[0], a[1], f)
@@ -970,6 +974,12 @@ class Evaluator:
         if f == 'logdet':
             s, ld = np.linalg.slogdet(a)
             return np.full((1, 1), ld if s > 0 else np.nan)
+        if f in ('softmax', 'logsumexp'):
+            m = np.max(a)
+            e = np.exp(a - m)
+            if f == 'softmax':
+                return e / np.sum(e)
+            return np.full((1, 1), m + np.log(np.sum(e)))
         if f == 'inv':
             return self.inv(a)
         if f == 'diag':

@@ -70,6 +70,10 @@ static const ecase base_cases[] = {
     {"trace", "tr(A*X*B)", 1, 0},
     {"logistic", "sum(log(1 + exp(-y.*(X*w))))", 0, 0},
     {"twolayer", "norm2(W2*tanh(W1*x) - y)^2", 0, 0},
+    /* softmax and logsumexp, also where exp alone would overflow (1000*x
+       has entries near 1000: the code shifts by the largest one) */
+    {"softmax", "logsumexp(W*x) - y'*W*x + y'*log(softmax(A*z)) + sum(softmax(W*x).*y)", 1, 0},
+    {"softmax_large", "logsumexp(1000*x) + y'*softmax(1000*x) - logsumexp(-1000*x)", 0, 0},
     {"invdet", "det(X) + tr(inv(A)*X)", 0, 0},
     {"diag", "sum(diag(X)) + x'*diag(x)*y + tr(diag(diag(X)*x'*X*z))", 0, 0},
     {"symmetric", "symmetric S; x'*S*x + logdet(S) + tr(S*A*S)", 0, 0},

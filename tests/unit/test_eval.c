@@ -374,6 +374,22 @@ START_TEST(test_reductions)
 }
 END_TEST
 
+/* softmax and logsumexp, shifted by the largest entry: exp(1000) overflows
+   a double, softmax([1000; 998]) does not */
+START_TEST(test_softmax)
+{
+    double e1 = exp(1.0), e2 = exp(-2.0);
+    expect(&env, mk1(c, MD_SOFTMAX, n, MD_DIM_ONE, 0, x), 2, 1, (double[]){e1 / (e1 + e2), e2 / (e1 + e2)});
+    ck_assert_double_eq_tol(eval1(&env, scal(c, MD_LSE, x)), log(e1 + e2), 1e-14);
+    set_val(&env, sx, (double[]){1000, 998});
+    double r = 1 / (1 + exp(-2.0));
+    expect(&env, mk1(c, MD_SOFTMAX, n, MD_DIM_ONE, 0, x), 2, 1, (double[]){r, 1 - r});
+    ck_assert_double_eq_tol(eval1(&env, scal(c, MD_LSE, x)), 1000 + log(1 + exp(-2.0)), 1e-11);
+    set_val(&env, sx, (double[]){-1000, -1001});
+    ck_assert_double_eq_tol(eval1(&env, scal(c, MD_LSE, x)), -1000 + log(1 + exp(-1.0)), 1e-11);
+}
+END_TEST
+
 START_TEST(test_diag)
 {
     expect(&env, mk1(c, MD_DIAGM, n, n, 0, x), 2, 2, (double[]){1, 0, 0, -2});
@@ -678,6 +694,7 @@ static Suite *eval_suite(void)
     tcase_add_test(t, test_functions);
     tcase_add_test(t, test_generic);
     tcase_add_test(t, test_reductions);
+    tcase_add_test(t, test_softmax);
     tcase_add_test(t, test_diag);
     tcase_add_test(t, test_memo);
     tcase_add_test(t, test_deep_chain);

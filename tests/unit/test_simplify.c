@@ -175,6 +175,46 @@ START_TEST(test_like_terms)
 }
 END_TEST
 
+static md_expr *FN(md_fn f, md_expr *e) { return md_expr_make(c, MD_FUNC, e->rows, e->cols, f, 0, 0, 1, &e, NULL); }
+static md_expr *RED(md_kind k, md_expr *e) { return RAW(k, MD_DIM_ONE, MD_DIM_ONE, e); }
+
+/* softmax, logsumexp, sigmoid and softplus where they are written out */
+START_TEST(test_written_out)
+{
+    md_expr *ex = FN(MD_FN_EXP, x);
+    md_expr *sm = md_unary(c, MD_SOFTMAX, x);
+    /* exp(x)/sum(exp(x)) = softmax(x), also inside a Hadamard product */
+    simp_to(MUL(POW(RED(MD_SUM, ex), num(-1, 1)), ex), sm);
+    simp_to(MUL(POW(RED(MD_SUM, ex), num(-1, 1)), HAD(y, ex)), md_had2(c, sm, y));
+    /* log(sum(exp(x))) = logsumexp(x); log(softmax(x)) = x - logsumexp(x) */
+    simp_to(FN(MD_FN_LOG, RED(MD_SUM, ex)), md_unary(c, MD_LSE, x));
+    simp_print(FN(MD_FN_LOG, RAW(MD_SOFTMAX, n, MD_DIM_ONE, x)), "x - logsumexp(x)", NULL);
+    /* sum(softmax(x)) = 1 */
+    simp_to(RED(MD_SUM, RAW(MD_SOFTMAX, n, MD_DIM_ONE, x)), num(1, 1));
+    /* 1./(1 + exp(-x)) = sigmoid(x), 1/(1 + exp(-a)) = sigmoid(a) */
+    simp_to(POW(ADD(ONES(n, MD_DIM_ONE), FN(MD_FN_EXP, MUL(num(-1, 1), x))), num(-1, 1)), md_func(c, MD_FN_SIGMOID, x));
+    simp_to(POW(ADD(num(1, 1), FN(MD_FN_EXP, MUL(num(-1, 1), a))), num(-1, 1)), md_func(c, MD_FN_SIGMOID, a));
+    /* log(1 + exp(x)) = softplus(x); exp(x) .* sigmoid(-x) = sigmoid(x) */
+    simp_to(FN(MD_FN_LOG, ADD(ONES(n, MD_DIM_ONE), ex)), md_func(c, MD_FN_SOFTPLUS, x));
+    simp_to(HAD(ex, FN(MD_FN_SIGMOID, MUL(num(-1, 1), x))), md_func(c, MD_FN_SIGMOID, x));
+}
+END_TEST
+
+/* -(a - b) standing alone is b - a; expanded and collected again where
+   that is clearly smaller */
+START_TEST(test_flip_and_expand)
+{
+    simp_print(MUL(num(-1, 1), ADD(A, MUL(num(-1, 1), B))), "B - A", NULL);
+    simp_print(MUL(num(-1, 1), ADD(A, B)), "-(A + B)", "-A - B");
+    /* (1 - y).*s - (1 - s).*y = s - y */
+    md_expr *s1 = md_func(c, MD_FN_SIGMOID, x), *one = ONES(n, MD_DIM_ONE);
+    simp_print(ADD(HAD(ADD(one, MUL(num(-1, 1), y)), s1), MUL(num(-1, 1), HAD(ADD(one, MUL(num(-1, 1), s1)), y))),
+               "sigmoid(x) - y", NULL);
+    /* (y./s)'*s = sum(y) */
+    simp_to(MUL(T(HAD(y, POW(s1, num(-1, 1)))), s1), RED(MD_SUM, y));
+}
+END_TEST
+
 START_TEST(test_rational_coefficients)
 {
     /* exact: 1/3 + 1/6 = 1/2, 1/10 + 2/10 = 3/10 */
@@ -548,6 +588,8 @@ static Suite *simplify_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_like_terms);
+    tcase_add_test(t, test_written_out);
+    tcase_add_test(t, test_flip_and_expand);
     tcase_add_test(t, test_rational_coefficients);
     tcase_add_test(t, test_flattening);
     tcase_add_test(t, test_scalar_factors_front);
