@@ -60,6 +60,18 @@ void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr 
 void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int *wrt, md_expr **grads,
                           const md_latex_style *st, md_buf *out);
 
+/* How wide the math-mode LaTeX s sets, estimated in points (10 pt
+   Computer Modern, erring wide). */
+double md_latex_width(const char *s);
+
+/* One row of an align*: "lhs &= body", broken before a top-level + or -
+   of body wherever the row would grow wider than article's text (the
+   next line starts "&\quad {}+ ..."), and tag (text-mode LaTeX, may be
+   NULL) as \tag*{tag}, which amsmath sets flush right, or on a line of
+   its own when the row leaves no room for it.  The caller writes the
+   " \\" between rows. */
+void md_latex_row(md_buf *out, const char *lhs, const char *body, const char *tag);
+
 /* --standalone: body in a complete document that pdflatex compiles with
    amsmath and amssymb only (\documentclass{article} ... \end{document}). */
 void md_latex_document(const char *body, md_buf *out);

@@ -101,7 +101,8 @@ md_expr *md_steps_expand(md_ctx *ctx, const md_derivation *d, md_expr *e);
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out);
 
 /* The derivation in LaTeX: the shapes, then align* environments with the
-   identities in a second column (&&).  st may be NULL. */
+   identities as \tag*{...} at the right margin, rows broken to the
+   text width (md_latex_row).  st may be NULL. */
 struct md_latex_style;
 void md_steps_latex(md_ctx *ctx, const md_derivation *d, const struct md_latex_style *st, md_buf *out);
 

@@ -672,6 +672,28 @@ static md_expr *pair_shown(md_ctx *ctx, md_expr *a, int *neg)
     return *neg ? md_neg(ctx, a) : a;
 }
 
+/*
+ * A pair as printed.  A negative number leading e moves to a (1 : -exp(X)
+ * is -1 : exp(X), never ": -"), and a leading negative number of a becomes
+ * the term's sign (pair_shown).  Two scalars without a differential (a
+ * term of the function) are no Frobenius product to a reader
+ * (λ : (‖U‖² + ‖V‖²)): they print as their product, *prod (NULL
+ * otherwise), which has the same value.  In the df chain a scalar pair
+ * keeps its colon: a : dx is the form the gradient is read from.
+ */
+static md_expr *pair_view(md_ctx *ctx, const md_pair *p, md_expr **e, int *neg, md_expr **prod)
+{
+    md_expr *a = p->a;
+    *e = p->e;
+    if ((*e)->kind == MD_MUL && (*e)->args[0]->kind == MD_NUM && mpq_sgn((*e)->args[0]->q) < 0) {
+        a = md_neg(ctx, a);
+        *e = md_neg(ctx, *e);
+    }
+    a = pair_shown(ctx, a, neg);
+    *prod = md_is_scalar(a) && md_is_scalar(*e) && !(*e)->has_diff && !md_is_num(a, 1) ? md_mul2(ctx, a, *e) : NULL;
+    return a;
+}
+
 typedef struct md_render {
     md_ctx *ctx;
     md_temps t;
@@ -707,9 +729,12 @@ static void def_emit(md_render *rd, md_expr *e)
     def_refs(rd, e, 1);
     if (rd->latex) {
         latex_row(rd);
-        md_latex_name(rd->ctx, rd->t.owned[k], rd->out);
-        md_buf_puts(rd->out, " &= ");
-        md_latex_expr(rd->ctx, e, rd->st, &rd->t, rd->out);
+        md_buf lhs = {0}, body = {0};
+        md_latex_name(rd->ctx, rd->t.owned[k], &lhs);
+        md_latex_expr(rd->ctx, e, rd->st, &rd->t, &body);
+        md_latex_row(rd->out, lhs.s, body.s ? body.s : "", NULL);
+        md_buf_free(&lhs);
+        md_buf_free(&body);
     } else {
         md_buf_printf(rd->out, "%s = ", rd->t.owned[k]);
         md_print_styled_def(rd->ctx, e, 1, &rd->t, rd->out);
@@ -740,8 +765,9 @@ static void def_line(md_render *rd, const md_line *l)
     if (l->expr) def_refs(rd, l->expr, 1);
     for (int k = 0; k < l->npairs; k++) {
         int neg;
-        def_refs(rd, pair_shown(rd->ctx, l->pairs[k].a, &neg), 0);
-        def_refs(rd, l->pairs[k].e, 0);
+        md_expr *e, *prod;
+        def_refs(rd, pair_view(rd->ctx, &l->pairs[k], &e, &neg, &prod), 0);
+        def_refs(rd, e, 0);
     }
 }
 
@@ -765,8 +791,9 @@ static void render_init(md_render *rd, md_ctx *ctx, const md_derivation *d, int 
         for (int k = 0; l->expr && k < l->expr->nargs; k++) roots[n++] = l->expr->args[k];
         for (int k = 0; k < l->npairs; k++) {
             int neg;
-            roots[n++] = pair_shown(ctx, l->pairs[k].a, &neg);
-            roots[n++] = l->pairs[k].e;
+            md_expr *e, *prod;
+            roots[n++] = pair_view(ctx, &l->pairs[k], &e, &neg, &prod);
+            roots[n++] = e;
         }
     }
     md_temps_find_ex(ctx, n, roots, NULL, MD_STEPS_TEMP_WEIGHT, 1, &rd->t);
@@ -798,11 +825,17 @@ static void render_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n
     }
     for (int i = 0; i < n; i++) {
         int neg;
-        md_expr *a = pair_shown(ctx, v[i].a, &neg);
+        md_expr *e, *prod;
+        md_expr *a = pair_view(ctx, &v[i], &e, &neg, &prod);
         if (i) md_buf_puts(out, neg ? " - " : " + ");
         else if (neg) md_buf_puts(out, "-");
+        if (prod) {
+            if (latex) latex_side(ctx, prod, st, t, out);
+            else print_pair_side(ctx, t, prod, out);
+            continue;
+        }
         for (int side = 0; side < 2; side++) {
-            md_expr *x = side ? v[i].e : a;
+            md_expr *x = side ? e : a;
             if (!side && md_is_num(a, 1)) continue;
             if (latex) latex_side(ctx, x, st, t, out);
             else print_pair_side(ctx, t, x, out);
@@ -1036,46 +1069,72 @@ static void latex_frob(md_ctx *ctx, const md_temps *tt, md_expr *e, const md_lat
     free(p);
 }
 
-/* "A:BC = BᵀA:C, collect terms" in LaTeX: identities in math, words in \text */
+/* One identity or formula of a margin note in math mode. */
+static void latex_why_math(const char *p, size_t n, const md_latex_style *st, md_buf *out)
+{
+    for (size_t i = 0; i < n;) {
+        if (!strncmp(p + i, "ᵀ", strlen("ᵀ"))) {
+            md_buf_puts(out, st && st->transpose_T ? "^T" : "^\\top ");
+            i += strlen("ᵀ");
+        } else if (!strncmp(p + i, "∘", strlen("∘"))) {
+            md_buf_puts(out, st && st->odot ? "\\odot " : "\\circ ");
+            i += strlen("∘");
+        } else if (!strncmp(p + i, "⊗", strlen("⊗"))) {
+            md_buf_puts(out, "\\otimes ");
+            i += strlen("⊗");
+        } else if ((!strncmp(p + i, "vec", 3) || !strncmp(p + i, "diag", 4) || !strncmp(p + i, "sym", 3)) &&
+                   (i == 0 || !isalpha((unsigned char)p[i - 1]))) {
+            int k = p[i] == 'd' ? 4 : 3;
+            md_buf_printf(out, "\\operatorname{%.*s}", k, p + i);
+            i += (size_t)k;
+            if (p[i] == ' ') {
+                md_buf_putc(out, ' ');
+                i++;
+            }
+        } else if (!strncmp(p + i, "1ᵀ", strlen("1ᵀ"))) {
+            md_buf_puts(out, "\\mathbf{1}");
+            i += 1;
+        } else {
+            md_buf_putc(out, p[i]);
+            i++;
+        }
+    }
+}
+
+/*
+ * "A:BC = BᵀA:C, collect terms" as the text of a \tag*: identities and
+ * formulas in math ($A:BC = B^\top A:C$), words as text ("collect
+ * terms").  A note "X symmetric: sym(G) = ..." is words up to ": " and a
+ * formula after it, and sym(G) alone is a formula.
+ */
 static void latex_why(const char *why, const md_latex_style *st, md_buf *out)
 {
-    md_buf_puts(out, " && ");
     const char *p = why;
     int first = 1;
     while (*p) {
         const char *q = strstr(p, ", ");
         size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (!first) md_buf_puts(out, ",\\; ");
+        if (!first) md_buf_puts(out, ", ");
         first = 0;
-        int math = memchr(p, '=', n) != NULL || memchr(p, ':', n) != NULL;
-        if (!math) md_buf_puts(out, "\\text{");
-        for (size_t i = 0; i < n;) {
-            if (!strncmp(p + i, "ᵀ", strlen("ᵀ"))) {
-                md_buf_puts(out, st && st->transpose_T ? "^T" : "^\\top ");
-                i += strlen("ᵀ");
-            } else if (!strncmp(p + i, "∘", strlen("∘"))) {
-                md_buf_puts(out, st && st->odot ? "\\odot " : "\\circ ");
-                i += strlen("∘");
-            } else if (!strncmp(p + i, "⊗", strlen("⊗"))) {
-                md_buf_puts(out, "\\otimes ");
-                i += strlen("⊗");
-            } else if ((!strncmp(p + i, "vec", 3) || !strncmp(p + i, "diag", 4)) && (i == 0 || !isalpha((unsigned char)p[i - 1]))) {
-                int k = p[i] == 'v' ? 3 : 4;
-                md_buf_printf(out, "\\operatorname{%.*s}", k, p + i);
-                i += (size_t)k;
-                if (p[i] == ' ') {
-                    md_buf_putc(out, ' ');
-                    i++;
-                }
-            } else if (!strncmp(p + i, "1ᵀ", strlen("1ᵀ"))) {
-                md_buf_puts(out, "\\mathbf{1}");
-                i += 1;
-            } else {
-                md_buf_putc(out, p[i]);
-                i++;
-            }
+        const char *colon = NULL;
+        for (size_t i = 0; i + 1 < n; i++)
+            if (p[i] == ':' && p[i + 1] == ' ') colon = p + i;
+        if (colon) {
+            /* "X symmetric: " -- a one-letter name in math, the rest words */
+            const char *sp = memchr(p, ' ', (size_t)(colon - p));
+            if (sp && sp - p == 1) md_buf_printf(out, "$%c$%.*s: ", p[0], (int)(colon - sp), sp);
+            else md_buf_printf(out, "%.*s: ", (int)(colon - p), p);
+            n -= (size_t)(colon + 2 - p);
+            p = colon + 2;
         }
-        if (!math) md_buf_putc(out, '}');
+        int math = memchr(p, '=', n) != NULL || memchr(p, ':', n) != NULL || !strncmp(p, "sym(", 4);
+        if (math) {
+            md_buf_putc(out, '$');
+            latex_why_math(p, n, st, out);
+            md_buf_putc(out, '$');
+        } else {
+            md_buf_printf(out, "%.*s", (int)n, p);
+        }
         p += n;
         if (q) p += 2;
     }
@@ -1149,42 +1208,42 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             continue;
         }
         latex_row(&rd);
+        md_buf lhs = {0}, body = {0}, tag = {0};
         switch (l->kind) {
         case MD_LINE_DEF:
-            latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            md_latex_expr(ctx, l->expr, st, t, out);
+            latex_lhs(ctx, d, l->lhs, &lhs);
+            md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_EQ:
-            latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            latex_frob(ctx, t, l->expr, st, out);
+            latex_lhs(ctx, d, l->lhs, &lhs);
+            latex_frob(ctx, t, l->expr, st, &body);
             break;
         case MD_LINE_PAIRS:
-            if (l->lhs) latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            latex_pairs(ctx, t, l->pairs, l->npairs, st, out);
+            if (l->lhs) latex_lhs(ctx, d, l->lhs, &lhs);
+            latex_pairs(ctx, t, l->pairs, l->npairs, st, &body);
             break;
         case MD_LINE_RESULT:
-            result_lhs(ctx, d, l->block, 1, out);
-            md_buf_puts(out, " &= ");
-            md_latex_expr(ctx, l->expr, st, t, out);
+            result_lhs(ctx, d, l->block, 1, &lhs);
+            md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_VPAIRS:
-            if (l->lhs) latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            render_vpairs(ctx, t, l->pairs, l->npairs, st, 1, out);
+            if (l->lhs) latex_lhs(ctx, d, l->lhs, &lhs);
+            render_vpairs(ctx, t, l->pairs, l->npairs, st, 1, &body);
             break;
         case MD_LINE_GRADIENT:
-            md_buf_printf(out, "g = \\frac{\\partial %s}{\\partial ", d->fname_latex);
-            md_latex_name(ctx, ctx->syms[d->wrt[l->block / d->nwrt]].name, out);
-            md_buf_puts(out, "} &= ");
-            md_latex_expr(ctx, l->expr, st, t, out);
+            md_buf_printf(&lhs, "g = \\frac{\\partial %s}{\\partial ", d->fname_latex);
+            md_latex_name(ctx, ctx->syms[d->wrt[l->block / d->nwrt]].name, &lhs);
+            md_buf_puts(&lhs, "}");
+            md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_SHAPES:
         case MD_LINE_TEXT: break;
         }
-        if (l->why) latex_why(l->why, st, out);
+        if (l->why) latex_why(l->why, st, &tag);
+        md_latex_row(out, lhs.s ? lhs.s : "", body.s ? body.s : "", tag.s);
+        md_buf_free(&lhs);
+        md_buf_free(&body);
+        md_buf_free(&tag);
     }
     if (open) md_buf_puts(out, "\n\\end{align*}\n");
     render_free(&rd);
