@@ -57,6 +57,7 @@ typedef struct md_line {
     int npairs;
     char *why;           /* the identity used, or NULL */
     int block;           /* index into wrt of the variable this line is about, -1 for shared lines */
+    int typed;           /* MD_LINE_EQ: the function as typed, written as it is (not in Frobenius form) */
 } md_line;
 
 typedef struct md_subst {
@@ -92,6 +93,13 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
    Hessian shows the gradient by X and then its derivative by Y. */
 int md_steps_derive_vec(md_ctx *ctx, md_expr *f, int hessian, int n, const int *wrt, md_derivation *d);
 void md_steps_free(md_derivation *d);
+
+/* Starts d from the function as the user typed it (md_typed.ftyped, which
+   evaluates to f): a line "f = ..." right after the shapes, in the order
+   and with the names written, before any rewriting.  The Frobenius form
+   that follows is left out when it reads the same.  Checked by
+   md_steps_check like the other lines of the function. */
+void md_steps_typed(md_ctx *ctx, md_derivation *d, md_expr *typed);
 
 /* e with the substitution names (M, N, ...) replaced by what they stand
    for: the derivation's result, expanded, is md_gradient's node. */

@@ -344,8 +344,16 @@ static int is_neg_power(const md_expr *a)
     return a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0;
 }
 
+/* The node e prints as, a number times a user's name (md_temps.scaled). */
+static md_expr *scaled_as(lx *p, md_expr *e)
+{
+    if (!p->t || !p->t->scaled || e->id >= p->t->n) return NULL;
+    return p->t->scaled[e->id];
+}
+
 static int level(lx *p, md_expr *e)
 {
+    if (scaled_as(p, e)) return level(p, scaled_as(p, e));
     if (tmp_name(p, e)) return L_ATOM;
     if (trans_rep(p, e)) return L_POST;
     switch (e->kind) {
@@ -691,6 +699,10 @@ static void pr_eye(lx *p, md_expr *e) { pr_eye_ex(p, e, 0); }
 
 static void pr(lx *p, md_expr *e)
 {
+    if (scaled_as(p, e)) {
+        pr(p, scaled_as(p, e));
+        return;
+    }
     const char *tn = tmp_name(p, e);
     if (tn) {
         put_name(p, tn, 0);
@@ -808,6 +820,12 @@ void md_latex_expr(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_t
     pr(&p, e);
 }
 
+void md_latex_ref(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out)
+{
+    lx p = lx_make(ctx, st, t, out);
+    pr(&p, e);
+}
+
 char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st)
 {
     md_buf b = {0};
@@ -891,11 +909,29 @@ static void put_lhs(lx *p, md_expr *f, int order, int n, const int *wrt, int i)
 void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
                         const md_latex_style *st, md_buf *out)
 {
-    md_latex_derivatives(ctx, f, 1, n, wrt, grads, st, out);
+    md_latex_derivatives(ctx, f, NULL, 1, n, wrt, grads, st, out);
 }
 
-void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int *wrt, md_expr **grads,
-                          const md_latex_style *st, md_buf *out)
+/* One row "name &= definition" of a named value. */
+static void def_row(lx *p, md_buf *out, const md_temps *t, int k)
+{
+    md_buf lhs = {0}, body = {0};
+    const md_temps *save = p->t;
+    p->t = t;
+    p->out = &lhs;
+    put_name(p, t->owned[k], 0);
+    p->out = &body;
+    p->top = t->defs[k];
+    pr(p, t->defs[k]);
+    p->out = out;
+    p->t = save;
+    md_latex_row(out, lhs.s, body.s ? body.s : "", NULL);
+    md_buf_free(&lhs);
+    md_buf_free(&body);
+}
+
+void md_latex_derivatives(md_ctx *ctx, md_expr *f, md_expr *typed, int order, int nv, const int *wrt,
+                          md_expr **grads, const md_latex_style *st, md_buf *out)
 {
     int n = order == 2 ? nv * nv : nv;
     /* a function that is a large DAG shares temporaries too, so that it
@@ -905,16 +941,40 @@ void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int 
     for (int i = 0; i < n; i++) roots[i] = grads[i];
     if (with_f) roots[n] = f;
     char **avoid = temp_avoid(ctx);
-    md_temps t;
+    md_temps t, tf;
     md_temps_find(ctx, n + with_f, roots, (const char *const *)avoid, &t);
+    /* the function as typed, with the user's names only (r = Xw - y) */
+    md_expr *fshow = with_f || !typed ? f : typed;
+    md_temps_find_ex(ctx, 1, &fshow, (const char *const *)avoid, UINT32_MAX, 0, &tf);
     const char *fn = md_function_name(ctx, 1);
 
-    lx p = lx_make(ctx, st, with_f ? &t : NULL, out);
+    lx p = lx_make(ctx, st, NULL, out);
     put(&p, "\\begin{align*}\n");
+    /* the user's names first, as the text output defines them */
+    int rows = 0;
+    for (int k = 0; k < tf.ndefs; k++, rows++) {
+        if (with_f) break;
+        def_row(&p, out, &tf, k);
+        md_buf_puts(out, " \\\\\n");
+    }
+    int nauto = 0;
+    for (int k = 0; k < t.ndefs; k++) {
+        if (md_user_name_of(ctx, t.defs[k]) < 0) {
+            nauto++;
+            continue;
+        }
+        int dup = 0;
+        for (int j = 0; j < tf.ndefs && !with_f; j++) dup |= tf.defs[j] == t.defs[k];
+        if (dup) continue;
+        def_row(&p, out, &t, k);
+        md_buf_puts(out, " \\\\\n");
+        rows++;
+    }
     md_buf lhs = {0}, body = {0};
+    p.t = with_f ? &t : &tf;
     p.out = &body;
-    p.top = f;
-    pr(&p, f);
+    p.top = fshow;
+    pr(&p, fshow);
     md_latex_row(out, fn, body.s, NULL);
     md_buf_free(&body);
     p.t = &t;
@@ -924,6 +984,8 @@ void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int 
         put_lhs(&p, f, order, nv, wrt, i);
         p.out = &body;
         p.top = grads[i];
+        /* a result that is a value the user named is that name */
+        if (md_user_name_of(ctx, grads[i]) >= 0 && t.name[grads[i]->id]) p.top = NULL;
         pr(&p, grads[i]);
         md_latex_row(out, lhs.s, body.s, NULL);
         md_buf_free(&lhs);
@@ -931,30 +993,29 @@ void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int 
     }
     p.out = out;
     put(&p, "\n\\end{align*}\n");
-    if (t.ndefs == 1) {
-        put(&p, "where $");
-        put_name(&p, t.owned[0], 0);
-        put(&p, " = ");
-        p.top = t.defs[0];
-        pr(&p, t.defs[0]);
-        put(&p, "$.\n");
-    } else if (t.ndefs > 1) {
-        put(&p, "where\n\\begin{align*}\n");
+    if (nauto == 1) {
         for (int k = 0; k < t.ndefs; k++) {
-            if (k) put(&p, " \\\\\n");
-            p.out = &lhs;
+            if (md_user_name_of(ctx, t.defs[k]) >= 0) continue;
+            put(&p, "where $");
             put_name(&p, t.owned[k], 0);
-            p.out = &body;
+            put(&p, " = ");
             p.top = t.defs[k];
             pr(&p, t.defs[k]);
-            p.out = out;
-            md_latex_row(out, lhs.s, body.s, NULL);
-            md_buf_free(&lhs);
-            md_buf_free(&body);
+            put(&p, "$.\n");
+        }
+    } else if (nauto > 1) {
+        put(&p, "where\n\\begin{align*}\n");
+        for (int k = 0, first = 1; k < t.ndefs; k++) {
+            if (md_user_name_of(ctx, t.defs[k]) >= 0) continue;
+            if (!first) put(&p, " \\\\\n");
+            first = 0;
+            def_row(&p, out, &t, k);
         }
         put(&p, "\n\\end{align*}\n");
     }
+    (void)rows;
     md_temps_free(&t);
+    md_temps_free(&tf);
     for (int i = 0; avoid[i]; i++) free(avoid[i]);
     free(avoid);
     free(roots);

@@ -65,6 +65,18 @@ void md_steps_free(md_derivation *d)
     memset(d, 0, sizeof *d);
 }
 
+void md_steps_typed(md_ctx *ctx, md_derivation *d, md_expr *typed)
+{
+    (void)ctx;
+    if (!typed || d->nlines == 0 || d->lines[0].kind != MD_LINE_SHAPES) return;
+    add_line(d, MD_LINE_EQ, d->fname, -1);
+    md_line l = d->lines[d->nlines - 1];
+    memmove(d->lines + 2, d->lines + 1, (size_t)(d->nlines - 2) * sizeof *d->lines);
+    l.expr = typed;
+    l.typed = 1;
+    d->lines[1] = l;
+}
+
 /* ---- substitution ----------------------------------------------------- */
 
 typedef struct md_repl {
@@ -254,8 +266,9 @@ static void frob_split(md_ctx *ctx, md_expr *t, md_expr **a, md_expr **e)
     /* p*q of a row and a column vector: x'*y is x : y, m*n' is m : n */
     if (core->kind == MD_MUL && core->nargs == 2 && md_is_scalar(core) && !md_is_scalar(core->args[0])) {
         md_expr *p = core->args[0], *q = core->args[1], *u, *v;
-        if (p->kind == MD_TRANS) u = p->args[0], v = q;
-        else u = p, v = md_trans(ctx, q);
+        /* p' is written out (r for rᵀr), not q' (rᵀ : rᵀ) */
+        u = p->kind == MD_TRANS ? p->args[0] : md_trans(ctx, p);
+        v = q;
         if (u->has_diff) {
             md_expr *w = u;
             u = v;
@@ -815,6 +828,25 @@ static void print_pair_side(md_ctx *ctx, const md_temps *t, md_expr *e, md_buf *
 
 static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out);
 
+/* a, when the printer writes it as a negative multiple of a user's name
+   (-2r for 2y - 2Xw with r = Xw - y): that multiple without its sign,
+   which goes to the term (*neg flips), so that no "+ -2r" is written. */
+static md_expr *scaled_sign(md_ctx *ctx, const md_temps *t, md_expr *a, int *neg)
+{
+    if (!t || !t->scaled || a->id >= t->n || !t->scaled[a->id]) return a;
+    md_expr *s = t->scaled[a->id];
+    if (s->kind != MD_MUL || mpq_sgn(s->args[0]->q) >= 0) return a;
+    *neg = !*neg;
+    mpq_t c;
+    mpq_init(c);
+    mpq_neg(c, s->args[0]->q);
+    md_expr *r = mpq_cmp_ui(c, 1, 1) == 0 ? s->args[1]
+                                          : md_expr_make(ctx, MD_MUL, s->rows, s->cols, 0, 0, 0, 2,
+                                                         (md_expr *[]){md_num(ctx, c), s->args[1]}, NULL);
+    mpq_clear(c);
+    return r;
+}
+
 /* a_1 : e_1 + a_2 : e_2 - ..., as Unicode text or (latex) LaTeX */
 static void render_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n, const md_latex_style *st,
                          int latex, md_buf *out)
@@ -827,6 +859,7 @@ static void render_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n
         int neg;
         md_expr *e, *prod;
         md_expr *a = pair_view(ctx, &v[i], &e, &neg, &prod);
+        if (!prod) a = scaled_sign(ctx, t, a, &neg);
         if (i) md_buf_puts(out, neg ? " - " : " + ");
         else if (neg) md_buf_puts(out, "-");
         if (prod) {
@@ -960,6 +993,7 @@ static void result_lhs(md_ctx *ctx, const md_derivation *d, int b, int latex, md
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
 {
     enum { MARGIN = 44 };
+    char *typed_text = NULL;
     md_render rd;
     int open = 0;
     render_init(&rd, ctx, d, 0, NULL, out, &open);
@@ -997,7 +1031,29 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
             break;
         case MD_LINE_EQ:
             md_buf_printf(out, "%s = ", l->lhs);
+            if (l->typed) {
+                md_print_styled_def(ctx, l->expr, 1, t, out);
+                free(typed_text);
+                typed_text = md_xstrdup(out->s + start);
+                break;
+            }
             print_frob(ctx, t, l->expr, out);
+            if (typed_text && !strcmp(l->lhs, d->fname) && !strcmp(out->s + start, typed_text)) {
+                /* the Frobenius form reads as typed: once is enough */
+                out->len = start;
+                out->s[start] = 0;
+                continue;
+            }
+            if (i > 0 && d->lines[i - 1].typed && out->len == start + strlen(out->s + start) &&
+                !strncmp(out->s + start, l->lhs, strlen(l->lhs))) {
+                /* right after the function as typed: a continuation, "  = " */
+                size_t k = strlen(l->lhs);
+                memset(out->s + start, ' ', k);
+                if (k < 2) {
+                    md_buf_putc(out, ' ');
+                    memmove(out->s + start + 1, out->s + start, out->len - start - 1);
+                }
+            }
             break;
         case MD_LINE_PAIRS:
             md_buf_printf(out, "%s = ", l->lhs ? l->lhs : "  ");
@@ -1006,7 +1062,9 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         case MD_LINE_RESULT:
             result_lhs(ctx, d, l->block, 0, out);
             md_buf_puts(out, " = ");
-            md_print_styled_def(ctx, l->expr, 1, t, out);
+            /* a value the user named is that name (∂f/∂v = h) */
+            if (md_user_name_of(ctx, l->expr) >= 0) md_print_styled(ctx, l->expr, 1, t, 0, out);
+            else md_print_styled_def(ctx, l->expr, 1, t, out);
             break;
         case MD_LINE_VPAIRS:
             md_buf_printf(out, "%s = ", l->lhs ? l->lhs : "  ");
@@ -1030,6 +1088,7 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         }
         md_buf_putc(out, '\n');
     }
+    free(typed_text);
     render_free(&rd);
 }
 
@@ -1041,7 +1100,7 @@ static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, const 
        temporary is an atom) */
     int named = t && e->id < t->n && (t->name[e->id] || (t->transof[e->id] && t->name[t->transof[e->id]->id]));
     if (named) {
-        md_print_styled(ctx, e, 0, t, 0, out);   /* T1, T1' */
+        md_latex_ref(ctx, e, st, t, out);   /* T_{1}, T_{1}^\top, h */
         return;
     }
     int paren = md_print_level(ctx, e) <= MD_LEVEL_SUM;
@@ -1159,6 +1218,7 @@ static void latex_lhs(const md_ctx *ctx, const md_derivation *d, const char *lhs
 void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *st, md_buf *out)
 {
     int open = 0;
+    char *typed_body = NULL;
     md_render rd;
     render_init(&rd, ctx, d, 1, st, out, &open);
     const md_temps *t = &rd.t;
@@ -1207,8 +1267,8 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             md_buf_puts(out, "$, the other variables held constant:\n");
             continue;
         }
-        latex_row(&rd);
         md_buf lhs = {0}, body = {0}, tag = {0};
+        int skip_row = 0;
         switch (l->kind) {
         case MD_LINE_DEF:
             latex_lhs(ctx, d, l->lhs, &lhs);
@@ -1216,7 +1276,20 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             break;
         case MD_LINE_EQ:
             latex_lhs(ctx, d, l->lhs, &lhs);
+            if (l->typed) {
+                md_latex_expr(ctx, l->expr, st, t, &body);
+                free(typed_body);
+                typed_body = md_xstrdup(body.s ? body.s : "");
+                break;
+            }
             latex_frob(ctx, t, l->expr, st, &body);
+            if (i > 0 && d->lines[i - 1].typed) md_buf_free(&lhs);   /* a continuation */
+            if (typed_body && !strcmp(l->lhs, d->fname) && body.s && !strcmp(body.s, typed_body)) {
+                /* the Frobenius form reads as typed: once is enough */
+                md_buf_free(&lhs);
+                md_buf_free(&body);
+                skip_row = 1;
+            }
             break;
         case MD_LINE_PAIRS:
             if (l->lhs) latex_lhs(ctx, d, l->lhs, &lhs);
@@ -1224,7 +1297,8 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             break;
         case MD_LINE_RESULT:
             result_lhs(ctx, d, l->block, 1, &lhs);
-            md_latex_expr(ctx, l->expr, st, t, &body);
+            if (md_user_name_of(ctx, l->expr) >= 0) md_latex_ref(ctx, l->expr, st, t, &body);
+            else md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_VPAIRS:
             if (l->lhs) latex_lhs(ctx, d, l->lhs, &lhs);
@@ -1240,12 +1314,16 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
         case MD_LINE_TEXT: break;
         }
         if (l->why) latex_why(l->why, st, &tag);
-        md_latex_row(out, lhs.s ? lhs.s : "", body.s ? body.s : "", tag.s);
+        if (!skip_row) {
+            latex_row(&rd);
+            md_latex_row(out, lhs.s ? lhs.s : "", body.s ? body.s : "", tag.s);
+        }
         md_buf_free(&lhs);
         md_buf_free(&body);
         md_buf_free(&tag);
     }
     if (open) md_buf_puts(out, "\n\\end{align*}\n");
+    free(typed_body);
     render_free(&rd);
 }
 
@@ -1396,6 +1474,30 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
             md_mat_free(&env.dir[d->subst[k].sym]);
             env.val[d->subst[k].sym] = v;
             env.dir[d->subst[k].sym] = dv;
+        }
+        /* the lines of the function itself (as typed, in Frobenius form
+           with the names) equal f */
+        if (b == 0) {
+            md_mat fv;
+            if (md_eval(&env, f, &fv)) goto fail;
+            for (int i = 0; i < d->nlines; i++) {
+                const md_line *l = &d->lines[i];
+                md_mat lv;
+                if (l->kind != MD_LINE_EQ || !l->lhs || strcmp(l->lhs, d->fname)) continue;
+                if (md_eval(&env, l->expr, &lv)) {
+                    md_mat_free(&fv);
+                    goto fail;
+                }
+                double dd = 0, mag = 1;
+                for (long k = 0; k < fv.rows * fv.cols && k < lv.rows * lv.cols; k++) {
+                    dd = fmax(dd, fabs(fv.v[k] - lv.v[k]));
+                    mag = fmax(mag, fabs(fv.v[k]));
+                }
+                if (lv.rows != fv.rows || lv.cols != fv.cols) dd = INFINITY;
+                if (dd / mag > worst) worst = dd / mag;
+                md_mat_free(&lv);
+            }
+            md_mat_free(&fv);
         }
         /* the reference: df along dX from the gradient md_gradient gives,
            and the size of its terms, sum |G .* dX| */

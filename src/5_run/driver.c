@@ -255,6 +255,11 @@ static int print_verified(md_runstate *r, md_expr *f, int n, md_expr **roots,
             md_expr **consts = NULL;
             int nc = 0, cap = 0;
             for (int i = 0; i < n; i++) collect_consts(roots[i], seen, &consts, &nc, &cap);
+            /* and in the user's named values, which the text may define
+               as they are where the roots hold their transposes (T' for
+               sin(vector(1)), T = sin(vector(1)')) */
+            for (int k = 0; k < r->ctx->nbound; k++)
+                if (r->ctx->bval[k]->id < r->ctx->nnodes) collect_consts(r->ctx->bval[k], seen, &consts, &nc, &cap);
             free(seen);
             nsized = r->ctx->nnodes;
             sized = md_xcalloc(nsized, 1);
@@ -476,6 +481,7 @@ static int run_steps(md_runstate *r)
         md_steps_free(&der);
         return MD_EXIT_INTERNAL;
     }
+    md_steps_typed(r->ctx, &der, r->typed.ftyped);
     int rc = 0;
     md_buf body = {0};
     if (rq->format == MD_FORMAT_LATEX) md_steps_latex(r->ctx, &der, &rq->style, &body);
@@ -612,7 +618,7 @@ static int run_c(md_runstate *r)
 static int run_latex(md_runstate *r)
 {
     md_buf body = {0};
-    md_latex_derivatives(r->ctx, r->typed.f, r->kind == MD_DER_HESSIAN ? 2 : 1, r->nv, r->wrt, r->grads,
+    md_latex_derivatives(r->ctx, r->typed.f, r->typed.ftyped, r->kind == MD_DER_HESSIAN ? 2 : 1, r->nv, r->wrt, r->grads,
                          &r->rq->style, &body);
     int rc = 0;
     if (r->rq->check) rc = check_text_form(r, "%", &body);
@@ -790,6 +796,7 @@ static int result_name_free(md_runstate *r, int upto, const char *name)
 {
     md_ctx *ctx = r->ctx;
     if (md_ctx_find_sym(ctx, name) >= 0 || md_ctx_find_func(ctx, name) >= 0 || md_is_reserved(name)) return 0;
+    if (md_typed_bound(&r->typed, name)) return 0;
     for (int k = 0; k < upto; k++)
         if (!strcmp(r->owned[k], name)) return 0;
     return 1;
@@ -871,6 +878,12 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         goto done;
     }
     r.nsyms_prog = r.ctx->nsyms;
+    if (rq->format != MD_FORMAT_C) {
+        /* the user's names are the printers' names for their values */
+        r.ctx->nbound = r.typed.nbound;
+        r.ctx->bound = r.typed.bound;
+        r.ctx->bval = r.typed.bval;
+    }
     if (rq->simplify) {
         rc = run_simplify(&r);
         goto done;
