@@ -796,12 +796,14 @@ static void render_init(md_render *rd, md_ctx *ctx, const md_derivation *d, int 
     /* the sides of pairs as printed, and the arguments of the
        expressions other lines write out in full (dM = ..., ∂f/∂X = ...) */
     int n = 0;
-    for (int i = 0; i < d->nlines; i++) n += (d->lines[i].expr ? d->lines[i].expr->nargs : 0) + 2 * d->lines[i].npairs;
+    for (int i = 0; i < d->nlines; i++) n += (d->lines[i].expr ? d->lines[i].expr->nargs + 1 : 0) + 2 * d->lines[i].npairs;
     md_expr **roots = md_xcalloc((size_t)n + 1, sizeof *roots);
     n = 0;
     for (int i = 0; i < d->nlines; i++) {
         const md_line *l = &d->lines[i];
         for (int k = 0; l->expr && k < l->expr->nargs; k++) roots[n++] = l->expr->args[k];
+        /* a substitution may be a user's name among other terms (M = z - y) */
+        if (l->expr && l->kind == MD_LINE_DEF && l->expr->kind == MD_ADD && ctx->nbound) roots[n++] = l->expr;
         for (int k = 0; k < l->npairs; k++) {
             int neg;
             md_expr *e, *prod;
