@@ -72,6 +72,8 @@ typedef struct md_runstate {
     const char **gnames;   /* their names when there are several, else NULL */
     char **owned;
     const char **avoid;    /* names temporaries must not take */
+    const char **sbound;   /* --simplify: the user's names but the function's */
+    md_expr **sbval;
 } md_runstate;
 
 /* ---- reading the printed text back ------------------------------------- */
@@ -879,10 +881,22 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
     }
     r.nsyms_prog = r.ctx->nsyms;
     if (rq->format != MD_FORMAT_C) {
-        /* the user's names are the printers' names for their values */
+        /* the user's names are the printers' names for their values; with
+           --simplify not the name of the function itself (a program that
+           ends with dV = 2*T'*U prints 2*T'*U, not dV = ... and dV) */
         r.ctx->nbound = r.typed.nbound;
         r.ctx->bound = r.typed.bound;
         r.ctx->bval = r.typed.bval;
+        if (rq->simplify) {
+            const char **nb = md_xcalloc((size_t)r.typed.nbound + 1, sizeof *nb);
+            md_expr **nv = md_xcalloc((size_t)r.typed.nbound + 1, sizeof *nv);
+            int m = 0;
+            for (int k = 0; k < r.typed.nbound; k++)
+                if (r.typed.bval[k] != r.typed.f) nb[m] = r.typed.bound[k], nv[m++] = r.typed.bval[k];
+            r.ctx->nbound = m;
+            r.ctx->bound = r.sbound = nb;
+            r.ctx->bval = r.sbval = nv;
+        }
     }
     if (rq->simplify) {
         rc = run_simplify(&r);
@@ -934,6 +948,8 @@ done:
     free(r.owned);
     free(r.gnames);
     free(r.avoid);
+    free(r.sbound);
+    free(r.sbval);
     free(r.grads);
     free(r.wrt);
     md_typed_free(&r.typed);
