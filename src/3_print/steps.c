@@ -1442,6 +1442,36 @@ double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned 
     return best;
 }
 
+/* The worst relative difference between f and the lines "f = ..." of d
+   (the function as typed, and in Frobenius form) at env, with the
+   substitutions set; -1 when one cannot be evaluated. */
+static double fn_lines_error(md_ctx *ctx, md_env *env, md_expr *f, const md_derivation *d)
+{
+    (void)ctx;
+    md_mat fv;
+    double worst = 0;
+    if (md_eval(env, f, &fv)) return -1;
+    for (int i = 0; i < d->nlines; i++) {
+        const md_line *l = &d->lines[i];
+        md_mat lv;
+        if (l->kind != MD_LINE_EQ || !l->lhs || strcmp(l->lhs, d->fname)) continue;
+        if (md_eval(env, l->expr, &lv)) {
+            md_mat_free(&fv);
+            return -1;
+        }
+        double dd = 0, mag = 1;
+        for (long k = 0; k < fv.rows * fv.cols && k < lv.rows * lv.cols; k++) {
+            dd = fmax(dd, fabs(fv.v[k] - lv.v[k]));
+            mag = fmax(mag, fabs(fv.v[k]));
+        }
+        if (lv.rows != fv.rows || lv.cols != fv.cols) dd = INFINITY;
+        worst = fmax(worst, dd / mag);
+        md_mat_free(&lv);
+    }
+    md_mat_free(&fv);
+    return worst;
+}
+
 static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed, int equal)
 {
     md_env env;
@@ -1480,26 +1510,9 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
         /* the lines of the function itself (as typed, in Frobenius form
            with the names) equal f */
         if (b == 0) {
-            md_mat fv;
-            if (md_eval(&env, f, &fv)) goto fail;
-            for (int i = 0; i < d->nlines; i++) {
-                const md_line *l = &d->lines[i];
-                md_mat lv;
-                if (l->kind != MD_LINE_EQ || !l->lhs || strcmp(l->lhs, d->fname)) continue;
-                if (md_eval(&env, l->expr, &lv)) {
-                    md_mat_free(&fv);
-                    goto fail;
-                }
-                double dd = 0, mag = 1;
-                for (long k = 0; k < fv.rows * fv.cols && k < lv.rows * lv.cols; k++) {
-                    dd = fmax(dd, fabs(fv.v[k] - lv.v[k]));
-                    mag = fmax(mag, fabs(fv.v[k]));
-                }
-                if (lv.rows != fv.rows || lv.cols != fv.cols) dd = INFINITY;
-                if (dd / mag > worst) worst = dd / mag;
-                md_mat_free(&lv);
-            }
-            md_mat_free(&fv);
+            double e = fn_lines_error(ctx, &env, f, d);
+            if (e < 0) goto fail;
+            worst = fmax(worst, e);
         }
         /* the reference: df along dX from the gradient md_gradient gives,
            and the size of its terms, sum |G .* dX| */
@@ -1600,8 +1613,9 @@ static double steps_check_vec_once(md_ctx *ctx, md_expr *f, const md_derivation 
         memcpy(dirs[s].v, env.dir[s].v, (size_t)(dirs[s].rows * dirs[s].cols) * sizeof(double));
     }
     int nb = d->kind == 3 ? d->nwrt * d->nwrt : d->nwrt;
-    double worst = 0;
-    int ok = 1;
+    double worst = d->nsubst ? 0 : fn_lines_error(ctx, &env, f, d);
+    int ok = worst >= 0;
+    worst = fmax(worst, 0);
     for (int b = 0; b < nb && ok; b++) {
         int X = d->kind == 3 ? d->wrt[b % d->nwrt] : d->wrt[b];
         for (int s = 0; s < ctx->nsyms; s++)
