@@ -145,8 +145,10 @@ static void find_subst(md_ctx *ctx, md_expr *e, const int *wrt, int n, md_expr *
 {
     if (seen[e->id]) return;
     seen[e->id] = 1;
+    /* (not a value the user named: it has a name already, h in sum(h)) */
     if ((e->kind == MD_NORM2 || e->kind == MD_NORM1 || e->kind == MD_SUM || e->kind == MD_TR) &&
-        !is_leafish(e->args[0]) && e->args[0]->weight >= 3 && depends(ctx, e->args[0], wrt, n)) {
+        !is_leafish(e->args[0]) && e->args[0]->weight >= 3 && depends(ctx, e->args[0], wrt, n) &&
+        md_user_name_of(ctx, e->args[0]) < 0) {
         for (int i = 0; i < *nout; i++)
             if ((*out)[i] == e->args[0]) return;
         *out = md_xrealloc(*out, (size_t)(*nout + 1) * sizeof **out);
