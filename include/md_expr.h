@@ -151,6 +151,13 @@ typedef struct md_ctx {
     /* set while md_add tries a sum expanded (src/2_core/simplify.c,
        md_expand_sum): the sums built meanwhile are not expanded again */
     int expanding;
+    /* the names the user bound (name = expr), in program order, and their
+       values: the printers write such a value by its name and define it
+       first, as they do their own temporaries (md_print.h).  Set by the
+       driver for text and LaTeX output; nbound is 0 otherwise. */
+    int nbound;
+    const char *const *bound;
+    md_expr *const *bval;
     /* memo tables of the simplifier, indexed by node id (src/2_core/simplify.c) */
     md_expr **memo_trans, **memo_simp;
     uint32_t memocap;

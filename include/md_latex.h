@@ -26,6 +26,9 @@ typedef struct md_latex_style {
    own name (so a temporary's definition prints with this call too). */
 void md_latex_expr(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out);
 
+/* The same, but e too by its name when t names it (h, T_{1}^\top). */
+void md_latex_ref(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out);
+
 /* The same, as a malloc'd string, without temporaries. */
 char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st);
 
@@ -56,9 +59,24 @@ void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr 
    \frac{\partial \operatorname{vec} F}{\partial (\operatorname{vec} X)^\top}
    (F or X a vector or scalar: without vec); order 2 has nv*nv results,
    grads[i*nv + j] the block by wrt[i] and wrt[j], written
-   \frac{\partial^2 f}{\partial \operatorname{vec} X\,\partial (\operatorname{vec} Y)^\top}. */
-void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int *wrt, md_expr **grads,
-                          const md_latex_style *st, md_buf *out);
+   \frac{\partial^2 f}{\partial \operatorname{vec} X\,\partial (\operatorname{vec} Y)^\top}.
+   typed (may be NULL) is the function as typed (md_typed.ftyped), shown
+   for f.  The values the user named (ctx->bound) are defined first, in
+   the align*, and written by their names in f and the results. */
+void md_latex_derivatives(md_ctx *ctx, md_expr *f, md_expr *typed, int order, int nv, const int *wrt,
+                          md_expr **grads, const md_latex_style *st, md_buf *out);
+
+/* How wide the math-mode LaTeX s sets, estimated in points (10 pt
+   Computer Modern, erring wide). */
+double md_latex_width(const char *s);
+
+/* One row of an align*: "lhs &= body", broken before a top-level + or -
+   of body wherever the row would grow wider than article's text (the
+   next line starts "&\quad {}+ ..."), and tag (text-mode LaTeX, may be
+   NULL) as \tag*{tag}, which amsmath sets flush right, or on a line of
+   its own when the row leaves no room for it.  The caller writes the
+   " \\" between rows. */
+void md_latex_row(md_buf *out, const char *lhs, const char *body, const char *tag);
 
 /* --standalone: body in a complete document that pdflatex compiles with
    amsmath and amssymb only (\documentclass{article} ... \end{document}). */

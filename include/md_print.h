@@ -27,6 +27,9 @@ typedef struct md_temps {
     md_expr **defs;        /* the named nodes, each after the ones it uses */
     char **owned;          /* owned[k]: the name of defs[k] */
     int ndefs;
+    md_expr **scaled;      /* scaled[id]: the node prints as this one, a
+                              number times a value the user named (2Xw - 2y
+                              as 2*r for r = X*w - y), or NULL */
 } md_temps;
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out);
@@ -69,7 +72,15 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
                             const char *const *names, const char *const *avoid, unsigned flags,
                             const char *sized_ids, uint32_t nsized);
 
+/* Temporaries.  A value the user named (ctx->bound: r = X*w - y) is
+   named by that name wherever it or its transpose is printed, however
+   often, and defined among the temporaries, in dependency order; the
+   printer's own names (T, T1, ...) differ from every user name, also by
+   more than underscores.  Leaves keep their spelling (a = X), and of
+   several names for one value the first is used. */
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t);
+/* The index in ctx->bound of the name e prints as, or -1. */
+int md_user_name_of(const md_ctx *ctx, const md_expr *e);
 
 /* Names equal but for underscores (W1, W_1): LaTeX's subscript rules would
    spell them alike, so temporaries avoid them and md_latex_name spells

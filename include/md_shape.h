@@ -16,6 +16,9 @@
 
 typedef struct md_typed {
     md_expr *f;          /* the function: the last expression statement */
+    md_expr *ftyped;     /* the same as typed: operands in the order written,
+                            no canonical form (for the derivations' first
+                            line and LaTeX; evaluates to f); may be NULL */
     md_loc floc;         /* where it is written */
     char *ftext;         /* its source text on one line (malloc'd) */
     int nbound;          /* the named subexpressions (name = expr), in order */

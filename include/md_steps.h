@@ -57,6 +57,7 @@ typedef struct md_line {
     int npairs;
     char *why;           /* the identity used, or NULL */
     int block;           /* index into wrt of the variable this line is about, -1 for shared lines */
+    int typed;           /* MD_LINE_EQ: the function as typed, written as it is (not in Frobenius form) */
 } md_line;
 
 typedef struct md_subst {
@@ -93,6 +94,13 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
 int md_steps_derive_vec(md_ctx *ctx, md_expr *f, int hessian, int n, const int *wrt, md_derivation *d);
 void md_steps_free(md_derivation *d);
 
+/* Starts d from the function as the user typed it (md_typed.ftyped, which
+   evaluates to f): a line "f = ..." right after the shapes, in the order
+   and with the names written, before any rewriting.  The Frobenius form
+   that follows is left out when it reads the same.  Checked by
+   md_steps_check like the other lines of the function. */
+void md_steps_typed(md_ctx *ctx, md_derivation *d, md_expr *typed);
+
 /* e with the substitution names (M, N, ...) replaced by what they stand
    for: the derivation's result, expanded, is md_gradient's node. */
 md_expr *md_steps_expand(md_ctx *ctx, const md_derivation *d, md_expr *e);
@@ -101,7 +109,8 @@ md_expr *md_steps_expand(md_ctx *ctx, const md_derivation *d, md_expr *e);
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out);
 
 /* The derivation in LaTeX: the shapes, then align* environments with the
-   identities in a second column (&&).  st may be NULL. */
+   identities as \tag*{...} at the right margin, rows broken to the
+   text width (md_latex_row).  st may be NULL. */
 struct md_latex_style;
 void md_steps_latex(md_ctx *ctx, const md_derivation *d, const struct md_latex_style *st, md_buf *out);
 

@@ -81,6 +81,7 @@ typedef struct md_st {
     uint32_t mapcap, mapcount;
     md_strmap namemap;    /* name -> its (latest) index in names */
     md_strmap dimmap;     /* user dimension name -> its dimension variable */
+    int raw;              /* build the function as typed (raw_*), not canonical */
 } md_st;
 
 static int dv_new(md_st *st, const char *name, int nonone)
@@ -1135,6 +1136,124 @@ static void division_by_zero(md_st *st, md_loc at, md_ast *by)
     md_error_at(st->src, at, "division by zero: %s is exactly 0", describe(st, by, d, sizeof d));
 }
 
+/*
+ * The function as typed.  For the derivations' first line and LaTeX, the
+ * function is also built without the canonical form (md_typed.ftyped):
+ * sums, products and Hadamard products keep their operands in the order
+ * written, x - mu stays x - mu, a transpose stays on what it transposes,
+ * elementwise functions and reductions are not rewritten.  Only what the
+ * printers and the evaluator need is normalised: numbers and other
+ * scalars come first in a product (2*X*w/3 is (2/3)Xw), scalars leave a
+ * Hadamard product, a scalar term of a matrix sum is broadcast.  A name
+ * the user bound is its canonical value, so the printers name it.
+ */
+static md_expr *raw_make(md_ctx *ctx, md_kind k, int r, int c, int ival, int aux, int order, int n,
+                         md_expr *const *a)
+{
+    return md_expr_make(ctx, k, r, c, ival, aux, order, n, a, NULL);
+}
+
+static md_expr *raw_mul(md_ctx *ctx, int n, md_expr *const *t0)
+{
+    /* a product among the factors is flattened into this one ((-X)*w is
+       -Xw), except a scalar chain x'*y, which is one scalar factor; its
+       number joins the coefficient */
+    int nt = 0;
+    for (int i = 0; i < n; i++) nt += t0[i]->kind == MD_MUL ? t0[i]->nargs : 1;
+    md_expr **t = md_xmalloc(((size_t)nt + 1) * sizeof *t);
+    nt = 0;
+    for (int i = 0; i < n; i++) {
+        md_expr *x = t0[i];
+        if (x->kind != MD_MUL) {
+            t[nt++] = x;
+        } else if (!md_is_scalar(x)) {
+            for (int k = 0; k < x->nargs; k++) t[nt++] = x->args[k];
+        } else if (x->args[0]->kind == MD_NUM) {
+            t[nt++] = x->args[0];
+            t[nt++] = x->nargs == 2 ? x->args[1] : raw_make(ctx, MD_MUL, MD_DIM_ONE, MD_DIM_ONE, 0, 0, 0, x->nargs - 1, x->args + 1);
+        } else {
+            t[nt++] = x;
+        }
+    }
+    n = nt;
+    md_expr **f = md_xmalloc(((size_t)n + 1) * sizeof *f);
+    mpq_t q;
+    mpq_init(q);
+    mpq_set_ui(q, 1, 1);
+    int m = 1, rows = MD_DIM_ONE, cols = MD_DIM_ONE, mats = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            md_expr *x = t[i];
+            if (md_is_scalar(x) != (pass == 0)) continue;
+            if (x->kind == MD_NUM) {
+                mpq_mul(q, q, x->q);
+                continue;
+            }
+            if (!md_is_scalar(x)) {
+                if (!mats++) rows = x->rows;
+                cols = x->cols;
+            }
+            f[m++] = x;
+        }
+    md_expr *r;
+    if (m == 1) r = md_num(ctx, q);
+    else if (mpq_cmp_ui(q, 1, 1) == 0 && m == 2) r = f[1];
+    else if (mpq_cmp_ui(q, 1, 1) == 0) r = raw_make(ctx, MD_MUL, rows, cols, 0, 0, 0, m - 1, f + 1);
+    else {
+        f[0] = md_num(ctx, q);
+        r = raw_make(ctx, MD_MUL, rows, cols, 0, 0, 0, m, f);
+    }
+    mpq_clear(q);
+    free(f);
+    free(t);
+    return r;
+}
+
+static md_expr *raw_neg(md_ctx *ctx, md_expr *x)
+{
+    if (x->kind == MD_NUM) return md_neg(ctx, x);
+    md_expr *m1 = md_num_si(ctx, -1, 1);
+    if (x->kind != MD_MUL) return raw_mul(ctx, 2, (md_expr *[]){m1, x});
+    md_expr **f = md_xmalloc(((size_t)x->nargs + 1) * sizeof *f);
+    f[0] = m1;
+    memcpy(f + 1, x->args, (size_t)x->nargs * sizeof *f);
+    md_expr *r = raw_mul(ctx, x->nargs + 1, f);
+    free(f);
+    return r;
+}
+
+static md_expr *raw_had(md_ctx *ctx, int n, md_expr *const *t)
+{
+    md_expr **sc = md_xmalloc(((size_t)n + 1) * sizeof *sc), **mt = md_xmalloc(((size_t)n + 1) * sizeof *mt);
+    int ns = 0, nm = 0;
+    for (int i = 0; i < n; i++) {
+        md_expr *x = t[i];
+        if (md_is_scalar(x)) {
+            sc[ns++] = x;
+        } else if (x->kind == MD_MUL && x->args[0]->kind == MD_NUM) {
+            /* (-y).*z is -y∘z: the number leaves the Hadamard product */
+            sc[ns++] = x->args[0];
+            mt[nm++] = x->nargs == 2 ? x->args[1] : raw_mul(ctx, x->nargs - 1, x->args + 1);
+        } else {
+            mt[nm++] = x;
+        }
+    }
+    md_expr *h = nm == 0   ? NULL
+                 : nm == 1 ? mt[0]
+                           : raw_make(ctx, MD_HAD, mt[0]->rows, mt[0]->cols, 0, 0, 0, nm, mt);
+    if (h) sc[ns++] = h;
+    md_expr *r = raw_mul(ctx, ns, sc);
+    free(sc);
+    free(mt);
+    return r;
+}
+
+static md_expr *raw_add(md_ctx *ctx, int n, md_expr *const *t)
+{
+    if (n == 1) return t[0];
+    return raw_make(ctx, MD_ADD, t[0]->rows, t[0]->cols, 0, 0, 0, n, t);
+}
+
 static md_expr *build_chain(md_st *st, md_ast *a)
 {
     int n = a->nkids;
@@ -1150,11 +1269,11 @@ static md_expr *build_chain(md_st *st, md_ast *a)
         for (int i = 0; i < n; i++)
             if (!md_is_scalar(t[i])) rows = t[i]->rows, cols = t[i]->cols;
         for (int i = 0; i < n; i++) {
-            if (i > 0 && a->ops[i] == MD_OP_SUB) t[i] = md_neg(st->ctx, t[i]);
+            if (i > 0 && a->ops[i] == MD_OP_SUB) t[i] = st->raw ? raw_neg(st->ctx, t[i]) : md_neg(st->ctx, t[i]);
             if (md_is_scalar(t[i]) && !(rows == MD_DIM_ONE && cols == MD_DIM_ONE))
                 t[i] = md_mul2(st->ctx, t[i], md_ones(st->ctx, rows, cols));
         }
-        r = md_add(st->ctx, n, t);
+        r = st->raw ? raw_add(st->ctx, n, t) : md_add(st->ctx, n, t);
     } else {
         for (int i = 1; i < n; i++) {
             if (a->ops[i] != MD_OP_DIV && a->ops[i] != MD_OP_HDIV) continue;
@@ -1164,7 +1283,8 @@ static md_expr *build_chain(md_st *st, md_ast *a)
             }
             t[i] = md_pow_si(st->ctx, t[i], -1, 1);   /* A/b = A*b^-1, A./B = A.*B.^-1 */
         }
-        r = op == MD_OP_MUL || op == MD_OP_DIV ? md_mul(st->ctx, n, t) : md_had(st->ctx, n, t);
+        if (st->raw) r = op == MD_OP_MUL || op == MD_OP_DIV ? raw_mul(st->ctx, n, t) : raw_had(st->ctx, n, t);
+        else r = op == MD_OP_MUL || op == MD_OP_DIV ? md_mul(st->ctx, n, t) : md_had(st->ctx, n, t);
     }
 out:
     free(t);
@@ -1196,9 +1316,11 @@ static md_expr *build(md_st *st, md_ast *a)
     case MD_AST_CHAIN: return build_chain(st, a);
     case MD_AST_NEG:
         x = build(st, a->kids[0]);
-        return x ? md_neg(ctx, x) : NULL;
+        return x ? st->raw ? raw_neg(ctx, x) : md_neg(ctx, x) : NULL;
     case MD_AST_TRANSPOSE:
         x = build(st, a->kids[0]);
+        if (x && a->count % 2 && st->raw && x->nargs > 0 && !md_is_scalar(x))
+            return raw_make(ctx, MD_TRANS, x->cols, x->rows, 0, 0, 0, 1, &x);
         return x && a->count % 2 ? md_trans(ctx, x) : x;
     case MD_AST_POW:
     case MD_AST_EPOW:
@@ -1214,6 +1336,8 @@ static md_expr *build(md_st *st, md_ast *a)
             integer_literal(a->kids[1], &k);
             return md_mpow(ctx, x, (int)k);
         }
+        if (st->raw && x->kind != MD_NUM && (md_is_scalar(y) || (y->rows == x->rows && y->cols == x->cols)))
+            return raw_make(ctx, MD_POW, x->rows, x->cols, 0, 0, 0, 2, (md_expr *[]){x, y});
         return md_pow(ctx, x, y);
     case MD_AST_CALL: {
         md_name *n = name_find(st, a->text);
@@ -1225,6 +1349,8 @@ static md_expr *build(md_st *st, md_ast *a)
         if (n && n->kind == MD_NAME_FUNC) return md_generic(ctx, n->index, a->count, x);
         const char *f = a->text;
         md_fn fn = md_fn_by_name(f);
+        if (fn != MD_FN_GENERIC && st->raw && x->kind != MD_NUM)
+            return raw_make(ctx, MD_FUNC, x->rows, x->cols, (int)fn, 0, 0, 1, &x);
         if (fn != MD_FN_GENERIC) return md_func(ctx, fn, x);
         const md_op_info *op = md_op_by_name(f);
         if (op && op->kind == MD_MPOW) {   /* inv */
@@ -1242,6 +1368,10 @@ static md_expr *build(md_st *st, md_ast *a)
             y = build(st, a->kids[1]);
             return y ? md_kron(ctx, x, y) : NULL;
         }
+        if (op && st->raw && x->kind != MD_NUM && !md_is_scalar(x) &&
+            (op->kind == MD_SUM || op->kind == MD_NORM1 || op->kind == MD_NORM2 || op->kind == MD_TR ||
+             op->kind == MD_DET || op->kind == MD_LOGDET))
+            return raw_make(ctx, op->kind, MD_DIM_ONE, MD_DIM_ONE, 0, 0, 0, 1, &x);
         if (op) return md_unary(ctx, op->kind, x);
         /* vector(c), matrix(c) */
         return md_mul2(ctx, x, md_ones(ctx, final_dim(st, sh->r), final_dim(st, sh->c)));
@@ -1425,6 +1555,9 @@ int md_typecheck(md_program *prog, md_ctx *ctx, md_typed *out)
     }
     out->f = build(&st, last->expr);
     if (!out->f) goto done;
+    st.raw = 1;
+    out->ftyped = build(&st, last->expr);
+    st.raw = 0;
     for (int i = 0; i < st.nnames; i++)
         if (st.names[i].kind == MD_NAME_BOUND) out->nbound++;
     out->bound = md_xcalloc((size_t)out->nbound + 1, sizeof *out->bound);

@@ -8,7 +8,8 @@
  *   products      juxtaposition, scalar coefficient first: 2\lambda UV^\top V.
  *                 A thin space \, only where juxtaposition would be
  *                 ambiguous: next to a multi-letter \mathit name, and
- *                 before a differential \mathrm{d}X; \cdot before a factor
+ *                 on both sides of a differential (S^{-1}\,\mathrm{d}S\,S^{-1},
+ *                 not \mathrm{d}SS^{-1}); \cdot before a factor
  *                 that starts with a digit (3 \cdot 2^{x}).
  *   fractions     the scalar part of a product is one fraction, the matrix
  *                 chain follows it: \frac{1}{2}X, \frac{\lambda}{2x}A^\top B,
@@ -162,7 +163,7 @@ static void join(lx *p, char **f, int n)
         if (i > 0) {
             if (is_digit(f[i][0])) put(p, " \\cdot ");
             else if (ends_mathit(f[i - 1]) || starts_with(f[i], "\\mathit{") ||
-                     starts_with(f[i], "\\mathrm{d}"))
+                     starts_with(f[i], "\\mathrm{d}") || starts_with(f[i - 1], "\\mathrm{d}"))
                 put(p, "\\,");
         }
         put(p, f[i]);
@@ -343,8 +344,16 @@ static int is_neg_power(const md_expr *a)
     return a->kind == MD_POW && a->args[1]->kind == MD_NUM && mpq_sgn(a->args[1]->q) < 0;
 }
 
+/* The node e prints as, a number times a user's name (md_temps.scaled). */
+static md_expr *scaled_as(lx *p, md_expr *e)
+{
+    if (!p->t || !p->t->scaled || e->id >= p->t->n) return NULL;
+    return p->t->scaled[e->id];
+}
+
 static int level(lx *p, md_expr *e)
 {
+    if (scaled_as(p, e)) return level(p, scaled_as(p, e));
     if (tmp_name(p, e)) return L_ATOM;
     if (trans_rep(p, e)) return L_POST;
     switch (e->kind) {
@@ -691,6 +700,10 @@ static void pr_eye(lx *p, md_expr *e) { pr_eye_ex(p, e, 0); }
 
 static void pr(lx *p, md_expr *e)
 {
+    if (scaled_as(p, e)) {
+        pr(p, scaled_as(p, e));
+        return;
+    }
     const char *tn = tmp_name(p, e);
     if (tn) {
         put_name(p, tn, 0);
@@ -810,6 +823,12 @@ void md_latex_expr(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_t
     pr(&p, e);
 }
 
+void md_latex_ref(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out)
+{
+    lx p = lx_make(ctx, st, t, out);
+    pr(&p, e);
+}
+
 char *md_latex_to_string(md_ctx *ctx, md_expr *e, const md_latex_style *st)
 {
     md_buf b = {0};
@@ -893,11 +912,29 @@ static void put_lhs(lx *p, md_expr *f, int order, int n, const int *wrt, int i)
 void md_latex_gradients(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads,
                         const md_latex_style *st, md_buf *out)
 {
-    md_latex_derivatives(ctx, f, 1, n, wrt, grads, st, out);
+    md_latex_derivatives(ctx, f, NULL, 1, n, wrt, grads, st, out);
 }
 
-void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int *wrt, md_expr **grads,
-                          const md_latex_style *st, md_buf *out)
+/* One row "name &= definition" of a named value. */
+static void def_row(lx *p, md_buf *out, const md_temps *t, int k)
+{
+    md_buf lhs = {0}, body = {0};
+    const md_temps *save = p->t;
+    p->t = t;
+    p->out = &lhs;
+    put_name(p, t->owned[k], 0);
+    p->out = &body;
+    p->top = t->defs[k];
+    pr(p, t->defs[k]);
+    p->out = out;
+    p->t = save;
+    md_latex_row(out, lhs.s, body.s ? body.s : "", NULL);
+    md_buf_free(&lhs);
+    md_buf_free(&body);
+}
+
+void md_latex_derivatives(md_ctx *ctx, md_expr *f, md_expr *typed, int order, int nv, const int *wrt,
+                          md_expr **grads, const md_latex_style *st, md_buf *out)
 {
     int n = order == 2 ? nv * nv : nv;
     /* a function that is a large DAG shares temporaries too, so that it
@@ -907,44 +944,81 @@ void md_latex_derivatives(md_ctx *ctx, md_expr *f, int order, int nv, const int 
     for (int i = 0; i < n; i++) roots[i] = grads[i];
     if (with_f) roots[n] = f;
     char **avoid = temp_avoid(ctx);
-    md_temps t;
+    md_temps t, tf;
     md_temps_find(ctx, n + with_f, roots, (const char *const *)avoid, &t);
+    /* the function as typed, with the user's names only (r = Xw - y) */
+    md_expr *fshow = with_f || !typed ? f : typed;
+    md_temps_find_ex(ctx, 1, &fshow, (const char *const *)avoid, UINT32_MAX, 0, &tf);
     const char *fn = md_function_name(ctx, 1);
 
-    lx p = lx_make(ctx, st, with_f ? &t : NULL, out);
+    lx p = lx_make(ctx, st, NULL, out);
     put(&p, "\\begin{align*}\n");
-    put(&p, fn);
-    put(&p, " &= ");
-    p.top = f;
-    pr(&p, f);
+    /* the user's names first, as the text output defines them */
+    int rows = 0;
+    for (int k = 0; k < tf.ndefs; k++, rows++) {
+        if (with_f) break;
+        def_row(&p, out, &tf, k);
+        md_buf_puts(out, " \\\\\n");
+    }
+    int nauto = 0;
+    for (int k = 0; k < t.ndefs; k++) {
+        if (md_user_name_of(ctx, t.defs[k]) < 0) {
+            nauto++;
+            continue;
+        }
+        int dup = 0;
+        for (int j = 0; j < tf.ndefs && !with_f; j++) dup |= tf.defs[j] == t.defs[k];
+        if (dup) continue;
+        def_row(&p, out, &t, k);
+        md_buf_puts(out, " \\\\\n");
+        rows++;
+    }
+    md_buf lhs = {0}, body = {0};
+    p.t = with_f ? &t : &tf;
+    p.out = &body;
+    p.top = fshow;
+    pr(&p, fshow);
+    md_latex_row(out, fn, body.s, NULL);
+    md_buf_free(&body);
     p.t = &t;
     for (int i = 0; i < n; i++) {
-        put(&p, " \\\\\n");
+        md_buf_puts(out, " \\\\\n");
+        p.out = &lhs;
         put_lhs(&p, f, order, nv, wrt, i);
-        put(&p, " &= ");
+        p.out = &body;
         p.top = grads[i];
+        /* a result that is a value the user named is that name */
+        if (md_user_name_of(ctx, grads[i]) >= 0 && t.name[grads[i]->id]) p.top = NULL;
         pr(&p, grads[i]);
+        md_latex_row(out, lhs.s, body.s, NULL);
+        md_buf_free(&lhs);
+        md_buf_free(&body);
     }
+    p.out = out;
     put(&p, "\n\\end{align*}\n");
-    if (t.ndefs == 1) {
-        put(&p, "where $");
-        put_name(&p, t.owned[0], 0);
-        put(&p, " = ");
-        p.top = t.defs[0];
-        pr(&p, t.defs[0]);
-        put(&p, "$.\n");
-    } else if (t.ndefs > 1) {
-        put(&p, "where\n\\begin{align*}\n");
+    if (nauto == 1) {
         for (int k = 0; k < t.ndefs; k++) {
-            if (k) put(&p, " \\\\\n");
+            if (md_user_name_of(ctx, t.defs[k]) >= 0) continue;
+            put(&p, "where $");
             put_name(&p, t.owned[k], 0);
-            put(&p, " &= ");
+            put(&p, " = ");
             p.top = t.defs[k];
             pr(&p, t.defs[k]);
+            put(&p, "$.\n");
+        }
+    } else if (nauto > 1) {
+        put(&p, "where\n\\begin{align*}\n");
+        for (int k = 0, first = 1; k < t.ndefs; k++) {
+            if (md_user_name_of(ctx, t.defs[k]) >= 0) continue;
+            if (!first) put(&p, " \\\\\n");
+            first = 0;
+            def_row(&p, out, &t, k);
         }
         put(&p, "\n\\end{align*}\n");
     }
+    (void)rows;
     md_temps_free(&t);
+    md_temps_free(&tf);
     for (int i = 0; avoid[i]; i++) free(avoid[i]);
     free(avoid);
     free(roots);
@@ -956,4 +1030,260 @@ void md_latex_document(const char *body, md_buf *out)
     md_buf_puts(out, body);
     if (body[0] && body[strlen(body) - 1] != '\n') md_buf_putc(out, '\n');
     md_buf_puts(out, "\\end{document}\n");
+}
+
+/* ---- line breaking ------------------------------------------------------ */
+
+/*
+ * How wide a formula sets, estimated in points of 10 pt Computer Modern,
+ * so that rows of an align* can be broken before they run into the margin
+ * (article's \textwidth is 345 pt).  The estimate errs on the wide side:
+ * a letter is 5.8 pt (capitals 9), a binary operator 12.5 with its
+ * spaces, a relation 14, a script 0.75 of its content, \frac its wider
+ * part at script size, and a tenth more.  tests/latex.sh checks the result: no golden
+ * derivation gives an "Overfull \hbox".
+ */
+static double lw_group(const char **s, int script);
+
+static double lw_arg(const char **s, int script)
+{
+    /* a {group} or one token */
+    while (**s == ' ') (*s)++;
+    if (**s == '{') {
+        (*s)++;
+        double w = lw_group(s, script);
+        if (**s == '}') (*s)++;
+        return w;
+    }
+    if (**s == '\\') {
+        const char *t = *s + 1;
+        if (is_alpha(*t))
+            while (is_alpha(*t)) t++;
+        else if (*t)
+            t++;
+        size_t n = (size_t)(t - *s);
+        char tok[32];
+        snprintf(tok, sizeof tok, "%.*s", (int)(n < 31 ? n : 31), *s);
+        const char *u = tok;
+        double w = lw_group(&u, script);   /* a single control word */
+        *s = t;
+        return w;
+    }
+    if (**s) {
+        char tok[2] = {**s, 0};
+        const char *u = tok;
+        (*s)++;
+        return lw_group(&u, script);
+    }
+    return 0;
+}
+
+static double lw_group(const char **s, int script)
+{
+    static const struct { const char *w; double pt; } words[] = {
+        {"mathrm", -1}, {"mathbf", -1}, {"mathit", -1}, {"operatorname", -1}, {"text", -1},
+        {"mathbb", -1}, {"left", 0}, {"right", 0}, {"top", 7.8}, {"circ", 10}, {"odot", 12.5},
+        {"otimes", 12.5}, {"cdot", 8}, {"times", 12.5}, {"in", 14}, {"partial", 6}, {"ell", 4.5},
+        {"quad", 10}, {"qquad", 20}, {"lvert", 3}, {"rvert", 3}, {"log", 13}, {"det", 15},
+        {"exp", 16}, {"sqrt", 10}, {"frac", -2}, {"tag", -3}, {NULL, 0}};
+    double w = 0, k = script ? 0.75 : 1;
+    while (**s && **s != '}') {
+        char c = **s;
+        if (c == '\\') {
+            const char *t = *s + 1;
+            if (!is_alpha(*t)) {
+                /* \, \; \! \{ \} \| \\ */
+                w += k * (*t == ',' ? 1.7 : *t == ';' ? 2.8 : *t == '!' ? -1.7 : *t == '\\' ? 0 : 5);
+                *s = *t ? t + 1 : t;
+                continue;
+            }
+            while (is_alpha(*t)) t++;
+            size_t n = (size_t)(t - *s - 1);
+            *s = t;
+            double pt = 6.5;   /* Greek letters and anything not listed */
+            for (int i = 0; words[i].w; i++)
+                if (strlen(words[i].w) == n && !strncmp(words[i].w, t - n, n)) pt = words[i].pt;
+            if (pt == -1) {
+                /* a font or \text: its argument upright, letters narrower */
+                w += 0.9 * lw_arg(s, script);
+            } else if (pt == -2) {
+                double a = lw_arg(s, 1), b = lw_arg(s, 1);
+                w += (a > b ? a : b) * k + 2;
+            } else if (pt == -3) {
+                lw_arg(s, script);
+            } else if (n >= 3 && pt == 6.5 && (!strncmp(t - n, "tanh", 4) || !strncmp(t - n, "sin", 3) ||
+                                                !strncmp(t - n, "cos", 3))) {
+                w += k * 5 * (double)n;
+            } else {
+                w += k * pt;
+            }
+            continue;
+        }
+        (*s)++;
+        if (c == '^' || c == '_') {
+            w += lw_arg(s, 1) * (script ? 1 : 0.75) + 0.5;
+        } else if (c == '{') {
+            w += lw_group(s, script);
+            if (**s == '}') (*s)++;
+        } else if (c == '+' || c == '-') {
+            w += script ? 6 : 12.5;
+        } else if (c == '=' || c == ':' || c == '<' || c == '>') {
+            w += script ? 6 : (c == ':' ? 9 : 14);
+        } else if (c == ',') {
+            w += k * 4.5;
+        } else if (c >= 'A' && c <= 'Z') {
+            w += k * 9;
+        } else if (is_alpha(c) || is_digit(c)) {
+            w += k * 5.8;
+        } else if (c == '(' || c == ')' || c == '[' || c == ']' || c == '|' || c == '/') {
+            w += k * (c == '/' ? 5 : 4);
+        } else if (c != ' ' && c != '&') {
+            w += k * 5.8;
+        }
+    }
+    return w;
+}
+
+double md_latex_width(const char *s)
+{
+    double w = 0;
+    while (*s) {
+        w += lw_group(&s, 0);
+        if (*s == '}') s++;   /* an unbalanced brace: keep going */
+    }
+    return 1.1 * w;
+}
+
+/* A place where a row may break: before the " + " or " - " at offset at,
+   inside depth groups of which lefts are \left ... \right pairs. */
+typedef struct lbreak {
+    size_t at;
+    int depth, lefts;
+} lbreak;
+
+/*
+ * The binary + and - of body where a line may break: outside every TeX
+ * group { } (a \frac's parts, a script, a \sqrt) and every pair of bars
+ * (| |, \| \|, \lvert \rvert), but possibly inside brackets ( ), [ ],
+ * \{ \}, sized by \left \right or not.  Returns how many (at most max).
+ */
+static int row_breaks(const char *body, lbreak *b, int max)
+{
+    enum { BRACE, BRACKET, LEFT, BAR, NORM };
+    char stack[256];
+    int sp = 0, n = 0, over = 0;
+#define PUSH(k) do { if (sp < 256) stack[sp++] = (char)(k); else over++; } while (0)
+#define POP() do { if (over) over--; else if (sp) sp--; } while (0)
+    for (size_t i = 0; body[i]; i++) {
+        char c = body[i];
+        if (c == '\\') {
+            const char *t = body + i + 1;
+            if (!strncmp(t, "left", 4) && !is_alpha(t[4])) {
+                PUSH(LEFT);
+                i += 4 + (t[4] == '\\');
+                i += t[4] || t[5] ? 1 : 0;
+            } else if (!strncmp(t, "right", 5) && !is_alpha(t[5])) {
+                POP();
+                i += 5 + (t[5] == '\\');
+                i += t[5] || t[6] ? 1 : 0;
+            } else if (!strncmp(t, "lvert", 5)) {
+                PUSH(BAR);
+                i += 5;
+            } else if (!strncmp(t, "rvert", 5)) {
+                POP();
+                i += 5;
+            } else if (*t == '{' || *t == '}' || *t == '|') {
+                if (*t == '{') PUSH(BRACKET);
+                else if (*t == '}') POP();
+                else if (sp && !over && stack[sp - 1] == NORM) POP();
+                else PUSH(NORM);
+                i++;
+            } else {
+                while (is_alpha(body[i + 1])) i++;
+                if (i == (size_t)(t - body) - 1 && body[i + 1]) i++;   /* \, \; \\ */
+            }
+            continue;
+        }
+        if (c == '{') PUSH(BRACE);
+        else if (c == '(' || c == '[') PUSH(BRACKET);
+        else if (c == '}' || c == ')' || c == ']') POP();
+        else if (c == '|') {
+            if (sp && !over && stack[sp - 1] == BAR) POP();
+            else PUSH(BAR);
+        } else if ((c == '+' || c == '-') && i > 0 && body[i - 1] == ' ' && body[i + 1] == ' ' && !over && n < max) {
+            int ok = 1, lefts = 0;
+            for (int k = 0; k < sp; k++) {
+                ok &= stack[k] == BRACKET || stack[k] == LEFT;
+                lefts += stack[k] == LEFT;
+            }
+            if (ok) b[n++] = (lbreak){i - 1, sp, lefts};
+        }
+    }
+#undef PUSH
+#undef POP
+    return n;
+}
+
+void md_latex_row(md_buf *out, const char *lhs, const char *body, const char *tag)
+{
+    const double width = 330;   /* of article's 345 pt, a little to spare */
+    size_t len = strlen(body);
+    int max = 0;
+    for (size_t i = 0; i < len; i++) max += body[i] == '+' || body[i] == '-';
+    lbreak *b = md_xmalloc(((size_t)max + 2) * sizeof *b);
+    int n = row_breaks(body, b + 1, max);
+    b[0] = (lbreak){0, 0, 0};
+    b[n + 1] = (lbreak){len, 0, 0};
+    /* seg[i]: the width from break i to break i + 1 */
+    double *seg = md_xmalloc(((size_t)n + 1) * sizeof *seg);
+    for (int i = 0; i <= n; i++) {
+        size_t m = b[i + 1].at - b[i].at;
+        char *piece = md_xmalloc(m + 1);
+        memcpy(piece, body + b[i].at, m);
+        piece[m] = 0;
+        seg[i] = md_latex_width(piece);
+        free(piece);
+    }
+    md_buf_puts(out, lhs);
+    md_buf_puts(out, " &= ");
+    double indent = md_latex_width(lhs) + 14, avail = width - indent;
+    int s = 0;
+    while (s <= n) {
+        /* the line from break s: all the rest if it fits, else up to the
+           shallowest break in its second half that fits, else the last
+           break that fits, else the first */
+        double w = 0, rest = 0;
+        for (int i = s; i <= n; i++) rest += seg[i];
+        int j = n + 1;
+        if (rest > avail) {
+            int best = -1, last = -1;
+            for (int i = s + 1; i <= n; i++) {
+                w += seg[i - 1];
+                if (w > avail) break;
+                last = i;
+                if (w >= avail / 2 && (best < 0 || b[i].depth <= b[best].depth)) best = i;
+            }
+            j = best >= 0 ? best : last >= 0 ? last : s + 1 <= n ? s + 1 : n + 1;
+        }
+        size_t from = b[s].at, to = b[j].at;
+        if (s > 0) {
+            /* a new line, indented past the = sign; {} keeps the sign binary */
+            md_buf_puts(out, " \\\\\n &\\quad ");
+            for (int k = 0; k < b[s].lefts; k++) md_buf_puts(out, "\\left.");
+            md_buf_puts(out, "{}");
+            from++;   /* the blank before the sign */
+        }
+        md_buf_printf(out, "%.*s", (int)(to - from), body + from);
+        if (j <= n)
+            for (int k = 0; k < b[j].lefts; k++) md_buf_puts(out, "\\right.");
+        if (s == 0) avail = width - indent - 10;
+        s = j;
+    }
+    if (tag && tag[0]) {
+        md_buf_puts(out, " \\tag*{");
+        md_buf_puts(out, tag);
+        md_buf_puts(out, "}");
+    }
+    free(seg);
+    free(b);
 }

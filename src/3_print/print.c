@@ -40,7 +40,7 @@ typedef struct md_pr {
     md_buf *out;
     const char **name;     /* name[id]: temporary name, or NULL */
     md_expr **transof;     /* transof[id]: print as (transof[id])' */
-    uint32_t n;            /* size of the two arrays */
+    uint32_t n;            /* size of the arrays */
     md_expr *top;          /* the node being defined (not replaced by its name) */
     int uni;               /* Unicode style for derivations: ∘ ᵀ λ, juxtaposition */
     md_expr *negated;      /* a sum printed with its signs flipped: -2*(x - y) as 2*(y - x) */
@@ -48,6 +48,7 @@ typedef struct md_pr {
     const char *sized_ids; /* or only the constants with sized_ids[id] set */
     uint32_t nsized;
     int eye_plain;         /* Unicode: the identity is I (1), is not (2), unknown (0) */
+    md_expr **scaled;      /* scaled[id]: print this instead (md_temps.scaled) */
 } md_pr;
 
 /* ---- the Unicode style ---------------------------------------------- */
@@ -115,6 +116,13 @@ static void pr_join(md_pr *p, size_t from, size_t at)
     memcpy(b->s + at, sep, k);
 }
 
+/* (Also for the node being written: a result c*r is written so.) */
+static md_expr *scaled_as(md_pr *p, md_expr *e)
+{
+    if (!p->scaled || e->id >= p->n) return NULL;
+    return p->scaled[e->id];
+}
+
 static const char *tmp_name(md_pr *p, md_expr *e)
 {
     if (e == p->top || !p->name || e->id >= p->n) return NULL;
@@ -157,6 +165,7 @@ static int md_chain_first(const md_expr *e)
 
 static int md_level(md_pr *p, md_expr *e)
 {
+    if (scaled_as(p, e)) return md_level(p, scaled_as(p, e));
     if (tmp_name(p, e)) return L_ATOM;
     if (trans_rep(p, e)) return L_POST;
     switch (e->kind) {
@@ -551,6 +560,10 @@ static int pr_unicode_special(md_pr *p, md_expr *e)
 static void pr(md_pr *p, md_expr *e, int need)
 {
     md_ctx *ctx = p->ctx;
+    if (scaled_as(p, e)) {
+        pr_wrap(p, scaled_as(p, e), need);
+        return;
+    }
     const char *tn = tmp_name(p, e);
     if (tn) {
         md_buf_puts(p->out, tn);
@@ -585,7 +598,8 @@ static void pr(md_pr *p, md_expr *e, int need)
             md_expr *sum = NULL;
             int nsums = 0;
             for (int i = 0; i < e->nargs; i++)
-                if (e->args[i]->kind == MD_ADD && !tmp_name(p, e->args[i]) && !trans_rep(p, e->args[i]))
+                if (e->args[i]->kind == MD_ADD && !tmp_name(p, e->args[i]) && !trans_rep(p, e->args[i]) &&
+                    !scaled_as(p, e->args[i]))
                     sum = e->args[i], nsums++;
             int npos = 0, nneg = 0;
             if (nsums == 1) {
@@ -688,25 +702,27 @@ static void pr(md_pr *p, md_expr *e, int need)
 
 void md_print_expr(md_ctx *ctx, md_expr *e, md_buf *out)
 {
-    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0};
+    md_pr p = {ctx, out, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, NULL};
     pr(&p, e, 0);
 }
 
 void md_print_styled(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, int need, md_buf *out)
 {
-    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL, 0, NULL, 0, 0};
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, NULL, unicode, NULL, 0, NULL, 0, 0,
+               t ? t->scaled : NULL};
     pr_wrap(&p, e, need);
 }
 
 void md_print_styled_def(md_ctx *ctx, md_expr *e, int unicode, const md_temps *t, md_buf *out)
 {
-    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, e, unicode, NULL, 0, NULL, 0, 0};
+    md_pr p = {ctx, out, t ? t->name : NULL, t ? t->transof : NULL, t ? t->n : 0, e, unicode, NULL, 0, NULL, 0, 0,
+               t ? t->scaled : NULL};
     pr(&p, e, 0);
 }
 
 int md_print_level(md_ctx *ctx, md_expr *e)
 {
-    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0};
+    md_pr p = {ctx, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, NULL};
     return md_level(&p, e);
 }
 
@@ -728,6 +744,7 @@ typedef struct md_walk {
     unsigned *uses;
     md_expr **transof;
     char *visited;
+    md_expr **scaled;    /* md_temps.scaled */
 } md_walk;
 
 static void collect(md_walk *w, md_expr *e)
@@ -772,9 +789,27 @@ void md_twins_pair(md_ctx *ctx, uint32_t n0, uint32_t len, md_expr *const *order
     }
 }
 
+/* Clears transof[d] == v for every node d under e (stamp[d] == mark once
+   visited). */
+static void untwin_inside(md_walk *w, md_expr *e, md_expr *v, uint32_t n0, unsigned *stamp, unsigned mark)
+{
+    for (int i = 0; i < e->nargs; i++) {
+        md_expr *d = e->args[i];
+        if (d->id >= n0 || stamp[d->id] == mark) continue;
+        stamp[d->id] = mark;
+        if (w->transof[d->id] == v) w->transof[d->id] = NULL;
+        untwin_inside(w, d, v, n0, stamp, mark);
+    }
+}
+
 /* Counts uses over the graph as printed: a node printed as rep' uses rep. */
 static void count_uses(md_walk *w, md_expr *e)
 {
+    if (w->scaled[e->id]) {
+        /* printed as 2*r, exp(y) - 2*r: what that refers to */
+        count_uses(w, w->scaled[e->id]);
+        return;
+    }
     md_expr *rep = w->transof[e->id];
     if (rep) {
         w->uses[rep->id]++;
@@ -805,6 +840,10 @@ static void order_defs(md_walk *w, const char *named, md_expr *e, md_temps *t)
 {
     if (w->visited[e->id]) return;
     w->visited[e->id] = 1;
+    if (w->scaled[e->id]) {
+        order_defs(w, named, w->scaled[e->id], t);
+        return;
+    }
     md_expr *rep = w->transof[e->id];
     if (rep && !named[e->id]) {
         order_defs(w, named, rep, t);
@@ -846,6 +885,8 @@ static int name_taken(md_ctx *ctx, const char *s, const char *const *avoid)
 {
     if (md_ctx_find_sym(ctx, s) >= 0 || md_ctx_find_func(ctx, s) >= 0 || md_is_reserved(s)) return 1;
     if (md_name_alike_taken(ctx, s)) return 1;
+    for (int i = 0; i < ctx->nbound; i++)
+        if (md_names_alike(ctx->bound[i], s)) return 1;
     for (int i = 0; avoid && avoid[i]; i++)
         if (!strcmp(avoid[i], s)) return 1;
     return 0;
@@ -872,6 +913,102 @@ void md_print_script(md_buf *out, char op, const char *s)
     md_buf_printf(out, strlen(s) == 1 ? "%c%s" : "%c{%s}", op, s);
 }
 
+/* Does the user's name k get printed for its value?  Not for a leaf
+   (a = X, c = 2: the value is as short as the name), and only the first
+   of several names for one value. */
+static int user_nameable(const md_ctx *ctx, int k)
+{
+    md_expr *v = ctx->bval[k];
+    if (!v || is_leafish(v)) return 0;
+    for (int j = 0; j < k; j++)
+        if (ctx->bval[j] == v) return 0;
+    return 1;
+}
+
+/* Term k of the sum e as a coefficient and a core, the factors after the
+   number (the term itself when it has none). */
+static void term_core(md_expr *e, int k, mpq_srcptr *c, md_expr *const **f, int *nf, mpq_srcptr one)
+{
+    md_expr *x = e->args[k];
+    if (x->kind == MD_MUL && x->args[0]->kind == MD_NUM) {
+        *c = x->args[0]->q;
+        *f = x->args + 1;
+        *nf = x->nargs - 1;
+    } else if (x->kind == MD_MUL) {
+        *c = one;
+        *f = x->args;
+        *nf = x->nargs;
+    } else {
+        *c = one;
+        *f = e->args + k;
+        *nf = 1;
+    }
+}
+
+/*
+ * The sum e written with the named sum v: c*v when e is c times v (c not
+ * 1; a negative c only when neg_ok), or the other terms plus c*v (plus v
+ * when c is 1) when c times v's terms are among e's.  Terms are matched by
+ * their factors after the number, in any order.  NULL when v is not there.
+ */
+static md_expr *sum_with(md_ctx *ctx, md_expr *e, md_expr *v, int neg_ok)
+{
+    if (e == v || e->kind != MD_ADD || v->kind != MD_ADD || e->nargs < v->nargs || e->nargs > 64 ||
+        e->rows != v->rows || e->cols != v->cols)
+        return NULL;
+    mpq_t one, r, c;
+    mpq_inits(one, r, c, NULL);
+    mpq_set_ui(one, 1, 1);
+    char used[64] = {0};
+    int ok = 1;
+    for (int j = 0; j < v->nargs && ok; j++) {
+        mpq_srcptr ce, cv;
+        md_expr *const *fe, *const *fv;
+        int ne, nvv;
+        term_core(v, j, &cv, &fv, &nvv, one);
+        int found = 0;
+        for (int i = 0; i < e->nargs && !found; i++) {
+            if (used[i]) continue;
+            term_core(e, i, &ce, &fe, &ne, one);
+            if (ne != nvv || memcmp(fe, fv, (size_t)ne * sizeof *fe)) continue;
+            mpq_div(r, ce, cv);
+            if (j == 0) mpq_set(c, r);
+            else if (!mpq_equal(c, r)) continue;
+            used[i] = 1;
+            found = 1;
+        }
+        ok = found;
+    }
+    md_expr *res = NULL;
+    int whole = e->nargs == v->nargs;
+    if (ok && (!whole || (mpq_cmp_ui(c, 1, 1) != 0 && (neg_ok || mpq_sgn(c) > 0)))) {
+        md_expr *cv = mpq_cmp_ui(c, 1, 1) == 0
+                          ? v
+                          : md_expr_make(ctx, MD_MUL, e->rows, e->cols, 0, 0, 0, 2, (md_expr *[]){md_num(ctx, c), v},
+                                         NULL);
+        if (whole) {
+            res = cv;
+        } else {
+            md_expr **t = md_xmalloc((size_t)e->nargs * sizeof *t);
+            int m = 0;
+            for (int i = 0; i < e->nargs; i++)
+                if (!used[i]) t[m++] = e->args[i];
+            t[m++] = cv;
+            res = md_expr_make(ctx, MD_ADD, e->rows, e->cols, 0, 0, 0, m, t, NULL);
+            free(t);
+        }
+    }
+    mpq_clears(one, r, c, NULL);
+    return res;
+}
+
+int md_user_name_of(const md_ctx *ctx, const md_expr *e)
+{
+    for (int k = 0; k < ctx->nbound; k++)
+        if (ctx->bval[k] == e && user_nameable(ctx, k)) return k;
+    return -1;
+}
+
 void md_temps_find(md_ctx *ctx, int n, md_expr **roots, const char *const *avoid, md_temps *t)
 {
     md_temps_find_ex(ctx, n, roots, avoid, 0, 0, t);
@@ -891,26 +1028,84 @@ void md_temps_find_ex(md_ctx *ctx, int n, md_expr **roots, const char *const *av
     md_expr **tr = md_xcalloc(w.len ? w.len : 1, sizeof *tr);
     for (uint32_t i = 0; i < w.len; i++)
         if (!is_leafish(w.order[i]) && !md_is_scalar(w.order[i])) tr[i] = md_trans(ctx, w.order[i]);
+    /* the user's names (r = X*w - y): the value, or its transpose, where
+       either is printed */
+    md_expr **btr = md_xcalloc((size_t)ctx->nbound + 1, sizeof *btr);
+    for (int k = 0; k < ctx->nbound; k++)
+        if (user_nameable(ctx, k) && !md_is_scalar(ctx->bval[k])) btr[k] = md_trans(ctx, ctx->bval[k]);
+    /* and multiples of a named sum (2Xw - 2y is 2*r), also among other
+       terms (exp(y) + 2y - 2Xw is exp(y) - 2*r, Z + x - log(Z) with
+       Z = T1 + x); the number times the name is printed instead, a
+       negative number alone only for a whole result (dy = -2*r), where
+       no sign can clash */
+    md_expr **sfrom = NULL, **sto = NULL;
+    int nsc = 0;
+    char *bused = md_xcalloc((size_t)ctx->nbound + 1, 1);
+    for (uint32_t i = 0; i < w.len && ctx->nbound; i++) {
+        md_expr *e = w.order[i];
+        /* (a named value is written as defined: T14 = T13' + T13 is not
+           T8/9, nor T8 9*T14) */
+        if (e->kind != MD_ADD || md_user_name_of(ctx, e) >= 0) continue;
+        int is_root = 0;
+        for (int r = 0; r < n; r++) is_root |= roots[r] == e;
+        for (int k = 0; k < ctx->nbound; k++) {
+            md_expr *to = user_nameable(ctx, k) ? sum_with(ctx, e, ctx->bval[k], is_root) : NULL;
+            if (!to) continue;
+            sfrom = md_xrealloc(sfrom, (size_t)(nsc + 1) * sizeof *sfrom);
+            sto = md_xrealloc(sto, (size_t)(nsc + 1) * sizeof *sto);
+            sfrom[nsc] = e;
+            sto[nsc++] = to;
+            bused[k] = 1;
+            break;
+        }
+    }
     uint32_t N = ctx->nnodes;
     w.seen = md_xrealloc(w.seen, N);
     memset(w.seen + n0, 0, N - n0);
     w.uses = md_xcalloc(N, sizeof *w.uses);
     w.transof = md_xcalloc(N, sizeof *w.transof);
     w.visited = md_xcalloc(N, 1);
+    w.scaled = md_xcalloc(N, sizeof *w.scaled);
+    for (int k = 0; k < nsc; k++) w.scaled[sfrom[k]->id] = sto[k];
+    free(sfrom);
+    free(sto);
 
     /* pair X with X' when both are printed; the one with fewer transposes
        inside is written out, the other prints as its transpose */
     md_twins_pair(ctx, n0, w.len, w.order, tr, w.seen, w.transof);
+    const char **nm = md_xcalloc(N, sizeof *nm);
+    char *named = md_xcalloc(N, 1);
+    for (int k = 0; k < ctx->nbound; k++) {
+        md_expr *v = ctx->bval[k], *vt = btr[k];
+        if (!user_nameable(ctx, k) || v->id >= n0) continue;
+        int here = w.seen[v->id] || bused[k], there = vt && vt != v && vt->id < n0 && w.seen[vt->id];
+        if (!here && !there) continue;
+        named[v->id] = 1;
+        nm[v->id] = ctx->bound[k];
+        w.transof[v->id] = NULL;
+        if (there) w.transof[vt->id] = v;
+    }
+    free(btr);
+    free(bused);
+    /* a part of a named value never prints as that value's transpose:
+       v = -e with e' = v (an antisymmetric part) would print v as -v' */
+    if (ctx->nbound) {
+        unsigned *stamp = md_xcalloc(n0 + 1, sizeof *stamp);
+        for (int k = 0; k < ctx->nbound; k++) {
+            md_expr *v = ctx->bval[k];
+            if (v->id < n0 && named[v->id]) untwin_inside(&w, v, v, n0, stamp, (unsigned)k + 1);
+        }
+        free(stamp);
+    }
     for (int i = 0; i < n; i++) {
         w.transof[roots[i]->id] = NULL;
         count_uses(&w, roots[i]);
     }
 
     /* name the shared, non-trivial nodes */
-    const char **nm = md_xcalloc(N, sizeof *nm);
-    char *named = md_xcalloc(N, 1);
     for (uint32_t i = 0; i < w.len; i++) {
         md_expr *e = w.order[i];
+        if (named[e->id]) continue;
         int is_root = 0;
         for (int r = 0; r < n; r++) is_root |= roots[r] == e;
         if ((is_root && !name_roots) || w.transof[e->id] || w.uses[e->id] < 2 || e->depth < 3 ||
@@ -925,11 +1120,18 @@ void md_temps_find_ex(md_ctx *ctx, int n, md_expr **roots, const char *const *av
     for (int i = 0; i < n; i++) order_defs(&w, named, roots[i], t);
     free(named);
     t->owned = md_xcalloc((size_t)t->ndefs + 1, sizeof *t->owned);
+    int ntemps = 0;
+    for (int k = 0; k < t->ndefs; k++) ntemps += nm[t->defs[k]->id] == NULL;
     for (int k = 0, idx = 0; k < t->ndefs; k++) {
         char buf[32];
+        if (nm[t->defs[k]->id]) {
+            t->owned[k] = md_xstrdup(nm[t->defs[k]->id]);
+            nm[t->defs[k]->id] = t->owned[k];
+            continue;
+        }
         do {
-            if (t->ndefs == 1 && idx == 0) snprintf(buf, sizeof buf, "T");
-            else snprintf(buf, sizeof buf, "T%d", idx + (t->ndefs == 1 ? 0 : 1));
+            if (ntemps == 1 && idx == 0) snprintf(buf, sizeof buf, "T");
+            else snprintf(buf, sizeof buf, "T%d", idx + (ntemps == 1 ? 0 : 1));
             idx++;
         } while (name_taken(ctx, buf, avoid));
         t->owned[k] = md_xstrdup(buf);
@@ -938,6 +1140,7 @@ void md_temps_find_ex(md_ctx *ctx, int n, md_expr **roots, const char *const *av
     t->n = N;
     t->name = nm;
     t->transof = w.transof;
+    t->scaled = w.scaled;
     free(tr);
     free(w.order);
     free(w.seen);
@@ -952,6 +1155,7 @@ void md_temps_free(md_temps *t)
     free(t->defs);
     free((void *)t->name);
     free(t->transof);
+    free(t->scaled);
     memset(t, 0, sizeof *t);
 }
 
@@ -974,7 +1178,7 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
     md_temps t;
     md_temps_find(ctx, n, roots, avoid, &t);
     md_pr p = {ctx, out, t.name, t.transof, t.n, NULL, 0, NULL, (flags & MD_PRINT_SIZED) != 0,
-               sized_ids, sized_ids ? nsized : 0, 0};
+               sized_ids, sized_ids ? nsized : 0, 0, t.scaled};
     for (int k = 0; k < t.ndefs; k++) {
         md_buf_printf(out, "%s = ", t.owned[k]);
         p.top = t.defs[k];
@@ -983,7 +1187,8 @@ void md_print_program_sized(md_ctx *ctx, md_buf *out, int n, md_expr **roots,
     }
     for (int i = 0; i < n; i++) {
         if (names && names[i]) md_buf_printf(out, "%s = ", names[i]);
-        p.top = roots[i];
+        /* a result that is a value the user named is that name (dv = h) */
+        p.top = md_user_name_of(ctx, roots[i]) >= 0 && roots[i]->id < t.n && t.name[roots[i]->id] ? NULL : roots[i];
         pr(&p, roots[i], 0);
         md_buf_putc(out, '\n');
     }

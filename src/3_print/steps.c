@@ -65,6 +65,18 @@ void md_steps_free(md_derivation *d)
     memset(d, 0, sizeof *d);
 }
 
+void md_steps_typed(md_ctx *ctx, md_derivation *d, md_expr *typed)
+{
+    (void)ctx;
+    if (!typed || d->nlines == 0 || d->lines[0].kind != MD_LINE_SHAPES) return;
+    add_line(d, MD_LINE_EQ, d->fname, -1);
+    md_line l = d->lines[d->nlines - 1];
+    memmove(d->lines + 2, d->lines + 1, (size_t)(d->nlines - 2) * sizeof *d->lines);
+    l.expr = typed;
+    l.typed = 1;
+    d->lines[1] = l;
+}
+
 /* ---- substitution ----------------------------------------------------- */
 
 typedef struct md_repl {
@@ -133,8 +145,10 @@ static void find_subst(md_ctx *ctx, md_expr *e, const int *wrt, int n, md_expr *
 {
     if (seen[e->id]) return;
     seen[e->id] = 1;
+    /* (not a value the user named: it has a name already, h in sum(h)) */
     if ((e->kind == MD_NORM2 || e->kind == MD_NORM1 || e->kind == MD_SUM || e->kind == MD_TR) &&
-        !is_leafish(e->args[0]) && e->args[0]->weight >= 3 && depends(ctx, e->args[0], wrt, n)) {
+        !is_leafish(e->args[0]) && e->args[0]->weight >= 3 && depends(ctx, e->args[0], wrt, n) &&
+        md_user_name_of(ctx, e->args[0]) < 0) {
         for (int i = 0; i < *nout; i++)
             if ((*out)[i] == e->args[0]) return;
         *out = md_xrealloc(*out, (size_t)(*nout + 1) * sizeof **out);
@@ -254,8 +268,9 @@ static void frob_split(md_ctx *ctx, md_expr *t, md_expr **a, md_expr **e)
     /* p*q of a row and a column vector: x'*y is x : y, m*n' is m : n */
     if (core->kind == MD_MUL && core->nargs == 2 && md_is_scalar(core) && !md_is_scalar(core->args[0])) {
         md_expr *p = core->args[0], *q = core->args[1], *u, *v;
-        if (p->kind == MD_TRANS) u = p->args[0], v = q;
-        else u = p, v = md_trans(ctx, q);
+        /* p' is written out (r for rᵀr), not q' (rᵀ : rᵀ) */
+        u = p->kind == MD_TRANS ? p->args[0] : md_trans(ctx, p);
+        v = q;
         if (u->has_diff) {
             md_expr *w = u;
             u = v;
@@ -672,6 +687,28 @@ static md_expr *pair_shown(md_ctx *ctx, md_expr *a, int *neg)
     return *neg ? md_neg(ctx, a) : a;
 }
 
+/*
+ * A pair as printed.  A negative number leading e moves to a (1 : -exp(X)
+ * is -1 : exp(X), never ": -"), and a leading negative number of a becomes
+ * the term's sign (pair_shown).  Two scalars without a differential (a
+ * term of the function) are no Frobenius product to a reader
+ * (λ : (‖U‖² + ‖V‖²)): they print as their product, *prod (NULL
+ * otherwise), which has the same value.  In the df chain a scalar pair
+ * keeps its colon: a : dx is the form the gradient is read from.
+ */
+static md_expr *pair_view(md_ctx *ctx, const md_pair *p, md_expr **e, int *neg, md_expr **prod)
+{
+    md_expr *a = p->a;
+    *e = p->e;
+    if ((*e)->kind == MD_MUL && (*e)->args[0]->kind == MD_NUM && mpq_sgn((*e)->args[0]->q) < 0) {
+        a = md_neg(ctx, a);
+        *e = md_neg(ctx, *e);
+    }
+    a = pair_shown(ctx, a, neg);
+    *prod = md_is_scalar(a) && md_is_scalar(*e) && !(*e)->has_diff && !md_is_num(a, 1) ? md_mul2(ctx, a, *e) : NULL;
+    return a;
+}
+
 typedef struct md_render {
     md_ctx *ctx;
     md_temps t;
@@ -707,9 +744,12 @@ static void def_emit(md_render *rd, md_expr *e)
     def_refs(rd, e, 1);
     if (rd->latex) {
         latex_row(rd);
-        md_latex_name(rd->ctx, rd->t.owned[k], rd->out);
-        md_buf_puts(rd->out, " &= ");
-        md_latex_expr(rd->ctx, e, rd->st, &rd->t, rd->out);
+        md_buf lhs = {0}, body = {0};
+        md_latex_name(rd->ctx, rd->t.owned[k], &lhs);
+        md_latex_expr(rd->ctx, e, rd->st, &rd->t, &body);
+        md_latex_row(rd->out, lhs.s, body.s ? body.s : "", NULL);
+        md_buf_free(&lhs);
+        md_buf_free(&body);
     } else {
         md_buf_printf(rd->out, "%s = ", rd->t.owned[k]);
         md_print_styled_def(rd->ctx, e, 1, &rd->t, rd->out);
@@ -740,8 +780,9 @@ static void def_line(md_render *rd, const md_line *l)
     if (l->expr) def_refs(rd, l->expr, 1);
     for (int k = 0; k < l->npairs; k++) {
         int neg;
-        def_refs(rd, pair_shown(rd->ctx, l->pairs[k].a, &neg), 0);
-        def_refs(rd, l->pairs[k].e, 0);
+        md_expr *e, *prod;
+        def_refs(rd, pair_view(rd->ctx, &l->pairs[k], &e, &neg, &prod), 0);
+        def_refs(rd, e, 0);
     }
 }
 
@@ -757,16 +798,19 @@ static void render_init(md_render *rd, md_ctx *ctx, const md_derivation *d, int 
     /* the sides of pairs as printed, and the arguments of the
        expressions other lines write out in full (dM = ..., ∂f/∂X = ...) */
     int n = 0;
-    for (int i = 0; i < d->nlines; i++) n += (d->lines[i].expr ? d->lines[i].expr->nargs : 0) + 2 * d->lines[i].npairs;
+    for (int i = 0; i < d->nlines; i++) n += (d->lines[i].expr ? d->lines[i].expr->nargs + 1 : 0) + 2 * d->lines[i].npairs;
     md_expr **roots = md_xcalloc((size_t)n + 1, sizeof *roots);
     n = 0;
     for (int i = 0; i < d->nlines; i++) {
         const md_line *l = &d->lines[i];
         for (int k = 0; l->expr && k < l->expr->nargs; k++) roots[n++] = l->expr->args[k];
+        /* a substitution may be a user's name among other terms (M = z - y) */
+        if (l->expr && l->kind == MD_LINE_DEF && l->expr->kind == MD_ADD && ctx->nbound) roots[n++] = l->expr;
         for (int k = 0; k < l->npairs; k++) {
             int neg;
-            roots[n++] = pair_shown(ctx, l->pairs[k].a, &neg);
-            roots[n++] = l->pairs[k].e;
+            md_expr *e, *prod;
+            roots[n++] = pair_view(ctx, &l->pairs[k], &e, &neg, &prod);
+            roots[n++] = e;
         }
     }
     md_temps_find_ex(ctx, n, roots, NULL, MD_STEPS_TEMP_WEIGHT, 1, &rd->t);
@@ -788,6 +832,25 @@ static void print_pair_side(md_ctx *ctx, const md_temps *t, md_expr *e, md_buf *
 
 static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, const md_temps *t, md_buf *out);
 
+/* a, when the printer writes it as a negative multiple of a user's name
+   (-2r for 2y - 2Xw with r = Xw - y): that multiple without its sign,
+   which goes to the term (*neg flips), so that no "+ -2r" is written. */
+static md_expr *scaled_sign(md_ctx *ctx, const md_temps *t, md_expr *a, int *neg)
+{
+    if (!t || !t->scaled || a->id >= t->n || !t->scaled[a->id]) return a;
+    md_expr *s = t->scaled[a->id];
+    if (s->kind != MD_MUL || mpq_sgn(s->args[0]->q) >= 0) return a;
+    *neg = !*neg;
+    mpq_t c;
+    mpq_init(c);
+    mpq_neg(c, s->args[0]->q);
+    md_expr *r = mpq_cmp_ui(c, 1, 1) == 0 ? s->args[1]
+                                          : md_expr_make(ctx, MD_MUL, s->rows, s->cols, 0, 0, 0, 2,
+                                                         (md_expr *[]){md_num(ctx, c), s->args[1]}, NULL);
+    mpq_clear(c);
+    return r;
+}
+
 /* a_1 : e_1 + a_2 : e_2 - ..., as Unicode text or (latex) LaTeX */
 static void render_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n, const md_latex_style *st,
                          int latex, md_buf *out)
@@ -798,11 +861,18 @@ static void render_pairs(md_ctx *ctx, const md_temps *t, const md_pair *v, int n
     }
     for (int i = 0; i < n; i++) {
         int neg;
-        md_expr *a = pair_shown(ctx, v[i].a, &neg);
+        md_expr *e, *prod;
+        md_expr *a = pair_view(ctx, &v[i], &e, &neg, &prod);
+        if (!prod) a = scaled_sign(ctx, t, a, &neg);
         if (i) md_buf_puts(out, neg ? " - " : " + ");
         else if (neg) md_buf_puts(out, "-");
+        if (prod) {
+            if (latex) latex_side(ctx, prod, st, t, out);
+            else print_pair_side(ctx, t, prod, out);
+            continue;
+        }
         for (int side = 0; side < 2; side++) {
-            md_expr *x = side ? v[i].e : a;
+            md_expr *x = side ? e : a;
             if (!side && md_is_num(a, 1)) continue;
             if (latex) latex_side(ctx, x, st, t, out);
             else print_pair_side(ctx, t, x, out);
@@ -927,6 +997,7 @@ static void result_lhs(md_ctx *ctx, const md_derivation *d, int b, int latex, md
 void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
 {
     enum { MARGIN = 44 };
+    char *typed_text = NULL;
     md_render rd;
     int open = 0;
     render_init(&rd, ctx, d, 0, NULL, out, &open);
@@ -964,7 +1035,29 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
             break;
         case MD_LINE_EQ:
             md_buf_printf(out, "%s = ", l->lhs);
+            if (l->typed) {
+                md_print_styled_def(ctx, l->expr, 1, t, out);
+                free(typed_text);
+                typed_text = md_xstrdup(out->s + start);
+                break;
+            }
             print_frob(ctx, t, l->expr, out);
+            if (typed_text && !strcmp(l->lhs, d->fname) && !strcmp(out->s + start, typed_text)) {
+                /* the Frobenius form reads as typed: once is enough */
+                out->len = start;
+                out->s[start] = 0;
+                continue;
+            }
+            if (i > 0 && d->lines[i - 1].typed && out->len == start + strlen(out->s + start) &&
+                !strncmp(out->s + start, l->lhs, strlen(l->lhs))) {
+                /* right after the function as typed: a continuation, "  = " */
+                size_t k = strlen(l->lhs);
+                memset(out->s + start, ' ', k);
+                if (k < 2) {
+                    md_buf_putc(out, ' ');
+                    memmove(out->s + start + 1, out->s + start, out->len - start - 1);
+                }
+            }
             break;
         case MD_LINE_PAIRS:
             md_buf_printf(out, "%s = ", l->lhs ? l->lhs : "  ");
@@ -973,7 +1066,9 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         case MD_LINE_RESULT:
             result_lhs(ctx, d, l->block, 0, out);
             md_buf_puts(out, " = ");
-            md_print_styled_def(ctx, l->expr, 1, t, out);
+            /* a value the user named is that name (∂f/∂v = h) */
+            if (md_user_name_of(ctx, l->expr) >= 0) md_print_styled(ctx, l->expr, 1, t, 0, out);
+            else md_print_styled_def(ctx, l->expr, 1, t, out);
             break;
         case MD_LINE_VPAIRS:
             md_buf_printf(out, "%s = ", l->lhs ? l->lhs : "  ");
@@ -997,6 +1092,7 @@ void md_steps_text(md_ctx *ctx, const md_derivation *d, md_buf *out)
         }
         md_buf_putc(out, '\n');
     }
+    free(typed_text);
     render_free(&rd);
 }
 
@@ -1008,7 +1104,7 @@ static void latex_side(md_ctx *ctx, md_expr *e, const md_latex_style *st, const 
        temporary is an atom) */
     int named = t && e->id < t->n && (t->name[e->id] || (t->transof[e->id] && t->name[t->transof[e->id]->id]));
     if (named) {
-        md_print_styled(ctx, e, 0, t, 0, out);   /* T1, T1' */
+        md_latex_ref(ctx, e, st, t, out);   /* T_{1}, T_{1}^\top, h */
         return;
     }
     int paren = md_print_level(ctx, e) <= MD_LEVEL_SUM;
@@ -1036,46 +1132,72 @@ static void latex_frob(md_ctx *ctx, const md_temps *tt, md_expr *e, const md_lat
     free(p);
 }
 
-/* "A:BC = BᵀA:C, collect terms" in LaTeX: identities in math, words in \text */
+/* One identity or formula of a margin note in math mode. */
+static void latex_why_math(const char *p, size_t n, const md_latex_style *st, md_buf *out)
+{
+    for (size_t i = 0; i < n;) {
+        if (!strncmp(p + i, "ᵀ", strlen("ᵀ"))) {
+            md_buf_puts(out, st && st->transpose_T ? "^T" : "^\\top ");
+            i += strlen("ᵀ");
+        } else if (!strncmp(p + i, "∘", strlen("∘"))) {
+            md_buf_puts(out, st && st->odot ? "\\odot " : "\\circ ");
+            i += strlen("∘");
+        } else if (!strncmp(p + i, "⊗", strlen("⊗"))) {
+            md_buf_puts(out, "\\otimes ");
+            i += strlen("⊗");
+        } else if ((!strncmp(p + i, "vec", 3) || !strncmp(p + i, "diag", 4) || !strncmp(p + i, "sym", 3)) &&
+                   (i == 0 || !isalpha((unsigned char)p[i - 1]))) {
+            int k = p[i] == 'd' ? 4 : 3;
+            md_buf_printf(out, "\\operatorname{%.*s}", k, p + i);
+            i += (size_t)k;
+            if (p[i] == ' ') {
+                md_buf_putc(out, ' ');
+                i++;
+            }
+        } else if (!strncmp(p + i, "1ᵀ", strlen("1ᵀ"))) {
+            md_buf_puts(out, "\\mathbf{1}");
+            i += 1;
+        } else {
+            md_buf_putc(out, p[i]);
+            i++;
+        }
+    }
+}
+
+/*
+ * "A:BC = BᵀA:C, collect terms" as the text of a \tag*: identities and
+ * formulas in math ($A:BC = B^\top A:C$), words as text ("collect
+ * terms").  A note "X symmetric: sym(G) = ..." is words up to ": " and a
+ * formula after it, and sym(G) alone is a formula.
+ */
 static void latex_why(const char *why, const md_latex_style *st, md_buf *out)
 {
-    md_buf_puts(out, " && ");
     const char *p = why;
     int first = 1;
     while (*p) {
         const char *q = strstr(p, ", ");
         size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (!first) md_buf_puts(out, ",\\; ");
+        if (!first) md_buf_puts(out, ", ");
         first = 0;
-        int math = memchr(p, '=', n) != NULL || memchr(p, ':', n) != NULL;
-        if (!math) md_buf_puts(out, "\\text{");
-        for (size_t i = 0; i < n;) {
-            if (!strncmp(p + i, "ᵀ", strlen("ᵀ"))) {
-                md_buf_puts(out, st && st->transpose_T ? "^T" : "^\\top ");
-                i += strlen("ᵀ");
-            } else if (!strncmp(p + i, "∘", strlen("∘"))) {
-                md_buf_puts(out, st && st->odot ? "\\odot " : "\\circ ");
-                i += strlen("∘");
-            } else if (!strncmp(p + i, "⊗", strlen("⊗"))) {
-                md_buf_puts(out, "\\otimes ");
-                i += strlen("⊗");
-            } else if ((!strncmp(p + i, "vec", 3) || !strncmp(p + i, "diag", 4)) && (i == 0 || !isalpha((unsigned char)p[i - 1]))) {
-                int k = p[i] == 'v' ? 3 : 4;
-                md_buf_printf(out, "\\operatorname{%.*s}", k, p + i);
-                i += (size_t)k;
-                if (p[i] == ' ') {
-                    md_buf_putc(out, ' ');
-                    i++;
-                }
-            } else if (!strncmp(p + i, "1ᵀ", strlen("1ᵀ"))) {
-                md_buf_puts(out, "\\mathbf{1}");
-                i += 1;
-            } else {
-                md_buf_putc(out, p[i]);
-                i++;
-            }
+        const char *colon = NULL;
+        for (size_t i = 0; i + 1 < n; i++)
+            if (p[i] == ':' && p[i + 1] == ' ') colon = p + i;
+        if (colon) {
+            /* "X symmetric: " -- a one-letter name in math, the rest words */
+            const char *sp = memchr(p, ' ', (size_t)(colon - p));
+            if (sp && sp - p == 1) md_buf_printf(out, "$%c$%.*s: ", p[0], (int)(colon - sp), sp);
+            else md_buf_printf(out, "%.*s: ", (int)(colon - p), p);
+            n -= (size_t)(colon + 2 - p);
+            p = colon + 2;
         }
-        if (!math) md_buf_putc(out, '}');
+        int math = memchr(p, '=', n) != NULL || memchr(p, ':', n) != NULL || !strncmp(p, "sym(", 4);
+        if (math) {
+            md_buf_putc(out, '$');
+            latex_why_math(p, n, st, out);
+            md_buf_putc(out, '$');
+        } else {
+            md_buf_printf(out, "%.*s", (int)n, p);
+        }
         p += n;
         if (q) p += 2;
     }
@@ -1100,6 +1222,7 @@ static void latex_lhs(const md_ctx *ctx, const md_derivation *d, const char *lhs
 void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *st, md_buf *out)
 {
     int open = 0;
+    char *typed_body = NULL;
     md_render rd;
     render_init(&rd, ctx, d, 1, st, out, &open);
     const md_temps *t = &rd.t;
@@ -1148,45 +1271,63 @@ void md_steps_latex(md_ctx *ctx, const md_derivation *d, const md_latex_style *s
             md_buf_puts(out, "$, the other variables held constant:\n");
             continue;
         }
-        latex_row(&rd);
+        md_buf lhs = {0}, body = {0}, tag = {0};
+        int skip_row = 0;
         switch (l->kind) {
         case MD_LINE_DEF:
-            latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            md_latex_expr(ctx, l->expr, st, t, out);
+            latex_lhs(ctx, d, l->lhs, &lhs);
+            md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_EQ:
-            latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            latex_frob(ctx, t, l->expr, st, out);
+            latex_lhs(ctx, d, l->lhs, &lhs);
+            if (l->typed) {
+                md_latex_expr(ctx, l->expr, st, t, &body);
+                free(typed_body);
+                typed_body = md_xstrdup(body.s ? body.s : "");
+                break;
+            }
+            latex_frob(ctx, t, l->expr, st, &body);
+            if (i > 0 && d->lines[i - 1].typed) md_buf_free(&lhs);   /* a continuation */
+            if (typed_body && !strcmp(l->lhs, d->fname) && body.s && !strcmp(body.s, typed_body)) {
+                /* the Frobenius form reads as typed: once is enough */
+                md_buf_free(&lhs);
+                md_buf_free(&body);
+                skip_row = 1;
+            }
             break;
         case MD_LINE_PAIRS:
-            if (l->lhs) latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            latex_pairs(ctx, t, l->pairs, l->npairs, st, out);
+            if (l->lhs) latex_lhs(ctx, d, l->lhs, &lhs);
+            latex_pairs(ctx, t, l->pairs, l->npairs, st, &body);
             break;
         case MD_LINE_RESULT:
-            result_lhs(ctx, d, l->block, 1, out);
-            md_buf_puts(out, " &= ");
-            md_latex_expr(ctx, l->expr, st, t, out);
+            result_lhs(ctx, d, l->block, 1, &lhs);
+            if (md_user_name_of(ctx, l->expr) >= 0) md_latex_ref(ctx, l->expr, st, t, &body);
+            else md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_VPAIRS:
-            if (l->lhs) latex_lhs(ctx, d, l->lhs, out);
-            md_buf_puts(out, " &= ");
-            render_vpairs(ctx, t, l->pairs, l->npairs, st, 1, out);
+            if (l->lhs) latex_lhs(ctx, d, l->lhs, &lhs);
+            render_vpairs(ctx, t, l->pairs, l->npairs, st, 1, &body);
             break;
         case MD_LINE_GRADIENT:
-            md_buf_printf(out, "g = \\frac{\\partial %s}{\\partial ", d->fname_latex);
-            md_latex_name(ctx, ctx->syms[d->wrt[l->block / d->nwrt]].name, out);
-            md_buf_puts(out, "} &= ");
-            md_latex_expr(ctx, l->expr, st, t, out);
+            md_buf_printf(&lhs, "g = \\frac{\\partial %s}{\\partial ", d->fname_latex);
+            md_latex_name(ctx, ctx->syms[d->wrt[l->block / d->nwrt]].name, &lhs);
+            md_buf_puts(&lhs, "}");
+            md_latex_expr(ctx, l->expr, st, t, &body);
             break;
         case MD_LINE_SHAPES:
         case MD_LINE_TEXT: break;
         }
-        if (l->why) latex_why(l->why, st, out);
+        if (l->why) latex_why(l->why, st, &tag);
+        if (!skip_row) {
+            latex_row(&rd);
+            md_latex_row(out, lhs.s ? lhs.s : "", body.s ? body.s : "", tag.s);
+        }
+        md_buf_free(&lhs);
+        md_buf_free(&body);
+        md_buf_free(&tag);
     }
     if (open) md_buf_puts(out, "\n\\end{align*}\n");
+    free(typed_body);
     render_free(&rd);
 }
 
@@ -1303,6 +1444,36 @@ double md_steps_check(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned 
     return best;
 }
 
+/* The worst relative difference between f and the lines "f = ..." of d
+   (the function as typed, and in Frobenius form) at env, with the
+   substitutions set; -1 when one cannot be evaluated. */
+static double fn_lines_error(md_ctx *ctx, md_env *env, md_expr *f, const md_derivation *d)
+{
+    (void)ctx;
+    md_mat fv;
+    double worst = 0;
+    if (md_eval(env, f, &fv)) return -1;
+    for (int i = 0; i < d->nlines; i++) {
+        const md_line *l = &d->lines[i];
+        md_mat lv;
+        if (l->kind != MD_LINE_EQ || !l->lhs || strcmp(l->lhs, d->fname)) continue;
+        if (md_eval(env, l->expr, &lv)) {
+            md_mat_free(&fv);
+            return -1;
+        }
+        double dd = 0, mag = 1;
+        for (long k = 0; k < fv.rows * fv.cols && k < lv.rows * lv.cols; k++) {
+            dd = fmax(dd, fabs(fv.v[k] - lv.v[k]));
+            mag = fmax(mag, fabs(fv.v[k]));
+        }
+        if (lv.rows != fv.rows || lv.cols != fv.cols) dd = INFINITY;
+        worst = fmax(worst, dd / mag);
+        md_mat_free(&lv);
+    }
+    md_mat_free(&fv);
+    return worst;
+}
+
 static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, unsigned long seed, int equal)
 {
     md_env env;
@@ -1337,6 +1508,13 @@ static double steps_check_once(md_ctx *ctx, md_expr *f, const md_derivation *d, 
             md_mat_free(&env.dir[d->subst[k].sym]);
             env.val[d->subst[k].sym] = v;
             env.dir[d->subst[k].sym] = dv;
+        }
+        /* the lines of the function itself (as typed, in Frobenius form
+           with the names) equal f */
+        if (b == 0) {
+            double e = fn_lines_error(ctx, &env, f, d);
+            if (e < 0) goto fail;
+            worst = fmax(worst, e);
         }
         /* the reference: df along dX from the gradient md_gradient gives,
            and the size of its terms, sum |G .* dX| */
@@ -1437,8 +1615,9 @@ static double steps_check_vec_once(md_ctx *ctx, md_expr *f, const md_derivation 
         memcpy(dirs[s].v, env.dir[s].v, (size_t)(dirs[s].rows * dirs[s].cols) * sizeof(double));
     }
     int nb = d->kind == 3 ? d->nwrt * d->nwrt : d->nwrt;
-    double worst = 0;
-    int ok = 1;
+    double worst = d->nsubst ? 0 : fn_lines_error(ctx, &env, f, d);
+    int ok = worst >= 0;
+    worst = fmax(worst, 0);
     for (int b = 0; b < nb && ok; b++) {
         int X = d->kind == 3 ? d->wrt[b % d->nwrt] : d->wrt[b];
         for (int s = 0; s < ctx->nsyms; s++)

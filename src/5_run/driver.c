@@ -72,6 +72,8 @@ typedef struct md_runstate {
     const char **gnames;   /* their names when there are several, else NULL */
     char **owned;
     const char **avoid;    /* names temporaries must not take */
+    const char **sbound;   /* --simplify: the user's names but the function's */
+    md_expr **sbval;
 } md_runstate;
 
 /* ---- reading the printed text back ------------------------------------- */
@@ -255,6 +257,11 @@ static int print_verified(md_runstate *r, md_expr *f, int n, md_expr **roots,
             md_expr **consts = NULL;
             int nc = 0, cap = 0;
             for (int i = 0; i < n; i++) collect_consts(roots[i], seen, &consts, &nc, &cap);
+            /* and in the user's named values, which the text may define
+               as they are where the roots hold their transposes (T' for
+               sin(vector(1)), T = sin(vector(1)')) */
+            for (int k = 0; k < r->ctx->nbound; k++)
+                if (r->ctx->bval[k]->id < r->ctx->nnodes) collect_consts(r->ctx->bval[k], seen, &consts, &nc, &cap);
             free(seen);
             nsized = r->ctx->nnodes;
             sized = md_xcalloc(nsized, 1);
@@ -476,6 +483,7 @@ static int run_steps(md_runstate *r)
         md_steps_free(&der);
         return MD_EXIT_INTERNAL;
     }
+    md_steps_typed(r->ctx, &der, r->typed.ftyped);
     int rc = 0;
     md_buf body = {0};
     if (rq->format == MD_FORMAT_LATEX) md_steps_latex(r->ctx, &der, &rq->style, &body);
@@ -727,7 +735,7 @@ static int run_c_map(md_runstate *r)
 static int run_latex(md_runstate *r)
 {
     md_buf body = {0};
-    md_latex_derivatives(r->ctx, r->typed.f, r->kind == MD_DER_HESSIAN ? 2 : 1, r->nv, r->wrt, r->grads,
+    md_latex_derivatives(r->ctx, r->typed.f, r->typed.ftyped, r->kind == MD_DER_HESSIAN ? 2 : 1, r->nv, r->wrt, r->grads,
                          &r->rq->style, &body);
     int rc = 0;
     if (r->rq->check) rc = check_text_form(r, "%", &body);
@@ -905,6 +913,7 @@ static int result_name_free(md_runstate *r, int upto, const char *name)
 {
     md_ctx *ctx = r->ctx;
     if (md_ctx_find_sym(ctx, name) >= 0 || md_ctx_find_func(ctx, name) >= 0 || md_is_reserved(name)) return 0;
+    if (md_typed_bound(&r->typed, name)) return 0;
     for (int k = 0; k < upto; k++)
         if (!strcmp(r->owned[k], name)) return 0;
     return 1;
@@ -986,6 +995,24 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
         goto done;
     }
     r.nsyms_prog = r.ctx->nsyms;
+    if (rq->format != MD_FORMAT_C) {
+        /* the user's names are the printers' names for their values; with
+           --simplify not the name of the function itself (a program that
+           ends with dV = 2*T'*U prints 2*T'*U, not dV = ... and dV) */
+        r.ctx->nbound = r.typed.nbound;
+        r.ctx->bound = r.typed.bound;
+        r.ctx->bval = r.typed.bval;
+        if (rq->simplify) {
+            const char **nb = md_xcalloc((size_t)r.typed.nbound + 1, sizeof *nb);
+            md_expr **nv = md_xcalloc((size_t)r.typed.nbound + 1, sizeof *nv);
+            int m = 0;
+            for (int k = 0; k < r.typed.nbound; k++)
+                if (r.typed.bval[k] != r.typed.f) nb[m] = r.typed.bound[k], nv[m++] = r.typed.bval[k];
+            r.ctx->nbound = m;
+            r.ctx->bound = r.sbound = nb;
+            r.ctx->bval = r.sbval = nv;
+        }
+    }
     if (rq->simplify) {
         rc = run_simplify(&r);
         goto done;
@@ -1062,6 +1089,8 @@ done:
     free(r.owned);
     free(r.gnames);
     free(r.avoid);
+    free(r.sbound);
+    free(r.sbval);
     free(r.grads);
     free(r.wrt);
     md_typed_free(&r.typed);

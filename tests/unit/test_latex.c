@@ -471,6 +471,38 @@ START_TEST(pdflatex_compiles)
 }
 END_TEST
 
+/* md_latex_row: a short row is one line; a long sum breaks before a + at
+   the top level, never inside a TeX group; a too-wide bracket breaks
+   inside it with \right. and \left. */
+START_TEST(row_breaking)
+{
+    md_buf b = {0};
+    md_latex_row(&b, "f", "a + b", NULL);
+    ck_assert_str_eq(b.s, "f &= a + b");
+    md_buf_free(&b);
+    md_latex_row(&b, "f", "a", "$A:B$");
+    ck_assert_str_eq(b.s, "f &= a \\tag*{$A:B$}");
+    md_buf_free(&b);
+
+    md_buf body = {0};
+    for (int i = 0; i < 40; i++) md_buf_printf(&body, "%sX_{%d}^{a + b}", i ? " + " : "", i);
+    md_latex_row(&b, "f", body.s, NULL);
+    ck_assert_ptr_nonnull(strstr(b.s, " \\\\\n &\\quad {}+ X_{"));
+    ck_assert_ptr_null(strstr(b.s, "{a \\\\"));   /* not inside the script */
+    md_buf_free(&b);
+    md_buf_free(&body);
+
+    md_buf_puts(&body, "2A - \\left[");
+    for (int i = 0; i < 40; i++) md_buf_printf(&body, "%sX_{%d}", i ? " - " : "", i);
+    md_buf_puts(&body, "\\right]B");
+    md_latex_row(&b, "g", body.s, NULL);
+    ck_assert_ptr_nonnull(strstr(b.s, "\\right. \\\\\n &\\quad \\left.{}- X_{"));
+    md_buf_free(&b);
+    md_buf_free(&body);
+    ck_assert(md_latex_width("XUV^\\top") > md_latex_width("xuv"));
+}
+END_TEST
+
 static Suite *latex_suite(void)
 {
     Suite *s = suite_create("latex");
@@ -496,6 +528,7 @@ static Suite *latex_suite(void)
     tcase_add_test(t, generic_derivatives);
     tcase_add_test(t, names);
     tcase_add_test(t, document);
+    tcase_add_test(t, row_breaking);
     suite_add_tcase(s, t);
     TCase *c = tcase_create("pdflatex");
     tcase_add_unchecked_fixture(c, NULL, collect_teardown);
