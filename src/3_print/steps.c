@@ -497,7 +497,11 @@ int md_steps_derive(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_derivatio
             }
             md_line *r = add_line(d, MD_LINE_RESULT, NULL, b);
             r->expr = G;
-            if (sym) r->why = md_xstrdup("X symmetric: sym(G) = (G + Gᵀ)/2");
+            if (sym) {   /* named after the variable: "S symmetric: ..." */
+                md_buf wb = {0};
+                md_buf_printf(&wb, "%s symmetric: sym(G) = (G + Gᵀ)/2", ctx->syms[X].name);
+                r->why = md_buf_take(&wb);
+            }
             d->grads[b] = G;
         }
         free(p.v);
