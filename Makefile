@@ -41,7 +41,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep install-check asan valgrind bench clean help install uninstall FORCE
+.PHONY: all demo docs test check unit golden arrays test-numpy test-torch test-octave property random random-ci latex codegen-doc io indep install-check asan valgrind bench clean help install uninstall FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -121,6 +121,24 @@ INDEP_N ?= 200
 INDEP_SEED ?= 1
 indep: $(BIN)
 	@$(INDEP_PYTHON) tests/indep/indep.py --count $(INDEP_N) --seed $(INDEP_SEED) --matdiff ./$(BIN)
+
+# The array backends run in their real runtimes (tests/arrays/run.py):
+# every golden case with a derivative, emitted by --format numpy, torch
+# and octave, run on random data and compared with the internal evaluator
+# and with finite differences.  Debian's python3 with python3-numpy (and
+# python3-torch, octave); a runtime that is not installed is skipped with
+# a message by `arrays`, and is an error for its own target.
+ARRAYS_PYTHON ?= /usr/bin/python3
+ARRAYS_RUN = $(ARRAYS_PYTHON) tests/arrays/run.py --tool $(B)/tests/arraycase --golden $(wildcard tests/golden/*.test)
+arrays: test-numpy
+	@if $(ARRAYS_PYTHON) -c 'import torch' 2>/dev/null; then $(MAKE) --no-print-directory test-torch; \
+	 else echo "== arrays: python3-torch is not installed: --format torch not run (make test-torch)"; fi
+	@if command -v octave >/dev/null 2>&1; then $(MAKE) --no-print-directory test-octave; \
+	 else echo "== arrays: octave is not installed: --format octave not run (make test-octave)"; fi
+test-numpy test-torch test-octave: test-%: $(B)/tests/arraycase $(BIN)
+	@echo "== arrays $*"; $(ARRAYS_RUN) --format $*
+$(B)/tests/arraycase: tests/arrays/arraycase.c $(B)/libmatdiff.a | $(B)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300
