@@ -7,6 +7,8 @@
 #   make check      unit tests (Check) + golden CLI cases + property test
 #                   + 3000 random programs (tests/random.c) + LaTeX compiles
 #                   + docs/codegen.md's calling example compiled and run
+#                   + the NumPy, PyTorch and Octave code run in their runtimes
+#   make test-numpy, test-torch, test-octave   one array runtime alone
 #   make random     the random differential tester: N=200000 programs (SEED, JOBS)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
@@ -83,7 +85,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex codegen-doc io indep install-check
+check: unit golden property random-ci latex codegen-doc io indep install-check arrays
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -129,13 +131,20 @@ indep: $(BIN)
 # python3-torch, octave); a runtime that is not installed is skipped with
 # a message by `arrays`, and is an error for its own target.
 ARRAYS_PYTHON ?= /usr/bin/python3
-ARRAYS_RUN = $(ARRAYS_PYTHON) tests/arrays/run.py --tool $(B)/tests/arraycase --golden $(wildcard tests/golden/*.test)
-arrays: test-numpy
-	@if $(ARRAYS_PYTHON) -c 'import torch' 2>/dev/null; then $(MAKE) --no-print-directory test-torch; \
-	 else echo "== arrays: python3-torch is not installed: --format torch not run (make test-torch)"; fi
-	@if command -v octave >/dev/null 2>&1; then $(MAKE) --no-print-directory test-octave; \
-	 else echo "== arrays: octave is not installed: --format octave not run (make test-octave)"; fi
-test-numpy test-torch test-octave: test-%: $(B)/tests/arraycase $(BIN)
+ARRAYS_RANDOM ?= 60
+ARRAYS_SEED ?= 1
+ARRAYS_RUN = $(ARRAYS_PYTHON) tests/arrays/run.py --tool $(B)/tests/arraycase --random-tool $(B)/tests/random \
+             --random $(ARRAYS_RANDOM) --seed $(ARRAYS_SEED) --golden $(wildcard tests/golden/*.test)
+ARRAYS_FORMATS ?= numpy torch octave
+arrays: $(B)/tests/arraycase $(B)/tests/random $(BIN)
+	@for f in $(ARRAYS_FORMATS); do \
+	    if [ $$f = torch ] && ! $(ARRAYS_PYTHON) -c 'import torch' 2>/dev/null; then \
+	        echo "== arrays: python3-torch is not installed: --format torch not run (make test-torch)"; \
+	    elif [ $$f = octave ] && ! command -v octave >/dev/null 2>&1; then \
+	        echo "== arrays: octave is not installed: --format octave not run (make test-octave)"; \
+	    else $(MAKE) --no-print-directory test-$$f || exit 1; fi; \
+	done
+test-numpy test-torch test-octave: test-%: $(B)/tests/arraycase $(B)/tests/random $(BIN)
 	@echo "== arrays $*"; $(ARRAYS_RUN) --format $*
 $(B)/tests/arraycase: tests/arrays/arraycase.c $(B)/libmatdiff.a | $(B)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
@@ -165,6 +174,7 @@ $(B)/tests/random: tests/random.c $(B)/libmatdiff.a | $(B)
 
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) RANDOM_CI=400 INDEP_N=50 \
+	    ARRAYS_FORMATS=numpy ARRAYS_RANDOM=20 \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 

@@ -327,6 +327,8 @@ static em_txt em_apply1(const char *fmt, em_txt a)
 
 /* ---- statements -------------------------------------------------------- */
 
+static void em_break(md_buf *out, const char *full);
+
 /* One statement, Python lines wrapped at 79 columns inside brackets (the
    right-hand side put in parentheses when it has none to break in). */
 static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *lhs, const char *rhs)
@@ -353,6 +355,17 @@ static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *l
     char *r = depth0 && !em_wrapped(rhs) ? em_fmt("(%s)", rhs) : em_strdup(rhs);
     char *full = em_fmt("%s%s%s", indent, lhs, r);
     free(r);
+    em_break(out, full);
+    free(full);
+}
+
+/* A Python line broken at 79 columns: greedy, at the shallowest space
+   inside brackets (and outside strings) that leaves a line of some
+   length; continuation lines align with the innermost open bracket
+   (PEP 8's visual indent). */
+static void em_break(md_buf *out, const char *full)
+{
+
     /* greedy: the last space inside brackets (and outside strings)
        before column 79; the next line aligns with the innermost open
        bracket (PEP 8's visual indent) */
@@ -366,6 +379,7 @@ static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *l
             break;
         }
         int stack[256], nopen = 0, instr = 0;
+        char breakable[256];
         size_t best = 0;
         int bestcol = 0, bestdepth = 1 << 30;
         /* the shallowest break that leaves a line of some length, the last
@@ -378,11 +392,16 @@ static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *l
             if (c == '"') instr = !instr;
             if (instr) continue;
             if (c == '(' || c == '[') {
-                if (nopen < 256) stack[nopen] = col[i] + 1;
+                if (nopen < 256) {
+                    stack[nopen] = col[i] + 1;
+                    /* a subscript (x[:, 0]) is no place to break; a list
+                       ([a, b] in a call) is */
+                    breakable[nopen] = c == '(' || (i > 0 && full[i - 1] == '(');
+                }
                 nopen++;
             } else if (c == ')' || c == ']') {
                 nopen--;
-            } else if (c == ' ' && i > start && nopen > 0 && nopen <= 256 && col[i] <= 79) {
+            } else if (c == ' ' && i > start && nopen > 0 && nopen <= 256 && breakable[nopen - 1] && col[i] <= 79) {
                 int depth = col[i] >= minlen ? nopen : 1000 + (int)(n - i);
                 if (depth <= bestdepth || !best) {
                     best = i;
@@ -400,7 +419,6 @@ static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *l
         col0 = bestcol;
     }
     free(col);
-    free(full);
 }
 
 static void em_line(em_state *st, const char *lhs, const char *rhs)
@@ -753,6 +771,7 @@ static em_txt em_chain(em_state *st, md_expr *e, int first)
             it[m++] = (em_item){IT_INV, as, P_ATOM, f->rows, f->cols};
         } else if (g->kind == MD_DIAGM) {
             em_txt v = em_arg(st, g->args[0]);
+            if (strlen(v.s) > 30 && !st->tname[g->args[0]->id]) v = em_mk(em_define(st, g->args[0], v), P_ATOM);
             it[m++] = (em_item){IT_DIAG, em_op(v, P_ATOM), P_ATOM, f->rows, f->cols};
         } else if (f->kind == MD_ONES) {
             it[m++] = (em_item){IT_ONES, NULL, P_ATOM, f->rows, f->cols};
@@ -960,7 +979,9 @@ static em_txt em_formed(em_state *st, md_expr *e)
         char *a = em_op(em_arg(st, e->args[0]), P_ATOM);
         char *s = em_fill(L->trans, a, NULL, NULL);
         free(a);
-        return em_mk(s, P_ATOM);
+        /* MATLAB's ' has the precedence of .^ and ^, left to right: x .^ t'
+           is (x .^ t)', so a transpose is no atom there */
+        return em_mk(s, L->python ? P_ATOM : P_POW);
     }
     case MD_FUNC: {
         if (st->lang == EM_TORCH && e->args[0]->kind == MD_NUM) {
@@ -1007,7 +1028,9 @@ static em_txt em_formed(em_state *st, md_expr *e)
         return em_mk(s, P_ATOM);
     }
     case MD_DIAGM: {
-        char *a = em_op(em_arg(st, e->args[0]), P_ATOM);
+        em_txt v = em_arg(st, e->args[0]);
+        if (strlen(v.s) > 30 && !st->tname[e->args[0]->id]) v = em_mk(em_define(st, e->args[0], v), P_ATOM);
+        char *a = em_op(v, P_ATOM);
         char *s = em_fill(L->diagm, a, NULL, NULL);
         free(a);
         return em_mk(s, P_ATOM);
@@ -1477,7 +1500,12 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         free(esc);
         md_buf_printf(out, "import %s%s\n", torch ? "torch" : "numpy as np", "");
         em_python_helpers(st, out, torch);
-        md_buf_printf(out, "\n\ndef %s(%s):\n", nm, sig.s ? sig.s : "");
+        {
+            md_buf_puts(out, "\n\n");
+            char *line = em_fmt("def %s(%s):", nm, sig.s ? sig.s : "");
+            em_break(out, line);
+            free(line);
+        }
         md_buf doc = {0};
         char *iesc = em_doc_escape(inputs.s ? inputs.s : "");
         md_buf_printf(&doc, "Return (%s): %s", rets.s, "");

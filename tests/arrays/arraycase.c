@@ -13,7 +13,8 @@
  * derivatives; with ORDER 2 the gradients then the Hessian blocks).  The
  * drivers (run_python.py, run_octave.m) call the code and compare.
  *
- * WRT is a comma-separated list, or "-" for every variable.  Exit status:
+ * WRT is a comma-separated list, "-" for every variable, or "-K" for the
+ * first K variables.  Exit status:
  * 0 written; 10 the format refuses the program (md_run's message on
  * stderr, nothing written); 11 no point in the domain was found; else an
  * error.
@@ -76,10 +77,21 @@ int main(int argc, char **argv)
     const char *base = strrchr(prefix, '/');
     base = base ? base + 1 : prefix;
     rq.emit.name = rq.format == MD_FORMAT_OCTAVE ? base : "f";
-    char *wcopy = strcmp(wrtarg, "-") ? strdup(wrtarg) : NULL;
+    int firstk = wrtarg[0] == '-' && wrtarg[1] ? atoi(wrtarg + 1) : 0;
+    char *wcopy = wrtarg[0] != '-' ? strdup(wrtarg) : NULL;
     const char *wl[64];
     int nw = 0;
     for (char *t = wcopy ? strtok(wcopy, ",") : NULL; t && nw < 64; t = strtok(NULL, ",")) wl[nw++] = t;
+    if (firstk > 0) {
+        /* the names of the first K variables, from a typecheck of our own */
+        md_ctx *c0 = md_ctx_new();
+        md_source s0;
+        md_source_init(&s0, "program", text, strlen(text));
+        md_program *p0 = md_parse(&s0);
+        md_typed t0;
+        if (!p0 || md_typecheck(p0, c0, &t0)) return 10;
+        for (int s = 0; s < c0->nsyms && nw < firstk; s++) wl[nw++] = strdup(c0->syms[s].name);
+    }
     rq.wrt = wl;
     rq.nwrt = nw;
     md_buf code = {0};

@@ -52,7 +52,7 @@ function why = run_case(name, tol, do_fd)
       why = sprintf('result %d has size %s, expected %s', i - 1, mat2str(size(got)), mat2str(size(want)));
       return;
     end
-    e = max(abs(got(:) - want(:))) / max(max(abs(want(:))), 1e-300);
+    e = max(abs(got(:) - want(:))) / max(max(abs(want(:))), 1e-4);
     if ~(e <= max(tol, 100 * r.cond))
       why = sprintf('result %d: relative error %.2e', i - 1, e);
       return;
@@ -76,6 +76,10 @@ function why = run_case(name, tol, do_fd)
     end
   end
   rand('seed', 7);
+  if size(pairs, 1) > 6
+    % at most 6 derivatives per case, as run.py
+    pairs = pairs(sort(randperm(size(pairs, 1), 6)), :);
+  end
   worst = 0;
   for p = 1:size(pairs, 1)
     res = pairs(p, 1) + 1;
@@ -89,6 +93,8 @@ function why = run_case(name, tol, do_fd)
     M = reshape(out{res}, numel(out{o}), numel(x));
     pred = M * d(:);
     best = Inf;
+    settled = false;
+    prev = [];
     for h = [1e-2, 1e-3, 1e-4]
       fd1 = (output_at(name, args, j, x + h * d, o, nres) - output_at(name, args, j, x - h * d, o, nres)) / (2 * h);
       fd2 = (output_at(name, args, j, x + h / 2 * d, o, nres) - output_at(name, args, j, x - h / 2 * d, o, nres)) / h;
@@ -97,7 +103,15 @@ function why = run_case(name, tol, do_fd)
       e = max(abs(fd - pred)) / scale;
       if isfinite(e)
         best = min(best, e);
+        if ~isempty(prev) && max(abs(prev - fd)) <= 1e-8 * scale
+          settled = true;
+        end
+        prev = fd;
       end
+    end
+    % differences that never settle say nothing (run.py)
+    if best > 1e-6 && ~settled
+      continue;
     end
     worst = max(worst, best);
   end
