@@ -144,6 +144,7 @@ arrays: $(B)/tests/arraycase $(B)/tests/random $(BIN)
 	        echo "== arrays: octave is not installed: --format octave not run (make test-octave)"; \
 	    else $(MAKE) --no-print-directory test-$$f || exit 1; fi; \
 	done
+	@MATDIFF="./$(BIN)" ARRAYS_PYTHON=$(ARRAYS_PYTHON) sh tests/arrays_doc.sh docs/arrays.md
 test-numpy test-torch test-octave: test-%: $(B)/tests/arraycase $(B)/tests/random $(BIN)
 	@echo "== arrays $*"; $(ARRAYS_RUN) --format $*
 $(B)/tests/arraycase: tests/arrays/arraycase.c $(B)/libmatdiff.a | $(B)
@@ -203,6 +204,7 @@ docs: $(BIN)
 	python3 docs/gen.py docs/src/matdiff.1.in docs/matdiff.1 man
 	python3 docs/gen.py docs/src/derivations.md.in docs/derivations.md
 	python3 docs/gen.py docs/src/codegen.md.in docs/codegen.md
+	python3 docs/gen.py docs/src/arrays.md.in docs/arrays.md
 
 # Installation: the binary, the man page (its FILES section pointing at the
 # installed docs) and the docs, with GNU's PREFIX and DESTDIR conventions.
@@ -210,7 +212,8 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/matdiff
-DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/developer.md
+DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/arrays.md \
+           docs/developer.md
 INSTALL ?= install
 
 install: $(BIN)

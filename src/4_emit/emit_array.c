@@ -175,6 +175,9 @@ typedef struct em_state {
     int ntemp;
     md_buf body;
     int need_logdet, need_comm;
+    md_strmap solves;    /* a solve's text -> index of its temporary in taken */
+    char **keys;         /* the map's keys (it keeps the pointers) */
+    int nkeys;
     int failed;
     FILE *err;
 } em_state;
@@ -626,6 +629,23 @@ static em_item em_dense_product(em_state *st, em_item *it, int n)
 
 static em_item em_items_product(em_state *st, em_item *it, int n);
 
+/* A solve in a temporary, one per distinct solve: x'*inv(S)*x and
+   2*inv(S)*x solve S x once.  Consumes s. */
+static char *em_solve_temp(em_state *st, char *s)
+{
+    int k = md_strmap_get(&st->solves, s);
+    if (k >= 0) {
+        free(s);
+        return em_strdup(st->taken[k]);
+    }
+    char *key = em_strdup(s);
+    char *nm = em_define(st, NULL, em_mk(s, P_ATOM));
+    md_strmap_put(&st->solves, key, st->ntaken - 1);
+    st->keys = md_xrealloc(st->keys, (size_t)(st->nkeys + 1) * sizeof *st->keys);
+    st->keys[st->nkeys++] = key;
+    return nm;
+}
+
 /* Structured items (DIAG, ONES) absorbed into dense neighbours, no INV
    in it[0..n). */
 static em_item em_plain_product(em_state *st, em_item *it, int n)
@@ -717,12 +737,12 @@ static em_item em_items_product(em_state *st, em_item *it, int n)
         if (!left_first) {
             em_item R = em_items_product(st, it + inv + 1, n - inv - 1);
             char *rs = em_op(em_mk(R.s, R.prec), P_ATOM);
-            char *s = em_fill(st->L->solve, A.s, rs, NULL);
+            char *s = em_solve_temp(st, em_fill(st->L->solve, A.s, rs, NULL));
             free(rs);
             free(A.s);
             em_item *rest = md_xcalloc((size_t)inv + 2, sizeof *rest);
             memcpy(rest, it, (size_t)inv * sizeof *rest);
-            rest[inv] = em_dense_item(s, st->L->python ? P_ATOM : P_MUL, A.rows, R.cols);
+            rest[inv] = em_dense_item(s, P_ATOM, A.rows, R.cols);
             em_item out = em_plain_product(st, rest, inv + 1);
             free(rest);
             return out;
@@ -736,11 +756,11 @@ static em_item em_items_product(em_state *st, em_item *it, int n)
     }
     em_item Lp = em_plain_product(st, it, inv);
     char *ls = em_op(em_mk(Lp.s, Lp.prec), P_ATOM);
-    char *s = em_fill(st->L->rsolve, A.s, ls, NULL);
+    char *s = em_solve_temp(st, em_fill(st->L->rsolve, A.s, ls, NULL));
     free(ls);
     free(A.s);
     em_item *rest = md_xcalloc((size_t)(n - inv) + 1, sizeof *rest);
-    rest[0] = em_dense_item(s, st->L->python ? P_ATOM : P_MUL, Lp.rows, A.cols);
+    rest[0] = em_dense_item(s, P_ATOM, Lp.rows, A.cols);
     memcpy(rest + 1, it + inv + 1, (size_t)(n - inv - 1) * sizeof *rest);
     em_item out = em_items_product(st, rest, n - inv);
     free(rest);
@@ -1561,6 +1581,9 @@ done:
     md_buf_free(&hdr);
     md_buf_free(&checks);
     md_buf_free(&st->body);
+    md_strmap_free(&st->solves);
+    for (int i = 0; i < st->nkeys; i++) free(st->keys[i]);
+    free(st->keys);
     for (int i = 0; i < st->ntaken; i++) free((char *)st->taken[i]);
     free(st->taken);
     free(rname);
