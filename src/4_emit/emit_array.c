@@ -44,6 +44,7 @@
 #include "md_builtins.h"
 #include "md_costopt.h"
 #include "md_emit.h"
+#include "md_simplify.h"
 #include "md_util.h"
 
 /* Precedence of a piece of text: how tightly it holds together. */
@@ -164,6 +165,8 @@ typedef struct em_state {
     int *uses;           /* per node id: references from reachable parents and roots */
     int *nonchain;       /* uses other than as a factor of a product chain */
     char *temp;          /* becomes a temporary */
+    md_expr **alias;     /* per node id: the node whose transpose it is, computed instead */
+    uint32_t nn;         /* nodes covered by the tables */
     char **tname;        /* its name once defined */
     char **dimname;      /* per dim id: the local holding its size */
     char **dimexpr;      /* per dim id: where the inputs carry it (X.shape[0]) */
@@ -888,6 +891,13 @@ static em_txt em_formed(em_state *st, md_expr *e);
 static em_txt em_node(em_state *st, md_expr *e)
 {
     if (st->tname[e->id]) return em_mk(em_strdup(st->tname[e->id]), P_ATOM);
+    if (e->id < st->nn && st->alias[e->id]) {
+        /* the transpose of a node computed anyway: (X*U*V' - Y)' is t1' */
+        char *a = em_op(em_node(st, st->alias[e->id]), P_ATOM);
+        char *t = em_fill(st->L->trans, a, NULL, NULL);
+        free(a);
+        return em_mk(t, st->L->python ? P_ATOM : P_POW);
+    }
     em_txt t = em_formed(st, e);
     if (st->temp[e->id] && !st->failed) return em_mk(em_define(st, e, t), P_ATOM);
     return t;
@@ -1112,18 +1122,54 @@ static int em_cheap(em_state *st, md_expr *e)
     }
 }
 
+/* The uses once the aliases are known: an aliased node is written as its
+   representative's transpose, so its arguments are not needed; seen
+   marks what is written. */
+static void em_reach_live(em_state *st, md_expr *e, char *seen)
+{
+    st->uses[e->id]++;
+    if (seen[e->id]) return;
+    seen[e->id] = 1;
+    if (st->alias[e->id]) {
+        em_reach_live(st, st->alias[e->id], seen);
+        return;
+    }
+    for (int i = 0; i < e->nargs; i++) em_reach_live(st, e->args[i], seen);
+}
+
 static void em_analyse(em_state *st, int nroots, md_expr *const *roots)
 {
     md_ctx *ctx = st->ctx;
-    char *seen = md_xcalloc(ctx->nnodes + 1, 1);
+    uint32_t nn = st->nn;
+    char *seen = md_xcalloc(nn + 1, 1);
+    for (int i = 0; i < nroots; i++) em_reach(st, roots[i], seen);
+    /* a node and its transpose both needed (the gradients of a norm of a
+       product often hold E and E'): the transpose is written as one of
+       the other; md_trans gives the canonical transpose, so equal
+       structure is the same node */
+    for (uint32_t id = 0; id < nn; id++) {
+        md_expr *e = ctx->nodes[id];
+        if (!seen[id] || md_is_scalar(e) || st->alias[id]) continue;
+        if (e->kind != MD_ADD && e->kind != MD_MUL && e->kind != MD_HAD && e->kind != MD_FUNC && e->kind != MD_POW)
+            continue;
+        md_expr *t = md_trans(ctx, e);
+        if (t == e || t->id >= nn || !seen[t->id] || st->alias[t->id]) continue;
+        st->alias[t->id] = e;
+    }
+    memset(seen, 0, nn + 1);
+    memset(st->uses, 0, (nn + 1) * sizeof *st->uses);
     for (int i = 0; i < nroots; i++) {
-        em_reach(st, roots[i], seen);
+        em_reach_live(st, roots[i], seen);
         st->nonchain[roots[i]->id]++;
     }
     /* parents before children: ids grow from arguments to the nodes made of them */
-    for (uint32_t id = ctx->nnodes; id-- > 0;) {
+    for (uint32_t id = nn; id-- > 0;) {
         if (!seen[id]) continue;
         md_expr *p = ctx->nodes[id];
+        if (st->alias[id]) {
+            st->nonchain[st->alias[id]->id]++;
+            continue;
+        }
         for (int i = 0; i < p->nargs; i++) {
             md_expr *a = p->args[i];
             int chain = (p->kind == MD_MUL && !md_is_scalar(a)) ||
@@ -1131,8 +1177,8 @@ static void em_analyse(em_state *st, int nroots, md_expr *const *roots)
             if (!chain) st->nonchain[a->id]++;
         }
     }
-    for (uint32_t id = 0; id < ctx->nnodes; id++)
-        if (seen[id]) st->temp[id] = st->uses[id] > 1 && !em_cheap(st, ctx->nodes[id]);
+    for (uint32_t id = 0; id < nn; id++)
+        if (seen[id]) st->temp[id] = st->uses[id] > 1 && !st->alias[id] && !em_cheap(st, ctx->nodes[id]);
     free(seen);
 }
 
@@ -1371,6 +1417,8 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
     st->nonchain = md_xcalloc(ctx->nnodes + 1, sizeof *st->nonchain);
     st->temp = md_xcalloc(ctx->nnodes + 1, 1);
     st->tname = md_xcalloc(ctx->nnodes + 1, sizeof *st->tname);
+    st->alias = md_xcalloc(ctx->nnodes + 1, sizeof *st->alias);
+    st->nn = ctx->nnodes;
     st->dimname = md_xcalloc((size_t)ctx->ndims + 1, sizeof *st->dimname);
     st->dimexpr = md_xcalloc((size_t)ctx->ndims + 1, sizeof *st->dimexpr);
     st->dimused = md_xcalloc((size_t)ctx->ndims + 1, 1);
@@ -1591,6 +1639,7 @@ done:
     free(st->nonchain);
     free(st->temp);
     free(st->tname);
+    free(st->alias);
     free(st->dimname);
     for (int d = 0; d < ctx->ndims; d++) free(st->dimexpr[d]);
     free(st->dimexpr);

@@ -110,12 +110,12 @@ function why = run_case(name, tol, do_fd)
       end
     end
     % differences that never settle say nothing (run.py)
-    if best > 1e-6 && ~settled
+    if best > 1e-5 && ~settled
       continue;
     end
     worst = max(worst, best);
   end
-  if ~(worst <= 1e-6)
+  if ~(worst <= 1e-5)
     why = sprintf('finite differences: %.2e', worst);
   end
 end
