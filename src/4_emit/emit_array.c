@@ -1337,6 +1337,12 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
     md_buf_printf(out, "    wrt = [");
     for (int i = 0; i < nwrt; i++) md_buf_printf(out, "%s%d", i ? ", " : "", wrt_arg[i]);
     md_buf_printf(out, "]\n");
+    /* a symmetric variable's gradient is the one on symmetric matrices:
+       its directions are symmetric */
+    md_buf_printf(out, "    sym = [");
+    for (int i = 0; i < nwrt; i++)
+        md_buf_printf(out, "%s%s", i ? ", " : "", st->ctx->syms[wrt_arg[i]].kind == MD_SYM_SYMMETRIC ? "True" : "False");
+    md_buf_printf(out, "]\n");
     if (torch) {
         md_buf_printf(out,
                       "    gen = torch.Generator().manual_seed(seed)\n"
@@ -1346,6 +1352,8 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
                       "        x = torch.as_tensor(out[1 + k])\n"
                       "        d = torch.randn(x.shape, generator=gen, dtype=torch.float64)\n"
                       "        d = d.to(dtype=x.dtype, device=x.device)\n"
+                      "        if sym[k]:\n"
+                      "            d = (d + d.T) / 2\n"
                       "        a = list(args)\n"
                       "        base = torch.as_tensor(args[i], dtype=x.dtype, device=x.device)\n"
                       "        a[i] = base + h * d\n"
@@ -1363,6 +1371,8 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
                       "    errors = []\n"
                       "    for k, i in enumerate(wrt):\n"
                       "        d = rng.standard_normal(np.shape(out[1 + k]))\n"
+                      "        if sym[k]:\n"
+                      "            d = (d + d.T) / 2\n"
                       "        a = list(args)\n"
                       "        base = np.asarray(args[i], dtype=float)\n"
                       "        a[i] = base + h * d\n"
