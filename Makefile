@@ -8,6 +8,8 @@
 #                   + 3000 random programs (tests/random.c) + LaTeX compiles
 #                   + docs/codegen.md's calling example compiled and run
 #                   + tests/indep/ and tests/textbook/ (numpy, /usr/bin/python3)
+#                   + the NumPy, PyTorch and Octave code run in their runtimes
+#   make test-numpy, test-torch, test-octave   one array runtime alone
 #   make random     the random differential tester: N=200000 programs (SEED, JOBS)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the suite under valgrind (golden: seeds, derivations, errors)
@@ -42,7 +44,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o
 TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all demo docs test check unit golden property random random-ci latex codegen-doc io indep textbook install-check asan valgrind bench clean help install uninstall FORCE
+.PHONY: all demo docs test check unit golden arrays test-numpy test-torch test-octave property random random-ci latex codegen-doc io indep textbook install-check asan valgrind bench clean help install uninstall FORCE
 .DEFAULT_GOAL := all
 
 BIN      ?= matdiff
@@ -84,7 +86,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/md_test.h $(B)/libmatdiff.a | $(B)
 # every golden file is a target of its own, so both cores stay busy.
 test: check asan fuzz-smoke
 
-check: unit golden property random-ci latex codegen-doc io indep textbook install-check
+check: unit golden property random-ci latex codegen-doc io indep textbook install-check arrays
 
 UNIT_RUNS := $(TEST_BINS:$(B)/tests/%=$(B)/run-%)
 unit: $(UNIT_RUNS)
@@ -128,6 +130,31 @@ indep: $(BIN)
 # numerically by tests/indep/'s evaluator.
 textbook: $(BIN)
 	@$(INDEP_PYTHON) tests/textbook/run.py --matdiff ./$(BIN)
+# The array backends run in their real runtimes (tests/arrays/run.py):
+# every golden case with a derivative, emitted by --format numpy, torch
+# and octave, run on random data and compared with the internal evaluator
+# and with finite differences.  Debian's python3 with python3-numpy (and
+# python3-torch, octave); a runtime that is not installed is skipped with
+# a message by `arrays`, and is an error for its own target.
+ARRAYS_PYTHON ?= /usr/bin/python3
+ARRAYS_RANDOM ?= 60
+ARRAYS_SEED ?= 1
+ARRAYS_RUN = $(ARRAYS_PYTHON) tests/arrays/run.py --tool $(B)/tests/arraycase --random-tool $(B)/tests/random \
+             --random $(ARRAYS_RANDOM) --seed $(ARRAYS_SEED) --golden $(wildcard tests/golden/*.test)
+ARRAYS_FORMATS ?= numpy torch octave
+arrays: $(B)/tests/arraycase $(B)/tests/random $(BIN)
+	@for f in $(ARRAYS_FORMATS); do \
+	    if [ $$f = torch ] && ! $(ARRAYS_PYTHON) -c 'import torch' 2>/dev/null; then \
+	        echo "== arrays: python3-torch is not installed: --format torch not run (make test-torch)"; \
+	    elif [ $$f = octave ] && ! command -v octave >/dev/null 2>&1; then \
+	        echo "== arrays: octave is not installed: --format octave not run (make test-octave)"; \
+	    else $(MAKE) --no-print-directory test-$$f || exit 1; fi; \
+	done
+	@MATDIFF="./$(BIN)" ARRAYS_PYTHON=$(ARRAYS_PYTHON) sh tests/arrays_doc.sh docs/arrays.md
+test-numpy test-torch test-octave: test-%: $(B)/tests/arraycase $(B)/tests/random $(BIN)
+	@echo "== arrays $*"; $(ARRAYS_RUN) --format $*
+$(B)/tests/arraycase: tests/arrays/arraycase.c $(B)/libmatdiff.a | $(B)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(LDLIBS)
 
 property: $(B)/tests/property
 	@$(VALGRIND) $(B)/tests/property 300
@@ -154,6 +181,7 @@ $(B)/tests/random: tests/random.c $(B)/libmatdiff.a | $(B)
 
 asan:
 	$(MAKE) B=build-asan BIN=build-asan/matdiff CC=$(CC) RANDOM_CI=400 INDEP_N=50 \
+	    ARRAYS_FORMATS=numpy ARRAYS_RANDOM=20 \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 
@@ -182,6 +210,7 @@ docs: $(BIN)
 	python3 docs/gen.py docs/src/matdiff.1.in docs/matdiff.1 man
 	python3 docs/gen.py docs/src/derivations.md.in docs/derivations.md
 	python3 docs/gen.py docs/src/codegen.md.in docs/codegen.md
+	python3 docs/gen.py docs/src/arrays.md.in docs/arrays.md
 
 # Installation: the binary, the man page (its FILES section pointing at the
 # installed docs) and the docs, with GNU's PREFIX and DESTDIR conventions.
@@ -189,7 +218,8 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/matdiff
-DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/developer.md
+DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/arrays.md \
+           docs/developer.md
 INSTALL ?= install
 
 install: $(BIN)

@@ -53,6 +53,8 @@ typedef struct md_fn_info {
     const char *latex;       /* LaTeX head (MD_LX_CALL) */
     md_lstyle lstyle;
     const char *c;           /* emitted C: a printf format, %1$s the argument */
+    const char *arr[3];      /* the same for NumPy, PyTorch and Octave/MATLAB
+                                (md_array_lang order, src/4_emit/emit_array.c) */
     long double (*eval)(long double x);       /* NaN or inf outside the domain */
     md_domain domain;
     const char *at0, *at1;                     /* f(0), f(1) when rational, else NULL */
@@ -87,7 +89,7 @@ const md_op_info *md_op_by_name(const char *name);
 md_domain md_kind_domain(md_kind kind);
 
 /* The derivative rules the table points to (src/2_core/diff.c). */
-#define MD_FN(ID, name, unicode, latex, lstyle, c, eval, domain, at0, at1, fold, flags) \
+#define MD_FN(ID, name, unicode, latex, lstyle, c, py, pt, m, eval, domain, at0, at1, fold, flags) \
     md_expr *md_fprime_##ID(md_ctx *ctx, md_expr *e);
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"

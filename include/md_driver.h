@@ -26,7 +26,16 @@
 /* Exit statuses. */
 enum { MD_EXIT_OK = 0, MD_EXIT_INPUT = 1, MD_EXIT_USAGE = 2, MD_EXIT_INTERNAL = 3, MD_EXIT_CHECK = 4 };
 
-typedef enum md_format { MD_FORMAT_TEXT, MD_FORMAT_LATEX, MD_FORMAT_C } md_format;
+typedef enum md_format {
+    MD_FORMAT_TEXT, MD_FORMAT_LATEX, MD_FORMAT_C,
+    MD_FORMAT_NUMPY, MD_FORMAT_TORCH, MD_FORMAT_OCTAVE   /* array code (md_emit_array) */
+} md_format;
+
+/* Is the format one of the array targets? */
+static inline int md_format_is_array(md_format f)
+{
+    return f == MD_FORMAT_NUMPY || f == MD_FORMAT_TORCH || f == MD_FORMAT_OCTAVE;
+}
 
 typedef struct md_request {
     const char *const *wrt;  /* --wrt names; nwrt == 0: every variable */
@@ -42,6 +51,7 @@ typedef struct md_request {
     int header;              /* --header (C) */
     md_emit_opts emit;       /* --name, --layout, --no-blas */
     const char *sizes;       /* --size n=1000,p=50 (C) */
+    int self_test;           /* --self-test (numpy, torch): also check_NAME */
 } md_request;
 
 /* The defaults of the command line: text, seed 1, C function "f" with BLAS. */

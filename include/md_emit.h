@@ -136,4 +136,37 @@ int md_emit_header(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o,
    these names. */
 char **md_emit_dim_fields(md_ctx *ctx, int n, const int *wrt, const md_emit_opts *o);
 
+/*
+ * Array code (src/4_emit/emit_array.c, docs/arrays.md): a NumPy or
+ * PyTorch module defining NAME, or an Octave/MATLAB function file
+ *
+ *     def NAME(<inputs>, <callbacks>): ... return value, d_X, ...
+ *     function [f, d_X, ...] = NAME(<inputs>, <callbacks>)
+ *
+ * the inputs ctx->syms[0..nsyms) in order (as the C interface), then one
+ * callback per generic function (h(x, k): its k-th derivative, entrywise);
+ * it returns roots[0..nroots) (the value, then the derivatives) named
+ * rootnames[i].  Vectors are 1-D in Python and columns in Octave.
+ */
+typedef enum md_array_lang { MD_ARRAY_NUMPY, MD_ARRAY_TORCH, MD_ARRAY_OCTAVE } md_array_lang;
+typedef struct md_array_emit {
+    md_array_lang lang;
+    const char *name;            /* the function's name (default f) */
+    int nsyms;                   /* the program's variables */
+    int nroots;
+    md_expr *const *roots;       /* the value, then the derivatives */
+    const char *const *rootnames;
+    int nwrt;                    /* the variables differentiated by */
+    const int *wrt;
+    const char *ftext;           /* the function as written, for the doc comment */
+    const char *what;            /* "gradient", "derivative", "gradient and Hessian" */
+    int gradient;                /* f is scalar: roots[1..nwrt] are its gradients */
+    int second;                  /* Hessian blocks follow the gradients */
+    int self_test;               /* --self-test: also check_NAME (Python) */
+} md_array_emit;
+
+/* Returns 0, -1 after a message for a construct it cannot write, -2 for
+   an unusable name (a usage error). */
+int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err);
+
 #endif

@@ -75,7 +75,7 @@ typedef enum md_kind {
    (MD_FN_SIN, ...), whose table md_fns (md_builtins.h) says everything
    about them; then the declared generic functions. */
 typedef enum md_fn {
-#define MD_FN(ID, name, unicode, latex, lstyle, c, eval, domain, at0, at1, fold, flags) MD_FN_##ID,
+#define MD_FN(ID, name, unicode, latex, lstyle, c, py, pt, m, eval, domain, at0, at1, fold, flags) MD_FN_##ID,
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"
 #undef MD_FN

@@ -7,7 +7,8 @@
 # (logistic regression, a 2-layer MLP) and for the Jacobian of an L-layer
 # tanh chain by its input.  Last, the emitted C code (f and gradients,
 # Hessian-vector products) against hand-written CBLAS and LAPACK (best of
-# BENCH_R runs, see below).
+# BENCH_R runs, see below); the emitted NumPy code for seed 003 against
+# hand-written NumPy and PyTorch autograd.
 set -eu
 M=${MATDIFF:-./matdiff}
 RUNS=${RUNS:-20}
@@ -174,4 +175,18 @@ if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] |
     OPENBLAS_NUM_THREADS=1 "$tmp/bench_c5" 4000 500 500 300 100 "$BR" 50
 else
     echo "C code benchmark skipped: no cblas.h (apt-get install libopenblas-dev)"
+fi
+
+# The emitted NumPy code for seed 003 (--format numpy) against a
+# hand-written NumPy closed form with the best bracketing, and PyTorch
+# autograd where python3-torch is installed (tests/bench/bench_numpy.py).
+PY=${ARRAYS_PYTHON:-/usr/bin/python3}
+echo
+if "$PY" -c 'import numpy' 2>/dev/null; then
+    N=${BENCH_N:-1000} D=${BENCH_D:-50}
+    echo "emitted NumPy against hand-written NumPy, n = p = q = $N, d = $D, one BLAS thread, best of ${BENCH_R:-20}"
+    $M --format numpy -w U,V "scalar lambda; matrix Y(n, q), X(n, p), U(p, d), V(q, d); norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2" > "$tmp/seed003_np.py"
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$PY" tests/bench/bench_numpy.py "$tmp/seed003_np.py" "$N" "$D" "${BENCH_R:-20}"
+else
+    echo "NumPy benchmark skipped: no numpy for $PY (apt-get install python3-numpy)"
 fi

@@ -60,7 +60,7 @@ static int md_fold_sqrt(mpq_t out, const mpq_t x)
 
 /* ---- the table ------------------------------------------------------------ */
 
-#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, at0, at1, fold, flags) \
+#define MD_FN(ID, name, unicode, latex, lstyle, c, py, pt, m, ev, domain, at0, at1, fold, flags) \
     static long double md_eval_##ID(long double x) { return (ev); }
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"
@@ -68,8 +68,8 @@ static int md_fold_sqrt(mpq_t out, const mpq_t x)
 #undef MD_OP
 
 const md_fn_info md_fns[MD_NFNS] = {
-#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, at0, at1, fold, flags) \
-    [MD_FN_##ID] = {name, unicode, latex, lstyle, c, md_eval_##ID, domain, at0, at1, md_fold_##fold, flags, \
+#define MD_FN(ID, name, unicode, latex, lstyle, c, py, pt, m, ev, domain, at0, at1, fold, flags) \
+    [MD_FN_##ID] = {name, unicode, latex, lstyle, c, {py, pt, m}, md_eval_##ID, domain, at0, at1, md_fold_##fold, flags, \
                     md_fprime_##ID},
 #define MD_OP(KIND, name, latex, arity, shape, domain)
 #include "md_builtins.def"
@@ -77,11 +77,11 @@ const md_fn_info md_fns[MD_NFNS] = {
 #undef MD_OP
     /* generic functions have their own rules everywhere; this entry only
        keeps the table total */
-    [MD_FN_GENERIC] = {"<generic>", "<generic>", "", MD_LX_CALL, "", NULL, MD_DOM_ANY, NULL, NULL, md_fold_none, 0, NULL},
+    [MD_FN_GENERIC] = {"<generic>", "<generic>", "", MD_LX_CALL, "", {"", "", ""}, NULL, MD_DOM_ANY, NULL, NULL, md_fold_none, 0, NULL},
 };
 
 const md_op_info md_ops[] = {
-#define MD_FN(ID, name, unicode, latex, lstyle, c, ev, domain, at0, at1, fold, flags)
+#define MD_FN(ID, name, unicode, latex, lstyle, c, py, pt, m, ev, domain, at0, at1, fold, flags)
 #define MD_OP(KIND, name, latex, arity, shape, domain) {MD_##KIND, name, latex, arity, shape, domain},
 #include "md_builtins.def"
 #undef MD_FN

@@ -731,6 +731,73 @@ static int run_c_map(md_runstate *r)
     return rc;
 }
 
+/*
+ * --format numpy, torch, octave: the value and the derivatives as array
+ * code (md_emit_array).  With --order 2 the function returns the value,
+ * the gradients and then the Hessian blocks (d2f/dvec(X)dvec(Y)', every
+ * pair of --wrt variables), so the gradients are derived here too.
+ * --check checks the text form of the same derivatives, as for C.
+ */
+static int run_array(md_runstate *r)
+{
+    md_ctx *ctx = r->ctx;
+    const md_request *rq = r->rq;
+    int nroots = 1 + r->nv + (r->kind == MD_DER_HESSIAN ? r->nres : 0);
+    md_expr **roots = md_xcalloc((size_t)nroots + 1, sizeof *roots);
+    const char **names = md_xcalloc((size_t)nroots + 1, sizeof *names);
+    char **own = md_xcalloc((size_t)nroots + 1, sizeof *own);
+    roots[0] = r->typed.f;
+    names[0] = rq->format == MD_FORMAT_OCTAVE ? "f" : "value";
+    for (int i = 0; i < r->nv; i++) {
+        roots[1 + i] = r->kind == MD_DER_HESSIAN ? md_gradient(ctx, r->typed.f, r->wrt[i]) : r->grads[i];
+        md_buf b = {0};
+        md_buf_printf(&b, "d_%s", ctx->syms[r->wrt[i]].name);
+        own[1 + i] = md_buf_take(&b);
+        names[1 + i] = own[1 + i];
+    }
+    if (r->kind == MD_DER_HESSIAN)
+        for (int i = 0; i < r->nres; i++) {
+            roots[1 + r->nv + i] = r->grads[i];
+            md_buf b = {0};
+            md_buf_printf(&b, "H_%s_%s", ctx->syms[r->wrt[i / r->nv]].name, ctx->syms[r->wrt[i % r->nv]].name);
+            own[1 + r->nv + i] = md_buf_take(&b);
+            names[1 + r->nv + i] = own[1 + r->nv + i];
+        }
+    md_array_emit a = {
+        .lang = rq->format == MD_FORMAT_TORCH ? MD_ARRAY_TORCH : rq->format == MD_FORMAT_OCTAVE ? MD_ARRAY_OCTAVE
+                                                                                               : MD_ARRAY_NUMPY,
+        .name = rq->emit.name,
+        .nsyms = r->nsyms_prog,
+        .nroots = nroots,
+        .roots = roots,
+        .rootnames = names,
+        .nwrt = r->nv,
+        .wrt = r->wrt,
+        .ftext = r->typed.ftext,
+        .what = r->kind == MD_DER_GRADIENT ? "gradient" : r->kind == MD_DER_JACOBIAN ? "derivative (Jacobian)"
+                                                                                   : "gradient and Hessian",
+        .gradient = r->kind != MD_DER_JACOBIAN,
+        .second = r->kind == MD_DER_HESSIAN,
+        .self_test = rq->self_test,
+    };
+    md_buf code = {0};
+    int erc = md_emit_array(ctx, &a, &code, r->err);
+    int rc = erc == -2 ? MD_EXIT_USAGE : erc ? MD_EXIT_INPUT : 0;
+    if (!rc && rq->check) {
+        md_buf lines = {0};
+        rc = check_text_form(r, rq->format == MD_FORMAT_OCTAVE ? "%" : "#", &lines);
+        if (rc != MD_EXIT_INTERNAL) md_buf_puts(&code, lines.s ? lines.s : "");
+        md_buf_free(&lines);
+    }
+    if (rc != MD_EXIT_INTERNAL && !erc) md_buf_puts(r->out, code.s ? code.s : "");
+    md_buf_free(&code);
+    for (int i = 0; i < nroots; i++) free(own[i]);
+    free(own);
+    free(names);
+    free(roots);
+    return rc;
+}
+
 /* --format latex: the gradients in an align* environment. */
 static int run_latex(md_runstate *r)
 {
@@ -987,7 +1054,8 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
     md_source_init(&r.src, name, text, len);
     r.src.err = r.err;
     r.ctx = md_ctx_new();
-    r.ctx->no_factor = rq->format == MD_FORMAT_C;   /* see md_ctx: factoring can make C slower */
+    /* see md_ctx: factoring can make C (and array code) slower */
+    r.ctx->no_factor = rq->format == MD_FORMAT_C || md_format_is_array(rq->format);
     int rc;
     r.prog = md_parse(&r.src);
     if (!r.prog || md_typecheck(r.prog, r.ctx, &r.typed)) {
@@ -1081,6 +1149,7 @@ int md_run(const md_request *rq, const char *name, const char *text, size_t len,
     if ((rc = derive(&r))) goto done;
     if (rq->steps) rc = run_steps(&r);
     else if (rq->format == MD_FORMAT_C) rc = run_c(&r);
+    else if (md_format_is_array(rq->format)) rc = run_array(&r);
     else if (rq->format == MD_FORMAT_LATEX) rc = run_latex(&r);
     else rc = run_text(&r);
 done:

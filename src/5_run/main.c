@@ -53,8 +53,9 @@ static const char md_usage[] =
     "                            when the worst relative error exceeds 1e-6 or nothing\n"
     "                            could be verified (the line then says 'inconclusive')\n"
     "      --seed N              random seed for --check (default 1)\n"
-    "      --format FORMAT       text (default: a program matdiff reads back), latex, or c\n"
-    "                            (\\frac{\\partial f}{\\partial X} = ... in an align* environment)\n"
+    "      --format FORMAT       text (default: a program matdiff reads back), latex\n"
+    "                            (\\frac{\\partial f}{\\partial X} = ... in an align* environment),\n"
+    "                            c, numpy, torch or octave (code; see below)\n"
     "      --standalone          with --format latex: a complete document for pdflatex\n"
     "                            (amsmath and amssymb only)\n"
     "      --transpose top|T     LaTeX transposes as ^\\top (default) or ^T\n"
@@ -69,6 +70,11 @@ static const char md_usage[] =
     "      --layout col|row      matrices column-major (default) or row-major\n"
     "      --no-blas             plain loops instead of CBLAS and LAPACK calls (no dependency)\n"
     "      --size n=1000,p=50    known sizes: one plan for them instead of one per size regime\n"
+    "  With --format numpy, torch or octave (a Python module or an Octave/MATLAB function\n"
+    "  file returning the value and the derivatives; docs/arrays.md):\n"
+    "      --name NAME           the function's name (default f)\n"
+    "      --self-test           numpy, torch: also check_NAME(*args), which compares the\n"
+    "                            gradients with central finite differences\n"
     "  -s, --simplify            print the function itself, simplified, instead of a gradient\n"
     "                            (any shape; the output is again a valid program)\n"
     "  -h, --help                show this help and exit\n"
@@ -289,6 +295,7 @@ int main(int argc, char **argv)
         {"name", required_argument, NULL, 'N'},  {"header", no_argument, NULL, 'E'},
         {"layout", required_argument, NULL, 'Y'}, {"no-blas", no_argument, NULL, 'B'},
         {"size", required_argument, NULL, 'Z'},  {"order", required_argument, NULL, 'O'},
+        {"self-test", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     md_opts o = {0};
@@ -339,14 +346,18 @@ int main(int argc, char **argv)
             if (!strcmp(optarg, "latex")) o.rq.format = MD_FORMAT_LATEX;
             else if (!strcmp(optarg, "c")) o.rq.format = MD_FORMAT_C;
             else if (!strcmp(optarg, "text")) o.rq.format = MD_FORMAT_TEXT;
+            else if (!strcmp(optarg, "numpy")) o.rq.format = MD_FORMAT_NUMPY;
+            else if (!strcmp(optarg, "torch")) o.rq.format = MD_FORMAT_TORCH;
+            else if (!strcmp(optarg, "octave")) o.rq.format = MD_FORMAT_OCTAVE;
             else {
-                usage_error("--format: '%s' is not a format (text, latex, c)", optarg);
+                usage_error("--format: '%s' is not a format (text, latex, c, numpy, torch, octave)", optarg);
                 rc = MD_EXIT_USAGE;
                 goto out;
             }
             break;
         case 'L': o.rq.standalone = 1; break;
         case 'N': o.rq.emit.name = optarg; break;
+        case 'K': o.rq.self_test = 1; break;
         case 'E': o.rq.header = 1; break;
         case 'Y':
             if (!strcmp(optarg, "row")) o.rq.emit.row_major = 1;
@@ -464,13 +475,24 @@ int main(int argc, char **argv)
         rc = MD_EXIT_USAGE;
         goto out;
     }
-    if ((o.rq.header || o.rq.emit.row_major || !o.rq.emit.blas || o.rq.sizes || strcmp(o.rq.emit.name, "f")) && o.rq.format != MD_FORMAT_C) {
-        usage_error("%s", "--name, --header, --layout, --no-blas and --size go with --format c");
+    int code = o.rq.format == MD_FORMAT_C || md_format_is_array(o.rq.format);
+    if (strcmp(o.rq.emit.name, "f") && !code) {
+        usage_error("%s", "--name goes with --format c, numpy, torch or octave");
         rc = MD_EXIT_USAGE;
         goto out;
     }
-    if (o.rq.format == MD_FORMAT_C && (o.rq.steps || o.rq.simplify)) {
-        usage_error("%s", "--format c emits the function and its gradients: no --steps or --simplify");
+    if ((o.rq.header || o.rq.emit.row_major || !o.rq.emit.blas || o.rq.sizes) && o.rq.format != MD_FORMAT_C) {
+        usage_error("%s", "--header, --layout, --no-blas and --size go with --format c");
+        rc = MD_EXIT_USAGE;
+        goto out;
+    }
+    if (o.rq.self_test && o.rq.format != MD_FORMAT_NUMPY && o.rq.format != MD_FORMAT_TORCH) {
+        usage_error("%s", "--self-test adds check_NAME to the Python code: use it with --format numpy or torch");
+        rc = MD_EXIT_USAGE;
+        goto out;
+    }
+    if (code && (o.rq.steps || o.rq.simplify)) {
+        usage_error("%s", "--format c, numpy, torch and octave emit the function and its derivatives: no --steps or --simplify");
         rc = MD_EXIT_USAGE;
         goto out;
     }
