@@ -301,12 +301,18 @@ static int em_traceable(const emitter *E, const md_expr *e)
 static int em_accum_pair(const emitter *E, const md_expr *a)
 {
     int L = 0, solve = 0;
+    const md_expr *m[2] = {NULL, NULL};
     for (int j = 0; j < a->nargs; j++)
         if (!md_is_scalar(a->args[j])) {
+            if (L < 2) m[L] = a->args[j];
             L++;
             solve |= E->nd[a->args[j]->id].mode == EM_SOLVE || E->nd[a->args[j]->id].mode == EM_APPLIED;
         }
-    return L == 2 && !solve && !em_sym_product(a);   /* md_wsyrk has no beta */
+    /* nor a Gram product W*W' or W'*W: dsyrk does half the work of the
+       dgemm that accumulating would take (the Gaussian's c*inv(S) - W*W') */
+    int gram = L == 2 && ((em_kind(E, m[1]) == MD_TRANS && em_arg(E, m[1], 0) == m[0]) ||
+                          (em_kind(E, m[0]) == MD_TRANS && em_arg(E, m[0], 0) == m[1]));
+    return L == 2 && !solve && !gram && !em_sym_product(a);   /* md_wsyrk has no beta */
 }
 
 /* Scans the graph: kinds we cannot emit, uses, modes, generic callbacks. */
@@ -777,7 +783,8 @@ void em_values(emitter *E)
                 md_kind kd = em_kind(E, e);
                 int accum = 0;   /* products read after the sum's loop wrote: never in place */
                 for (int i = 0; i < em_nargs(E, e); i++) accum |= E->nd[em_arg(E, e, i)->id].mode == EM_ACCUM;
-                if ((kd == MD_ADD || kd == MD_HAD || kd == MD_POW || kd == MD_FUNC) && !accum) {
+                if ((kd == MD_ADD || kd == MD_HAD || kd == MD_POW || kd == MD_FUNC ||
+                     (kd == MD_MUL && em_elementwise(E, e))) && !accum) {
                     md_expr *rd[32];
                     int nr = 0;
                     for (int i = 0; i < em_nargs(E, e); i++) em_el_reads(E, em_arg(E, e, i), rd, &nr, 32);
