@@ -1300,6 +1300,32 @@ static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **
     return worst;
 }
 
+/* Writes code (f.c), hdr (f.h) and the driver w (main.c, freed) into a
+   directory of the run's own (its name, prefixed by kind, into dir),
+   compiles them with the project's warnings and runs the program (out.txt,
+   build.log, run.log there).  With several plans (sizes known only at run
+   time), the seed forces one of them, whatever the sizes pick, so that
+   every plan is run.  Returns system()'s status. */
+static int build_and_run(const topts *o, char kind, const char *code, const char *hdr, md_buf *w, int blas,
+                         char *dir, size_t dirlen)
+{
+    char path[600], cmd[2048];
+    snprintf(dir, dirlen, "%s/%c%d", o->tmpdir, kind, (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/f.c", dir);
+    write_file(path, code);
+    snprintf(path, sizeof path, "%s/f.h", dir);
+    write_file(path, hdr);
+    snprintf(path, sizeof path, "%s/main.c", dir);
+    write_file(path, w->s);
+    md_buf_free(w);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -DMD_FORCE_PLAN=%u -o prog f.c main.c -lm %s "
+             "> build.log 2>&1 && ./prog > out.txt 2> run.log",
+             dir, (unsigned)(o->seed % 6u), blas ? "-lopenblas" : "");
+    return system(cmd);
+}
+
 /* --format c of text (blas or --no-blas): the file and the header, each
    with its exit status and messages. */
 static void emit_c(const char *text, int blas, int *rc, char **code, char **err, int *rc2, char **hdr, char **err2)
@@ -1351,22 +1377,7 @@ static void check_c(result *res, input *in, const char *text, const topts *o, in
     write_call(&w, ctx, &cd[1], 1);
     md_buf_puts(&w, "    return 0;\n}\n");
     char dir[512], path[600], cmd[2048];
-    snprintf(dir, sizeof dir, "%s/c%d", o->tmpdir, (int)getpid());
-    mkdir(dir, 0700);
-    snprintf(path, sizeof path, "%s/f.c", dir);
-    write_file(path, code);
-    snprintf(path, sizeof path, "%s/f.h", dir);
-    write_file(path, hdr);
-    snprintf(path, sizeof path, "%s/main.c", dir);
-    write_file(path, w.s);
-    md_buf_free(&w);
-    /* with several plans (sizes known only at run time), the seed forces
-       one of them, whatever the sizes pick, so that every plan is run */
-    snprintf(cmd, sizeof cmd,
-             "cd %s && cc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -DMD_FORCE_PLAN=%u -o prog f.c main.c -lm %s "
-             "> build.log 2>&1 && ./prog > out.txt 2> run.log",
-             dir, (unsigned)(o->seed % 6u), blas ? "-lopenblas" : "");
-    int src = system(cmd);
+    int src = build_and_run(o, 'c', code, hdr, &w, blas, dir, sizeof dir);
     if (src != 0) {
         char log[4000] = "";
         snprintf(path, sizeof path, "%s/build.log", dir);
@@ -1521,20 +1532,7 @@ static void check_c_map(result *res, input *in, const char *text, const topts *o
                       "        printf(\"%%.17g\\n\", t);\n    }\n", N, M, M, u);
     md_buf_puts(&w, "    free(work);\n    free(jw);\n    return 0;\n}\n");
     char dir_[512], path[600], cmd[2048];
-    snprintf(dir_, sizeof dir_, "%s/m%d", o->tmpdir, (int)getpid());
-    mkdir(dir_, 0700);
-    snprintf(path, sizeof path, "%s/f.c", dir_);
-    write_file(path, code);
-    snprintf(path, sizeof path, "%s/f.h", dir_);
-    write_file(path, hdr);
-    snprintf(path, sizeof path, "%s/main.c", dir_);
-    write_file(path, w.s);
-    md_buf_free(&w);
-    snprintf(cmd, sizeof cmd,
-             "cd %s && cc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -DMD_FORCE_PLAN=%u -o prog f.c main.c -lm %s "
-             "> build.log 2>&1 && ./prog > out.txt 2> run.log",
-             dir_, (unsigned)(o->seed % 6u), blas ? "-lopenblas" : "");
-    if (system(cmd) != 0) {
+    if (build_and_run(o, 'm', code, hdr, &w, blas, dir_, sizeof dir_) != 0) {
         set(res, R_FAIL, "c-build", "the emitted C of a non-scalar function (%s) does not compile or run (see %s)",
             blas ? "blas" : "loops", dir_);
         goto out;   /* the directory is kept for the report */

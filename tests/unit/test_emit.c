@@ -766,6 +766,22 @@ END_TEST
    int), arrays whose element count overflows long, and a workspace
    whose size in bytes would wrap size_t.  Under the sanitizers when the
    compiler has them, both backends. */
+/* Compiles f.c, f.h and main.c of the temporary directory (made and
+   filled by the caller) under flags, runs the program, asserts that it
+   succeeded, and removes the directory. */
+static void huge_run(const char *flags, int blas, const char *what)
+{
+    md_buf cmd = {0};
+    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog", flags,
+                  tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+    char *out = NULL;
+    int st = run(cmd.s, &out);
+    ck_assert_msg(st == 0, "%s (%s): exit %d:\n%s", what, blas ? "CBLAS" : "loops", st, out);
+    free(out);
+    remove_tmpdir();
+    md_buf_free(&cmd);
+}
+
 START_TEST(huge_sizes)
 {
     const char *flags = "cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
@@ -775,7 +791,7 @@ START_TEST(huge_sizes)
                      "norm2(Y - X*U*V')^2 + lambda*norm2(U*V')^2 + logdet(U'*U)");
     for (int blas = 0; blas <= have_blas(); blas++) {
         md_emit_opts o = {"f", 0, blas, NULL, NULL, NULL};
-        md_buf code = {0}, hdr = {0}, cmd = {0};
+        md_buf code = {0}, hdr = {0};
         ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
         ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
         make_tmpdir();
@@ -799,16 +815,9 @@ START_TEST(huge_sizes)
                    "    if (bad(1L << 40, 1L << 40, 1L << 40, 1L << 40)) return 15;\n"
                    "    if (bad(2000000000L, 3, 3, 2000000000L)) return 16;\n"
                    "    puts(\"ok\");\n    return 0;\n}\n");
-        md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog", flags,
-                      tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
-        char *out = NULL;
-        int st = run(cmd.s, &out);
-        ck_assert_msg(st == 0, "huge sizes (%s): exit %d:\n%s", blas ? "CBLAS" : "loops", st, out);
-        free(out);
-        remove_tmpdir();
+        huge_run(flags, blas, "huge sizes");
         md_buf_free(&code);
         md_buf_free(&hdr);
-        md_buf_free(&cmd);
     }
     eunload(p);
     /* product dimensions (n*p) overflow long before they overflow the
@@ -819,7 +828,7 @@ START_TEST(huge_sizes)
     md_expr *g[2] = {md_gradient(t->ctx, t->typed.f, wrt[0]), md_gradient(t->ctx, t->typed.f, wrt[1])};
     for (int blas = 0; blas <= have_blas(); blas++) {
         md_emit_opts o = {"f", blas, blas, NULL, NULL, NULL};   /* row-major with CBLAS */
-        md_buf code = {0}, hdr = {0}, cmd = {0};
+        md_buf code = {0}, hdr = {0};
         ck_assert_int_eq(md_emit_c(t->ctx, t->typed.f, 2, wrt, g, &o, &code, stderr), 0);
         ck_assert_int_eq(md_emit_header(t->ctx, 2, wrt, &o, &hdr, stderr), 0);
         make_tmpdir();
@@ -840,16 +849,9 @@ START_TEST(huge_sizes)
                    "    if (bad(1L << 30, 1L << 30, 1L << 30, 1L << 30)) return 12;\n"
                    "    if (bad(3, 0, 3, 3)) return 13;\n"
                    "    puts(\"ok\");\n    return 0;\n}\n");
-        md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog", flags,
-                      tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
-        char *out = NULL;
-        int st = run(cmd.s, &out);
-        ck_assert_msg(st == 0, "huge sizes of kron (%s): exit %d:\n%s", blas ? "CBLAS" : "loops", st, out);
-        free(out);
-        remove_tmpdir();
+        huge_run(flags, blas, "huge sizes of kron");
         md_buf_free(&code);
         md_buf_free(&hdr);
-        md_buf_free(&cmd);
     }
     unload(t);
 }
