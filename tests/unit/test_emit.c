@@ -766,20 +766,26 @@ END_TEST
    int), arrays whose element count overflows long, and a workspace
    whose size in bytes would wrap size_t.  Under the sanitizers when the
    compiler has them, both backends. */
-/* Compiles f.c, f.h and main.c of the temporary directory (made and
-   filled by the caller) under flags, runs the program, asserts that it
-   succeeded, and removes the directory. */
-static void huge_run(const char *flags, int blas, const char *what)
+/* Writes code (f.c), hdr (f.h) and drv (main.c) into a new temporary
+   directory, compiles them under flags with the project's warnings
+   (-Werror), runs the program and asserts that it succeeded (text and
+   what name the case).  Returns its output (malloc'd); the caller removes
+   the directory (remove_tmpdir). */
+static char *build_run(const char *code, const char *hdr, const char *drv, const char *flags, int blas,
+                       const char *text, const char *what)
 {
+    make_tmpdir();
+    write_file("f.c", code);
+    write_file("f.h", hdr);
+    write_file("main.c", drv);
     md_buf cmd = {0};
-    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog", flags,
-                  tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
+    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog",
+                  flags, tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
     char *out = NULL;
     int st = run(cmd.s, &out);
-    ck_assert_msg(st == 0, "%s (%s): exit %d:\n%s", what, blas ? "CBLAS" : "loops", st, out);
-    free(out);
-    remove_tmpdir();
+    ck_assert_msg(st == 0, "%s (%s, %s): exit %d:\n%.2000s", text, what, flags, st, out);
     md_buf_free(&cmd);
+    return out;
 }
 
 START_TEST(huge_sizes)
@@ -794,10 +800,7 @@ START_TEST(huge_sizes)
         md_buf code = {0}, hdr = {0};
         ck_assert_int_eq(md_emit_c(p->ctx, p->f, p->n, p->wrt, p->grads, &o, &code, stderr), 0);
         ck_assert_int_eq(md_emit_header(p->ctx, p->n, p->wrt, &o, &hdr, stderr), 0);
-        make_tmpdir();
-        write_file("f.c", code.s);
-        write_file("f.h", hdr.s);
-        write_file("main.c",
+        const char *mainc =
                    "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include \"f.h\"\n"
                    "static int bad(long n, long q, long p, long d)\n{\n"
                    "    f_dims dm = {n, q, p, d};\n"
@@ -814,8 +817,9 @@ START_TEST(huge_sizes)
                    "    if (bad(2147483647L, 2147483647L, 3, 2)) return 14;\n"
                    "    if (bad(1L << 40, 1L << 40, 1L << 40, 1L << 40)) return 15;\n"
                    "    if (bad(2000000000L, 3, 3, 2000000000L)) return 16;\n"
-                   "    puts(\"ok\");\n    return 0;\n}\n");
-        huge_run(flags, blas, "huge sizes");
+                   "    puts(\"ok\");\n    return 0;\n}\n";
+        free(build_run(code.s, hdr.s, mainc, flags, blas, "seed 003", "huge sizes"));
+        remove_tmpdir();
         md_buf_free(&code);
         md_buf_free(&hdr);
     }
@@ -831,10 +835,7 @@ START_TEST(huge_sizes)
         md_buf code = {0}, hdr = {0};
         ck_assert_int_eq(md_emit_c(t->ctx, t->typed.f, 2, wrt, g, &o, &code, stderr), 0);
         ck_assert_int_eq(md_emit_header(t->ctx, 2, wrt, &o, &hdr, stderr), 0);
-        make_tmpdir();
-        write_file("f.c", code.s);
-        write_file("f.h", hdr.s);
-        write_file("main.c",
+        const char *mainc =
                    "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include \"f.h\"\n"
                    "static int bad(long n, long m, long p, long q)\n{\n"
                    "    f_dims dm = {n, m, p, q};\n"
@@ -848,8 +849,9 @@ START_TEST(huge_sizes)
                    "    if (bad(2147483647L, 3, 2147483647L, 2)) return 11;\n"
                    "    if (bad(1L << 30, 1L << 30, 1L << 30, 1L << 30)) return 12;\n"
                    "    if (bad(3, 0, 3, 3)) return 13;\n"
-                   "    puts(\"ok\");\n    return 0;\n}\n");
-        huge_run(flags, blas, "huge sizes of kron");
+                   "    puts(\"ok\");\n    return 0;\n}\n";
+        free(build_run(code.s, hdr.s, mainc, flags, blas, "kron", "huge sizes"));
+        remove_tmpdir();
         md_buf_free(&code);
         md_buf_free(&hdr);
     }
@@ -940,7 +942,7 @@ static void run_hvp(const char *text, const char *wrtnames, int blas, int row, c
     md_expr **hb = md_emit_hess_blocks(ctx, p->f, n, p->wrt);   /* as the driver: NULL for a matrix variable */
     if (wrtnames) ck_assert_msg(hb != NULL, "%s by %s: the Hessian's blocks are not emitted", text, wrtnames);
     md_emit_opts o = {"f", row, blas, NULL, hv, hb};
-    md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
+    md_buf code = {0}, hdr = {0}, drv = {0};
     ck_assert_int_eq(md_emit_c(ctx, p->f, n, p->wrt, p->grads, &o, &code, stderr), 0);
     ck_assert_int_eq(md_emit_header(ctx, n, p->wrt, &o, &hdr, stderr), 0);
     int ndims0 = ctx->ndims;   /* the dims fields */
@@ -1037,15 +1039,7 @@ static void run_hvp(const char *text, const char *wrtnames, int blas, int row, c
     md_buf_printf(w, ", H, hw);\n    for (int i = 0; i < %ld; i++) printf(\"%%.17g\\n\", H[i]);\n"
                      "    free(hw);\n", N * N);
     md_buf_puts(w, "    free(work);\n    return 0;\n}\n");
-    make_tmpdir();
-    write_file("f.c", code.s);
-    write_file("f.h", hdr.s);
-    write_file("main.c", drv.s);
-    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog",
-                  flags, tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
-    char *out = NULL;
-    int st = run(cmd.s, &out);
-    ck_assert_msg(st == 0, "%s (hvp, %s): failed:\n%.2000s", text, flags, out);
+    char *out = build_run(code.s, hdr.s, drv.s, flags, blas, text, "hvp");
     const char *q = out;
     for (int s = 0; s < n; s++) {
         const md_mat *m = &want[s];
@@ -1097,7 +1091,6 @@ static void run_hvp(const char *text, const char *wrtnames, int blas, int row, c
     md_buf_free(&code);
     md_buf_free(&hdr);
     md_buf_free(&drv);
-    md_buf_free(&cmd);
     for (int i = 0; i < n; i++) md_mat_free(&want[i]);
     free(want);
     md_env_free(&env);
@@ -1181,7 +1174,7 @@ static void run_map(const char *text, const char *wrtnames, int blas, int row, c
     ck_assert_int_eq(md_eval_many(&env, n + 2, roots, want), 0);
     md_emit_map m = {nprog, dir, u, roots[1], roots + 2};
     md_emit_opts o = {"f", row, blas, NULL, NULL, NULL};
-    md_buf code = {0}, hdr = {0}, drv = {0}, cmd = {0};
+    md_buf code = {0}, hdr = {0}, drv = {0};
     ck_assert_int_eq(md_emit_c_map(ctx, F, n, wrt, &m, &o, 0, &code, stderr), 0);
     ck_assert_int_eq(md_emit_c_map(ctx, F, n, wrt, &m, &o, 1, &hdr, stderr), 0);
     int ndims0 = ctx->ndims;
@@ -1265,15 +1258,7 @@ static void run_map(const char *text, const char *wrtnames, int blas, int row, c
     }
     print_arr(w, "J", M * N);
     md_buf_puts(w, "    free(work);\n    free(jw);\n    return 0;\n}\n");
-    make_tmpdir();
-    write_file("f.c", code.s);
-    write_file("f.h", hdr.s);
-    write_file("main.c", drv.s);
-    md_buf_printf(&cmd, "%s -std=c99 -Wall -Wextra -Wpedantic -Werror -o %s/prog %s/f.c %s/main.c -lm%s && %s/prog",
-                  flags, tmpdir, tmpdir, tmpdir, blas ? " -lopenblas" : "", tmpdir);
-    char *out = NULL;
-    int st = run(cmd.s, &out);
-    ck_assert_msg(st == 0, "%s (map, %s): failed:\n%.2000s", text, flags, out);
+    char *out = build_run(code.s, hdr.s, drv.s, flags, blas, text, "map");
     const char *q = out;
     const char *how = blas ? (row ? "CBLAS, row" : "CBLAS, col") : (row ? "loops, row" : "loops, col");
     double *F0 = read_arr(&q, M), *Jv = read_arr(&q, M), *fd = read_arr(&q, M);
@@ -1312,7 +1297,7 @@ static void run_map(const char *text, const char *wrtnames, int blas, int row, c
     free(Jgot), free(Jwant), free(pf), free(px), free(F0), free(Jv), free(fd), free(wF), free(wJ);
     free(jfull), free(off), free(out);
     remove_tmpdir();
-    md_buf_free(&code), md_buf_free(&hdr), md_buf_free(&drv), md_buf_free(&cmd);
+    md_buf_free(&code), md_buf_free(&hdr), md_buf_free(&drv);
     for (int i = 0; i < n + 2; i++) md_mat_free(&want[i]);
     free(want), free(roots), free(dir), free(wrt);
     md_env_free(&env);
