@@ -1503,8 +1503,20 @@ static void prop_hvp(kase *k, md_expr *f)
             m = fmax(m, fabs(acc));
             scale = fmax(scale, mag);
         }
+        /* a Hessian that is zero (f linear in x along every direction:
+           3*norm2(F*F'*matrix(1)*E'*z) is |1'*E'*z| times a constant) has
+           entries and a product that are rounding noise: the floor is the
+           second-order size the gradient suggests, |G| |v| / |x| */
+        md_mat g = {0};
+        double gs = 0, xs = 0, vs = 0;
+        if (md_eval(&env, G, &g) == 0) {
+            for (long i = 0; i < g.rows * g.cols; i++) gs += g.v[i] * g.v[i];
+            for (long i = 0; i < nb; i++) xs += env.val[s].v[i] * env.val[s].v[i], vs += vv->v[i] * vv->v[i];
+        }
+        md_mat_free(&g);
+        double floor2 = sqrt(gs) * sqrt(vs) / fmax(sqrt(xs), 1e-300);
         /* normwise, against the sizes of the terms summed (cancellation) */
-        if (h.rows * h.cols != na * nb || !(d <= 1e-8 * fmax(m, 1e-3 * scale) + 1e-300) ) {
+        if (h.rows * h.cols != na * nb || !(d <= 1e-8 * fmax(fmax(m, 1e-3 * scale), 1e-6 * floor2) + 1e-300)) {
             if (!(isfinite(d) && isfinite(scale))) {
                 k->t->skip_check++;
             } else {
