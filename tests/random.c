@@ -1300,6 +1300,20 @@ static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **
     return worst;
 }
 
+/* The start of a driver for the emitted C: the includes and the generic
+   functions' callbacks that the header hdr declares. */
+static void driver_includes(md_buf *w, md_ctx *ctx, const char *hdr)
+{
+    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
+    for (int k = 0; k < ctx->nfuncs; k++)
+        for (int m = 0; m <= 4; m++) {
+            char cname[64];
+            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
+            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
+            if (strstr(hdr, cname)) write_generic(w, cname, k, m);
+        }
+}
+
 /* Writes code (f.c), hdr (f.h) and the driver w (main.c, freed) into a
    directory of the run's own (its name, prefixed by kind, into dir),
    compiles them with the project's warnings and runs the program (out.txt,
@@ -1364,14 +1378,7 @@ static void check_c(result *res, input *in, const char *text, const topts *o, in
     cdata_make(&cd[1], in, o->seed + 17);
     if (!cd[0].ok || !cd[1].ok) goto out;
     md_buf w = {0};
-    md_buf_puts(&w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
-    for (int k = 0; k < ctx->nfuncs; k++)
-        for (int m = 0; m <= 4; m++) {
-            char cname[64];
-            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
-            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
-            if (strstr(hdr, cname)) write_generic(&w, cname, k, m);
-        }
+    driver_includes(&w, ctx, hdr);
     md_buf_puts(&w, "int main(void)\n{\n");
     write_call(&w, ctx, &cd[0], 0);
     write_call(&w, ctx, &cd[1], 1);
@@ -1473,14 +1480,7 @@ static void check_c_map(result *res, input *in, const char *text, const topts *o
     long M = want[0].rows * want[0].cols, N = 0;
     for (int s = 0; s < n; s++) N += env.val[s].rows * env.val[s].cols;
     md_buf w = {0};
-    md_buf_puts(&w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
-    for (int k = 0; k < ctx->nfuncs; k++)
-        for (int m = 0; m <= 4; m++) {
-            char cname[64];
-            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
-            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
-            if (strstr(hdr, cname)) write_generic(&w, cname, k, m);
-        }
+    driver_includes(&w, ctx, hdr);
     md_buf_puts(&w, "int main(void)\n{\n    f_dims d = {");
     int nf = 0;
     for (int dd = 1; dd < ctx->ndims; dd++)

@@ -616,11 +616,12 @@ END_TEST
 
 /* ---- sanitizers and clang ---- */
 
-/* A standalone program that runs variant "f" of p on env's data with an
-   exactly sized workspace and prints f. */
-static void write_driver(md_buf *w, const eprog *p, const md_env *env)
+/* The start of a test driver's main.c: the includes, the generic
+   functions' callbacks (f_h, f_h_d1, ...), main's dims d (the first
+   ndims0 dimensions of ctx, product dimensions skipped: they are no
+   fields) and, when h > 0, the step h. */
+static void driver_head(md_buf *w, md_ctx *ctx, const md_env *env, int ndims0, double h)
 {
-    md_ctx *ctx = p->ctx;
     md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
     for (int k = 0; k < ctx->nfuncs; k++)
         for (int m = 0; m <= 3; m++) {
@@ -630,9 +631,20 @@ static void write_driver(md_buf *w, const eprog *p, const md_env *env)
             write_generic(w, cname, k, m);
         }
     md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
-    if (ctx->ndims <= 1) md_buf_puts(w, "0");
-    for (int dd = 1; dd < ctx->ndims; dd++) md_buf_printf(w, "%s%ld", dd > 1 ? ", " : "", env->dimsize[dd]);
+    int nf = 0;
+    for (int dd = 1; dd < ndims0; dd++)
+        if (!md_dim_is_product(ctx, dd)) md_buf_printf(w, "%s%ld", nf++ ? ", " : "", env->dimsize[dd]);
+    if (!nf) md_buf_puts(w, "0");
     md_buf_puts(w, "};\n");
+    if (h > 0) md_buf_printf(w, "    const double h = %g;\n", h);
+}
+
+/* A standalone program that runs variant "f" of p on env's data with an
+   exactly sized workspace and prints f. */
+static void write_driver(md_buf *w, const eprog *p, const md_env *env)
+{
+    md_ctx *ctx = p->ctx;
+    driver_head(w, ctx, env, ctx->ndims, 0);
     for (int s = 0; s < ctx->nsyms; s++) {
         long n = env->val[s].rows * env->val[s].cols;
         md_buf_printf(w, "    double *in%d = malloc(%ld * sizeof(double));\n", s, n);
@@ -870,28 +882,6 @@ static double nrel(const double *got, const double *want, long n)
         m = fmax(m, fabs(want[i]));
     }
     return isnan(d) ? INFINITY : d / (m > 0 ? m : 1e-300);
-}
-
-/* The start of a test driver's main.c: the includes, the generic
-   functions' callbacks (f_h, f_h_d1, ...), main's dims d (the first
-   ndims0 dimensions of ctx, product dimensions skipped: they are no
-   fields) and the step h. */
-static void driver_head(md_buf *w, md_ctx *ctx, const md_env *env, int ndims0, double h)
-{
-    md_buf_puts(w, "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"f.h\"\n");
-    for (int k = 0; k < ctx->nfuncs; k++)
-        for (int m = 0; m <= 3; m++) {
-            char cname[256];
-            if (m) snprintf(cname, sizeof cname, "f_%s_d%d", ctx->funcs[k], m);
-            else snprintf(cname, sizeof cname, "f_%s", ctx->funcs[k]);
-            write_generic(w, cname, k, m);
-        }
-    md_buf_puts(w, "int main(void)\n{\n    f_dims d = {");
-    int nf = 0;
-    for (int dd = 1; dd < ndims0; dd++)
-        if (!md_dim_is_product(ctx, dd)) md_buf_printf(w, "%s%ld", nf++ ? ", " : "", env->dimsize[dd]);
-    if (!nf) md_buf_puts(w, "0");
-    md_buf_printf(w, "};\n    const double h = %g;\n", h);
 }
 
 /*
