@@ -1271,7 +1271,12 @@ static void write_call(md_buf *w, md_ctx *ctx, const cdata *cd, int k)
     for (int s = 0; s < n; s++)
         md_buf_printf(w, "    for (int i = 0; i < %ld; i++) printf(\"%%.17g\\n\", g%d_%d[i]);\n",
                       cd->env.val[s].rows * cd->env.val[s].cols, k, s);
-    md_buf_puts(w, "    free(work);\n    }\n");
+    /* f alone: every gradient pointer NULL (its own plans, emit.c) */
+    md_buf_puts(w, "    printf(\"%.17g\\n\", f(&d");
+    for (int s = 0; s < n; s++)
+        md_buf_printf(w, ", in%d_%d%s", k, s, ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE ? "[0]" : "");
+    for (int s = 0; s < n; s++) md_buf_puts(w, ", NULL");
+    md_buf_puts(w, ", work));\n    free(work);\n    }\n");
 }
 
 /* The worst relative difference of the printed results of data set k
@@ -1281,7 +1286,8 @@ static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **
 {
     double worst = 0;
     *where = "f";
-    for (int k = 0; k <= ctx->nsyms; k++) {
+    for (int j = 0; j <= ctx->nsyms + 1; j++) {
+        int k = j <= ctx->nsyms ? j : 0;   /* last: f alone (write_call) */
         /* normwise: the largest difference against the largest entry */
         double d = 0, m = 1;
         for (long i = 0; i < cd->want[k].rows * cd->want[k].cols; i++) {
@@ -1294,7 +1300,7 @@ static double read_results(FILE *of, md_ctx *ctx, const cdata *cd, const char **
         double e = d / m * (1e-9 / cd->tol[k]);
         if (!(e <= worst)) {
             worst = isnan(e) ? INFINITY : e;
-            *where = k == 0 ? "f" : ctx->syms[k - 1].name;
+            *where = j > ctx->nsyms ? "f alone" : k == 0 ? "f" : ctx->syms[k - 1].name;
         }
     }
     return worst;

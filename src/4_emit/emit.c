@@ -59,7 +59,11 @@
  *    Fortran interface: LAPACKE would allocate), md_lu_det reads the
  *    determinant off the factors, md_lu_solve and md_lu_rsolve apply
  *    inv(A) or inv(A') from the left or the right, md_sm is a product
- *    with an inverse factor as a solve, md_lu_inv forms an inverse.  The
+ *    with an inverse factor as a solve, md_lu_inv forms an inverse;
+ *    md_lu_sym factors a symmetric matrix by Cholesky when it can
+ *    (md_chol_lu rewrites L as pivot-free LU factors, so the rest reads
+ *    them as any LU's) and md_lu_qf computes B'*inv(S)*B from them with
+ *    one triangular solve.  The
  *    pivots live in the double workspace (MD_PIVOTS(n) doubles) and are
  *    read back with memcpy (md_pivot), so no integer lvalue aliases the
  *    caller's doubles;
@@ -158,7 +162,7 @@ static void em_runtime_put(md_buf *out, int h, unsigned flags)
 static void em_helpers(const emitter *E, md_buf *out)
 {
     int blas = E->o->blas;
-    int use_solve = E->use_sm || (E->use_inv && !blas);
+    int use_solve = E->use_sm || E->use_qf || (E->use_inv && !blas);
     int use_pivot = E->use_det || E->use_sm || use_solve;
     const struct {
         int used;
@@ -170,11 +174,14 @@ static void em_helpers(const emitter *E, md_buf *out)
         {E->use_tcopy, EM_RT_TCOPY, EM_RT_TCOPY},
         {E->use_kron, EM_RT_KRON, EM_RT_KRON},
         {E->nlus > 0, EM_RT_LU_LAPACK, EM_RT_LU_LOOPS},
+        {E->use_lusym, EM_RT_CHOL_LU, EM_RT_CHOL_LU},
+        {E->use_lusym, EM_RT_LUSYM_LAPACK, EM_RT_LUSYM_LOOPS},
         {E->nlus && use_pivot, EM_RT_PIVOT_LAPACK, EM_RT_PIVOT_LOOPS},
         {E->use_det, EM_RT_LU_DET, EM_RT_LU_DET},
         {use_solve, EM_RT_SOLVE_LAPACK, EM_RT_SOLVE_LOOPS},
-        {E->use_sm, EM_RT_RSOLVE_LAPACK, EM_RT_RSOLVE_LOOPS},
+        {E->use_sm || E->use_qf, EM_RT_RSOLVE_LAPACK, EM_RT_RSOLVE_LOOPS},
         {E->use_sm, EM_RT_SM, EM_RT_SM},
+        {E->use_qf, EM_RT_QF_BLAS, EM_RT_QF_LOOPS},
         {E->use_inv, EM_RT_INV_LAPACK, EM_RT_INV_LOOPS},
         {E->use_trdot, EM_RT_TRDOT_BLAS, EM_RT_TRDOT_LOOPS},
         {E->use_chain, EM_RT_CHAIN_DP, EM_RT_CHAIN_DP},   /* after #define MD_CHAIN_MAX */
@@ -629,8 +636,11 @@ static void em_call_plan(md_buf *out, const char *pfx, int np, const char *suffi
 
 /* The plans P[0..np) of one public function as static PFX0, PFX1, ...,
    their chooser PFX and their workspace PFX_workspace, then the public
-   function, which runs the plan PFX picks for its dims (em_cost). */
-static void em_plans_text(const emitter *P, int np, md_buf *out)
+   function (run NULL; or static double run(...)), which runs the plan PFX
+   picks for its dims (em_cost).  With P->fonly, the public function runs
+   f alone by those plans (PFX_run, written before) when every output
+   pointer is NULL. */
+static void em_plans_text(const emitter *P, int np, const char *run, md_buf *out)
 {
     const emitter *E = &P[0];
     md_ctx *ctx = E->ctx;
@@ -652,8 +662,15 @@ static void em_plans_text(const emitter *P, int np, md_buf *out)
     for (int i = 0; i < E->n; i++) md_buf_printf(&args, ", %s", E->gname[i]);
     md_buf_puts(&args, ", work");
     (void)ctx;
-    em_proto(E, NULL, out);
+    em_proto(E, run, out);
     md_buf_printf(out, "\n{\n    if (%s_workspace(dims) == SIZE_MAX) return NAN;\n", E->pfx);
+    if (!run && E->fonly) {   /* every output pointer NULL: f alone, by its own plans */
+        md_buf_puts(out, "    if (");
+        for (int i = 0; i < E->n; i++) md_buf_printf(out, "%s!%s", i ? " && " : "", E->gname[i]);
+        md_buf_printf(out, ")\n        return %s_run(dims", E->fonly->pfx);
+        for (int j = 0; j < E->nin; j++) md_buf_printf(out, ", %s", E->pname[em_in(E, j)]);
+        md_buf_puts(out, ", work);\n");
+    }
     em_call_plan(out, E->pfx, np, "", args.s);
     md_buf_puts(out, "}\n\n");
     md_buf_free(&args);
@@ -888,10 +905,33 @@ static emitter em_merge(emitter *const *all, int nall, int np)
         M.use_chain_trace |= A->use_chain_trace, M.use_trdot |= A->use_trdot;
         M.use_tcopy |= A->use_tcopy, M.use_det |= A->use_det, M.use_sm |= A->use_sm;
         M.use_inv |= A->use_inv, M.use_mpow |= A->use_mpow, M.use_maxz |= A->use_maxz;
+        M.use_lusym |= A->use_lusym, M.use_qf |= A->use_qf;
         if (A->nlus > M.nlus) M.nlus = A->nlus;
     }
     M.nplans = np;
     return M;
+}
+
+/* Does f alone deserve plans of its own?  When some plan of f and its
+   gradients forms an inverse (the gradients need it) that no plan of f
+   alone forms: f alone then takes solves, and NAME with every gradient
+   pointer NULL runs those.  Otherwise each plan computes f as a plan of f
+   alone would (costopt brackets f before the gradients) and a NULL
+   gradient skips the rest. */
+static int em_fonly_pays(const emitter *P, int np, const emitter *F, int nf)
+{
+    int pinv = 0, finv = 0;
+    for (int k = 0; k < np; k++) pinv |= P[k].use_inv;
+    for (int k = 0; k < nf; k++) finv |= F[k].use_inv;
+    return pinv && !finv;
+}
+
+/* The static function that runs f alone's plans: PFX_run (malloc'd). */
+static char *em_fonly_name(const emitter *F)
+{
+    md_buf b = {0};
+    md_buf_printf(&b, "%s_run", F->pfx);
+    return md_buf_take(&b);
 }
 
 /* The includes: the C library, and cblas.h when a helper calls it. */
@@ -899,7 +939,8 @@ static void em_includes(const emitter *M, md_buf *out)
 {
     md_buf_puts(out, "#include <limits.h>\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                      "#include <string.h>\n");
-    if (M->o->blas && (M->use_mm || M->use_wsyrk || M->use_sm || M->use_trdot)) md_buf_puts(out, "#include <cblas.h>\n");
+    if (M->o->blas && (M->use_mm || M->use_wsyrk || M->use_sm || M->use_trdot || M->use_qf))
+        md_buf_puts(out, "#include <cblas.h>\n");
     md_buf_putc(out, '\n');
 }
 
@@ -923,13 +964,12 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     /* structure first (diagonals as scalings), then the plans: products
        bracketed by cost, shared sub-products, Gram matrices for norms of
        products -- one plan when every size has a hint, else the few that
-       win for some sizes (costopt.c).  f alone needs no plans of its own:
-       costopt brackets f before the gradients, so each plan computes f
-       as a plan of f alone would, and a NULL gradient skips the rest.
-       With o->hvp, the same for NAME_hvp: f and the blocks of H v */
-    emitter *P = NULL, *Q = NULL, *R = NULL;
-    int np = 0, nq = 0, nr = 0;
-    md_expr **roots = NULL, **hroots = NULL, **rroots = NULL, **blk = NULL;
+       win for some sizes (costopt.c).  f alone has plans of its own only
+       when the gradients' would form an inverse f does not need
+       (em_fonly_pays).  With o->hvp, the same for NAME_hvp: f and the blocks of H v */
+    emitter *P = NULL, *Q = NULL, *R = NULL, *F = NULL;
+    int np = 0, nq = 0, nr = 0, nf = 0;
+    md_expr **roots = NULL, **hroots = NULL, **rroots = NULL, **froots = NULL, **blk = NULL;
     char **bnames = NULL;
     int hvp = o && o->hvp, hess = hvp && o->hess, nb = n * (n + 1) / 2;
     int rc = em_function_plans(ctx, f, n, wrt, grads, o, err, NULL, &P, &np, &roots);
@@ -943,17 +983,31 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
         em_role rs = em_role_hess(ctx, n, (const char *const *)bnames);
         rc = em_function_plans(ctx, f, nb, wrt, blk, o, err, &rs, &R, &nr, &rroots);
     }
+    /* f alone by its own plans when the gradients' form an inverse that f
+       alone would not (it takes solves: inv(S)*Y as a solve, tr(Y'*inv(S)*Y)
+       as a quadratic form) */
+    if (!rc && n > 0) {
+        em_role rf = {"", "md_fplan", "d_", NULL, P[0].nin, P[0].in, 0};
+        rc = em_function_plans(ctx, f, 0, wrt, NULL, o, err, &rf, &F, &nf, &froots);
+        if (!rc && !em_fonly_pays(P, np, F, nf)) {
+            for (int k = 0; k < nf; k++) em_free(&F[k]);
+            nf = 0;
+        }
+    }
     if (rc) goto done;
     rc = -1;
     if (hess) Q[0].hess_expr = 1;
+    if (nf)
+        for (int k = 0; k < np; k++) P[k].fonly = &F[0];
 
     /* assemble: the callbacks and helpers any plan calls (and those they
        call); NAME_hvp calls derivatives of generic functions one order up */
-    int nall = np + nq + nr;
+    int nall = np + nq + nr + nf;
     emitter **all = md_xcalloc((size_t)nall + 1, sizeof *all);
     for (int k = 0; k < np; k++) all[k] = &P[k];
     for (int k = 0; k < nq; k++) all[np + k] = &Q[k];
     for (int k = 0; k < nr; k++) all[np + nq + k] = &R[k];
+    for (int k = 0; k < nf; k++) all[np + nq + nr + k] = &F[k];
     emitter M = em_merge(all, nall, np);
     /* the comment shows f and the gradients as derived (diagonals as
        scalings), not one plan's bracketing */
@@ -965,14 +1019,19 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
     em_helpers(&M, out);
     em_sizes_ok(all, nall, out);
     free(all);
-    if (np == 1 && !hvp) {
+    if (np == 1 && !hvp && !nf) {
         em_function(&P[0], NULL, out);   /* the common case, without indirection */
     } else {
-        em_plans_text(P, np, out);
+        if (nf) {
+            char *run = em_fonly_name(&F[0]);
+            em_plans_text(F, nf, run, out);
+            free(run);
+        }
+        em_plans_text(P, np, NULL, out);
         if (hvp) {
-            em_plans_text(Q, nq, out);
+            em_plans_text(Q, nq, NULL, out);
             if (hess) {
-                em_plans_text(R, nr, out);
+                em_plans_text(R, nr, NULL, out);
                 em_hess_blocks_text(&R[0], n, out);
             } else {
                 em_hess_text(&Q[0], out);
@@ -983,6 +1042,9 @@ int md_emit_c(md_ctx *ctx, md_expr *f, int n, const int *wrt, md_expr **grads, c
         if (hvp)
             md_buf_printf(out, "    size_t md_h = %s_workspace(dims);   /* SIZE_MAX stays the larger */\n"
                                "    if (md_h > md_n) md_n = md_h;\n", Q[0].pfx);
+        if (nf)
+            md_buf_printf(out, "    size_t md_f = %s_workspace(dims);   /* f alone */\n"
+                               "    if (md_f > md_n) md_n = md_f;\n", F[0].pfx);
         md_buf_puts(out, "    return md_n;\n}\n");
     }
     rc = 0;
@@ -990,6 +1052,9 @@ done:
     for (int k = 0; k < np; k++) em_free(&P[k]);
     for (int k = 0; k < nq; k++) em_free(&Q[k]);
     for (int k = 0; k < nr; k++) em_free(&R[k]);
+    for (int k = 0; k < nf; k++) em_free(&F[k]);
+    free(F);
+    free(froots);
     free(P);
     free(Q);
     free(R);
@@ -1149,7 +1214,7 @@ int md_emit_c_map(md_ctx *ctx, md_expr *F, int n, const int *wrt, const md_emit_
             em_helpers(&M, out);
             em_sizes_ok(all, nall, out);
             free(all);
-            for (int k = 0; k < 3; k++) em_plans_text(S[k], ns[k], out);
+            for (int k = 0; k < 3; k++) em_plans_text(S[k], ns[k], NULL, out);
             em_jac_text(&S[0][0], &S[1][0], &S[2][0], F, out);
             md_buf_printf(out, "size_t %s_workspace(const %s_dims *dims)\n{\n    size_t md_n = %s_workspace(dims), md_k;\n",
                           M.name, M.name, S[0][0].pfx);

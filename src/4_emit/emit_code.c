@@ -583,12 +583,53 @@ static void em_add_accum(emitter *E, const md_expr *e)
     md_buf_free(&rhs);
 }
 
+/* v = the quadratic form e (em_node.qf: N = inv(S)*B or B*inv(S),
+   EM_QF): the scalar factors of e's product and of N times md_lu_qf of
+   S's factors and B, whose side says how B is stored: m x k column-major
+   for tr(B'*inv(S)*B) (side 0), or k x m (side 1: tr(B*inv(S)*B'), and
+   the other form in row-major storage, where memory holds B'); m k
+   doubles of scratch. */
+static void em_qf_code(emitter *E, const md_expr *e, const char *v)
+{
+    const md_expr *p = em_kind(E, e) == MD_TR ? em_arg(E, e, 0) : e, *N = E->nd[e->id].qf;
+    md_buf alpha = {0};
+    const md_expr *B = NULL, *inv = NULL;
+    int right = 0;   /* N = B*inv(S) */
+    for (int pass = 0; pass < 2; pass++) {
+        const md_expr *q = pass ? N : p;
+        for (int i = 0; i < em_nargs(E, q); i++) {
+            const md_expr *a = em_arg(E, q, i);
+            if (E->nd[a->id].scalar) md_buf_printf(&alpha, "%s * ", E->nd[a->id].val);
+            else if (pass && E->nd[a->id].mode == EM_SOLVE) inv = a;
+            else if (pass) B = a, right = !inv;
+        }
+    }
+    if (em_kind(E, B) == MD_TRANS) {   /* a view: memory holds B' */
+        B = em_arg(E, B, 0);
+        right = !right;
+    }
+    const em_lu *lu = &E->lus[E->nd[inv->id].lu - 1];
+    E->use_qf = 1;
+    em_add_scratch(E, em_size_t(E, B->rows, B->cols));
+    md_buf *o = &E->body;
+    md_buf_printf(o, "    %s = %smd_lu_qf(%d, ", v, alpha.len ? alpha.s : "", right ^ E->row);
+    em_dim(E, inv->rows, o);
+    md_buf_puts(o, ", ");
+    em_dim(E, right ? B->rows : B->cols, o);
+    md_buf_printf(o, ", %s, %s, %s, md_scr);\n", lu->val, lu->piv, E->nd[B->id].val);
+    md_buf_free(&alpha);
+}
+
 static void em_node_code(emitter *E, const md_expr *e)
 {
     const em_node *x = &E->nd[e->id];
     md_buf rhs = {0};
     md_buf *o = &E->body;
     const char *v = x->val;
+    if (x->qf) {
+        em_qf_code(E, e, v);
+        return;
+    }
     char *n = em_size(E, e->rows, e->cols);
     const char *a0 = em_nargs(E, e) ? E->nd[em_arg(E, e, 0)->id].val : NULL;
     switch (em_kind(E, e)) {
@@ -834,7 +875,8 @@ void em_body(emitter *E, md_expr *f, md_expr **grads)
             const em_lu *lu = &E->lus[l];
             if (lu->first != k) continue;
             size_t start = em_open(E, &open, lu->need);
-            md_buf_puts(&E->body, "    md_lu(");
+            md_buf_puts(&E->body, lu->sym ? "    md_lu_sym(" : "    md_lu(");
+            E->use_lusym |= lu->sym;
             em_dim(E, lu->base->rows, &E->body);
             md_buf_printf(&E->body, ", %s, %s, %s);\n", E->nd[lu->base->id].val, lu->val, lu->piv);
             em_indent(E, open, start);

@@ -54,9 +54,13 @@ typedef enum {
                      sum: added into the sum's value by md_mm with beta 1 */
     EM_WEIGHTED,  /* diag(u)*A, used only as the factor of A'*diag(u)*A: never
                      formed, md_wsyrk reads u and A (em_sym_product) */
-    EM_APPLIED    /* kron(A, B) or a commutation matrix, a factor of products
+    EM_APPLIED,   /* kron(A, B) or a commutation matrix, a factor of products
                      with vectors only: never formed, applied (md_kron_mv,
                      md_tcopy) */
+    EM_QF         /* inv(S)*B, S symmetric, used only by the quadratic form
+                     B'*(inv(S)*B) (a 1 x 1 product, or the trace of one
+                     that is not formed): never formed, the form is
+                     md_lu_qf of S's factors and B (em_node.qf) */
 } em_mode;
 
 /* The LU factorisation of one matrix, shared by the det, logdet and
@@ -67,6 +71,7 @@ typedef struct em_lu {
     int first;           /* topo index of the first node that uses it */
     uint64_t *need;      /* the union of its users' needs */
     char *val, *piv;     /* its slices: n*n factors, the pivots */
+    int sym;             /* base is symmetric: md_lu_sym (Cholesky first) */
 } em_lu;
 
 typedef struct em_node {
@@ -83,6 +88,7 @@ typedef struct em_node {
     md_expr *user;       /* the (last) node that uses it */
     int lu;              /* det, logdet, negative power: 1 + its LU's index */
     int lut;             /* ... of the transpose of the LU's base */
+    md_expr *qf;         /* a quadratic form B'*N: N = inv(S)*B (EM_QF) */
     char *val;           /* C expression: the double, or the pointer */
     uint64_t *need;      /* bit 0: f; bit 1 + i: gradient i */
 } em_node;
@@ -110,6 +116,9 @@ typedef struct emitter {
     int hess_expr;       /* NAME_hvp's emitter: NAME_hess is emitted from the
                             Hessian's blocks (o->hess), not from H v */
     const struct emitter *hessE;   /* ... and the blocks' emitter */
+    const struct emitter *fonly;   /* NAME's emitter: the first plan of f
+                                      alone, which NAME runs when every
+                                      gradient pointer is NULL; or NULL */
     int n;               /* its outputs */
     const int *wrt;
     int row;             /* row-major */
@@ -138,7 +147,8 @@ typedef struct emitter {
     /* the run-time helpers the statements call (emit_code.c) */
     int nplans;          /* plans in the file (emit.c), for the comment */
     int use_maxz;        /* a workspace slot holds values of different sizes */
-    int use_mm, use_wsyrk, use_kron, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow;
+    int use_mm, use_wsyrk, use_kron, use_chain, use_chain_plain, use_chain_trace, use_trdot, use_tcopy, use_det, use_sm, use_inv, use_mpow,
+        use_lusym, use_qf;
 } emitter;
 
 /* The symbol of input k of E's function. */

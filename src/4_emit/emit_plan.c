@@ -54,6 +54,11 @@
  *    other use is refused here, with a message.  vec(A) is A's memory in
  *    column-major (EM_ALIAS).
  *
+ *  - Quadratic forms.  B'*inv(S)*B (or B*inv(S)*B', a 1 x 1 product or a
+ *    trace) with S symmetric (em_symmetric) never forms inv(S)*B when
+ *    nothing else reads it (EM_QF, em_qf_match): md_lu_qf computes the form
+ *    from S's factors, which md_lu_sym makes by Cholesky when it can.
+ *
  *  - Traces.  A product used only by a trace (EM_TRACED) is not formed:
  *    tr(PQ) = sum(P .* Q') (md_trdot), and a longer chain is split where
  *    its two halves cost least (md_chain_trace), when em_traceable says
@@ -106,6 +111,45 @@ static int em_factored(const md_expr *e)
            !md_is_scalar(e->args[0]);
 }
 
+/* Is the transpose of a the matrix b (a == b' or b == a')? */
+static int em_transposes(const md_expr *a, const md_expr *b)
+{
+    return (a->kind == MD_TRANS && a->args[0] == b) || (b->kind == MD_TRANS && b->args[0] == a);
+}
+
+/* Is e symmetric whatever its inputs (a symmetric variable, eye, diag(v),
+   sums, Hadamard products and powers of such, palindromic products like
+   A'*S*A)?  No is always safe: depth bounds the walk. */
+static int em_symmetric(const md_ctx *ctx, const md_expr *e, int depth)
+{
+    if (e->rows != e->cols || depth > 32) return 0;
+    switch (e->kind) {
+    case MD_SYM: return md_is_scalar(e) || md_sym_is_symmetric(ctx, e->ival);
+    case MD_NUM: case MD_EYE: case MD_DIAGM: return 1;
+    case MD_ZERO: case MD_ONES: return 1;
+    case MD_TRANS: case MD_MPOW: return em_symmetric(ctx, e->args[0], depth + 1);
+    case MD_ADD: case MD_HAD:
+        for (int i = 0; i < e->nargs; i++)
+            if (!md_is_scalar(e->args[i]) && !em_symmetric(ctx, e->args[i], depth + 1)) return 0;
+        return 1;
+    case MD_MUL: {
+        const md_expr *f[EM_CHAIN_MAX];
+        int L = 0;
+        for (int i = 0; i < e->nargs; i++) {
+            if (md_is_scalar(e->args[i])) continue;
+            if (L == EM_CHAIN_MAX) return 0;
+            f[L++] = e->args[i];
+        }
+        for (int i = 0; i < L / 2; i++)
+            if (!em_transposes(f[i], f[L - 1 - i]) &&
+                !(f[i] == f[L - 1 - i] && em_symmetric(ctx, f[i], depth + 1)))
+                return 0;
+        return L % 2 == 0 || em_symmetric(ctx, f[L / 2], depth + 1);
+    }
+    default: return 0;
+    }
+}
+
 /* Gives e the LU of its argument, or of the argument's transpose (then
    e->lut: the factors are used transposed), created on first need. */
 static void em_assign_lu(emitter *E, md_expr *e)
@@ -120,7 +164,7 @@ static void em_assign_lu(emitter *E, md_expr *e)
     while (k < E->nlus && E->lus[k].base != base) k++;
     if (k == E->nlus) {
         E->lus = md_xrealloc(E->lus, (size_t)(E->nlus + 1) * sizeof *E->lus);
-        E->lus[E->nlus++] = (em_lu){base, -1, NULL, NULL, NULL};
+        E->lus[E->nlus++] = (em_lu){base, -1, NULL, NULL, NULL, em_symmetric(E->ctx, base, 0)};
     }
     E->nd[e->id].lu = k + 1;
     E->nd[e->id].lut = t;
@@ -294,6 +338,66 @@ static int em_traceable(const emitter *E, const md_expr *e)
         if (left && right && ninv < L) return 1;
     }
     return 0;
+}
+
+/* The two matrix factors of the product e in *a, *b (scalars skipped):
+   1, or 0 when it has another number of them. */
+static int em_two_factors(const emitter *E, const md_expr *e, md_expr **a, md_expr **b)
+{
+    md_expr *f[2];
+    int L = 0;
+    for (int i = 0; i < em_nargs(E, e); i++) {
+        md_expr *x = em_arg(E, e, i);
+        if (md_is_scalar(x)) continue;
+        if (L == 2) return 0;
+        f[L++] = x;
+    }
+    if (L != 2) return 0;
+    *a = f[0], *b = f[1];
+    return 1;
+}
+
+/*
+ * The quadratic form B'*inv(S)*B or B*inv(S)*B' in e, with S symmetric: e
+ * a 1 x 1 product [B', N] or the trace of an unformed (EM_TRACED) product
+ * [B', N] or [N, B'], where N = inv(S)*B or B*inv(S) (scalars allowed in
+ * both) is a computed product nothing else uses, inv(S) solved with S's
+ * factors (EM_SOLVE, md_lu_sym) and B a value in memory.  Returns N, or
+ * NULL.
+ */
+static md_expr *em_qf_match(const emitter *E, const md_expr *e)
+{
+    const em_node *x = &E->nd[e->id];
+    const md_expr *p = e;
+    if (x->tof || x->mode != EM_COMPUTED) return NULL;
+    if (em_kind(E, e) == MD_TR) {
+        p = em_arg(E, e, 0);
+        if (em_kind(E, p) != MD_MUL || E->nd[p->id].mode != EM_TRACED) return NULL;
+    } else if (em_kind(E, e) != MD_MUL || !x->scalar) {
+        return NULL;
+    }
+    md_expr *a, *N, *inv, *B;
+    if (!em_two_factors(E, p, &a, &N)) return NULL;
+    if (p != e && em_kind(E, N) == MD_TRANS) {   /* tr(N*B') */
+        md_expr *t = a;
+        a = N, N = t;
+    }
+    const em_node *y = &E->nd[N->id];
+    if (em_kind(E, N) != MD_MUL || y->mode != EM_COMPUTED || y->uses != 1 || y->root_of || y->isrep || y->tof ||
+        y->dest >= 0 || !em_two_factors(E, N, &inv, &B))
+        return NULL;
+    if (E->nd[B->id].mode == EM_SOLVE) {   /* N = B*inv(S) */
+        md_expr *t = inv;
+        inv = B, B = t;
+    }
+    const em_node *z = &E->nd[inv->id];
+    if (z->mode != EM_SOLVE || !E->lus[z->lu - 1].sym) return NULL;
+    if (em_kind(E, B) == MD_TRANS && E->nd[B->id].mode == EM_VIEW && em_arg(E, B, 0) == a)
+        B = a;   /* tr(B' * inv(S)*B) read from B' in memory (em_qf_code) */
+    else if (em_kind(E, a) != MD_TRANS || em_arg(E, a, 0) != B)
+        return NULL;
+    em_mode w = E->nd[B->id].mode;
+    return w == EM_LEAF || w == EM_COMPUTED ? N : NULL;
 }
 
 /* Is the product a, scalars times exactly two matrix factors and no
@@ -566,6 +670,16 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
             (um == EM_COMPUTED || um == EM_LEAF || um == EM_ALIAS) && !E->nd[u->id].tof && t->mode == EM_VIEW)
             y->mode = EM_WEIGHTED;
     }
+    /* B'*inv(S)*B with S symmetric (a 1 x 1 product, or the trace of an
+       unformed product): inv(S)*B is never formed, md_lu_qf computes the
+       form with one triangular solve from S's factors (em_qf_match) */
+    for (int k = 0; k < E->ntopo; k++) {
+        md_expr *e = E->topo[k], *N = em_qf_match(E, e);
+        if (N) {
+            E->nd[N->id].mode = EM_QF;
+            E->nd[e->id].qf = N;
+        }
+    }
     /* gradient roots used nowhere else are computed into d_<name> */
     for (int i = 0; i < E->n; i++) {
         md_expr *g = grads[i];
@@ -650,6 +764,7 @@ static void em_reads(const emitter *E, md_expr *a, int pos, int *last)
     case EM_ACCUM:
     case EM_WEIGHTED:
     case EM_APPLIED:
+    case EM_QF:
         for (int i = 0; i < em_nargs(E, a); i++) em_reads(E, em_arg(E, a, i), pos, last);
         return;
     case EM_LEAF:
@@ -753,6 +868,7 @@ void em_values(emitter *E)
         case EM_ACCUM: break;    /* added into its sum */
         case EM_WEIGHTED: break; /* read as u and A by md_wsyrk */
         case EM_APPLIED: break;  /* read as its arguments by md_kron_mv */
+        case EM_QF: break;       /* read as S's factors and B by md_lu_qf */
         case EM_LEAF:
             if (e->kind == MD_NUM) x->val = em_number(e);
             else x->val = md_xstrdup(E->pname[e->ival]);
@@ -939,6 +1055,12 @@ char *em_cost(const emitter *E)
                 em_term_add(&t, &nt, 1.0, 3, d);
             }
             if (L >= 2) continue;
+        }
+        if (x->qf) {   /* one triangular solve: m^2 k / 2 */
+            const md_expr *N = x->qf, *B = N->args[N->nargs - 1];
+            int d[3] = {B->rows, B->rows, B->cols};
+            em_term_add(&t, &nt, 0.5, 3, d);
+            continue;
         }
         if (em_kind(E, e) == MD_MPOW && e->ival < 0 && !x->scalar) {
             int d[3] = {e->rows, e->rows, e->rows};

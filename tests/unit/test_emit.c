@@ -101,6 +101,15 @@ static const ecase base_cases[] = {
                      " + sum(exp(C'*inv(A))) + sum(exp(inv(A)*C')) + tr(inv(A)*C*inv(A))", 1, 0},
     {"two_inverses", "sum(inv(A)*inv(C)*x) + x'*inv(A)*B*inv(C)*y + tr(3*inv(C)) + sum(inv(A)*inv(C))", 1, 0},
     {"gaussian", "symmetric S; vector m; logdet(S) + (y - m)'*inv(S)*(y - m) + tr(Y'*inv(S)*Y)", 1, 0},
+    /* symmetric matrices factored by Cholesky (md_lu_sym) and quadratic
+       forms by one triangular solve (md_lu_qf) in f alone: S drawn
+       indefinite here (no logdet), so both fall back to the LU; a
+       computed symmetric matrix, positive definite; forms from the right
+       (tr(Y*inv(S)*Y')) and scaled */
+    {"sym_indefinite", "symmetric S; tr(Y'*inv(S)*Y) + x'*inv(S)*x + det(S)", 1, 0},
+    {"sym_computed", "matrix A; logdet(A'*A + eye) + 3*tr(Y'*inv(A'*A + eye)*Y)", 1, 0},
+    {"sym_inverse", "matrix A; tr(Y'*inv(A'*A + eye)*Y) + sum(inv(A'*A + eye))", 1, 0},
+    {"sym_right", "symmetric S; logdet(S) + tr(Z*inv(S)*Z') - 2*x'*inv(S)*x", 1, 0},
     /* traces of products, fused (md_trdot, md_chain_trace): every
        transpose combination, chains, inverses inside */
     {"traces", "tr(A*B) + tr(A'*B') + tr(A*B') + tr(A'*B) + tr(X*Y*Z) + tr(inv(A)*B*C) + tr(C*inv(A))"
@@ -663,6 +672,16 @@ static void write_driver(md_buf *w, const eprog *p, const md_env *env)
     }
     for (int i = 0; i < p->n; i++) md_buf_printf(w, ", g%d", i);
     md_buf_puts(w, ", work);\n    printf(\"%.17g\\n\", v);\n");
+    /* f alone (its own plans when the gradients form an inverse) agrees */
+    md_buf_puts(w, "    double v0 = f(&d");
+    for (int s = 0; s < ctx->nsyms; s++) {
+        int sc = ctx->syms[s].rows == MD_DIM_ONE && ctx->syms[s].cols == MD_DIM_ONE;
+        md_buf_printf(w, ", in%d%s", s, sc ? "[0]" : "");
+    }
+    for (int i = 0; i < p->n; i++) md_buf_puts(w, ", NULL");
+    md_buf_puts(w, ", work);\n    if (isfinite(v) ? !(fabs(v0 - v) <= 1e-9 * (1 + fabs(v))) : isfinite(v0)) {\n"
+                   "        fprintf(stderr, \"f alone %.17g, with the gradients %.17g\\n\", v0, v);\n"
+                   "        return 3;\n    }\n");
     for (int s = 0; s < ctx->nsyms; s++) md_buf_printf(w, "    free(in%d);\n", s);
     for (int i = 0; i < p->n; i++) md_buf_printf(w, "    free(g%d);\n", i);
     md_buf_puts(w, "    free(work);\n    return 0;\n}\n");
@@ -752,6 +771,11 @@ START_TEST(sanitizers)
     run_standalone(find_case("solves_right"), have_blas(), 1, flags);
     run_standalone(find_case("traces"), 0, 0, flags);
     run_standalone(find_case("traces"), have_blas(), 1, flags);
+    /* Cholesky or LU for symmetric matrices, quadratic forms by md_lu_qf */
+    for (int i = 0; i < 4; i++) {
+        run_standalone(find_case("sym_right"), i % 2 && have_blas(), i / 2, flags);
+        run_standalone(find_case("sym_indefinite"), i % 2 && have_blas(), i / 2, flags);
+    }
 }
 END_TEST
 
