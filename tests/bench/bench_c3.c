@@ -14,11 +14,13 @@
  * faster than dgetrs.  f alone by hand is what one writes for a Gaussian:
  * a Cholesky factor S = L L' (dpotrf), Z = inv(L) Y (one dtrsm, half the
  * flops of inv(S) Y), f = 2c sum(log(diag(L))) + ||Z||^2, no inverse.
- * matdiff knows S is symmetric, not that it is positive definite, so it
- * uses LU; the line "f alone, hand LU" is f alone by hand with LU and
- * solves (dgetrf, dgetrs), for comparison: OpenBLAS's dgetrs with many
- * right-hand sides is slower than dgetri and a dgemm, so the Cholesky
- * route is the one to beat.  Single-threaded BLAS, best of R.
+ * matdiff does the same for f alone: S is symmetric, so it tries
+ * Cholesky (LU when that fails), and tr(Y' inv(S) Y) is one triangular
+ * solve (md_lu_qf); with the gradients its factors are the same Cholesky
+ * rewritten as LU factors.  The line "f alone, hand LU" is f alone by
+ * hand with LU and solves (dgetrf, dgetrs), for comparison: OpenBLAS's
+ * dgetrs with many right-hand sides is slower than dgetri and a dgemm.
+ * Single-threaded BLAS, best of R.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
