@@ -70,6 +70,7 @@ typedef struct em_lang {
     const char *zeros, *ones, *eye;        /* %1$s rows, %2$s cols (eye: n) */
     const char *sum, *norm1, *norm2, *sumsq; /* of all entries; sumsq needs a name */
     const char *trace, *det, *logdet, *inv, *mpow;
+    const char *trdot;      /* tr(%1$s * %2$s) without the product (atoms) */
     const char *solve;      /* inv(%1$s) * %2$s */
     const char *rsolve;     /* %2$s * inv(%1$s) */
     const char *diagm;      /* the diagonal matrix of column %1$s */
@@ -122,7 +123,7 @@ static const em_lang em_langs[] = {
         "np.zeros((%1$s, %2$s))", "np.ones((%1$s, %2$s))", "np.eye(%1$s)",
         "np.sum(%1$s)", "np.sum(np.abs(%1$s))", "np.linalg.norm(%1$s)", "np.vdot(%1$s, %1$s)",
         "np.trace(%1$s)", "np.linalg.det(%1$s)", "_logdet(%1$s)", "np.linalg.inv(%1$s)",
-        "np.linalg.matrix_power(%1$s, %2$s)",
+        "np.linalg.matrix_power(%1$s, %2$s)", "np.vdot(%1$s, %2$s.T)",
         "np.linalg.solve(%1$s, %2$s)", "np.linalg.solve(%1$s.T, %2$s.T).T",
         "np.diag(%1$s[:, 0])", "np.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "np.kron(%1$s, %2$s)", "_commutation(%1$s, %2$s)",
@@ -140,7 +141,7 @@ static const em_lang em_langs[] = {
         "torch.sum(%1$s)", "torch.sum(torch.abs(%1$s))", "torch.linalg.vector_norm(%1$s)",
         "torch.sum(%1$s * %1$s)",
         "torch.trace(%1$s)", "torch.linalg.det(%1$s)", "_logdet(%1$s)", "torch.linalg.inv(%1$s)",
-        "torch.linalg.matrix_power(%1$s, %2$s)",
+        "torch.linalg.matrix_power(%1$s, %2$s)", "torch.sum(%1$s * %2$s.T)",
         "torch.linalg.solve(%1$s, %2$s)", "torch.linalg.solve(%1$s.T, %2$s.T).T",
         "torch.diag(%1$s[:, 0])", "torch.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "torch.kron(%1$s.contiguous(), %2$s.contiguous())", "_commutation(%1$s, %2$s, dtype, device)",
@@ -155,6 +156,7 @@ static const em_lang em_langs[] = {
         "zeros(%1$s, %2$s)", "ones(%1$s, %2$s)", "eye(%1$s)",
         "sum(sum(%1$s))", "sum(sum(abs(%1$s)))", "norm(%1$s, 'fro')", "sum(%1$s(:) .^ 2)",
         "trace(%1$s)", "det(%1$s)", "%3$s_logdet(%1$s)", "inv(%1$s)", "%1$s ^ %2$s",
+        "sum(sum(%1$s .* %2$s'))",
         "%1$s \\ %2$s", "%2$s / %1$s",
         "diag(%1$s)", "diag(%1$s)",
         "reshape(%1$s, [], 1)", "kron(%1$s, %2$s)", "%3$s_commutation(%1$s, %2$s)",
@@ -904,6 +906,51 @@ static em_txt em_mul(em_state *st, md_expr *e, int negate)
 
 static em_txt em_formed(em_state *st, md_expr *e);
 
+/* Is trace e = tr(s * P * Q) to be written without forming P*Q (the
+   product used nowhere else, P and Q plain matrices, as costopt.c's
+   trace split leaves it)?  Then it is the sum of P .* Q'. */
+static int em_trdot(em_state *st, md_expr *e)
+{
+    md_expr *m = e->args[0];
+    if (m->kind != MD_MUL || md_is_scalar(m) || st->temp[m->id] || st->tname[m->id] || st->alias[m->id] ||
+        st->uses[m->id] != 1)
+        return 0;
+    int L = 0;
+    for (int i = 0; i < m->nargs; i++) {
+        md_expr *f = m->args[i], *g = f->kind == MD_TRANS ? f->args[0] : f;
+        if (md_is_scalar(f)) continue;
+        if (g->kind == MD_DIAGM || g->kind == MD_ONES || g->kind == MD_EYE || em_is_inverse(g)) return 0;
+        L++;
+    }
+    return L == 2;
+}
+
+/* tr(m) for a product m that em_trdot accepts: its scalars times the
+   sum of P .* Q'. */
+static em_txt em_trdot_text(em_state *st, md_expr *m)
+{
+    md_buf b = {0};
+    md_expr *f[2];
+    int L = 0;
+    for (int i = 0; i < m->nargs; i++) {
+        md_expr *a = m->args[i];
+        if (!md_is_scalar(a)) {
+            f[L++] = a;
+            continue;
+        }
+        char *s = em_op(a->kind == MD_NUM ? em_number(st, a->q, 0) : em_arg(st, a), P_POW);
+        md_buf_printf(&b, "%s * ", s);
+        free(s);
+    }
+    char *p = em_op(em_arg(st, f[0]), P_ATOM), *q = em_op(em_arg(st, f[1]), P_ATOM);
+    char *t = em_fill(st->L->trdot, p, q, NULL);
+    md_buf_puts(&b, t);
+    free(p);
+    free(q);
+    free(t);
+    return em_mk(md_buf_take(&b), L == 2 && m->nargs == 2 ? P_ATOM : P_MUL);
+}
+
 /* The text of node e: its temporary when it has one. */
 static em_txt em_node(em_state *st, md_expr *e)
 {
@@ -916,7 +963,15 @@ static em_txt em_node(em_state *st, md_expr *e)
         return em_mk(t, st->L->python ? P_ATOM : P_POW);
     }
     em_txt t = em_formed(st, e);
-    if (st->temp[e->id] && !st->failed) return em_mk(em_define(st, e, t), P_ATOM);
+    if (st->temp[e->id] && !st->failed) {
+        /* a name already (a solve's temporary): not named twice */
+        for (int i = 0; i < st->ntaken && t.prec == P_ATOM; i++)
+            if (!strcmp(st->taken[i], t.s)) {
+                st->tname[e->id] = (char *)st->taken[i];
+                return t;
+            }
+        return em_mk(em_define(st, e, t), P_ATOM);
+    }
     return t;
 }
 
@@ -1064,6 +1119,7 @@ static em_txt em_formed(em_state *st, md_expr *e)
     case MD_NORM2:
         return em_apply1(L->norm2, em_arg(st, e->args[0]));
     case MD_TR:
+        if (em_trdot(st, e)) return em_trdot_text(st, e->args[0]);
         return em_apply1(L->trace, em_arg(st, e->args[0]));
     case MD_DET:
         return em_apply1(L->det, em_arg(st, e->args[0]));
@@ -1263,9 +1319,19 @@ static void em_poly_add(em_state *st, em_poly *p, long coef, int n, const int *d
 static em_poly em_plan_flops(em_state *st)
 {
     em_poly p = {NULL, 0};
+    char *traced = md_xcalloc((size_t)st->nn + 1, 1);
     for (uint32_t id = 0; id < st->nn; id++) {
         md_expr *e = st->ctx->nodes[id];
-        if (!st->uses[id] || st->alias[id] || e->nargs == 0 || e->kind == MD_TRANS) continue;
+        if (st->uses[id] && !st->alias[id] && e->kind == MD_TR && em_trdot(st, e)) {
+            md_expr *m = e->args[0];
+            traced[m->id] = 1;
+            int d[2] = {m->rows, m->args[m->nargs - 1]->rows};   /* P is r x k */
+            em_poly_add(st, &p, 1, 2, d);
+        }
+    }
+    for (uint32_t id = 0; id < st->nn; id++) {
+        md_expr *e = st->ctx->nodes[id];
+        if (!st->uses[id] || st->alias[id] || traced[id] || e->nargs == 0 || e->kind == MD_TRANS) continue;
         if (e->kind == MD_MUL) {
             md_expr *f[64];
             int L = 0;
@@ -1290,6 +1356,7 @@ static em_poly em_plan_flops(em_state *st)
         int d[2] = {e->rows, e->cols};
         em_poly_add(st, &p, 1, 2, d);
     }
+    free(traced);
     return p;
 }
 
