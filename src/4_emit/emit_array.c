@@ -1332,11 +1332,22 @@ static em_poly em_plan_flops(em_state *st)
     for (uint32_t id = 0; id < st->nn; id++) {
         md_expr *e = st->ctx->nodes[id];
         if (!st->uses[id] || st->alias[id] || traced[id] || e->nargs == 0 || e->kind == MD_TRANS) continue;
+        /* a diagonal or an inverse only in products: a scaling, a solve */
+        if ((e->kind == MD_DIAGM || em_is_inverse(e)) && !st->nonchain[id]) continue;
         if (e->kind == MD_MUL) {
             md_expr *f[64];
             int L = 0;
-            for (int i = 0; i < e->nargs && L < 64; i++)
-                if (!md_is_scalar(e->args[i])) f[L++] = e->args[i];
+            for (int i = 0; i < e->nargs && L < 64; i++) {
+                md_expr *a = e->args[i], *g = a->kind == MD_TRANS ? a->args[0] : a;
+                if (md_is_scalar(a) || g->kind == MD_EYE) continue;
+                if (g->kind == MD_DIAGM) {
+                    /* a scaling of its neighbour's rows or columns */
+                    int d[2] = {e->rows, e->cols};
+                    em_poly_add(st, &p, 1, 2, d);
+                    continue;
+                }
+                f[L++] = a;
+            }
             for (int i = 1; i < L; i++) {
                 int d[3] = {f[0]->rows, f[i]->rows, f[i]->cols};
                 em_poly_add(st, &p, 1, 3, d);
@@ -1364,6 +1375,13 @@ static em_poly em_plan_flops(em_state *st)
    it marks used); frees p. */
 static char *em_poly_text(em_state *st, em_poly p)
 {
+    /* the largest terms first (a stable sort by degree) */
+    for (int i = 1; i < p.nt; i++)
+        for (int j = i; j > 0 && p.t[j - 1].n < p.t[j].n; j--) {
+            em_term x = p.t[j];
+            p.t[j] = p.t[j - 1];
+            p.t[j - 1] = x;
+        }
     md_buf b = {0};
     for (int i = 0; i < p.nt; i++) {
         const em_term *x = &p.t[i];
