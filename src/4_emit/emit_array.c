@@ -20,17 +20,36 @@
  * lines within PEP 8's 79 columns (the rest are wrapped inside
  * brackets).
  *
+ * Plans.  Which bracketing of the products is cheapest depends on sizes
+ * known only when the function is called, so the graph is rewritten as
+ * the C backend's is (md_cost_plans, costopt.c): one plan per size regime
+ * that wins, each with its chains bracketed by cost into two-factor
+ * products, a sub-product that two chains can share formed once (seed
+ * 003's X*U in E and in d_V), norm2(A*B')^2 as the sum of the two Gram
+ * matrices' elementwise product when they are smaller than A*B', a
+ * trace split where its two halves cost least (tr(P*Q) is then the sum
+ * of P .* Q', never P*Q).  With one plan, it is the function's body; with
+ * several, each is a private function (_plan1, ...; Octave: subfunctions
+ * NAME_plan1, ...) of the same arguments, and the function checks the
+ * inputs and calls the plan with the fewest flops for the shapes it was
+ * given (the first of equal ones), by the cost model of the C file's
+ * chooser written in the target language (em_plan_flops: r*k*c for a
+ * product, r*k for a trace of two factors, n^3 for a solve, one per
+ * element for the rest).
+ *
  * Products.  A product node holds its scalar factors and one matrix
- * chain.  In the chain, inv(A) (that nothing else needs as a matrix)
- * becomes a solve, solve(A, B) for inv(A)*B and solve(A', C')' for
- * C*inv(A); diag(v) scales the rows or the columns of its neighbour
+ * chain (after the plans, of two factors but where the scalars ride on a
+ * single product).  In the chain, inv(A) (that nothing else needs as a
+ * matrix) becomes a solve, solve(A, B) for inv(A)*B and solve(A', C')'
+ * for C*inv(A); diag(v) scales the rows or the columns of its neighbour
  * (v * B, C * v'); a vector of ones next to a matrix is a sum over its
- * rows or columns; eye disappears.  The dense factors left are multiplied
- * by numpy.linalg.multi_dot (torch.linalg.multi_dot), which brackets by
- * the shapes at run time, or for Octave by the matrix-chain DP of
- * costopt.c at representative sizes (1 for the dimension 1, 1000 for the
- * others).  Only where nothing else can use it (diag(v) + A, an inverse
- * returned as a result) is a structured matrix formed densely.
+ * rows or columns; eye disappears.  A longer chain of dense factors, if
+ * one is left, is multiplied by numpy.linalg.multi_dot
+ * (torch.linalg.multi_dot), which brackets by the shapes at run time, or
+ * for Octave by the matrix-chain DP of costopt.c at representative sizes
+ * (1 for the dimension 1, 1000 for the others).  Only where nothing else
+ * can use it (diag(v) + A, an inverse returned as a result) is a
+ * structured matrix formed densely.
  *
  * Every node kind is handled in em_node; a construct that has no faithful
  * spelling is an error with a message (exit 1), never approximate code.
