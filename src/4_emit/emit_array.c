@@ -118,7 +118,7 @@ static const char *const em_py_reserved[] = {
     "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
     "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
     "try", "while", "with", "yield", "np", "torch", "ValueError", "float", "dtype", "device",
-    "isinstance", "range", "len", "print",
+    "isinstance", "range", "len", "print", "min",
     /* PEP 8 (E741): never l, O or I as a name */
     "l", "O", "I", NULL};
 
@@ -132,7 +132,7 @@ static const char *const em_m_reserved[] = {
     "sin", "cos", "tan", "asin", "acos", "atan", "exp", "log", "tanh", "abs", "sign", "max",
     "double", "sqrt", "log1p", "sum", "norm", "trace", "det", "inv", "diag", "reshape", "kron",
     "zeros", "ones", "eye", "size", "numel", "isvector", "isscalar", "ismatrix", "error", "lu",
-    "prod", "NaN", "ndims", "mpower", NULL};
+    "prod", "NaN", "ndims", "mpower", "min", "find", NULL};
 
 enum { EM_NUMPY, EM_TORCH, EM_OCTAVE };
 
