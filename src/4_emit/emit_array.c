@@ -20,17 +20,36 @@
  * lines within PEP 8's 79 columns (the rest are wrapped inside
  * brackets).
  *
+ * Plans.  Which bracketing of the products is cheapest depends on sizes
+ * known only when the function is called, so the graph is rewritten as
+ * the C backend's is (md_cost_plans, costopt.c): one plan per size regime
+ * that wins, each with its chains bracketed by cost into two-factor
+ * products, a sub-product that two chains can share formed once (seed
+ * 003's X*U in E and in d_V), norm2(A*B')^2 as the sum of the two Gram
+ * matrices' elementwise product when they are smaller than A*B', a
+ * trace split where its two halves cost least (tr(P*Q) is then the sum
+ * of P .* Q', never P*Q).  With one plan, it is the function's body; with
+ * several, each is a private function (_plan1, ...; Octave: subfunctions
+ * NAME_plan1, ...) of the same arguments, and the function checks the
+ * inputs and calls the plan with the fewest flops for the shapes it was
+ * given (the first of equal ones), by the cost model of the C file's
+ * chooser written in the target language (em_plan_flops: r*k*c for a
+ * product, r*k for a trace of two factors, n^3 for a solve, one per
+ * element for the rest).
+ *
  * Products.  A product node holds its scalar factors and one matrix
- * chain.  In the chain, inv(A) (that nothing else needs as a matrix)
- * becomes a solve, solve(A, B) for inv(A)*B and solve(A', C')' for
- * C*inv(A); diag(v) scales the rows or the columns of its neighbour
+ * chain (after the plans, of two factors but where the scalars ride on a
+ * single product).  In the chain, inv(A) (that nothing else needs as a
+ * matrix) becomes a solve, solve(A, B) for inv(A)*B and solve(A', C')'
+ * for C*inv(A); diag(v) scales the rows or the columns of its neighbour
  * (v * B, C * v'); a vector of ones next to a matrix is a sum over its
- * rows or columns; eye disappears.  The dense factors left are multiplied
- * by numpy.linalg.multi_dot (torch.linalg.multi_dot), which brackets by
- * the shapes at run time, or for Octave by the matrix-chain DP of
- * costopt.c at representative sizes (1 for the dimension 1, 1000 for the
- * others).  Only where nothing else can use it (diag(v) + A, an inverse
- * returned as a result) is a structured matrix formed densely.
+ * rows or columns; eye disappears.  A longer chain of dense factors, if
+ * one is left, is multiplied by numpy.linalg.multi_dot
+ * (torch.linalg.multi_dot), which brackets by the shapes at run time, or
+ * for Octave by the matrix-chain DP of costopt.c at representative sizes
+ * (1 for the dimension 1, 1000 for the others).  Only where nothing else
+ * can use it (diag(v) + A, an inverse returned as a result) is a
+ * structured matrix formed densely.
  *
  * Every node kind is handled in em_node; a construct that has no faithful
  * spelling is an error with a message (exit 1), never approximate code.
@@ -70,6 +89,7 @@ typedef struct em_lang {
     const char *zeros, *ones, *eye;        /* %1$s rows, %2$s cols (eye: n) */
     const char *sum, *norm1, *norm2, *sumsq; /* of all entries; sumsq needs a name */
     const char *trace, *det, *logdet, *inv, *mpow;
+    const char *trdot;      /* tr(%1$s * %2$s) without the product (atoms) */
     const char *solve;      /* inv(%1$s) * %2$s */
     const char *rsolve;     /* %2$s * inv(%1$s) */
     const char *diagm;      /* the diagonal matrix of column %1$s */
@@ -84,6 +104,12 @@ typedef struct em_lang {
     const char *elem00;     /* the scalar of a 1 x 1 product %1$s */
     const char *generic;    /* derivative %3$d of generic function %1$s at %2$s */
     const char *ravel;      /* a column %1$s as the result's vector */
+    const char *plan;       /* the private function of plan %2$s (1, 2, ...) of %1$s */
+    const char *fref;       /* plan function %1$s as a value */
+    const char *seq;        /* the list %1$s of the plans' flop counts */
+    const char *fseq;       /* the list %1$s of the plan functions */
+    const char *argmin;     /* the index of the first least entry of list %1$s */
+    const char *pick;       /* entry %2$s (an argmin) of list %1$s */
     const char *const *reserved;   /* names the code calls or keeps */
 } em_lang;
 
@@ -92,7 +118,7 @@ static const char *const em_py_reserved[] = {
     "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
     "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
     "try", "while", "with", "yield", "np", "torch", "ValueError", "float", "dtype", "device",
-    "isinstance", "range", "len", "print",
+    "isinstance", "range", "len", "print", "min",
     /* PEP 8 (E741): never l, O or I as a name */
     "l", "O", "I", NULL};
 
@@ -106,7 +132,7 @@ static const char *const em_m_reserved[] = {
     "sin", "cos", "tan", "asin", "acos", "atan", "exp", "log", "tanh", "abs", "sign", "max",
     "double", "sqrt", "log1p", "sum", "norm", "trace", "det", "inv", "diag", "reshape", "kron",
     "zeros", "ones", "eye", "size", "numel", "isvector", "isscalar", "ismatrix", "error", "lu",
-    "prod", "NaN", "ndims", "mpower", NULL};
+    "prod", "NaN", "ndims", "mpower", "min", "find", NULL};
 
 enum { EM_NUMPY, EM_TORCH, EM_OCTAVE };
 
@@ -116,14 +142,16 @@ static const em_lang em_langs[] = {
         "np.zeros((%1$s, %2$s))", "np.ones((%1$s, %2$s))", "np.eye(%1$s)",
         "np.sum(%1$s)", "np.sum(np.abs(%1$s))", "np.linalg.norm(%1$s)", "np.vdot(%1$s, %1$s)",
         "np.trace(%1$s)", "np.linalg.det(%1$s)", "_logdet(%1$s)", "np.linalg.inv(%1$s)",
-        "np.linalg.matrix_power(%1$s, %2$s)",
+        "np.linalg.matrix_power(%1$s, %2$s)", "np.vdot(%1$s, %2$s.T)",
         "np.linalg.solve(%1$s, %2$s)", "np.linalg.solve(%1$s.T, %2$s.T).T",
         "np.diag(%1$s[:, 0])", "np.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "np.kron(%1$s, %2$s)", "_commutation(%1$s, %2$s)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(axis=0, keepdims=True)", "%1$s.sum(axis=1, keepdims=True)",
         "%1$s * %2$s", "%2$s * %1$s.T", "np.linalg.multi_dot([%1$s])", "%1$s[0, 0]",
-        "%1$s(%2$s, %3$d)", "%1$s.reshape(-1)", em_py_reserved},
+        "%1$s(%2$s, %3$d)", "%1$s.reshape(-1)",
+        "_plan%2$s", "%1$s", "(%1$s)", "(%1$s)", "%1$s.index(min(%1$s))", "%1$s[%2$s]",
+        em_py_reserved},
     [EM_TORCH] = {
         "torch", 1, "    ", "", "#", " @ ", " * ", " ** ", "%1$s.T",
         "torch.zeros(%1$s, %2$s, dtype=dtype, device=device)",
@@ -132,26 +160,31 @@ static const em_lang em_langs[] = {
         "torch.sum(%1$s)", "torch.sum(torch.abs(%1$s))", "torch.linalg.vector_norm(%1$s)",
         "torch.sum(%1$s * %1$s)",
         "torch.trace(%1$s)", "torch.linalg.det(%1$s)", "_logdet(%1$s)", "torch.linalg.inv(%1$s)",
-        "torch.linalg.matrix_power(%1$s, %2$s)",
+        "torch.linalg.matrix_power(%1$s, %2$s)", "torch.sum(%1$s * %2$s.T)",
         "torch.linalg.solve(%1$s, %2$s)", "torch.linalg.solve(%1$s.T, %2$s.T).T",
         "torch.diag(%1$s[:, 0])", "torch.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "torch.kron(%1$s.contiguous(), %2$s.contiguous())", "_commutation(%1$s, %2$s, dtype, device)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(dim=0, keepdim=True)", "%1$s.sum(dim=1, keepdim=True)",
         "%1$s * %2$s", "%2$s * %1$s.T", "torch.linalg.multi_dot([%1$s])", "%1$s[0, 0]",
-        "%1$s(%2$s, %3$d)", "%1$s.reshape(-1)", em_py_reserved},
+        "%1$s(%2$s, %3$d)", "%1$s.reshape(-1)",
+        "_plan%2$s", "%1$s", "(%1$s)", "(%1$s)", "%1$s.index(min(%1$s))", "%1$s[%2$s]",
+        em_py_reserved},
     [EM_OCTAVE] = {
         "octave", 0, "  ", ";", "%", " * ", " .* ", " .^ ", "%1$s'",
         "zeros(%1$s, %2$s)", "ones(%1$s, %2$s)", "eye(%1$s)",
         "sum(sum(%1$s))", "sum(sum(abs(%1$s)))", "norm(%1$s, 'fro')", "sum(%1$s(:) .^ 2)",
         "trace(%1$s)", "det(%1$s)", "%3$s_logdet(%1$s)", "inv(%1$s)", "%1$s ^ %2$s",
+        "sum(sum(%1$s .* %2$s'))",
         "%1$s \\ %2$s", "%2$s / %1$s",
         "diag(%1$s)", "diag(%1$s)",
         "reshape(%1$s, [], 1)", "kron(%1$s, %2$s)", "%3$s_commutation(%1$s, %2$s)",
         "%3$s_softmax(%1$s)", "%3$s_logsumexp(%1$s)",
         "sum(%1$s, 1)", "sum(%1$s, 2)",
         "%1$s .* %2$s", "%2$s .* %1$s'", NULL, "%1$s",
-        "%1$s(%2$s, %3$d)", "%1$s", em_m_reserved},
+        "%1$s(%2$s, %3$d)", "%1$s",
+        "%1$s_plan%2$s", "@%1$s", "[%1$s]", "{%1$s}", "find(%1$s == min(%1$s), 1)", "%1$s{%2$s}",
+        em_m_reserved},
 };
 
 /* ---- state ---------------------------------------------------------------- */
@@ -234,7 +267,8 @@ static int em_is_taken(em_state *st, const char *s)
     /* the module's helpers and the Octave file's subfunctions */
     if (st->L->python && s[0] == '_') return 1;
     size_t fl = strlen(st->fname);
-    if (!st->L->python && !strncmp(s, st->fname, fl) && (!strcmp(s + fl, "_logdet") || !strcmp(s + fl, "_commutation")))
+    if (!st->L->python && !strncmp(s, st->fname, fl) && (!strcmp(s + fl, "_logdet") || !strcmp(s + fl, "_commutation") ||
+                                                        !strncmp(s + fl, "_plan", 5)))
         return 1;
     return 0;
 }
@@ -891,6 +925,51 @@ static em_txt em_mul(em_state *st, md_expr *e, int negate)
 
 static em_txt em_formed(em_state *st, md_expr *e);
 
+/* Is trace e = tr(s * P * Q) to be written without forming P*Q (the
+   product used nowhere else, P and Q plain matrices, as costopt.c's
+   trace split leaves it)?  Then it is the sum of P .* Q'. */
+static int em_trdot(em_state *st, md_expr *e)
+{
+    md_expr *m = e->args[0];
+    if (m->kind != MD_MUL || md_is_scalar(m) || st->temp[m->id] || st->tname[m->id] || st->alias[m->id] ||
+        st->uses[m->id] != 1)
+        return 0;
+    int L = 0;
+    for (int i = 0; i < m->nargs; i++) {
+        md_expr *f = m->args[i], *g = f->kind == MD_TRANS ? f->args[0] : f;
+        if (md_is_scalar(f)) continue;
+        if (g->kind == MD_DIAGM || g->kind == MD_ONES || g->kind == MD_EYE || em_is_inverse(g)) return 0;
+        L++;
+    }
+    return L == 2;
+}
+
+/* tr(m) for a product m that em_trdot accepts: its scalars times the
+   sum of P .* Q'. */
+static em_txt em_trdot_text(em_state *st, md_expr *m)
+{
+    md_buf b = {0};
+    md_expr *f[2];
+    int L = 0;
+    for (int i = 0; i < m->nargs; i++) {
+        md_expr *a = m->args[i];
+        if (!md_is_scalar(a)) {
+            f[L++] = a;
+            continue;
+        }
+        char *s = em_op(a->kind == MD_NUM ? em_number(st, a->q, 0) : em_arg(st, a), P_POW);
+        md_buf_printf(&b, "%s * ", s);
+        free(s);
+    }
+    char *p = em_op(em_arg(st, f[0]), P_ATOM), *q = em_op(em_arg(st, f[1]), P_ATOM);
+    char *t = em_fill(st->L->trdot, p, q, NULL);
+    md_buf_puts(&b, t);
+    free(p);
+    free(q);
+    free(t);
+    return em_mk(md_buf_take(&b), L == 2 && m->nargs == 2 ? P_ATOM : P_MUL);
+}
+
 /* The text of node e: its temporary when it has one. */
 static em_txt em_node(em_state *st, md_expr *e)
 {
@@ -903,7 +982,15 @@ static em_txt em_node(em_state *st, md_expr *e)
         return em_mk(t, st->L->python ? P_ATOM : P_POW);
     }
     em_txt t = em_formed(st, e);
-    if (st->temp[e->id] && !st->failed) return em_mk(em_define(st, e, t), P_ATOM);
+    if (st->temp[e->id] && !st->failed) {
+        /* a name already (a solve's temporary): not named twice */
+        for (int i = 0; i < st->ntaken && t.prec == P_ATOM; i++)
+            if (!strcmp(st->taken[i], t.s)) {
+                st->tname[e->id] = (char *)st->taken[i];
+                return t;
+            }
+        return em_mk(em_define(st, e, t), P_ATOM);
+    }
     return t;
 }
 
@@ -1051,6 +1138,7 @@ static em_txt em_formed(em_state *st, md_expr *e)
     case MD_NORM2:
         return em_apply1(L->norm2, em_arg(st, e->args[0]));
     case MD_TR:
+        if (em_trdot(st, e)) return em_trdot_text(st, e->args[0]);
         return em_apply1(L->trace, em_arg(st, e->args[0]));
     case MD_DET:
         return em_apply1(L->det, em_arg(st, e->args[0]));
@@ -1193,6 +1281,139 @@ static void em_analyse(em_state *st, int nroots, md_expr *const *roots)
     for (uint32_t id = 0; id < nn; id++)
         if (seen[id]) st->temp[id] = st->uses[id] > 1 && !st->alias[id] && !em_cheap(st, ctx->nodes[id]);
     free(seen);
+}
+
+/* ---- plans and their cost ----------------------------------------------- */
+
+/*
+ * The flops of one plan as a monomial sum in the base dimensions, for the
+ * run-time choice between plans (the model of em_cost in emit_plan.c): a
+ * product of an r x k and a k x c operand costs r*k*c (a chain left to
+ * run time at most its left-to-right cost), a trace of two factors r*k,
+ * a solve or a determinant n^3 more, anything else one operation per
+ * element; a transpose written as a view costs nothing.
+ */
+enum { EM_TERM_MAX = 12 };
+
+typedef struct em_term {
+    int d[EM_TERM_MAX], n;   /* base dimensions, sorted */
+    long coef;
+} em_term;
+
+typedef struct em_poly {
+    em_term *t;
+    int nt;
+} em_poly;
+
+/* Appends dimension d (its base factors for a product) to x. */
+static void em_term_dim(em_state *st, em_term *x, int d)
+{
+    if (d == MD_DIM_ONE) return;
+    const md_dim *dm = &st->ctx->dims[d];
+    if (dm->nfac > 0 && !st->dimname[d]) {
+        for (int i = 0; i < dm->nfac; i++) em_term_dim(st, x, dm->fac[i]);
+        return;
+    }
+    if (x->n == EM_TERM_MAX) return;
+    int j = x->n++;
+    while (j > 0 && x->d[j - 1] > d) x->d[j] = x->d[j - 1], j--;
+    x->d[j] = d;
+}
+
+/* Adds coef * d[0] * ... * d[n-1] to p, equal monomials collected. */
+static void em_poly_add(em_state *st, em_poly *p, long coef, int n, const int *d)
+{
+    em_term x = {{0}, 0, coef};
+    for (int i = 0; i < n; i++) em_term_dim(st, &x, d[i]);
+    for (int i = 0; i < p->nt; i++)
+        if (p->t[i].n == x.n && !memcmp(p->t[i].d, x.d, sizeof x.d)) {
+            p->t[i].coef += coef;
+            return;
+        }
+    p->t = md_xrealloc(p->t, (size_t)(p->nt + 1) * sizeof *p->t);
+    p->t[p->nt++] = x;
+}
+
+/* The flops of the nodes the last em_analyse found live. */
+static em_poly em_plan_flops(em_state *st)
+{
+    em_poly p = {NULL, 0};
+    char *traced = md_xcalloc((size_t)st->nn + 1, 1);
+    for (uint32_t id = 0; id < st->nn; id++) {
+        md_expr *e = st->ctx->nodes[id];
+        if (st->uses[id] && !st->alias[id] && e->kind == MD_TR && em_trdot(st, e)) {
+            md_expr *m = e->args[0];
+            traced[m->id] = 1;
+            int d[2] = {m->rows, m->args[m->nargs - 1]->rows};   /* P is r x k */
+            em_poly_add(st, &p, 1, 2, d);
+        }
+    }
+    for (uint32_t id = 0; id < st->nn; id++) {
+        md_expr *e = st->ctx->nodes[id];
+        if (!st->uses[id] || st->alias[id] || traced[id] || e->nargs == 0 || e->kind == MD_TRANS) continue;
+        /* a diagonal or an inverse only in products: a scaling, a solve */
+        if ((e->kind == MD_DIAGM || em_is_inverse(e)) && !st->nonchain[id]) continue;
+        if (e->kind == MD_MUL) {
+            md_expr *f[64];
+            int L = 0;
+            for (int i = 0; i < e->nargs && L < 64; i++) {
+                md_expr *a = e->args[i], *g = a->kind == MD_TRANS ? a->args[0] : a;
+                if (md_is_scalar(a) || g->kind == MD_EYE) continue;
+                if (g->kind == MD_DIAGM) {
+                    /* a scaling of its neighbour's rows or columns */
+                    int d[2] = {e->rows, e->cols};
+                    em_poly_add(st, &p, 1, 2, d);
+                    continue;
+                }
+                f[L++] = a;
+            }
+            for (int i = 1; i < L; i++) {
+                int d[3] = {f[0]->rows, f[i]->rows, f[i]->cols};
+                em_poly_add(st, &p, 1, 3, d);
+            }
+            for (int i = 0; i < L; i++)
+                if (em_is_inverse(f[i]->kind == MD_TRANS ? f[i]->args[0] : f[i])) {
+                    int d[3] = {f[i]->rows, f[i]->rows, f[i]->rows};
+                    em_poly_add(st, &p, 1, 3, d);
+                }
+            if (L >= 2) continue;
+        }
+        if (e->kind == MD_MPOW || e->kind == MD_DET || e->kind == MD_LOGDET) {
+            md_expr *a = e->kind == MD_MPOW ? e : e->args[0];
+            int d[3] = {a->rows, a->rows, a->rows};
+            em_poly_add(st, &p, 1, 3, d);
+        }
+        int d[2] = {e->rows, e->cols};
+        em_poly_add(st, &p, 1, 2, d);
+    }
+    free(traced);
+    return p;
+}
+
+/* p as an expression of the target language in the sizes' locals (which
+   it marks used); frees p. */
+static char *em_poly_text(em_state *st, em_poly p)
+{
+    /* the largest terms first (a stable sort by degree) */
+    for (int i = 1; i < p.nt; i++)
+        for (int j = i; j > 0 && p.t[j - 1].n < p.t[j].n; j--) {
+            em_term x = p.t[j];
+            p.t[j] = p.t[j - 1];
+            p.t[j - 1] = x;
+        }
+    md_buf b = {0};
+    for (int i = 0; i < p.nt; i++) {
+        const em_term *x = &p.t[i];
+        if (i) md_buf_puts(&b, " + ");
+        if (x->coef != 1 || !x->n) md_buf_printf(&b, "%ld%s", x->coef, x->n ? " * " : "");
+        for (int j = 0; j < x->n; j++) {
+            char *s = em_dim(st, x->d[j]);
+            md_buf_printf(&b, "%s%s", j ? " * " : "", s);
+            free(s);
+        }
+    }
+    free(p.t);
+    return b.s ? md_buf_take(&b) : em_strdup("0");
 }
 
 /* ---- the file ----------------------------------------------------------- */
@@ -1437,6 +1658,156 @@ static void em_dim_lines(em_state *st, md_buf *out)
         }
 }
 
+/* Forgets the last plan's analysis, temporaries, solves, sizes used and
+   statements: names from ntaken0 on were its own. */
+static void em_reset(em_state *st, int ntaken0)
+{
+    size_t nn = (size_t)st->nn + 1;
+    memset(st->uses, 0, nn * sizeof *st->uses);
+    memset(st->nonchain, 0, nn * sizeof *st->nonchain);
+    memset(st->temp, 0, nn);
+    memset(st->tname, 0, nn * sizeof *st->tname);
+    memset(st->alias, 0, nn * sizeof *st->alias);
+    memset(st->dimused, 0, (size_t)st->ctx->ndims + 1);
+    for (int i = ntaken0; i < st->ntaken; i++) free((char *)st->taken[i]);
+    st->ntaken = ntaken0;
+    md_strmap_free(&st->solves);
+    for (int i = 0; i < st->nkeys; i++) free(st->keys[i]);
+    free(st->keys);
+    st->keys = NULL;
+    st->nkeys = 0;
+    st->ntemp = 0;
+    md_buf_free(&st->body);
+}
+
+/* The statements of roots[0..nroots) (one plan) into st->body, each
+   assigned to its name in rname. */
+static void em_roots(em_state *st, int nroots, md_expr *const *roots, char *const *rname)
+{
+    const em_lang *L = st->L;
+    em_analyse(st, nroots, roots);
+    for (int i = 0; i < nroots && !st->failed; i++) {
+        md_expr *r = roots[i];
+        em_txt t = em_node(st, r);
+        /* a vector result flattened (Python), a constant result of full size */
+        char *s;
+        if (L->python && r->cols == MD_DIM_ONE && r->rows != MD_DIM_ONE) {
+            if (strlen(t.s) > 48) {
+                char *lhs = em_fmt("%s = ", rname[i]);
+                em_line(st, lhs, t.s);
+                free(lhs);
+                free(t.s);
+                t = em_mk(em_strdup(rname[i]), P_ATOM);
+            }
+            char *o = em_op(t, P_ATOM);
+            s = em_fill(L->ravel, o, NULL, NULL);
+            free(o);
+        } else {
+            s = t.s;
+        }
+        char *lhs = em_fmt("%s = ", rname[i]);
+        em_line(st, lhs, s);
+        free(lhs);
+        free(s);
+    }
+}
+
+/* The name of plan k (0-based) of the function. */
+static char *em_plan_name(em_state *st, int k)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%d", k + 1);
+    return em_fill(st->L->plan, st->fname, num, NULL);
+}
+
+/* Plan k of np as a private function (an Octave subfunction) of the
+   inputs sig (and torch's dtype, device) returning rets: its sizes, the
+   statements of st->body. */
+static void em_plan_function(em_state *st, md_buf *out, int k, int np, const char *sig, const char *rets)
+{
+    const em_lang *L = st->L;
+    char *pname = em_plan_name(st, k);
+    char *about = em_fmt("Plan %d of %d of %s: its products bracketed, shared and reduced as the flop "
+                         "count is least for some sizes (%s picks the plan for the sizes it is called with).",
+                         k + 1, np, st->fname, st->fname);
+    if (L->python) {
+        char *line = em_fmt("def %s(%s%s):", pname, sig, st->lang == EM_TORCH ? ", dtype, device" : "");
+        md_buf_puts(out, "\n\n");
+        em_break(out, line);
+        free(line);
+        char *ind = em_fmt("%s# ", L->indent);
+        em_wrap(out, ind, about, 79);
+        free(ind);
+    } else {
+        md_buf_printf(out, "\nfunction [%s] = %s(%s)\n", rets, pname, sig);
+        char *ind = em_fmt("%s%% ", L->indent);
+        em_wrap(out, ind, about, 79);
+        free(ind);
+    }
+    free(about);
+    free(pname);
+    em_dim_lines(st, out);
+    md_buf_puts(out, st->body.s ? st->body.s : "");
+    if (L->python) em_stmt(st, out, L->indent, "return ", rets);
+    else md_buf_puts(out, "end\n");
+}
+
+/* The public function's choice (st->body): the flop count of each plan
+   for the sizes it is called with, and the call of the first cheapest
+   with args, its results rets. */
+static void em_chooser(em_state *st, int np, em_poly *flops, const char *args, const char *rets)
+{
+    const em_lang *L = st->L;
+    md_buf costs = {0}, fns = {0};
+    for (int k = 0; k < np; k++) {
+        char *c = em_poly_text(st, flops[k]);
+        char *pname = em_plan_name(st, k), *ref = em_fill(L->fref, pname, NULL, NULL);
+        md_buf_printf(&costs, "%s%s", k ? ", " : "", c);
+        md_buf_printf(&fns, "%s%s", k ? ", " : "", ref);
+        free(c);
+        free(pname);
+        free(ref);
+    }
+    char *cost = em_name(st, "cost"), *plans = em_name(st, "plans"), *plan = em_name(st, "plan");
+    char *lhs = em_fmt("%s = ", cost), *rhs = em_fill(L->seq, costs.s, NULL, NULL);
+    em_line(st, lhs, rhs);
+    free(lhs);
+    free(rhs);
+    lhs = em_fmt("%s = ", plans);
+    rhs = em_fill(L->fseq, fns.s, NULL, NULL);
+    em_line(st, lhs, rhs);
+    free(lhs);
+    free(rhs);
+    char *at = em_fill(L->argmin, cost, NULL, NULL);
+    lhs = em_fmt("%s = ", plan);
+    rhs = em_fill(L->pick, plans, at, NULL);
+    em_line(st, lhs, rhs);
+    free(at);
+    free(lhs);
+    free(rhs);
+    lhs = L->python ? em_strdup("return ") : em_fmt("[%s] = ", rets);
+    rhs = em_fmt("%s(%s%s)", plan, args, st->lang == EM_TORCH ? ", dtype, device" : "");
+    em_line(st, lhs, rhs);
+    free(lhs);
+    free(rhs);
+    md_buf_free(&costs);
+    md_buf_free(&fns);
+}
+
+/* The plans of the roots: md_cost_plans (products bracketed by cost for
+   each size regime that wins, shared sub-products, Gram matrices for
+   norm2(A*B')^2), at most EM_PLANS_MAX; plans[k] is malloc'd. */
+enum { EM_PLANS_MAX = 6 };
+
+static int em_plans(md_ctx *ctx, const md_array_emit *a, md_expr ***plans)
+{
+    md_expr **r = md_xmalloc((size_t)(a->nroots + 1) * sizeof *r);
+    memcpy(r, a->roots, (size_t)a->nroots * sizeof *r);
+    int np = md_cost_plans(ctx, NULL, a->nroots, r, EM_PLANS_MAX, plans);
+    free(r);
+    return np;
+}
+
 int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
 {
     em_state S;
@@ -1462,6 +1833,8 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
     st->fname = nm;
     /* the function's own name may be reused inside it (a local shadows
        it there, and it does not call itself) */
+    md_expr **plans[EM_PLANS_MAX];
+    int np = em_plans(ctx, a, plans);
     st->uses = md_xcalloc(ctx->nnodes + 1, sizeof *st->uses);
     st->nonchain = md_xcalloc(ctx->nnodes + 1, sizeof *st->nonchain);
     st->temp = md_xcalloc(ctx->nnodes + 1, 1);
@@ -1553,44 +1926,39 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         for (int d = 1; d < ctx->ndims; d++) free(fields[d]);
     free(fields);
 
-    /* the body */
-    em_analyse(st, a->nroots, a->roots);
-    for (int i = 0; i < a->nroots && !st->failed; i++) {
-        md_expr *r = a->roots[i];
-        em_txt t = em_node(st, r);
-        /* a vector result flattened (Python), a constant result of full size */
-        char *s;
-        if (L->python && r->cols == MD_DIM_ONE && r->rows != MD_DIM_ONE) {
-            if (strlen(t.s) > 48) {
-                char *lhs = em_fmt("%s = ", rname[i]);
-                em_line(st, lhs, t.s);
-                free(lhs);
-                free(t.s);
-                t = em_mk(em_strdup(rname[i]), P_ATOM);
-            }
-            char *o = em_op(t, P_ATOM);
-            s = em_fill(L->ravel, o, NULL, NULL);
-            free(o);
-        } else {
-            s = t.s;
-        }
-        char *lhs = em_fmt("%s = ", rname[i]);
-        em_line(st, lhs, s);
-        free(lhs);
-        free(s);
-    }
-    int rc = 0;
-    if (st->failed) {
-        rc = -1;
-        goto done;
-    }
-
-    /* the file */
+    /* the body: with one plan, the function's own; with several, each a
+       private function, and the function's the choice */
     md_buf sig = {0};
     for (int s = 0; s < a->nsyms; s++) md_buf_printf(&sig, "%s%s", s ? ", " : "", st->symname[s]);
     for (int k = 0; k < ctx->nfuncs; k++) md_buf_printf(&sig, "%s%s", sig.len ? ", " : "", st->fnname[k]);
     md_buf rets = {0};
     for (int i = 0; i < a->nroots; i++) md_buf_printf(&rets, "%s%s", i ? ", " : "", rname[i]);
+    md_buf planfns = {0};
+    em_poly *flops = md_xcalloc((size_t)np, sizeof *flops);
+    int ntaken0 = st->ntaken;
+    for (int k = 0; k < np && !st->failed; k++) {
+        em_reset(st, ntaken0);
+        em_roots(st, a->nroots, plans[k], rname);
+        if (np == 1) break;
+        flops[k] = em_plan_flops(st);
+        em_plan_function(st, &planfns, k, np, sig.s ? sig.s : "", rets.s);
+    }
+    if (np > 1 && !st->failed) {
+        em_reset(st, ntaken0);
+        em_chooser(st, np, flops, sig.s ? sig.s : "", rets.s);
+    }
+    free(flops);
+    for (int k = 0; k < np; k++) free(plans[k]);
+    int rc = 0;
+    if (st->failed) {
+        rc = -1;
+        md_buf_free(&sig);
+        md_buf_free(&rets);
+        md_buf_free(&planfns);
+        goto done;
+    }
+
+    /* the file */
     md_buf about = {0};
     md_buf_printf(&about, "%s and its %s", a->ftext, a->what);
     for (int i = 0; i < a->nwrt; i++) md_buf_printf(&about, "%s%s", i ? ", " : " with respect to ", ctx->syms[a->wrt[i]].name);
@@ -1647,7 +2015,8 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         md_buf_puts(out, checks.s ? checks.s : "");
         em_dim_lines(st, out);
         md_buf_puts(out, st->body.s ? st->body.s : "");
-        em_stmt(st, out, ind, "return ", rets.s);
+        if (np == 1) em_stmt(st, out, ind, "return ", rets.s);
+        md_buf_puts(out, planfns.s ? planfns.s : "");
         if (a->self_test && a->nwrt > 0 && !a->second && a->gradient) {
             int *wa = md_xcalloc((size_t)a->nwrt + 1, sizeof *wa);
             for (int i = 0; i < a->nwrt; i++) wa[i] = a->wrt[i];
@@ -1668,8 +2037,10 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         em_dim_lines(st, out);
         md_buf_puts(out, st->body.s ? st->body.s : "");
         md_buf_puts(out, "end\n");
+        md_buf_puts(out, planfns.s ? planfns.s : "");
         em_octave_helpers(st, out);
     }
+    md_buf_free(&planfns);
     md_buf_free(&sig);
     md_buf_free(&rets);
     md_buf_free(&about);
