@@ -1759,12 +1759,16 @@ static void em_chooser(em_state *st, int np, em_poly *flops, const char *args, c
 {
     const em_lang *L = st->L;
     md_buf costs = {0}, fns = {0};
-    for (int k = 0; k < np; k++) {
-        char *c = em_poly_text(st, flops[k]);
+    for (int k = 0; k < np; k++) {   /* one line per plan's count: costK = ... */
+        char *c = em_poly_text(st, flops[k]), *ck = em_fmt("cost%d", k + 1), *cn = em_name(st, ck);
         char *pname = em_plan_name(st, k), *ref = em_fill(L->fref, pname, NULL, NULL);
-        md_buf_printf(&costs, "%s%s", k ? ", " : "", c);
+        char *lhs = em_fmt("%s = ", cn);
+        em_line(st, lhs, c);
+        md_buf_printf(&costs, "%s%s", k ? ", " : "", cn);
         md_buf_printf(&fns, "%s%s", k ? ", " : "", ref);
+        free(lhs);
         free(c);
+        free(ck);   /* cn is st's (em_name) */
         free(pname);
         free(ref);
     }
