@@ -244,6 +244,47 @@ def fd_check(call, values, data, out, nres):
     return worst
 
 
+CHOOSER = {
+    # the line that picks the plan, and the list of plans (emit_array.c's
+    # em_chooser): Python, then Octave
+    "py": (re.compile(r"^(\s*\w+ = \w+)\[\w+\.index\(min\(\w+\)\)\]$", re.M),
+           re.compile(r"^\s*\w+ = \(((?:_\w+, )*_\w+)\)$", re.M)),
+    "m": (re.compile(r"^(\s*\w+ = \w+)\{find\(\w+ == min\(\w+\), 1\)\};$",
+                     re.M),
+          re.compile(r"^\s*\w+ = \{((?:@\w+, )*@\w+)\};$", re.M)),
+}
+
+
+def forced_plans(fmt, made):
+    """Copies of each file with several plans, one per plan, whose chooser
+    line is replaced by that plan (as MD_FORCE_PLAN does for the C code):
+    the run-time choice tests only the plan it picks, these test them
+    all.  Returns (name, prefix) entries like made's."""
+    ext = "m" if fmt == "octave" else "py"
+    pick, listed = CHOOSER[ext]
+    extra = []
+    for name, prefix in made:
+        with open(prefix + "." + ext) as fh:
+            text = fh.read()
+        m, lst = pick.search(text), listed.search(text)
+        if not m or not lst:
+            continue
+        base = os.path.basename(prefix)
+        for k in range(len(lst.group(1).split(", "))):
+            new = "%sp%d" % (prefix, k + 1)
+            t = text[:m.start()] + m.group(1) + \
+                ("{%d};" % (k + 1) if ext == "m" else "[%d]" % k) + \
+                text[m.end():]
+            if ext == "m":   # the function file's name is its function's
+                t = re.sub(r"(?<![A-Za-z0-9_])%s(?![0-9A-Za-z])" % base,
+                           os.path.basename(new), t)
+            with open(new + "." + ext, "w") as fh:
+                fh.write(t)
+            shutil.copyfile(prefix + ".json", new + ".json")
+            extra.append(("%s, plan %d forced" % (name, k + 1), new))
+    return extra
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--format", required=True)
@@ -294,9 +335,13 @@ def main():
                            % (r.returncode, msg)))
         else:
             made.append((name, prefix))
+    forced = forced_plans(a.format, made)
+    made += forced
     checked = 0
     if a.format in ("numpy", "torch"):
-        files = [p + ".py" for _, p in made]
+        # (the forced copies leave the plans' costs unused: not linted)
+        copies = set(p for _, p in forced)
+        files = [p + ".py" for _, p in made if p not in copies]
         for f in files:
             try:
                 py_compile.compile(f, doraise=True)
@@ -383,9 +428,9 @@ def main():
     if a.verbose:
         for name, why in refused:
             print("refused %s: %s" % (name, why))
-    print("arrays %s: %d cases run and compared (%d golden, %d random), "
-          "%d refused by the format, %d failed"
-          % (a.format, checked, len(cases) - a.random, a.random,
+    print("arrays %s: %d cases run and compared (%d golden, %d random, "
+          "%d with a plan forced), %d refused by the format, %d failed"
+          % (a.format, checked, len(cases) - a.random, a.random, len(forced),
              len(refused), len(failed)))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
