@@ -119,18 +119,28 @@ static int em_transposes(const md_expr *a, const md_expr *b)
 
 /* Is e symmetric whatever its inputs (a symmetric variable, eye, diag(v),
    sums, Hadamard products and powers of such, palindromic products like
-   A'*S*A)?  No is always safe: depth bounds the walk. */
-static int em_symmetric(const md_ctx *ctx, const md_expr *e, int depth)
+   A'*S*A)?  No is always safe: depth bounds the walk, and memo (one byte
+   per node: 0 not known, 1 no, 2 yes) keeps a shared subgraph from being
+   walked once per path. */
+static int em_symmetric_at(const md_ctx *ctx, const md_expr *e, int depth, char *memo);
+
+static int em_symmetric(const md_ctx *ctx, const md_expr *e, int depth, char *memo)
+{
+    if (!memo[e->id]) memo[e->id] = (char)(1 + em_symmetric_at(ctx, e, depth, memo));
+    return memo[e->id] == 2;
+}
+
+static int em_symmetric_at(const md_ctx *ctx, const md_expr *e, int depth, char *memo)
 {
     if (e->rows != e->cols || depth > 32) return 0;
     switch (e->kind) {
     case MD_SYM: return md_is_scalar(e) || md_sym_is_symmetric(ctx, e->ival);
     case MD_NUM: case MD_EYE: case MD_DIAGM: return 1;
     case MD_ZERO: case MD_ONES: return 1;
-    case MD_TRANS: case MD_MPOW: return em_symmetric(ctx, e->args[0], depth + 1);
+    case MD_TRANS: case MD_MPOW: return em_symmetric(ctx, e->args[0], depth + 1, memo);
     case MD_ADD: case MD_HAD:
         for (int i = 0; i < e->nargs; i++)
-            if (!md_is_scalar(e->args[i]) && !em_symmetric(ctx, e->args[i], depth + 1)) return 0;
+            if (!md_is_scalar(e->args[i]) && !em_symmetric(ctx, e->args[i], depth + 1, memo)) return 0;
         return 1;
     case MD_MUL: {
         const md_expr *f[EM_CHAIN_MAX];
@@ -142,9 +152,9 @@ static int em_symmetric(const md_ctx *ctx, const md_expr *e, int depth)
         }
         for (int i = 0; i < L / 2; i++)
             if (!em_transposes(f[i], f[L - 1 - i]) &&
-                !(f[i] == f[L - 1 - i] && em_symmetric(ctx, f[i], depth + 1)))
+                !(f[i] == f[L - 1 - i] && em_symmetric(ctx, f[i], depth + 1, memo)))
                 return 0;
-        return L % 2 == 0 || em_symmetric(ctx, f[L / 2], depth + 1);
+        return L % 2 == 0 || em_symmetric(ctx, f[L / 2], depth + 1, memo);
     }
     default: return 0;
     }
@@ -164,7 +174,9 @@ static void em_assign_lu(emitter *E, md_expr *e)
     while (k < E->nlus && E->lus[k].base != base) k++;
     if (k == E->nlus) {
         E->lus = md_xrealloc(E->lus, (size_t)(E->nlus + 1) * sizeof *E->lus);
-        E->lus[E->nlus++] = (em_lu){base, -1, NULL, NULL, NULL, em_symmetric(E->ctx, base, 0)};
+        char *memo = md_xcalloc(E->ctx->nnodes, 1);
+        E->lus[E->nlus++] = (em_lu){base, -1, NULL, NULL, NULL, em_symmetric(E->ctx, base, 0, memo)};
+        free(memo);
     }
     E->nd[e->id].lu = k + 1;
     E->nd[e->id].lut = t;
