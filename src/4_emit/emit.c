@@ -647,7 +647,8 @@ static void em_plans_text(const emitter *P, int np, const char *run, md_buf *out
     for (int k = 0; k < np; k++) {
         char nm[48];
         snprintf(nm, sizeof nm, "%s%d", E->pfx, k);
-        md_buf_printf(out, "/* %s: plan %d of %d. */\n", E->fname, k + 1, np);
+        md_buf_printf(out, "/* %s%s: plan %d of %d. */\n", E->fname, run ? " alone (every gradient pointer NULL)" : "",
+                      k + 1, np);
         em_function(&P[k], nm, out);
         md_buf_putc(out, '\n');
     }
