@@ -1515,6 +1515,11 @@ static void prop_hvp(kase *k, md_expr *f)
         }
         md_mat_free(&g);
         double floor2 = sqrt(gs) * sqrt(vs) / fmax(sqrt(xs), 1e-300);
+        /* ... and when the gradient is rounding noise too (f constant:
+           abs(log(sin(z).^2 + 1)) - log(sin(z).^2 + 1), seed 8896; half
+           the sum of softmax(w), seed 9643), the data's own scale: inputs
+           are drawn of size 1, so a Hessian below 1e-14 |v| is zero */
+        floor2 = fmax(floor2, sqrt(vs));
         /* normwise, against the sizes of the terms summed (cancellation) */
         if (h.rows * h.cols != na * nb || !(d <= 1e-8 * fmax(fmax(m, 1e-3 * scale), 1e-6 * floor2) + 1e-300)) {
             if (!(isfinite(d) && isfinite(scale))) {
