@@ -84,6 +84,7 @@ typedef struct md_copt {
     md_expr **memo;
     md_known *known;
     int nknown, capknown;
+    int *kidx, kcap;   /* hash of known: 1 + index of the first with a key, 0 empty */
 } md_copt;
 
 static double dsz(const md_copt *c, int d) { return d == MD_DIM_ONE ? 1.0 : (double)c->size[d]; }
@@ -93,6 +94,29 @@ static md_expr *copt(md_copt *c, md_expr *e);
 
 static int is_inverse(const md_expr *e) { return e->kind == MD_MPOW && e->ival == -1; }
 
+/* The hash of the factor list f[0..n) (FNV-1a over the node ids). */
+static uint32_t known_hash(md_expr **f, int n)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)n;
+    for (int k = 0; k < n; k++) h = (h ^ f[k]->id) * 16777619u;
+    return h;
+}
+
+/* The slot of c->kidx for f[0..n): the one holding its first product, or
+   the empty one where it goes (linear probing; kcap a power of two). */
+static int known_slot(const md_copt *c, md_expr **f, int n)
+{
+    int mask = c->kcap - 1, i = (int)(known_hash(f, n) & (uint32_t)mask);
+    for (; c->kidx[i]; i = (i + 1) & mask) {
+        const md_known *k = &c->known[c->kidx[i] - 1];
+        if (k->n == n && !memcmp(k->f, f, (size_t)n * sizeof *f)) break;
+    }
+    return i;
+}
+
+/* Notes that node is the product f[0..n).  A chain many times over (long
+   products in many gradients) looks products up often: a hash keeps that
+   linear, where a scan of every product built was quadratic. */
 static void remember(md_copt *c, md_expr **f, int n, md_expr *node)
 {
     if (c->nknown == c->capknown) {
@@ -104,13 +128,26 @@ static void remember(md_copt *c, md_expr **f, int n, md_expr *node)
     k->f = md_xmalloc((size_t)n * sizeof *k->f);
     memcpy(k->f, f, (size_t)n * sizeof *k->f);
     k->node = node;
+    if (2 * c->nknown > c->kcap) {   /* grow and rehash, keeping each first */
+        free(c->kidx);
+        c->kcap = c->kcap ? 2 * c->kcap : 64;
+        c->kidx = md_xcalloc((size_t)c->kcap, sizeof *c->kidx);
+        for (int j = 0; j < c->nknown; j++) {
+            int i = known_slot(c, c->known[j].f, c->known[j].n);
+            if (!c->kidx[i]) c->kidx[i] = j + 1;
+        }
+        return;
+    }
+    int i = known_slot(c, f, n);
+    if (!c->kidx[i]) c->kidx[i] = c->nknown;
 }
 
+/* The first product built as f[0..n), or NULL. */
 static md_expr *known_as(const md_copt *c, md_expr **f, int n)
 {
-    for (int i = 0; i < c->nknown; i++)
-        if (c->known[i].n == n && !memcmp(c->known[i].f, f, (size_t)n * sizeof *f)) return c->known[i].node;
-    return NULL;
+    if (!c->kcap) return NULL;
+    int i = known_slot(c, f, n);
+    return c->kidx[i] ? c->known[c->kidx[i] - 1].node : NULL;
 }
 
 /* The product f[0..n) if some chain built it already, or the transpose of
@@ -298,11 +335,12 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
     if (!size) return 0;
     for (int d = 1; d < ctx->ndims; d++)
         if (size[d] <= 0) return 0;
-    md_copt c = {ctx, size, ctx->nnodes, NULL, NULL, 0, 0};
+    md_copt c = {ctx, size, ctx->nnodes, NULL, NULL, 0, 0, NULL, 0};
     c.memo = md_xcalloc(c.n, sizeof *c.memo);
     for (int i = 0; i < n; i++) roots[i] = copt(&c, roots[i]);
     for (int i = 0; i < c.nknown; i++) free(c.known[i].f);
     free(c.known);
+    free(c.kidx);
     free(c.memo);
     return 1;
 }
