@@ -65,5 +65,5 @@ for DOC in "$@"; do
         esac
         ran=$((ran + 1))
     done
-    echo "arrays_doc: the example of $page ran ($ran blocks run, $skipped skipped)"
+    echo "arrays_doc: the example of $page ran (blocks run: $ran, skipped: $skipped)"
 done
