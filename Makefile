@@ -213,6 +213,7 @@ docs: $(BIN)
 	python3 docs/gen.py docs/src/arrays.md.in docs/arrays.md
 	python3 docs/gen.py docs/src/numpy.md.in docs/numpy.md
 	python3 docs/gen.py docs/src/torch.md.in docs/torch.md
+	python3 docs/gen.py docs/src/octave.md.in docs/octave.md
 
 # Installation: the binary, the man page (its FILES section pointing at the
 # installed docs) and the docs, with GNU's PREFIX and DESTDIR conventions.
@@ -221,7 +222,8 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/matdiff
 DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/arrays.md \
-           docs/numpy.md docs/torch.md docs/developer.md
+           docs/numpy.md docs/torch.md docs/octave.md \
+           docs/developer.md
 INSTALL ?= install
 
 install: $(BIN)
