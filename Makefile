@@ -8,7 +8,8 @@
 #                   + 3000 random programs (tests/random.c) + LaTeX compiles
 #                   + docs/codegen.md's calling example compiled and run
 #                   + tests/indep/ and tests/textbook/ (numpy, /usr/bin/python3)
-#                   + the NumPy, PyTorch and Octave code run in their runtimes
+#                   + the NumPy, PyTorch and Octave code run in their runtimes,
+#                   and the complete examples of docs/arrays.md, numpy.md, torch.md, octave.md
 #   make test-numpy, test-torch, test-octave   one array runtime alone
 #   make random     the random differential tester: N=200000 programs (SEED, JOBS)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
@@ -133,15 +134,19 @@ textbook: $(BIN)
 # The array backends run in their real runtimes (tests/arrays/run.py):
 # every golden case with a derivative, emitted by --format numpy, torch
 # and octave, run on random data and compared with the internal evaluator
-# and with finite differences.  Debian's python3 with python3-numpy (and
-# python3-torch, octave); a runtime that is not installed is skipped with
-# a message by `arrays`, and is an error for its own target.
+# and with finite differences; then the complete example of each page
+# about them (ARRAYS_DOCS), as a user would run it.  Debian's python3
+# with python3-numpy (and python3-torch, octave); a runtime that is not
+# installed is skipped with a message by `arrays`, and is an error for its
+# own target.
 ARRAYS_PYTHON ?= /usr/bin/python3
 ARRAYS_RANDOM ?= 60
 ARRAYS_SEED ?= 1
 ARRAYS_RUN = $(ARRAYS_PYTHON) tests/arrays/run.py --tool $(B)/tests/arraycase --random-tool $(B)/tests/random \
              --random $(ARRAYS_RANDOM) --seed $(ARRAYS_SEED) --golden $(wildcard tests/golden/*.test)
 ARRAYS_FORMATS ?= numpy torch octave
+# The pages whose "A complete example" section tests/arrays_doc.sh runs.
+ARRAYS_DOCS ?= docs/arrays.md docs/numpy.md docs/torch.md docs/octave.md
 arrays: $(B)/tests/arraycase $(B)/tests/random $(BIN)
 	@for f in $(ARRAYS_FORMATS); do \
 	    if [ $$f = torch ] && ! $(ARRAYS_PYTHON) -c 'import torch' 2>/dev/null; then \
@@ -150,7 +155,7 @@ arrays: $(B)/tests/arraycase $(B)/tests/random $(BIN)
 	        echo "== arrays: octave is not installed: --format octave not run (make test-octave)"; \
 	    else $(MAKE) --no-print-directory test-$$f || exit 1; fi; \
 	done
-	@MATDIFF="./$(BIN)" ARRAYS_PYTHON=$(ARRAYS_PYTHON) sh tests/arrays_doc.sh docs/arrays.md
+	@MATDIFF="./$(BIN)" ARRAYS_PYTHON=$(ARRAYS_PYTHON) sh tests/arrays_doc.sh $(ARRAYS_DOCS)
 test-numpy test-torch test-octave: test-%: $(B)/tests/arraycase $(B)/tests/random $(BIN)
 	@echo "== arrays $*"; $(ARRAYS_RUN) --format $*
 $(B)/tests/arraycase: tests/arrays/arraycase.c $(B)/libmatdiff.a | $(B)
@@ -211,6 +216,9 @@ docs: $(BIN)
 	python3 docs/gen.py docs/src/derivations.md.in docs/derivations.md
 	python3 docs/gen.py docs/src/codegen.md.in docs/codegen.md
 	python3 docs/gen.py docs/src/arrays.md.in docs/arrays.md
+	python3 docs/gen.py docs/src/numpy.md.in docs/numpy.md
+	python3 docs/gen.py docs/src/torch.md.in docs/torch.md
+	python3 docs/gen.py docs/src/octave.md.in docs/octave.md
 
 # Installation: the binary, the man page (its FILES section pointing at the
 # installed docs) and the docs, with GNU's PREFIX and DESTDIR conventions.
@@ -219,6 +227,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/matdiff
 DOCS    := README.md docs/language.md docs/identities.md docs/derivations.md docs/codegen.md docs/arrays.md \
+           docs/numpy.md docs/torch.md docs/octave.md \
            docs/developer.md
 INSTALL ?= install
 

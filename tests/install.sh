@@ -26,7 +26,8 @@ M=$R/share/man/man1/matdiff.1
 [ -f "$M" ] || fail "no man page at $M"
 grep -q "$PREFIX/share/doc/matdiff/language.md" "$M" || fail "the man page does not name the installed docs"
 ! grep -q '^\.I docs/' "$M" || fail "the man page still names docs/ of the source tree"
-for f in README.md language.md identities.md derivations.md codegen.md developer.md; do
+for f in README.md language.md identities.md derivations.md codegen.md arrays.md numpy.md torch.md \
+         octave.md developer.md; do
     [ -f "$R/share/doc/matdiff/$f" ] || fail "no $f in $R/share/doc/matdiff"
 done
 if command -v man > /dev/null 2>&1; then
