@@ -75,6 +75,8 @@ typedef struct em_lang {
     const char *diagm;      /* the diagonal matrix of column %1$s */
     const char *diagv;      /* the diagonal of %1$s as a column */
     const char *vec, *kron, *comm;
+    const char *kron_mm;    /* kron(A, B) * %2$s, never formed; %1$s: "A, B" */
+    const char *comm_mm;    /* commutation(m, n) * %2$s, never formed; %1$s: "m, n" */
     const char *softmax, *lse;   /* of a column %1$s, shifted by its largest entry (%3$s: NAME) */
     const char *colsum;     /* ones' * %1$s: the row of column sums */
     const char *rowsum;     /* %1$s * ones: the column of row sums */
@@ -120,6 +122,7 @@ static const em_lang em_langs[] = {
         "np.linalg.solve(%1$s, %2$s)", "np.linalg.solve(%1$s.T, %2$s.T).T",
         "np.diag(%1$s[:, 0])", "np.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "np.kron(%1$s, %2$s)", "_commutation(%1$s, %2$s)",
+        "_kron_mm(%1$s, %2$s)", "_commutation_mm(%1$s, %2$s)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(axis=0, keepdims=True)", "%1$s.sum(axis=1, keepdims=True)",
         "%1$s * %2$s", "%2$s * %1$s.T", "np.linalg.multi_dot([%1$s])", "%1$s[0, 0]",
@@ -136,6 +139,7 @@ static const em_lang em_langs[] = {
         "torch.linalg.solve(%1$s, %2$s)", "torch.linalg.solve(%1$s.T, %2$s.T).T",
         "torch.diag(%1$s[:, 0])", "torch.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "torch.kron(%1$s.contiguous(), %2$s.contiguous())", "_commutation(%1$s, %2$s, dtype, device)",
+        "_kron_mm(%1$s, %2$s)", "_commutation_mm(%1$s, %2$s)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(dim=0, keepdim=True)", "%1$s.sum(dim=1, keepdim=True)",
         "%1$s * %2$s", "%2$s * %1$s.T", "torch.linalg.multi_dot([%1$s])", "%1$s[0, 0]",
@@ -148,6 +152,7 @@ static const em_lang em_langs[] = {
         "%1$s \\ %2$s", "%2$s / %1$s",
         "diag(%1$s)", "diag(%1$s)",
         "reshape(%1$s, [], 1)", "kron(%1$s, %2$s)", "%3$s_commutation(%1$s, %2$s)",
+        "%3$s_kron_mm(%1$s, %2$s)", "%3$s_commutation_mm(%1$s, %2$s)",
         "%3$s_softmax(%1$s)", "%3$s_logsumexp(%1$s)",
         "sum(%1$s, 1)", "sum(%1$s, 2)",
         "%1$s .* %2$s", "%2$s .* %1$s'", NULL, "%1$s",
@@ -182,6 +187,7 @@ typedef struct em_state {
     int ntemp;
     md_buf body;
     int need_logdet, need_comm, need_softmax, need_lse;
+    int need_kron_mm, need_comm_mm;   /* the helpers that apply them */
     md_strmap solves;    /* a solve's text -> index of its temporary in taken */
     char **keys;         /* the map's keys (it keeps the pointers) */
     int nkeys;
@@ -234,7 +240,9 @@ static int em_is_taken(em_state *st, const char *s)
     /* the module's helpers and the Octave file's subfunctions */
     if (st->L->python && s[0] == '_') return 1;
     size_t fl = strlen(st->fname);
-    if (!st->L->python && !strncmp(s, st->fname, fl) && (!strcmp(s + fl, "_logdet") || !strcmp(s + fl, "_commutation")))
+    if (!st->L->python && !strncmp(s, st->fname, fl) && (!strcmp(s + fl, "_logdet") || !strcmp(s + fl, "_commutation") ||
+                                                            !strcmp(s + fl, "_kron_mm") || !strcmp(s + fl, "_commutation_mm") ||
+                                                            !strcmp(s + fl, "_softmax") || !strcmp(s + fl, "_logsumexp")))
         return 1;
     return 0;
 }
@@ -548,18 +556,20 @@ static char *em_named(em_state *st, md_expr *e)
 }
 
 /* A product's chain, after the structured factors are taken out. */
-typedef enum { IT_DENSE, IT_INV, IT_DIAG, IT_ONES } em_itkind;
+typedef enum { IT_DENSE, IT_INV, IT_DIAG, IT_ONES, IT_KRON, IT_COMM } em_itkind;
 typedef struct em_item {
     em_itkind kind;
     char *s;           /* DENSE: the text (an operand, P_ATOM or not); INV: A
-                          (an atom); DIAG: v (an atom) */
+                          (an atom); DIAG: v (an atom); KRON: A (an atom) */
     int prec;
     int rows, cols;    /* dims */
+    char *s2;          /* KRON: B (an atom) of kron(A, B) */
+    int m, n;          /* COMM: commutation(m, n)'s dims */
 } em_item;
 
 static em_item em_dense_item(char *s, int prec, int rows, int cols)
 {
-    return (em_item){IT_DENSE, s, prec, rows, cols};
+    return (em_item){IT_DENSE, s, prec, rows, cols, NULL, 0, 0};
 }
 
 static long em_rep(em_state *st, int d)
@@ -653,10 +663,19 @@ static char *em_solve_temp(em_state *st, char *s)
     return nm;
 }
 
-/* Structured items (DIAG, ONES) absorbed into dense neighbours, no INV
-   in it[0..n). */
+static em_item em_applied_product(em_state *st, em_item *it, int n, int k);
+
+/* Structured items (DIAG, ONES) absorbed into dense neighbours, KRON and
+   COMM applied to them (em_applied_product), no INV in it[0..n). */
 static em_item em_plain_product(em_state *st, em_item *it, int n)
 {
+    /* a commutation matrix first: applied to a Kronecker product that
+       has to be formed (kron(X', eye(m))*commutation(n, m)), it only
+       permutes its columns */
+    for (int k = 0; k < n; k++)
+        if (it[k].kind == IT_COMM) return em_applied_product(st, it, n, k);
+    for (int k = 0; k < n; k++)
+        if (it[k].kind == IT_KRON) return em_applied_product(st, it, n, k);
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < n; i++) {
@@ -730,6 +749,99 @@ static em_item em_plain_product(em_state *st, em_item *it, int n)
     return em_dense_product(st, it, n);
 }
 
+/* A Kronecker product or commutation matrix item K formed: alone in its
+   chain, there is nothing to apply it to.  Consumes its texts. */
+static em_item em_struct_formed(em_state *st, em_item K)
+{
+    char *s;
+    if (K.kind == IT_COMM) {
+        st->need_comm = 1;
+        char *m = em_dim(st, K.m), *n = em_dim(st, K.n);
+        s = em_fill(st->L->comm, m, n, st->fname);
+        free(m);
+        free(n);
+    } else {
+        s = em_fill(st->L->kron, K.s, K.s2, NULL);
+        free(K.s);
+        free(K.s2);
+    }
+    return em_dense_item(s, P_ATOM, K.rows, K.cols);
+}
+
+/* K applied to the dense M (K*M, right) or M to K (M*K, !right), K never
+   formed: kron(A, B)*M is, column by column, vec(B*X*A') for X the cB x
+   cA matrix whose vec is M's column (L->kron_mm), commutation(m, n)*M a
+   transpose of each column reshaped m x n (L->comm_mm); M*K is (K'*M')'
+   with kron(A, B)' = kron(A', B') and commutation(m, n)' =
+   commutation(n, m).  Consumes the texts. */
+static em_item em_apply_struct(em_state *st, em_item K, em_item M, int right)
+{
+    const em_lang *L = st->L;
+    char *ms = em_op(em_mk(M.s, M.prec), P_ATOM), *r;
+    if (strlen(ms) > 48) ms = em_define(st, NULL, em_mk(ms, P_ATOM));
+    if (!right) {
+        char *t = em_fill(L->trans, ms, NULL, NULL);
+        free(ms);
+        ms = t;
+    }
+    if (K.kind == IT_COMM) {
+        st->need_comm_mm = 1;
+        char *m = em_dim(st, right ? K.m : K.n), *n = em_dim(st, right ? K.n : K.m);
+        char *dims = em_fmt("%s, %s", m, n);
+        r = em_fill(L->comm_mm, dims, ms, st->fname);
+        free(dims);
+        free(m);
+        free(n);
+    } else {
+        st->need_kron_mm = 1;
+        char *a = K.s, *b = K.s2;
+        if (!right) {
+            a = em_fill(L->trans, K.s, NULL, NULL);
+            b = em_fill(L->trans, K.s2, NULL, NULL);
+            free(K.s);
+            free(K.s2);
+        }
+        char *ab = em_fmt("%s, %s", a, b);
+        r = em_fill(L->kron_mm, ab, ms, st->fname);
+        free(ab);
+        free(a);
+        free(b);
+    }
+    free(ms);
+    if (!right) {
+        char *t = em_fill(L->trans, r, NULL, NULL);
+        free(r);
+        r = t;
+    }
+    if (strlen(r) > 60) r = em_define(st, NULL, em_mk(r, P_ATOM));
+    return em_dense_item(r, right || L->python ? P_ATOM : P_POW, right ? K.rows : M.rows, right ? M.cols : K.cols);
+}
+
+/* The product of it[0..n) (no INV) whose item k is a KRON or COMM: it is
+   applied to the product of its right neighbours (or, when there are
+   none, or a row on the left meets a matrix on the right, of its left
+   ones), never formed; alone it is formed. */
+static em_item em_applied_product(em_state *st, em_item *it, int n, int k)
+{
+    if (n == 1) return em_struct_formed(st, it[0]);
+    int right = k + 1 < n && !(k > 0 && it[0].rows == MD_DIM_ONE && it[n - 1].cols != MD_DIM_ONE);
+    em_item *rest = md_xcalloc((size_t)n, sizeof *rest);
+    em_item out;
+    if (right) {
+        em_item R = em_plain_product(st, it + k + 1, n - k - 1);
+        memcpy(rest, it, (size_t)k * sizeof *rest);
+        rest[k] = em_apply_struct(st, it[k], R, 1);
+        out = em_plain_product(st, rest, k + 1);
+    } else {
+        em_item Lp = em_plain_product(st, it, k);
+        rest[0] = em_apply_struct(st, it[k], Lp, 0);
+        memcpy(rest + 1, it + k + 1, (size_t)(n - k - 1) * sizeof *rest);
+        out = em_plain_product(st, rest, n - k);
+    }
+    free(rest);
+    return out;
+}
+
 /* The product of items it[0..n): inverses become solves. */
 static em_item em_items_product(em_state *st, em_item *it, int n)
 {
@@ -795,13 +907,28 @@ static em_txt em_chain(em_state *st, md_expr *e, int first)
                 free(as);
                 as = t;
             }
-            it[m++] = (em_item){IT_INV, as, P_ATOM, f->rows, f->cols};
+            it[m++] = (em_item){IT_INV, as, P_ATOM, f->rows, f->cols, NULL, 0, 0};
+        } else if (g->kind == MD_COMM) {
+            /* commutation(m, n)' = commutation(n, m) */
+            it[m++] = (em_item){IT_COMM, NULL, P_ATOM, f->rows, f->cols, NULL, tr ? g->aux : g->ival, tr ? g->ival : g->aux};
+        } else if (g->kind == MD_KRON && !md_is_scalar(g->args[0]) && !md_is_scalar(g->args[1])) {
+            /* kron(A, B)' = kron(A', B') */
+            char *ab[2];
+            for (int k = 0; k < 2; k++) {
+                ab[k] = em_op(em_arg(st, g->args[k]), P_ATOM);
+                if (tr) {
+                    char *t = em_fill(st->L->trans, ab[k], NULL, NULL);
+                    free(ab[k]);
+                    ab[k] = em_op(em_mk(t, st->L->python ? P_ATOM : P_POW), P_ATOM);
+                }
+            }
+            it[m++] = (em_item){IT_KRON, ab[0], P_ATOM, f->rows, f->cols, ab[1], 0, 0};
         } else if (g->kind == MD_DIAGM) {
             em_txt v = em_arg(st, g->args[0]);
             if (strlen(v.s) > 30 && !st->tname[g->args[0]->id]) v = em_mk(em_define(st, g->args[0], v), P_ATOM);
-            it[m++] = (em_item){IT_DIAG, em_op(v, P_ATOM), P_ATOM, f->rows, f->cols};
+            it[m++] = (em_item){IT_DIAG, em_op(v, P_ATOM), P_ATOM, f->rows, f->cols, NULL, 0, 0};
         } else if (f->kind == MD_ONES) {
-            it[m++] = (em_item){IT_ONES, NULL, P_ATOM, f->rows, f->cols};
+            it[m++] = (em_item){IT_ONES, NULL, P_ATOM, f->rows, f->cols, NULL, 0, 0};
         } else {
             em_txt t = em_arg(st, f);
             it[m++] = em_dense_item(t.s, t.prec, f->rows, f->cols);
@@ -1195,6 +1322,62 @@ static void em_analyse(em_state *st, int nroots, md_expr *const *roots)
     free(seen);
 }
 
+/* ---- sums of Kronecker products, distributed ---------------------------- */
+
+/* Is term t of a sum a Kronecker product or commutation matrix (scaled,
+   transposed or in a product), which a product could apply instead? */
+static int em_struct_term(const md_expr *t)
+{
+    if (t->kind == MD_TRANS) t = t->args[0];
+    if (t->kind == MD_KRON || t->kind == MD_COMM) return 1;
+    if (t->kind != MD_MUL) return 0;
+    for (int i = 0; i < t->nargs; i++)
+        if (t->args[i]->kind == MD_KRON || t->args[i]->kind == MD_COMM) return 1;
+    return 0;
+}
+
+typedef struct em_dist {
+    md_ctx *ctx;
+    uint32_t n;          /* nodes covered by memo */
+    md_expr **memo;
+} em_dist;
+
+/* e with every product of a sum S holding Kronecker products or
+   commutation matrices and other matrices distributed: (K1 + K2)*M is
+   K1*M + K2*M, each applied to M (em_applied_product), none formed;
+   likewise M*(K1 + K2) and L*(K1 + K2)*M (the rest of the chain made
+   once per term: cheaper than a formed (m n) x (m n) matrix). */
+static md_expr *em_distribute(em_dist *w, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < w->n && w->memo[e->id]) return w->memo[e->id];
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    int changed = 0, nm = 0, at = -1;
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = em_distribute(w, e->args[i]);
+        changed |= a[i] != e->args[i];
+        if (md_is_scalar(a[i])) continue;
+        nm++;
+        for (int t = 0; e->kind == MD_MUL && at < 0 && a[i]->kind == MD_ADD && a[i]->nargs <= 8 && t < a[i]->nargs; t++)
+            if (em_struct_term(a[i]->args[t])) at = i;
+    }
+    md_expr *r = e;
+    if (nm >= 2 && at >= 0) {
+        md_expr *S = a[at], **terms = md_xmalloc((size_t)S->nargs * sizeof *terms);
+        for (int t = 0; t < S->nargs; t++) {
+            a[at] = S->args[t];
+            terms[t] = em_distribute(w, md_mul(w->ctx, e->nargs, a));
+        }
+        r = md_add(w->ctx, S->nargs, terms);
+        free(terms);
+    } else if (changed) {
+        r = md_rebuild(w->ctx, e, a);
+    }
+    free(a);
+    if (e->id < w->n) w->memo[e->id] = r;
+    return r;
+}
+
 /* ---- the file ----------------------------------------------------------- */
 
 static const char *em_kind_word(md_symkind k)
@@ -1299,6 +1482,19 @@ static void em_python_helpers(em_state *st, md_buf *out, int torch)
                       "    # log(sum(exp(z))), shifted by the largest entry: no overflow\n"
                       "    top = %s.max(z)\n"
                       "    return top + %s.log(%s.sum(%s.exp(z - top)))\n", m, m, m, m);
+    if (st->need_kron_mm)
+        md_buf_puts(out,
+                    "\n\ndef _kron_mm(a, b, m):\n"
+                    "    # kron(a, b) @ m, never formed: column j is vec(b @ X @ a.T) for X\n"
+                    "    # the b.shape[1] x a.shape[1] matrix whose vec is m[:, j]\n"
+                    "    u = b @ m.reshape(a.shape[1], b.shape[1], -1)\n"
+                    "    return (a @ u.reshape(a.shape[1], -1)).reshape(-1, m.shape[1])\n");
+    if (st->need_comm_mm)
+        md_buf_puts(out,
+                    "\n\ndef _commutation_mm(m, n, x):\n"
+                    "    # commutation(m, n) @ x, never formed: column j is vec(X.T) for X\n"
+                    "    # the m x n matrix whose vec is x[:, j]\n"
+                    "    return x.reshape(n, m, -1).swapaxes(0, 1).reshape(m * n, -1)\n");
     if (st->need_comm) {
         if (torch)
             md_buf_puts(out,
@@ -1323,6 +1519,25 @@ static void em_python_helpers(em_state *st, md_buf *out, int torch)
 
 static void em_octave_helpers(em_state *st, md_buf *out)
 {
+    if (st->need_kron_mm)
+        md_buf_printf(out,
+                      "\nfunction Y = %s_kron_mm(A, B, M)\n"
+                      "  %% kron(A, B) * M, never formed: column j is vec(B * X * A') for X\n"
+                      "  %% the size(B, 2) x size(A, 2) matrix whose vec is M(:, j)\n"
+                      "  [rA, cA] = size(A);\n"
+                      "  [rB, cB] = size(B);\n"
+                      "  k = size(M, 2);\n"
+                      "  U = B * reshape(M, cB, cA * k);\n"
+                      "  U = reshape(permute(reshape(U, rB, cA, k), [2 1 3]), cA, rB * k);\n"
+                      "  Y = reshape(permute(reshape(A * U, rA, rB, k), [2 1 3]), rA * rB, k);\n"
+                      "end\n", st->fname);
+    if (st->need_comm_mm)
+        md_buf_printf(out,
+                      "\nfunction Y = %s_commutation_mm(m, n, M)\n"
+                      "  %% commutation(m, n) * M, never formed: column j is vec(X') for X\n"
+                      "  %% the m x n matrix whose vec is M(:, j)\n"
+                      "  Y = reshape(permute(reshape(M, m, n, []), [2 1 3]), m * n, []);\n"
+                      "end\n", st->fname);
     if (st->need_logdet)
         md_buf_printf(out,
                       "\nfunction v = %s_logdet(A)\n"
@@ -1460,6 +1675,14 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         return -2;
     }
     st->fname = nm;
+    /* the roots with sums of Kronecker products distributed, before the
+       tables are sized: that makes nodes */
+    md_expr **roots = md_xcalloc((size_t)a->nroots + 1, sizeof *roots);
+    {
+        em_dist w = {ctx, ctx->nnodes, md_xcalloc((size_t)ctx->nnodes + 1, sizeof *w.memo)};
+        for (int i = 0; i < a->nroots; i++) roots[i] = em_distribute(&w, a->roots[i]);
+        free(w.memo);
+    }
     /* the function's own name may be reused inside it (a local shadows
        it there, and it does not call itself) */
     st->uses = md_xcalloc(ctx->nnodes + 1, sizeof *st->uses);
@@ -1554,9 +1777,9 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
     free(fields);
 
     /* the body */
-    em_analyse(st, a->nroots, a->roots);
+    em_analyse(st, a->nroots, roots);
     for (int i = 0; i < a->nroots && !st->failed; i++) {
-        md_expr *r = a->roots[i];
+        md_expr *r = roots[i];
         em_txt t = em_node(st, r);
         /* a vector result flattened (Python), a constant result of full size */
         char *s;
@@ -1684,6 +1907,7 @@ done:
     for (int i = 0; i < st->ntaken; i++) free((char *)st->taken[i]);
     free(st->taken);
     free(rname);
+    free(roots);
     free(st->uses);
     free(st->nonchain);
     free(st->temp);
