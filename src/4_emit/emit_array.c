@@ -138,7 +138,7 @@ static const em_lang em_langs[] = {
         "torch.linalg.matrix_power(%1$s, %2$s)",
         "torch.linalg.solve(%1$s, %2$s)", "torch.linalg.solve(%1$s.T, %2$s.T).T",
         "torch.diag(%1$s[:, 0])", "torch.diagonal(%1$s)[:, None]",
-        "%1$s.T.reshape(-1, 1)", "torch.kron(%1$s.contiguous(), %2$s.contiguous())", "_commutation(%1$s, %2$s, dtype, device)",
+        "%1$s.T.reshape(-1, 1)", "_kron(%1$s, %2$s)", "_commutation(%1$s, %2$s, dtype, device)",
         "_kron_mm(%1$s, %2$s)", "_commutation_mm(%1$s, %2$s)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(dim=0, keepdim=True)", "%1$s.sum(dim=1, keepdim=True)",
@@ -188,6 +188,7 @@ typedef struct em_state {
     md_buf body;
     int need_logdet, need_comm, need_softmax, need_lse;
     int need_kron_mm, need_comm_mm;   /* the helpers that apply them */
+    int need_kron;       /* torch: _kron, a formed Kronecker product */
     md_strmap solves;    /* a solve's text -> index of its temporary in taken */
     char **keys;         /* the map's keys (it keeps the pointers) */
     int nkeys;
@@ -761,6 +762,7 @@ static em_item em_struct_formed(em_state *st, em_item K)
         free(m);
         free(n);
     } else {
+        st->need_kron = 1;
         s = em_fill(st->L->kron, K.s, K.s2, NULL);
         free(K.s);
         free(K.s2);
@@ -1202,6 +1204,7 @@ static em_txt em_formed(em_state *st, md_expr *e)
         if (e->args[0]->cols == MD_DIM_ONE) return em_node(st, e->args[0]);
         return em_apply1(L->vec, em_arg(st, e->args[0]));
     case MD_KRON: {
+        st->need_kron = 1;
         int plain = em_call_arg(L->kron);
         em_txt ta = em_arg(st, e->args[0]), tb = em_arg(st, e->args[1]);
         char *a = plain ? ta.s : em_op(ta, P_ATOM), *b = plain ? tb.s : em_op(tb, P_ATOM);
@@ -1482,6 +1485,13 @@ static void em_python_helpers(em_state *st, md_buf *out, int torch)
                       "    # log(sum(exp(z))), shifted by the largest entry: no overflow\n"
                       "    top = %s.max(z)\n"
                       "    return top + %s.log(%s.sum(%s.exp(z - top)))\n", m, m, m, m);
+    if (st->need_kron && torch)
+        md_buf_puts(out,
+                    "\n\ndef _kron(a, b):\n"
+                    "    # kron(a, b) formed by broadcasting (torch.kron views its\n"
+                    "    # arguments, which fails on some transposed columns)\n"
+                    "    k = a[:, None, :, None] * b[None, :, None, :]\n"
+                    "    return k.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])\n");
     if (st->need_kron_mm)
         md_buf_puts(out,
                     "\n\ndef _kron_mm(a, b, m):\n"
