@@ -29,8 +29,25 @@
  * by numpy.linalg.multi_dot (torch.linalg.multi_dot), which brackets by
  * the shapes at run time, or for Octave by the matrix-chain DP of
  * costopt.c at representative sizes (1 for the dimension 1, 1000 for the
- * others).  Only where nothing else can use it (diag(v) + A, an inverse
- * returned as a result) is a structured matrix formed densely.
+ * others).
+ *
+ * Kronecker products and commutation matrices (Jacobians and Hessians of
+ * matrix functions are full of them) are applied, never formed, as the C
+ * backend's md_kron_mv does: in a chain, kron(A, B)*M is, column by
+ * column, vec(B*X*A') for X the cB x cA matrix whose vec is the column
+ * (_kron_mm: two batched products, no loop); commutation(m, n)*M is a
+ * transpose of each column reshaped m x n (_commutation_mm: a reshape and
+ * a swap of axes); M*K is (K'*M')', with kron(A, B)' = kron(A', B') and
+ * commutation(m, n)' = commutation(n, m).  A commutation matrix is
+ * applied first, so next to a Kronecker product that has to be formed it
+ * only permutes its columns.  A sum of them in a product is distributed
+ * before the analysis (em_distribute): (K1 + K2)*M is K1*M + K2*M.  The
+ * helpers are written into the module only when used.
+ *
+ * Only where nothing else can use it (diag(v) + A, an inverse returned as
+ * a result, a Kronecker product that is a Jacobian or Hessian block
+ * itself or a term of a sum with a dense matrix) is a structured matrix
+ * formed densely.
  *
  * Every node kind is handled in em_node; a construct that has no faithful
  * spelling is an error with a message (exit 1), never approximate code.
