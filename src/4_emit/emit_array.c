@@ -125,7 +125,10 @@ static const char *const em_m_reserved[] = {
     "sin", "cos", "tan", "asin", "acos", "atan", "exp", "log", "tanh", "abs", "sign", "max",
     "double", "sqrt", "log1p", "sum", "norm", "trace", "det", "inv", "diag", "reshape", "kron",
     "zeros", "ones", "eye", "size", "numel", "isvector", "isscalar", "ismatrix", "error", "lu",
-    "prod", "NaN", "ndims", "mpower", NULL};
+    "prod", "NaN", "ndims", "mpower",
+    /* Octave-only functions: MATLAB has none of them, and the MATLAB lint
+       (tests/arrays/matlab_lint.py) rejects the words */
+    "printf", "puts", "fputs", "fdisp", NULL};
 
 enum { EM_NUMPY, EM_TORCH, EM_OCTAVE };
 
@@ -438,7 +441,24 @@ static void em_break(md_buf *out, const char *full)
             } else if (c == ')' || c == ']') {
                 nopen--;
             } else if (c == ' ' && i > start && nopen > 0 && nopen <= 256 && breakable[nopen - 1] && col[i] <= 79) {
-                int depth = col[i] >= minlen ? nopen : 1000 + (int)(n - i);
+                /* the next line starts at the bracket's column: a break
+                   after which a piece of the rest of the bracket (between
+                   spaces at its depth, the last one to the next space
+                   outside) does not fit there is the last resort */
+                size_t ps = i + 1, j = i + 1;
+                int longest = 0;
+                for (int rd = 0; j < n; j++) {
+                    if (full[j] == '(' || full[j] == '[') rd++;
+                    else if (full[j] == ')' || full[j] == ']') rd--;
+                    else if (full[j] == ' ' && rd <= 0) {
+                        if ((int)(j - ps) > longest) longest = (int)(j - ps);
+                        if (rd < 0) break;
+                        ps = j + 1;
+                    }
+                }
+                if (j == n && (int)(n - ps) > longest) longest = (int)(n - ps);
+                int fits = stack[nopen - 1] + longest <= 79;
+                int depth = !fits ? 1000000 + (int)(n - i) : col[i] >= minlen ? nopen : 1000 + (int)(n - i);
                 if (depth <= bestdepth || !best) {
                     best = i;
                     bestcol = stack[nopen - 1];
@@ -489,7 +509,8 @@ static char *em_dim(em_state *st, int d)
 }
 
 /* A rational as code: an exact decimal when there is a short one, else
-   p / q (true division in Python); exponent: integers without ".0". */
+   p / q (true division in Python), else (over 40 characters) the nearest
+   double; exponent: integers without ".0". */
 static em_txt em_number(em_state *st, const mpq_t q, int exponent)
 {
     int neg = mpq_sgn(q) < 0;
@@ -523,6 +544,22 @@ static em_txt em_number(em_state *st, const mpq_t q, int exponent)
             free(de);
             prec = P_MUL;
         }
+    }
+    if (strlen(s) > 40) {
+        /* a huge or tiny rational (1e-3269^5) in the double the code
+           computes with anyway: digits no line can hold, and Python's
+           true division of such integers overflows */
+        double d = mpq_get_d(a);
+        char buf[64];
+        free(s);
+        if (isfinite(d)) {
+            snprintf(buf, sizeof buf, "%.17g", d);
+            if (!strpbrk(buf, ".e") && st->L->python && !exponent) strcat(buf, ".0");
+            s = em_strdup(buf);
+        } else {
+            s = em_strdup(st->L->python ? "float(\"inf\")" : "Inf");
+        }
+        prec = P_ATOM;
     }
     mpq_clear(a);
     if (neg) {
@@ -753,6 +790,7 @@ static em_item em_plain_product(em_state *st, em_item *it, int n)
                     char *d = em_fill(st->L->ones, r, cc, NULL);
                     free(r);
                     free(cc);
+                    if (st->L->python && strlen(d) > 30) d = em_define(st, NULL, em_mk(d, P_ATOM));   /* as em_constant */
                     *c = em_dense_item(d, P_ATOM, c->rows, c->cols);
                     changed = 1;
                     continue;
@@ -797,7 +835,9 @@ static em_item em_apply_struct(em_state *st, em_item K, em_item M, int right)
 {
     const em_lang *L = st->L;
     char *ms = em_op(em_mk(M.s, M.prec), P_ATOM), *r;
-    if (strlen(ms) > 48) ms = em_define(st, NULL, em_mk(ms, P_ATOM));
+    /* the operand and the result in temporaries when long: the calls nest
+       deep, and a Python line breaks only inside brackets */
+    if (strlen(ms) > 24) ms = em_define(st, NULL, em_mk(ms, P_ATOM));
     if (!right) {
         char *t = em_fill(L->trans, ms, NULL, NULL);
         free(ms);
@@ -832,7 +872,7 @@ static em_item em_apply_struct(em_state *st, em_item K, em_item M, int right)
         free(r);
         r = t;
     }
-    if (strlen(r) > 60) r = em_define(st, NULL, em_mk(r, P_ATOM));
+    if (strlen(r) > 40) r = em_define(st, NULL, em_mk(r, P_ATOM));
     return em_dense_item(r, right || L->python ? P_ATOM : P_POW, right ? K.rows : M.rows, right ? M.cols : K.cols);
 }
 
@@ -1053,6 +1093,15 @@ static em_txt em_node(em_state *st, md_expr *e)
     return t;
 }
 
+/* A constant matrix s (zeros, ones, eye) for node e: in a temporary when
+   it is long (torch.ones(n, m, dtype=dtype, device=device)), which a
+   Python line cannot break deep inside a product. */
+static em_txt em_constant(em_state *st, md_expr *e, char *s)
+{
+    if (!st->L->python || strlen(s) <= 30 || e->id >= st->nn) return em_mk(s, P_ATOM);
+    return em_mk(em_define(st, e, em_mk(s, P_ATOM)), P_ATOM);
+}
+
 static em_txt em_formed(em_state *st, md_expr *e)
 {
     const em_lang *L = st->L;
@@ -1074,13 +1123,13 @@ static em_txt em_formed(em_state *st, md_expr *e)
         char *s = em_fill(e->kind == MD_ZERO ? L->zeros : L->ones, r, c, NULL);
         free(r);
         free(c);
-        return em_mk(s, P_ATOM);
+        return em_constant(st, e, s);
     }
     case MD_EYE: {
         char *r = em_dim(st, e->rows);
         char *s = em_fill(L->eye, r, NULL, NULL);
         free(r);
-        return em_mk(s, P_ATOM);
+        return em_constant(st, e, s);
     }
     case MD_ADD: {
         md_buf b = {0};
@@ -1169,9 +1218,9 @@ static em_txt em_formed(em_state *st, md_expr *e)
             char *c = em_node(st, e->args[0]).s;
             char *t = em_fmt("torch.full((), %s, dtype=dtype, device=device)", c);
             free(c);
-            char *nmv = em_define(st, NULL, em_mk(t, P_ATOM));
-            md_expr *arg = e->args[0];
-            st->tname[arg->id] = nmv;   /* this number is that tensor from now on */
+            /* this number is that tensor from now on (its name is kept
+               in taken, the copy returned is not needed) */
+            free(em_define(st, e->args[0], em_mk(t, P_ATOM)));
         }
         if (e->ival == MD_FN_GENERIC) {
             char *a = em_node(st, e->args[0]).s;
