@@ -433,9 +433,11 @@ static void em_break(md_buf *out, const char *full)
             if (c == '(' || c == '[') {
                 if (nopen < 256) {
                     stack[nopen] = col[i] + 1;
-                    /* a subscript (x[:, 0]) is no place to break; a list
-                       ([a, b] in a call) is */
-                    breakable[nopen] = c == '(' || (i > 0 && full[i - 1] == '(');
+                    /* a subscript (x[:, 0], after a name or a bracket)
+                       is no place to break; a list ([a, b] in a call, wrt
+                       = [0, 1]) is */
+                    char pc = i > 0 ? full[i - 1] : ' ';
+                    breakable[nopen] = c == '(' || !(isalnum((unsigned char)pc) || pc == '_' || pc == ')' || pc == ']');
                 }
                 nopen++;
             } else if (c == ')' || c == ']') {
@@ -1664,15 +1666,21 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
                   "    Returns the worst relative error per gradient (small, 1e-6 or\n"
                   "    less, when the gradients are right and f is smooth at args).\n"
                   "    \"\"\"\n", st->fname);
-    md_buf_printf(out, "    wrt = [");
-    for (int i = 0; i < nwrt; i++) md_buf_printf(out, "%s%d", i ? ", " : "", wrt_arg[i]);
-    md_buf_printf(out, "]\n");
+    /* the lists broken at 79 columns (many variables) */
+    md_buf l = {0};
+    md_buf_printf(&l, "    wrt = [");
+    for (int i = 0; i < nwrt; i++) md_buf_printf(&l, "%s%d", i ? ", " : "", wrt_arg[i]);
+    md_buf_printf(&l, "]");
+    em_break(out, l.s);
+    md_buf_free(&l);
     /* a symmetric variable's gradient is the one on symmetric matrices:
        its directions are symmetric */
-    md_buf_printf(out, "    sym = [");
+    md_buf_printf(&l, "    sym = [");
     for (int i = 0; i < nwrt; i++)
-        md_buf_printf(out, "%s%s", i ? ", " : "", st->ctx->syms[wrt_arg[i]].kind == MD_SYM_SYMMETRIC ? "True" : "False");
-    md_buf_printf(out, "]\n");
+        md_buf_printf(&l, "%s%s", i ? ", " : "", st->ctx->syms[wrt_arg[i]].kind == MD_SYM_SYMMETRIC ? "True" : "False");
+    md_buf_printf(&l, "]");
+    em_break(out, l.s);
+    md_buf_free(&l);
     if (torch) {
         md_buf_printf(out,
                       "    gen = torch.Generator().manual_seed(seed)\n"
