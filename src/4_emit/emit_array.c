@@ -446,7 +446,8 @@ static void em_break(md_buf *out, const char *full)
                 /* the next line starts at the bracket's column: a break
                    after which a piece of the rest of the bracket (between
                    spaces at its depth, the last one to the next space
-                   outside) does not fit there is the last resort */
+                   outside) does not fit there is the last resort, the
+                   shallowest of those first */
                 size_t ps = i + 1, j = i + 1;
                 int longest = 0;
                 for (int rd = 0; j < n; j++) {
@@ -460,7 +461,8 @@ static void em_break(md_buf *out, const char *full)
                 }
                 if (j == n && (int)(n - ps) > longest) longest = (int)(n - ps);
                 int fits = stack[nopen - 1] + longest <= 79;
-                int depth = !fits ? 1000000 + (int)(n - i) : col[i] >= minlen ? nopen : 1000 + (int)(n - i);
+                int later = n - i < 999999 ? (int)(n - i) : 999999;
+                int depth = !fits ? 1000000 * (1 + nopen) + later : col[i] >= minlen ? nopen : 1000 + later;
                 if (depth <= bestdepth || !best) {
                     best = i;
                     bestcol = stack[nopen - 1];
