@@ -1483,8 +1483,11 @@ static void em_wrap(md_buf *out, const char *prefix, const char *text, int width
             cut = room;
             while (cut > 0 && p[cut] != ' ') cut--;
             if (cut == 0) {
-                cut = room;
-                while (p[cut] && p[cut] != ' ') cut++;
+                /* a word longer than the line (a program without spaces):
+                   cut, though not after a backslash, which would join
+                   the lines of a docstring */
+                cut = room > 1 ? room : 1;
+                while (cut > 1 && p[cut - 1] == '\\') cut--;
             }
         }
         md_buf_printf(out, "%s%.*s\n", prefix, cut, p);
