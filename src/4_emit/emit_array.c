@@ -643,6 +643,23 @@ static long em_rep(em_state *st, int d)
     return 1000;
 }
 
+/* The product of it[i..j] bracketed by the chain DP's split table (n
+   items): the text of the chosen bracketing only (building every
+   sub-chain's took cubic time in a chain of 39 matrices).  Consumes the
+   texts. */
+static em_item em_bracket(em_state *st, em_item *it, const int *split, int n, int i, int j)
+{
+    if (i == j) return it[i];
+    int k = split[i * n + j];
+    em_item a = em_bracket(st, it, split, n, i, k), b = em_bracket(st, it, split, n, k + 1, j);
+    char *as = em_op(em_mk(a.s, a.prec), P_MUL);
+    char *bs = em_op(em_mk(b.s, b.prec), P_ATOM);
+    em_item r = em_dense_item(em_fmt("%s%s%s", as, st->L->matmul, bs), P_MUL, a.rows, b.cols);
+    free(as);
+    free(bs);
+    return r;
+}
+
 /* The product of dense items it[0..n) (n >= 1); consumes their texts. */
 static em_item em_dense_product(em_state *st, em_item *it, int n)
 {
@@ -663,30 +680,7 @@ static em_item em_dense_product(em_state *st, em_item *it, int n)
         double *cost = md_xcalloc((size_t)n * n, sizeof *cost);
         int *split = md_xcalloc((size_t)n * n, sizeof *split);
         md_cost_chain(n, d, NULL, cost, split);
-        /* recursive bracketing by split */
-        struct { int i, j; } stack[1];
-        (void)stack;
-        em_item *res = md_xcalloc((size_t)n * n, sizeof *res);
-        for (int len = 1; len <= n; len++)
-            for (int i = 0; i + len - 1 < n; i++) {
-                int j = i + len - 1;
-                if (len == 1) {
-                    res[i * n + j] = it[i];
-                    continue;
-                }
-                int k = split[i * n + j];
-                em_item a = res[i * n + k], b = res[(k + 1) * n + j];
-                char *as = em_op(em_mk(em_strdup(a.s), a.prec), P_MUL);
-                char *bs = em_op(em_mk(em_strdup(b.s), b.prec), P_ATOM);
-                res[i * n + j] = em_dense_item(em_fmt("%s%s%s", as, st->L->matmul, bs), P_MUL, a.rows, b.cols);
-                free(as);
-                free(bs);
-            }
-        em_item out = res[n - 1];
-        for (int i = 0; i < n; i++)
-            for (int j = i; j < n; j++)
-                if (j != n - 1 || i != 0) free(res[i * n + j].s);
-        free(res);
+        em_item out = em_bracket(st, it, split, n, 0, n - 1);
         free(d);
         free(cost);
         free(split);
