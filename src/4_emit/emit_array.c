@@ -277,7 +277,9 @@ static char *em_name(em_state *st, const char *base)
         if (isalnum(*p) || *p == '_') md_buf_putc(&b, (char)*p);
         else md_buf_printf(&b, "_x%02X", *p);
     }
-    if (!b.len || isdigit((unsigned char)b.s[0]) || (!st->L->python && b.s[0] == '_')) {
+    /* a leading _ is the helpers' in Python (em_is_taken would add _ for
+       ever) and no identifier in MATLAB: v in front */
+    if (!b.len || isdigit((unsigned char)b.s[0]) || b.s[0] == '_') {
         md_buf c = {0};
         md_buf_printf(&c, "v%s", b.s ? b.s : "");
         md_buf_free(&b);
