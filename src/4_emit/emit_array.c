@@ -369,6 +369,7 @@ static em_txt em_apply1(const char *fmt, em_txt a)
 /* ---- statements -------------------------------------------------------- */
 
 static void em_break(md_buf *out, const char *full);
+static void em_hang(md_buf *out, const char *s, size_t n, int ind);
 
 /* One statement, Python lines wrapped at 79 columns inside brackets (the
    right-hand side put in parentheses when it has none to break in). */
@@ -395,9 +396,85 @@ static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *l
     }
     char *r = depth0 && !em_wrapped(rhs) ? em_fmt("(%s)", rhs) : em_strdup(rhs);
     char *full = em_fmt("%s%s%s", indent, lhs, r);
+    md_buf v = {0};
+    em_break(&v, full);
+    int fits = 1;
+    for (const char *p = v.s; p && *p;) {
+        const char *e = strchr(p, '\n');
+        if (e - p > 79) fits = 0;
+        p = e + 1;
+    }
+    if (fits) {
+        md_buf_puts(out, v.s);
+    } else {
+        /* brackets nested so deep that aligning with them leaves no room:
+           hanging indents, one level per bracket broken (PEP 8) */
+        char *w = em_wrapped(r) ? em_strdup(r) : em_fmt("(%s)", r);
+        int ind = (int)strlen(indent);
+        md_buf_printf(out, "%s%s(\n", indent, lhs);
+        em_hang(out, w + 1, strlen(w) - 2, ind + 4);
+        md_buf_printf(out, "%s)\n", indent);
+        free(w);
+    }
+    md_buf_free(&v);
     free(r);
-    em_break(out, full);
     free(full);
+}
+
+/* s[0..n) laid out with hanging indents at column ind: split at the
+   spaces outside brackets and strings, the pieces filled into lines of
+   at most 79 columns; a piece too long for a line of its own is broken
+   after its first bracket, the bracket's contents one level deeper and
+   its closing bracket (with what follows it) on a line of its own. */
+static void em_hang(md_buf *out, const char *s, size_t n, int ind)
+{
+    md_buf line = {0};
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        for (int d = 0, instr = 0; j < n; j++) {
+            char c = s[j];
+            if (c == '"') instr = !instr;
+            if (instr) continue;
+            if (c == '(' || c == '[') d++;
+            else if (c == ')' || c == ']') d--;
+            else if (c == ' ' && d == 0) break;
+        }
+        size_t len = j - i;
+        if (line.len && ind + line.len + 1 + len <= 79) {
+            md_buf_putc(&line, ' ');
+            md_buf_printf(&line, "%.*s", (int)len, s + i);
+        } else {
+            if (line.len) md_buf_printf(out, "%*s%s\n", ind, "", line.s);
+            md_buf_free(&line);
+            /* the piece's first bracket and its match */
+            size_t k = j, m = 0;
+            int instr = 0;
+            for (size_t q = i; q < j; q++) {
+                if (s[q] == '"') instr = !instr;
+                if (instr || (s[q] != '(' && s[q] != '[')) continue;
+                k = q;
+                break;
+            }
+            for (size_t q = k, d = 0; q < j; q++) {
+                if (s[q] == '(' || s[q] == '[') d++;
+                else if ((s[q] == ')' || s[q] == ']') && --d == 0) {
+                    m = q;
+                    break;
+                }
+            }
+            if (ind + (int)len <= 79 || !m || m == k + 1) {
+                md_buf_printf(&line, "%.*s", (int)len, s + i);
+            } else {
+                md_buf_printf(out, "%*s%.*s\n", ind, "", (int)(k + 1 - i), s + i);
+                em_hang(out, s + k + 1, m - k - 1, ind + 4);
+                md_buf_printf(&line, "%.*s", (int)(j - m), s + m);
+            }
+        }
+        i = j + 1;
+    }
+    if (line.len) md_buf_printf(out, "%*s%s\n", ind, "", line.s);
+    md_buf_free(&line);
 }
 
 /* A Python line broken at 79 columns: greedy, at the shallowest space
