@@ -18,7 +18,9 @@
  * hash-consed, so a node used more than once is one temporary (t1, t2,
  * ...); a long argument becomes a temporary too, which keeps the Python
  * lines within PEP 8's 79 columns (the rest are wrapped inside
- * brackets).
+ * brackets, aligned with the bracket, or with hanging indents where the
+ * brackets nest too deep for that; a number of over 40 digits is its
+ * double, a message too long for the line adjacent literals).
  *
  * Products.  A product node holds its scalar factors and one matrix
  * chain.  In the chain, inv(A) (that nothing else needs as a matrix)
