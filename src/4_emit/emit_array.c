@@ -612,7 +612,8 @@ static em_txt em_number(em_state *st, const mpq_t q, int exponent)
         double d = mpq_get_d(a);
         char buf[64] = "";
         int exact = 0;
-        for (int p = 1; p <= 17 && !exact; p++) {
+        /* (beyond the doubles, d is infinite: mpq_set_d would trap) */
+        for (int p = 1; p <= 17 && !exact && isfinite(d); p++) {
             snprintf(buf, sizeof buf, "%.*g", p, d);
             mpq_t back;
             mpq_init(back);
