@@ -18,7 +18,9 @@
  * hash-consed, so a node used more than once is one temporary (t1, t2,
  * ...); a long argument becomes a temporary too, which keeps the Python
  * lines within PEP 8's 79 columns (the rest are wrapped inside
- * brackets).
+ * brackets, aligned with the bracket, or with hanging indents where the
+ * brackets nest too deep for that; a number of over 40 digits is its
+ * double, a message too long for the line adjacent literals).
  *
  * Plans.  Which bracketing of the products is cheapest depends on sizes
  * known only when the function is called, so the graph is rewritten as
@@ -47,9 +49,25 @@
  * one is left, is multiplied by numpy.linalg.multi_dot
  * (torch.linalg.multi_dot), which brackets by the shapes at run time, or
  * for Octave by the matrix-chain DP of costopt.c at representative sizes
- * (1 for the dimension 1, 1000 for the others).  Only where nothing else
- * can use it (diag(v) + A, an inverse returned as a result) is a
- * structured matrix formed densely.
+ * (1 for the dimension 1, 1000 for the others).
+ *
+ * Kronecker products and commutation matrices (Jacobians and Hessians of
+ * matrix functions are full of them) are applied, never formed, as the C
+ * backend's md_kron_mv does: in a chain, kron(A, B)*M is, column by
+ * column, vec(B*X*A') for X the cB x cA matrix whose vec is the column
+ * (_kron_mm: two batched products, no loop); commutation(m, n)*M is a
+ * transpose of each column reshaped m x n (_commutation_mm: a reshape and
+ * a swap of axes); M*K is (K'*M')', with kron(A, B)' = kron(A', B') and
+ * commutation(m, n)' = commutation(n, m).  A commutation matrix is
+ * applied first, so next to a Kronecker product that has to be formed it
+ * only permutes its columns.  A sum of them in a product is distributed
+ * before the analysis (em_distribute): (K1 + K2)*M is K1*M + K2*M.  The
+ * helpers are written into the module only when used.
+ *
+ * Only where nothing else can use it (diag(v) + A, an inverse returned as
+ * a result, a Kronecker product that is a Jacobian or Hessian block
+ * itself or a term of a sum with a dense matrix) is a structured matrix
+ * formed densely.
  *
  * Every node kind is handled in em_node; a construct that has no faithful
  * spelling is an error with a message (exit 1), never approximate code.
@@ -95,6 +113,8 @@ typedef struct em_lang {
     const char *diagm;      /* the diagonal matrix of column %1$s */
     const char *diagv;      /* the diagonal of %1$s as a column */
     const char *vec, *kron, *comm;
+    const char *kron_mm;    /* kron(A, B) * %2$s, never formed; %1$s: "A, B" */
+    const char *comm_mm;    /* commutation(m, n) * %2$s, never formed; %1$s: "m, n" */
     const char *softmax, *lse;   /* of a column %1$s, shifted by its largest entry (%3$s: NAME) */
     const char *colsum;     /* ones' * %1$s: the row of column sums */
     const char *rowsum;     /* %1$s * ones: the column of row sums */
@@ -132,7 +152,10 @@ static const char *const em_m_reserved[] = {
     "sin", "cos", "tan", "asin", "acos", "atan", "exp", "log", "tanh", "abs", "sign", "max",
     "double", "sqrt", "log1p", "sum", "norm", "trace", "det", "inv", "diag", "reshape", "kron",
     "zeros", "ones", "eye", "size", "numel", "isvector", "isscalar", "ismatrix", "error", "lu",
-    "prod", "NaN", "ndims", "mpower", "min", "find", NULL};
+    "prod", "NaN", "ndims", "mpower", "min", "find",
+    /* Octave-only functions: MATLAB has none of them, and the MATLAB lint
+       (tests/arrays/matlab_lint.py) rejects the words */
+    "printf", "puts", "fputs", "fdisp", NULL};
 
 enum { EM_NUMPY, EM_TORCH, EM_OCTAVE };
 
@@ -146,6 +169,7 @@ static const em_lang em_langs[] = {
         "np.linalg.solve(%1$s, %2$s)", "np.linalg.solve(%1$s.T, %2$s.T).T",
         "np.diag(%1$s[:, 0])", "np.diagonal(%1$s)[:, None]",
         "%1$s.T.reshape(-1, 1)", "np.kron(%1$s, %2$s)", "_commutation(%1$s, %2$s)",
+        "_kron_mm(%1$s, %2$s)", "_commutation_mm(%1$s, %2$s)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(axis=0, keepdims=True)", "%1$s.sum(axis=1, keepdims=True)",
         "%1$s * %2$s", "%2$s * %1$s.T", "np.linalg.multi_dot([%1$s])", "%1$s[0, 0]",
@@ -163,7 +187,8 @@ static const em_lang em_langs[] = {
         "torch.linalg.matrix_power(%1$s, %2$s)", "torch.sum(%1$s * %2$s.T)",
         "torch.linalg.solve(%1$s, %2$s)", "torch.linalg.solve(%1$s.T, %2$s.T).T",
         "torch.diag(%1$s[:, 0])", "torch.diagonal(%1$s)[:, None]",
-        "%1$s.T.reshape(-1, 1)", "torch.kron(%1$s.contiguous(), %2$s.contiguous())", "_commutation(%1$s, %2$s, dtype, device)",
+        "%1$s.T.reshape(-1, 1)", "_kron(%1$s, %2$s)", "_commutation(%1$s, %2$s, dtype, device)",
+        "_kron_mm(%1$s, %2$s)", "_commutation_mm(%1$s, %2$s)",
         "_softmax(%1$s)", "_logsumexp(%1$s)",
         "%1$s.sum(dim=0, keepdim=True)", "%1$s.sum(dim=1, keepdim=True)",
         "%1$s * %2$s", "%2$s * %1$s.T", "torch.linalg.multi_dot([%1$s])", "%1$s[0, 0]",
@@ -179,6 +204,7 @@ static const em_lang em_langs[] = {
         "%1$s \\ %2$s", "%2$s / %1$s",
         "diag(%1$s)", "diag(%1$s)",
         "reshape(%1$s, [], 1)", "kron(%1$s, %2$s)", "%3$s_commutation(%1$s, %2$s)",
+        "%3$s_kron_mm(%1$s, %2$s)", "%3$s_commutation_mm(%1$s, %2$s)",
         "%3$s_softmax(%1$s)", "%3$s_logsumexp(%1$s)",
         "sum(%1$s, 1)", "sum(%1$s, 2)",
         "%1$s .* %2$s", "%2$s .* %1$s'", NULL, "%1$s",
@@ -215,6 +241,9 @@ typedef struct em_state {
     int ntemp;
     md_buf body;
     int need_logdet, need_comm, need_softmax, need_lse;
+    int need_kron_mm, need_comm_mm;   /* the helpers that apply them */
+    int need_kron;       /* torch: _kron, a formed Kronecker product */
+    int nformed;         /* Kronecker products and commutation matrices formed */
     md_strmap solves;    /* a solve's text -> index of its temporary in taken */
     char **keys;         /* the map's keys (it keeps the pointers) */
     int nkeys;
@@ -268,7 +297,9 @@ static int em_is_taken(em_state *st, const char *s)
     if (st->L->python && s[0] == '_') return 1;
     size_t fl = strlen(st->fname);
     if (!st->L->python && !strncmp(s, st->fname, fl) && (!strcmp(s + fl, "_logdet") || !strcmp(s + fl, "_commutation") ||
-                                                        !strncmp(s + fl, "_plan", 5)))
+                                                        !strncmp(s + fl, "_plan", 5) || !strcmp(s + fl, "_kron_mm") ||
+                                                        !strcmp(s + fl, "_commutation_mm") || !strcmp(s + fl, "_softmax") ||
+                                                        !strcmp(s + fl, "_logsumexp")))
         return 1;
     return 0;
 }
@@ -282,7 +313,9 @@ static char *em_name(em_state *st, const char *base)
         if (isalnum(*p) || *p == '_') md_buf_putc(&b, (char)*p);
         else md_buf_printf(&b, "_x%02X", *p);
     }
-    if (!b.len || isdigit((unsigned char)b.s[0]) || (!st->L->python && b.s[0] == '_')) {
+    /* a leading _ is the helpers' in Python (em_is_taken would add _ for
+       ever) and no identifier in MATLAB: v in front */
+    if (!b.len || isdigit((unsigned char)b.s[0]) || b.s[0] == '_') {
         md_buf c = {0};
         md_buf_printf(&c, "v%s", b.s ? b.s : "");
         md_buf_free(&b);
@@ -372,6 +405,7 @@ static em_txt em_apply1(const char *fmt, em_txt a)
 /* ---- statements -------------------------------------------------------- */
 
 static void em_break(md_buf *out, const char *full);
+static void em_hang(md_buf *out, const char *s, size_t n, int ind);
 
 /* One statement, Python lines wrapped at 79 columns inside brackets (the
    right-hand side put in parentheses when it has none to break in). */
@@ -398,9 +432,85 @@ static void em_stmt(em_state *st, md_buf *out, const char *indent, const char *l
     }
     char *r = depth0 && !em_wrapped(rhs) ? em_fmt("(%s)", rhs) : em_strdup(rhs);
     char *full = em_fmt("%s%s%s", indent, lhs, r);
+    md_buf v = {0};
+    em_break(&v, full);
+    int fits = 1;
+    for (const char *p = v.s; p && *p;) {
+        const char *e = strchr(p, '\n');
+        if (e - p > 79) fits = 0;
+        p = e + 1;
+    }
+    if (fits) {
+        md_buf_puts(out, v.s);
+    } else {
+        /* brackets nested so deep that aligning with them leaves no room:
+           hanging indents, one level per bracket broken (PEP 8) */
+        char *w = em_wrapped(r) ? em_strdup(r) : em_fmt("(%s)", r);
+        int ind = (int)strlen(indent);
+        md_buf_printf(out, "%s%s(\n", indent, lhs);
+        em_hang(out, w + 1, strlen(w) - 2, ind + 4);
+        md_buf_printf(out, "%s)\n", indent);
+        free(w);
+    }
+    md_buf_free(&v);
     free(r);
-    em_break(out, full);
     free(full);
+}
+
+/* s[0..n) laid out with hanging indents at column ind: split at the
+   spaces outside brackets and strings, the pieces filled into lines of
+   at most 79 columns; a piece too long for a line of its own is broken
+   after its first bracket, the bracket's contents one level deeper and
+   its closing bracket (with what follows it) on a line of its own. */
+static void em_hang(md_buf *out, const char *s, size_t n, int ind)
+{
+    md_buf line = {0};
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        for (int d = 0, instr = 0; j < n; j++) {
+            char c = s[j];
+            if (c == '"') instr = !instr;
+            if (instr) continue;
+            if (c == '(' || c == '[') d++;
+            else if (c == ')' || c == ']') d--;
+            else if (c == ' ' && d == 0) break;
+        }
+        size_t len = j - i;
+        if (line.len && ind + line.len + 1 + len <= 79) {
+            md_buf_putc(&line, ' ');
+            md_buf_printf(&line, "%.*s", (int)len, s + i);
+        } else {
+            if (line.len) md_buf_printf(out, "%*s%s\n", ind, "", line.s);
+            md_buf_free(&line);
+            /* the piece's first bracket and its match */
+            size_t k = j, m = 0;
+            int instr = 0;
+            for (size_t q = i; q < j; q++) {
+                if (s[q] == '"') instr = !instr;
+                if (instr || (s[q] != '(' && s[q] != '[')) continue;
+                k = q;
+                break;
+            }
+            for (size_t q = k, d = 0; q < j; q++) {
+                if (s[q] == '(' || s[q] == '[') d++;
+                else if ((s[q] == ')' || s[q] == ']') && --d == 0) {
+                    m = q;
+                    break;
+                }
+            }
+            if (ind + (int)len <= 79 || !m || m == k + 1) {
+                md_buf_printf(&line, "%.*s", (int)len, s + i);
+            } else {
+                md_buf_printf(out, "%*s%.*s\n", ind, "", (int)(k + 1 - i), s + i);
+                em_hang(out, s + k + 1, m - k - 1, ind + 4);
+                md_buf_printf(&line, "%.*s", (int)(j - m), s + m);
+            }
+        }
+        i = j + 1;
+    }
+    if (line.len) md_buf_printf(out, "%*s%s\n", ind, "", line.s);
+    md_buf_free(&line);
 }
 
 /* A Python line broken at 79 columns: greedy, at the shallowest space
@@ -438,15 +548,36 @@ static void em_break(md_buf *out, const char *full)
             if (c == '(' || c == '[') {
                 if (nopen < 256) {
                     stack[nopen] = col[i] + 1;
-                    /* a subscript (x[:, 0]) is no place to break; a list
-                       ([a, b] in a call) is */
-                    breakable[nopen] = c == '(' || (i > 0 && full[i - 1] == '(');
+                    /* a subscript (x[:, 0], after a name or a bracket)
+                       is no place to break; a list ([a, b] in a call, wrt
+                       = [0, 1]) is */
+                    char pc = i > 0 ? full[i - 1] : ' ';
+                    breakable[nopen] = c == '(' || !(isalnum((unsigned char)pc) || pc == '_' || pc == ')' || pc == ']');
                 }
                 nopen++;
             } else if (c == ')' || c == ']') {
                 nopen--;
             } else if (c == ' ' && i > start && nopen > 0 && nopen <= 256 && breakable[nopen - 1] && col[i] <= 79) {
-                int depth = col[i] >= minlen ? nopen : 1000 + (int)(n - i);
+                /* the next line starts at the bracket's column: a break
+                   after which a piece of the rest of the bracket (between
+                   spaces at its depth, the last one to the next space
+                   outside) does not fit there is the last resort, the
+                   shallowest of those first */
+                size_t ps = i + 1, j = i + 1;
+                int longest = 0;
+                for (int rd = 0; j < n; j++) {
+                    if (full[j] == '(' || full[j] == '[') rd++;
+                    else if (full[j] == ')' || full[j] == ']') rd--;
+                    else if (full[j] == ' ' && rd <= 0) {
+                        if ((int)(j - ps) > longest) longest = (int)(j - ps);
+                        if (rd < 0) break;
+                        ps = j + 1;
+                    }
+                }
+                if (j == n && (int)(n - ps) > longest) longest = (int)(n - ps);
+                int fits = stack[nopen - 1] + longest <= 79;
+                int later = n - i < 999999 ? (int)(n - i) : 999999;
+                int depth = !fits ? 1000000 * (1 + nopen) + later : col[i] >= minlen ? nopen : 1000 + later;
                 if (depth <= bestdepth || !best) {
                     best = i;
                     bestcol = stack[nopen - 1];
@@ -497,7 +628,8 @@ static char *em_dim(em_state *st, int d)
 }
 
 /* A rational as code: an exact decimal when there is a short one, else
-   p / q (true division in Python); exponent: integers without ".0". */
+   p / q (true division in Python), else (over 40 characters) the nearest
+   double; exponent: integers without ".0". */
 static em_txt em_number(em_state *st, const mpq_t q, int exponent)
 {
     int neg = mpq_sgn(q) < 0;
@@ -514,7 +646,8 @@ static em_txt em_number(em_state *st, const mpq_t q, int exponent)
         double d = mpq_get_d(a);
         char buf[64] = "";
         int exact = 0;
-        for (int p = 1; p <= 17 && !exact; p++) {
+        /* (beyond the doubles, d is infinite: mpq_set_d would trap) */
+        for (int p = 1; p <= 17 && !exact && isfinite(d); p++) {
             snprintf(buf, sizeof buf, "%.*g", p, d);
             mpq_t back;
             mpq_init(back);
@@ -531,6 +664,22 @@ static em_txt em_number(em_state *st, const mpq_t q, int exponent)
             free(de);
             prec = P_MUL;
         }
+    }
+    if (strlen(s) > 40) {
+        /* a huge or tiny rational (1e-3269^5) in the double the code
+           computes with anyway: digits no line can hold, and Python's
+           true division of such integers overflows */
+        double d = mpq_get_d(a);
+        char buf[64];
+        free(s);
+        if (isfinite(d)) {
+            snprintf(buf, sizeof buf, "%.17g", d);
+            if (!strpbrk(buf, ".e") && st->L->python && !exponent) strcat(buf, ".0");
+            s = em_strdup(buf);
+        } else {
+            s = em_strdup(st->L->python ? "float(\"inf\")" : "Inf");
+        }
+        prec = P_ATOM;
     }
     mpq_clear(a);
     if (neg) {
@@ -582,18 +731,20 @@ static char *em_named(em_state *st, md_expr *e)
 }
 
 /* A product's chain, after the structured factors are taken out. */
-typedef enum { IT_DENSE, IT_INV, IT_DIAG, IT_ONES } em_itkind;
+typedef enum { IT_DENSE, IT_INV, IT_DIAG, IT_ONES, IT_KRON, IT_COMM } em_itkind;
 typedef struct em_item {
     em_itkind kind;
     char *s;           /* DENSE: the text (an operand, P_ATOM or not); INV: A
-                          (an atom); DIAG: v (an atom) */
+                          (an atom); DIAG: v (an atom); KRON: A (an atom) */
     int prec;
     int rows, cols;    /* dims */
+    char *s2;          /* KRON: B (an atom) of kron(A, B) */
+    int m, n;          /* COMM: commutation(m, n)'s dims */
 } em_item;
 
 static em_item em_dense_item(char *s, int prec, int rows, int cols)
 {
-    return (em_item){IT_DENSE, s, prec, rows, cols};
+    return (em_item){IT_DENSE, s, prec, rows, cols, NULL, 0, 0};
 }
 
 static long em_rep(em_state *st, int d)
@@ -606,6 +757,23 @@ static long em_rep(em_state *st, int d)
         return r;
     }
     return 1000;
+}
+
+/* The product of it[i..j] bracketed by the chain DP's split table (n
+   items): the text of the chosen bracketing only (building every
+   sub-chain's took cubic time in a chain of 39 matrices).  Consumes the
+   texts. */
+static em_item em_bracket(em_state *st, em_item *it, const int *split, int n, int i, int j)
+{
+    if (i == j) return it[i];
+    int k = split[i * n + j];
+    em_item a = em_bracket(st, it, split, n, i, k), b = em_bracket(st, it, split, n, k + 1, j);
+    char *as = em_op(em_mk(a.s, a.prec), P_MUL);
+    char *bs = em_op(em_mk(b.s, b.prec), P_ATOM);
+    em_item r = em_dense_item(em_fmt("%s%s%s", as, st->L->matmul, bs), P_MUL, a.rows, b.cols);
+    free(as);
+    free(bs);
+    return r;
 }
 
 /* The product of dense items it[0..n) (n >= 1); consumes their texts. */
@@ -628,30 +796,7 @@ static em_item em_dense_product(em_state *st, em_item *it, int n)
         double *cost = md_xcalloc((size_t)n * n, sizeof *cost);
         int *split = md_xcalloc((size_t)n * n, sizeof *split);
         md_cost_chain(n, d, NULL, cost, split);
-        /* recursive bracketing by split */
-        struct { int i, j; } stack[1];
-        (void)stack;
-        em_item *res = md_xcalloc((size_t)n * n, sizeof *res);
-        for (int len = 1; len <= n; len++)
-            for (int i = 0; i + len - 1 < n; i++) {
-                int j = i + len - 1;
-                if (len == 1) {
-                    res[i * n + j] = it[i];
-                    continue;
-                }
-                int k = split[i * n + j];
-                em_item a = res[i * n + k], b = res[(k + 1) * n + j];
-                char *as = em_op(em_mk(em_strdup(a.s), a.prec), P_MUL);
-                char *bs = em_op(em_mk(em_strdup(b.s), b.prec), P_ATOM);
-                res[i * n + j] = em_dense_item(em_fmt("%s%s%s", as, st->L->matmul, bs), P_MUL, a.rows, b.cols);
-                free(as);
-                free(bs);
-            }
-        em_item out = res[n - 1];
-        for (int i = 0; i < n; i++)
-            for (int j = i; j < n; j++)
-                if (j != n - 1 || i != 0) free(res[i * n + j].s);
-        free(res);
+        em_item out = em_bracket(st, it, split, n, 0, n - 1);
         free(d);
         free(cost);
         free(split);
@@ -687,10 +832,19 @@ static char *em_solve_temp(em_state *st, char *s)
     return nm;
 }
 
-/* Structured items (DIAG, ONES) absorbed into dense neighbours, no INV
-   in it[0..n). */
+static em_item em_applied_product(em_state *st, em_item *it, int n, int k);
+
+/* Structured items (DIAG, ONES) absorbed into dense neighbours, KRON and
+   COMM applied to them (em_applied_product), no INV in it[0..n). */
 static em_item em_plain_product(em_state *st, em_item *it, int n)
 {
+    /* a commutation matrix first: applied to a Kronecker product that
+       has to be formed (kron(X', eye(m))*commutation(n, m)), it only
+       permutes its columns */
+    for (int k = 0; k < n; k++)
+        if (it[k].kind == IT_COMM) return em_applied_product(st, it, n, k);
+    for (int k = 0; k < n; k++)
+        if (it[k].kind == IT_KRON) return em_applied_product(st, it, n, k);
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < n; i++) {
@@ -750,6 +904,7 @@ static em_item em_plain_product(em_state *st, em_item *it, int n)
                     char *d = em_fill(st->L->ones, r, cc, NULL);
                     free(r);
                     free(cc);
+                    if (st->L->python && strlen(d) > 30) d = em_define(st, NULL, em_mk(d, P_ATOM));   /* as em_constant */
                     *c = em_dense_item(d, P_ATOM, c->rows, c->cols);
                     changed = 1;
                     continue;
@@ -762,6 +917,103 @@ static em_item em_plain_product(em_state *st, em_item *it, int n)
         }
     }
     return em_dense_product(st, it, n);
+}
+
+/* A Kronecker product or commutation matrix item K formed: alone in its
+   chain, there is nothing to apply it to.  Consumes its texts. */
+static em_item em_struct_formed(em_state *st, em_item K)
+{
+    char *s;
+    st->nformed++;
+    if (K.kind == IT_COMM) {
+        st->need_comm = 1;
+        char *m = em_dim(st, K.m), *n = em_dim(st, K.n);
+        s = em_fill(st->L->comm, m, n, st->fname);
+        free(m);
+        free(n);
+    } else {
+        st->need_kron = 1;
+        s = em_fill(st->L->kron, K.s, K.s2, NULL);
+        free(K.s);
+        free(K.s2);
+    }
+    return em_dense_item(s, P_ATOM, K.rows, K.cols);
+}
+
+/* K applied to the dense M (K*M, right) or M to K (M*K, !right), K never
+   formed: kron(A, B)*M is, column by column, vec(B*X*A') for X the cB x
+   cA matrix whose vec is M's column (L->kron_mm), commutation(m, n)*M a
+   transpose of each column reshaped m x n (L->comm_mm); M*K is (K'*M')'
+   with kron(A, B)' = kron(A', B') and commutation(m, n)' =
+   commutation(n, m).  Consumes the texts. */
+static em_item em_apply_struct(em_state *st, em_item K, em_item M, int right)
+{
+    const em_lang *L = st->L;
+    char *ms = em_op(em_mk(M.s, M.prec), P_ATOM), *r;
+    /* the operand and the result in temporaries when long: the calls nest
+       deep, and a Python line breaks only inside brackets */
+    if (strlen(ms) > 24) ms = em_define(st, NULL, em_mk(ms, P_ATOM));
+    if (!right) {
+        char *t = em_fill(L->trans, ms, NULL, NULL);
+        free(ms);
+        ms = t;
+    }
+    if (K.kind == IT_COMM) {
+        st->need_comm_mm = 1;
+        char *m = em_dim(st, right ? K.m : K.n), *n = em_dim(st, right ? K.n : K.m);
+        char *dims = em_fmt("%s, %s", m, n);
+        r = em_fill(L->comm_mm, dims, ms, st->fname);
+        free(dims);
+        free(m);
+        free(n);
+    } else {
+        st->need_kron_mm = 1;
+        char *a = K.s, *b = K.s2;
+        if (!right) {
+            a = em_fill(L->trans, K.s, NULL, NULL);
+            b = em_fill(L->trans, K.s2, NULL, NULL);
+            free(K.s);
+            free(K.s2);
+        }
+        char *ab = em_fmt("%s, %s", a, b);
+        r = em_fill(L->kron_mm, ab, ms, st->fname);
+        free(ab);
+        free(a);
+        free(b);
+    }
+    free(ms);
+    if (!right) {
+        char *t = em_fill(L->trans, r, NULL, NULL);
+        free(r);
+        r = t;
+    }
+    if (strlen(r) > 40) r = em_define(st, NULL, em_mk(r, P_ATOM));
+    return em_dense_item(r, right || L->python ? P_ATOM : P_POW, right ? K.rows : M.rows, right ? M.cols : K.cols);
+}
+
+/* The product of it[0..n) (no INV) whose item k is a KRON or COMM: it is
+   applied to the product of its right neighbours (or, when there are
+   none, or a row on the left meets a matrix on the right, of its left
+   ones), never formed; alone it is formed. */
+static em_item em_applied_product(em_state *st, em_item *it, int n, int k)
+{
+    if (n == 1) return em_struct_formed(st, it[0]);
+    int right = k + 1 < n && !(k > 0 && it[0].rows == MD_DIM_ONE && it[n - 1].cols != MD_DIM_ONE);
+    em_item *rest = md_xcalloc((size_t)n, sizeof *rest);
+    em_item out;
+    if (right) {
+        em_item R = em_plain_product(st, it + k + 1, n - k - 1);
+        memcpy(rest, it, (size_t)k * sizeof *rest);
+        rest[k] = em_apply_struct(st, it[k], R, 1);
+        out = em_plain_product(st, rest, k + 1);
+    } else {
+        em_item Lp = em_plain_product(st, it, k);
+        rest[0] = em_apply_struct(st, it[k], Lp, 0);
+        memcpy(rest + 1, it + k + 1, (size_t)(n - k - 1) * sizeof *rest);
+        out = em_plain_product(st, rest, n - k);
+    }
+    free(rest);
+    return out;
 }
 
 /* The product of items it[0..n): inverses become solves. */
@@ -829,13 +1081,28 @@ static em_txt em_chain(em_state *st, md_expr *e, int first)
                 free(as);
                 as = t;
             }
-            it[m++] = (em_item){IT_INV, as, P_ATOM, f->rows, f->cols};
+            it[m++] = (em_item){IT_INV, as, P_ATOM, f->rows, f->cols, NULL, 0, 0};
+        } else if (g->kind == MD_COMM) {
+            /* commutation(m, n)' = commutation(n, m) */
+            it[m++] = (em_item){IT_COMM, NULL, P_ATOM, f->rows, f->cols, NULL, tr ? g->aux : g->ival, tr ? g->ival : g->aux};
+        } else if (g->kind == MD_KRON && !md_is_scalar(g->args[0]) && !md_is_scalar(g->args[1])) {
+            /* kron(A, B)' = kron(A', B') */
+            char *ab[2];
+            for (int k = 0; k < 2; k++) {
+                ab[k] = em_op(em_arg(st, g->args[k]), P_ATOM);
+                if (tr) {
+                    char *t = em_fill(st->L->trans, ab[k], NULL, NULL);
+                    free(ab[k]);
+                    ab[k] = em_op(em_mk(t, st->L->python ? P_ATOM : P_POW), P_ATOM);
+                }
+            }
+            it[m++] = (em_item){IT_KRON, ab[0], P_ATOM, f->rows, f->cols, ab[1], 0, 0};
         } else if (g->kind == MD_DIAGM) {
             em_txt v = em_arg(st, g->args[0]);
             if (strlen(v.s) > 30 && !st->tname[g->args[0]->id]) v = em_mk(em_define(st, g->args[0], v), P_ATOM);
-            it[m++] = (em_item){IT_DIAG, em_op(v, P_ATOM), P_ATOM, f->rows, f->cols};
+            it[m++] = (em_item){IT_DIAG, em_op(v, P_ATOM), P_ATOM, f->rows, f->cols, NULL, 0, 0};
         } else if (f->kind == MD_ONES) {
-            it[m++] = (em_item){IT_ONES, NULL, P_ATOM, f->rows, f->cols};
+            it[m++] = (em_item){IT_ONES, NULL, P_ATOM, f->rows, f->cols, NULL, 0, 0};
         } else {
             em_txt t = em_arg(st, f);
             it[m++] = em_dense_item(t.s, t.prec, f->rows, f->cols);
@@ -994,6 +1261,15 @@ static em_txt em_node(em_state *st, md_expr *e)
     return t;
 }
 
+/* A constant matrix s (zeros, ones, eye) for node e: in a temporary when
+   it is long (torch.ones(n, m, dtype=dtype, device=device)), which a
+   Python line cannot break deep inside a product. */
+static em_txt em_constant(em_state *st, md_expr *e, char *s)
+{
+    if (!st->L->python || strlen(s) <= 30 || e->id >= st->nn) return em_mk(s, P_ATOM);
+    return em_mk(em_define(st, e, em_mk(s, P_ATOM)), P_ATOM);
+}
+
 static em_txt em_formed(em_state *st, md_expr *e)
 {
     const em_lang *L = st->L;
@@ -1015,13 +1291,13 @@ static em_txt em_formed(em_state *st, md_expr *e)
         char *s = em_fill(e->kind == MD_ZERO ? L->zeros : L->ones, r, c, NULL);
         free(r);
         free(c);
-        return em_mk(s, P_ATOM);
+        return em_constant(st, e, s);
     }
     case MD_EYE: {
         char *r = em_dim(st, e->rows);
         char *s = em_fill(L->eye, r, NULL, NULL);
         free(r);
-        return em_mk(s, P_ATOM);
+        return em_constant(st, e, s);
     }
     case MD_ADD: {
         md_buf b = {0};
@@ -1110,9 +1386,9 @@ static em_txt em_formed(em_state *st, md_expr *e)
             char *c = em_node(st, e->args[0]).s;
             char *t = em_fmt("torch.full((), %s, dtype=dtype, device=device)", c);
             free(c);
-            char *nmv = em_define(st, NULL, em_mk(t, P_ATOM));
-            md_expr *arg = e->args[0];
-            st->tname[arg->id] = nmv;   /* this number is that tensor from now on */
+            /* this number is that tensor from now on (its name is kept
+               in taken, the copy returned is not needed) */
+            free(em_define(st, e->args[0], em_mk(t, P_ATOM)));
         }
         if (e->ival == MD_FN_GENERIC) {
             char *a = em_node(st, e->args[0]).s;
@@ -1163,6 +1439,8 @@ static em_txt em_formed(em_state *st, md_expr *e)
         if (e->args[0]->cols == MD_DIM_ONE) return em_node(st, e->args[0]);
         return em_apply1(L->vec, em_arg(st, e->args[0]));
     case MD_KRON: {
+        st->need_kron = 1;
+        st->nformed++;
         int plain = em_call_arg(L->kron);
         em_txt ta = em_arg(st, e->args[0]), tb = em_arg(st, e->args[1]);
         char *a = plain ? ta.s : em_op(ta, P_ATOM), *b = plain ? tb.s : em_op(tb, P_ATOM);
@@ -1173,6 +1451,7 @@ static em_txt em_formed(em_state *st, md_expr *e)
     }
     case MD_COMM: {
         st->need_comm = 1;
+        st->nformed++;
         char *m = em_dim(st, e->ival), *n = em_dim(st, e->aux);
         char *s = em_fill(L->comm, m, n, st->fname);
         free(m);
@@ -1416,6 +1695,62 @@ static char *em_poly_text(em_state *st, em_poly p)
     return b.s ? md_buf_take(&b) : em_strdup("0");
 }
 
+/* ---- sums of Kronecker products, distributed ---------------------------- */
+
+/* Is term t of a sum a Kronecker product or commutation matrix (scaled,
+   transposed or in a product), which a product could apply instead? */
+static int em_struct_term(const md_expr *t)
+{
+    if (t->kind == MD_TRANS) t = t->args[0];
+    if (t->kind == MD_KRON || t->kind == MD_COMM) return 1;
+    if (t->kind != MD_MUL) return 0;
+    for (int i = 0; i < t->nargs; i++)
+        if (t->args[i]->kind == MD_KRON || t->args[i]->kind == MD_COMM) return 1;
+    return 0;
+}
+
+typedef struct em_dist {
+    md_ctx *ctx;
+    uint32_t n;          /* nodes covered by memo */
+    md_expr **memo;
+} em_dist;
+
+/* e with every product of a sum S holding Kronecker products or
+   commutation matrices and other matrices distributed: (K1 + K2)*M is
+   K1*M + K2*M, each applied to M (em_applied_product), none formed;
+   likewise M*(K1 + K2) and L*(K1 + K2)*M (the rest of the chain made
+   once per term: cheaper than a formed (m n) x (m n) matrix). */
+static md_expr *em_distribute(em_dist *w, md_expr *e)
+{
+    if (e->nargs == 0) return e;
+    if (e->id < w->n && w->memo[e->id]) return w->memo[e->id];
+    md_expr **a = md_xmalloc((size_t)e->nargs * sizeof *a);
+    int changed = 0, nm = 0, at = -1;
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = em_distribute(w, e->args[i]);
+        changed |= a[i] != e->args[i];
+        if (md_is_scalar(a[i])) continue;
+        nm++;
+        for (int t = 0; e->kind == MD_MUL && at < 0 && a[i]->kind == MD_ADD && a[i]->nargs <= 8 && t < a[i]->nargs; t++)
+            if (em_struct_term(a[i]->args[t])) at = i;
+    }
+    md_expr *r = e;
+    if (nm >= 2 && at >= 0) {
+        md_expr *S = a[at], **terms = md_xmalloc((size_t)S->nargs * sizeof *terms);
+        for (int t = 0; t < S->nargs; t++) {
+            a[at] = S->args[t];
+            terms[t] = em_distribute(w, md_mul(w->ctx, e->nargs, a));
+        }
+        r = md_add(w->ctx, S->nargs, terms);
+        free(terms);
+    } else if (changed) {
+        r = md_rebuild(w->ctx, e, a);
+    }
+    free(a);
+    if (e->id < w->n) w->memo[e->id] = r;
+    return r;
+}
+
 /* ---- the file ----------------------------------------------------------- */
 
 static const char *em_kind_word(md_symkind k)
@@ -1448,8 +1783,11 @@ static void em_wrap(md_buf *out, const char *prefix, const char *text, int width
             cut = room;
             while (cut > 0 && p[cut] != ' ') cut--;
             if (cut == 0) {
-                cut = room;
-                while (p[cut] && p[cut] != ' ') cut++;
+                /* a word longer than the line (a program without spaces):
+                   cut, though not after a backslash, which would join
+                   the lines of a docstring */
+                cut = room > 1 ? room : 1;
+                while (cut > 1 && p[cut - 1] == '\\') cut--;
             }
         }
         md_buf_printf(out, "%s%.*s\n", prefix, cut, p);
@@ -1520,6 +1858,26 @@ static void em_python_helpers(em_state *st, md_buf *out, int torch)
                       "    # log(sum(exp(z))), shifted by the largest entry: no overflow\n"
                       "    top = %s.max(z)\n"
                       "    return top + %s.log(%s.sum(%s.exp(z - top)))\n", m, m, m, m);
+    if (st->need_kron && torch)
+        md_buf_puts(out,
+                    "\n\ndef _kron(a, b):\n"
+                    "    # kron(a, b) formed by broadcasting (torch.kron views its\n"
+                    "    # arguments, which fails on some transposed columns)\n"
+                    "    k = a[:, None, :, None] * b[None, :, None, :]\n"
+                    "    return k.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])\n");
+    if (st->need_kron_mm)
+        md_buf_puts(out,
+                    "\n\ndef _kron_mm(a, b, m):\n"
+                    "    # kron(a, b) @ m, never formed: column j is vec(b @ X @ a.T) for X\n"
+                    "    # the b.shape[1] x a.shape[1] matrix whose vec is m[:, j]\n"
+                    "    u = b @ m.reshape(a.shape[1], b.shape[1], -1)\n"
+                    "    return (a @ u.reshape(a.shape[1], -1)).reshape(-1, m.shape[1])\n");
+    if (st->need_comm_mm)
+        md_buf_puts(out,
+                    "\n\ndef _commutation_mm(m, n, x):\n"
+                    "    # commutation(m, n) @ x, never formed: column j is vec(X.T) for X\n"
+                    "    # the m x n matrix whose vec is x[:, j]\n"
+                    "    return x.reshape(n, m, -1).swapaxes(0, 1).reshape(m * n, -1)\n");
     if (st->need_comm) {
         if (torch)
             md_buf_puts(out,
@@ -1544,6 +1902,25 @@ static void em_python_helpers(em_state *st, md_buf *out, int torch)
 
 static void em_octave_helpers(em_state *st, md_buf *out)
 {
+    if (st->need_kron_mm)
+        md_buf_printf(out,
+                      "\nfunction Y = %s_kron_mm(A, B, M)\n"
+                      "  %% kron(A, B) * M, never formed: column j is vec(B * X * A') for X\n"
+                      "  %% the size(B, 2) x size(A, 2) matrix whose vec is M(:, j)\n"
+                      "  [rA, cA] = size(A);\n"
+                      "  [rB, cB] = size(B);\n"
+                      "  k = size(M, 2);\n"
+                      "  U = B * reshape(M, cB, cA * k);\n"
+                      "  U = reshape(permute(reshape(U, rB, cA, k), [2 1 3]), cA, rB * k);\n"
+                      "  Y = reshape(permute(reshape(A * U, rA, rB, k), [2 1 3]), rA * rB, k);\n"
+                      "end\n", st->fname);
+    if (st->need_comm_mm)
+        md_buf_printf(out,
+                      "\nfunction Y = %s_commutation_mm(m, n, M)\n"
+                      "  %% commutation(m, n) * M, never formed: column j is vec(X') for X\n"
+                      "  %% the m x n matrix whose vec is M(:, j)\n"
+                      "  Y = reshape(permute(reshape(M, m, n, []), [2 1 3]), m * n, []);\n"
+                      "end\n", st->fname);
     if (st->need_logdet)
         md_buf_printf(out,
                       "\nfunction v = %s_logdet(A)\n"
@@ -1594,15 +1971,21 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
                   "    Returns the worst relative error per gradient (small, 1e-6 or\n"
                   "    less, when the gradients are right and f is smooth at args).\n"
                   "    \"\"\"\n", st->fname);
-    md_buf_printf(out, "    wrt = [");
-    for (int i = 0; i < nwrt; i++) md_buf_printf(out, "%s%d", i ? ", " : "", wrt_arg[i]);
-    md_buf_printf(out, "]\n");
+    /* the lists broken at 79 columns (many variables) */
+    md_buf l = {0};
+    md_buf_printf(&l, "    wrt = [");
+    for (int i = 0; i < nwrt; i++) md_buf_printf(&l, "%s%d", i ? ", " : "", wrt_arg[i]);
+    md_buf_printf(&l, "]");
+    em_break(out, l.s);
+    md_buf_free(&l);
     /* a symmetric variable's gradient is the one on symmetric matrices:
        its directions are symmetric */
-    md_buf_printf(out, "    sym = [");
+    md_buf_printf(&l, "    sym = [");
     for (int i = 0; i < nwrt; i++)
-        md_buf_printf(out, "%s%s", i ? ", " : "", st->ctx->syms[wrt_arg[i]].kind == MD_SYM_SYMMETRIC ? "True" : "False");
-    md_buf_printf(out, "]\n");
+        md_buf_printf(&l, "%s%s", i ? ", " : "", st->ctx->syms[wrt_arg[i]].kind == MD_SYM_SYMMETRIC ? "True" : "False");
+    md_buf_printf(&l, "]");
+    em_break(out, l.s);
+    md_buf_free(&l);
     if (torch) {
         md_buf_printf(out,
                       "    gen = torch.Generator().manual_seed(seed)\n"
@@ -1645,6 +2028,26 @@ static void em_python_selftest(em_state *st, md_buf *out, int nin, int nwrt, con
                       "    return errors\n", st->fname, st->fname, st->fname);
     }
     (void)nin;
+}
+
+/* msg as a Python string literal, in adjacent pieces of some 30
+   characters split at its spaces ("y has %d entries " "but X has ..."),
+   so that a line can break between them. */
+static char *em_py_pieces(const char *msg)
+{
+    md_buf b = {0};
+    md_buf_putc(&b, '"');
+    int len = 0;
+    for (const char *p = msg; *p; p++) {
+        md_buf_putc(&b, *p);
+        len++;
+        if (*p == ' ' && len >= 24 && p[1]) {
+            md_buf_puts(&b, "\" \"");
+            len = 0;
+        }
+    }
+    md_buf_putc(&b, '"');
+    return md_buf_take(&b);
 }
 
 /* The sizes the body uses, in locals. */
@@ -1803,11 +2206,43 @@ static void em_chooser(em_state *st, int np, em_poly *flops, const char *args, c
    norm2(A*B')^2), at most EM_PLANS_MAX; plans[k] is malloc'd. */
 enum { EM_PLANS_MAX = 6 };
 
-static int em_plans(md_ctx *ctx, const md_array_emit *a, md_expr ***plans)
+/* Drops the plans (of plans[0..np)) that form a Kronecker product or a
+   commutation matrix when another forms fewer: a bracketing chosen for
+   its flops (the Gram matrices of norm2(kron(A, B)*X)^2) can turn an
+   applied Kronecker product into a formed one, which the cost model does
+   not see.  A dry run of each plan counts them; the flags of what the
+   module needs are restored.  Returns the plans kept, in order. */
+static int em_plans_unformed(em_state *st, int np, md_expr **plans[], int nroots, char *const *rname, int ntaken0)
 {
-    md_expr **r = md_xmalloc((size_t)(a->nroots + 1) * sizeof *r);
-    memcpy(r, a->roots, (size_t)a->nroots * sizeof *r);
-    int np = md_cost_plans(ctx, NULL, a->nroots, r, EM_PLANS_MAX, plans);
+    if (np < 2) return np;
+    int nf[EM_PLANS_MAX], least = -1;
+    em_state saved = *st;
+    for (int k = 0; k < np && !st->failed; k++) {
+        em_reset(st, ntaken0);
+        st->nformed = 0;
+        em_roots(st, nroots, plans[k], rname);
+        nf[k] = st->nformed;
+        if (least < 0 || nf[k] < least) least = nf[k];
+    }
+    em_reset(st, ntaken0);
+    st->need_logdet = saved.need_logdet, st->need_comm = saved.need_comm;
+    st->need_softmax = saved.need_softmax, st->need_lse = saved.need_lse;
+    st->need_kron_mm = saved.need_kron_mm, st->need_comm_mm = saved.need_comm_mm;
+    st->need_kron = saved.need_kron;
+    if (st->failed) return np;
+    int kept = 0;
+    for (int k = 0; k < np; k++) {
+        if (nf[k] == least) plans[kept++] = plans[k];
+        else free(plans[k]);
+    }
+    return kept;
+}
+
+static int em_plans(md_ctx *ctx, int n, md_expr *const *roots, md_expr ***plans)
+{
+    md_expr **r = md_xmalloc((size_t)(n + 1) * sizeof *r);
+    memcpy(r, roots, (size_t)n * sizeof *r);
+    int np = md_cost_plans(ctx, NULL, n, r, EM_PLANS_MAX, plans);
     free(r);
     return np;
 }
@@ -1835,10 +2270,19 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         return -2;
     }
     st->fname = nm;
+    /* the roots with sums of Kronecker products distributed, before the
+       tables are sized: that makes nodes */
+    md_expr **roots = md_xcalloc((size_t)a->nroots + 1, sizeof *roots);
+    {
+        em_dist w = {ctx, ctx->nnodes, md_xcalloc((size_t)ctx->nnodes + 1, sizeof *w.memo)};
+        for (int i = 0; i < a->nroots; i++) roots[i] = em_distribute(&w, a->roots[i]);
+        free(w.memo);
+    }
+    /* the plans of the distributed roots */
+    md_expr **plans[EM_PLANS_MAX];
+    int np = em_plans(ctx, a->nroots, roots, plans);
     /* the function's own name may be reused inside it (a local shadows
        it there, and it does not call itself) */
-    md_expr **plans[EM_PLANS_MAX];
-    int np = em_plans(ctx, a, plans);
     st->uses = md_xcalloc(ctx->nnodes + 1, sizeof *st->uses);
     st->nonchain = md_xcalloc(ctx->nnodes + 1, sizeof *st->nonchain);
     st->temp = md_xcalloc(ctx->nnodes + 1, 1);
@@ -1908,8 +2352,18 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
                 char *cond = em_fmt("%s != %s", got, st->dimexpr[d]);
                 if (L->python) {
                     md_buf_printf(&checks, "%sif %s:\n", ind, cond);
-                    char *rhs = em_fmt("ValueError(\"%s has %%d %s but %s (%s)\" %% (%s, %s))", y->name, axw, binder[d], dn, got,
-                                       st->dimexpr[d]);
+                    char *msg = em_fmt("%s has %%d %s but %s (%s)", y->name, axw, binder[d], dn);
+                    char *rhs = em_fmt("ValueError(\"%s\" %% (%s, %s))", msg, got, st->dimexpr[d]);
+                    char *lit = NULL;
+                    if (strlen(msg) > 50) {
+                        /* the literal alone longer than what is left of
+                           the line after "raise ValueError(": in pieces */
+                        free(rhs);
+                        lit = em_py_pieces(msg);
+                        rhs = em_fmt("ValueError(%s %% (%s, %s))", lit, got, st->dimexpr[d]);
+                    }
+                    free(msg);
+                    free(lit);
                     char *ind2 = em_fmt("%s%s", ind, ind);
                     em_stmt(st, &checks, ind2, "raise ", rhs);
                     free(ind2);
@@ -1940,6 +2394,7 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
     md_buf planfns = {0};
     em_poly *flops = md_xcalloc((size_t)np, sizeof *flops);
     int ntaken0 = st->ntaken;
+    np = em_plans_unformed(st, np, plans, a->nroots, rname, ntaken0);
     for (int k = 0; k < np && !st->failed; k++) {
         em_reset(st, ntaken0);
         em_roots(st, a->nroots, plans[k], rname);
@@ -2059,6 +2514,7 @@ done:
     for (int i = 0; i < st->ntaken; i++) free((char *)st->taken[i]);
     free(st->taken);
     free(rname);
+    free(roots);
     free(st->uses);
     free(st->nonchain);
     free(st->temp);

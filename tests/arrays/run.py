@@ -13,7 +13,8 @@ PyTorch here, in this interpreter; Octave in one octave process
 emitted code itself (relative 1e-5, Richardson-extrapolated, the best of
 three steps).  A case the format refuses is counted, with the refusal;
 a wrong number is a failure.  The Python files must also pass
-py_compile, pyflakes and pycodestyle (when installed).
+py_compile, pyflakes and pycodestyle (when installed); the Octave files
+must pass matlab_lint.py (no Octave-only syntax: MATLAB is not run).
 
 Exit status 0 when nothing failed.
 """
@@ -409,6 +410,14 @@ def main():
                 failed.append((name, "; ".join(bad) + " (" + prefix + ")"))
             checked += 1
     else:
+        # MATLAB itself is not run: the Octave-only syntax it would reject
+        # is looked for in every file (matlab_lint.py)
+        sys.path.insert(0, HERE)
+        import matlab_lint
+        for name, prefix in made:
+            for no, what in matlab_lint.lint(prefix + ".m"):
+                failed.append((name, "not MATLAB: %s.m:%d: %s"
+                               % (prefix, no, what)))
         listing = os.path.join(work, "cases.txt")
         with open(listing, "w") as fh:
             for name, prefix in made:

@@ -1,13 +1,13 @@
 # tests/fuzz/fuzz.mk -- libFuzzer harnesses for every stage (tests/fuzz/README.md).
 # Included by the top-level Makefile.
 #
-#   make fuzz          build build-fuzz/fuzz_{parse,grad,steps,emit,simplify}
+#   make fuzz          build build-fuzz/fuzz_{parse,grad,steps,emit,simplify,array}
 #   make fuzz-smoke    run each for FUZZ_SECONDS (default 10) on a copy of the
 #                      seed corpus; fails if any of them finds a crash
 #   make fuzz-run      run each for FUZZ_SECONDS (default 600), one after the
 #                      other, growing build-fuzz/corpus-NAME
 #
-# FUZZERS= chooses harnesses (default all five), FUZZ_FLAGS= adds libFuzzer
+# FUZZERS= chooses harnesses (default all six), FUZZ_FLAGS= adds libFuzzer
 # flags.  The library is built by this same Makefile with B=build-fuzz, so the
 # Bison/Flex rules and the source list are the top-level ones.
 
@@ -18,7 +18,7 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_
                 -fsanitize-coverage-ignorelist=$(CURDIR)/tests/fuzz/coverage-ignore.txt
 FUZZ_LDFLAGS := -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIBS    := -lgmp -lm -lpthread
-FUZZ_ALL     := fuzz_parse fuzz_grad fuzz_steps fuzz_emit fuzz_simplify
+FUZZ_ALL     := fuzz_parse fuzz_grad fuzz_steps fuzz_emit fuzz_simplify fuzz_array
 FUZZERS      ?= $(FUZZ_ALL)
 FUZZ_DICT    := tests/fuzz/matdiff.dict
 FUZZ_OPTS     = -rss_limit_mb=2048 -max_len=4096 -dict=$(FUZZ_DICT) \
@@ -27,7 +27,8 @@ FUZZ_OPTS     = -rss_limit_mb=2048 -max_len=4096 -dict=$(FUZZ_DICT) \
 # Time limits per input.  fuzz-run is the slow-input gate: 2 s, except for
 # the harnesses that run --check, fuzz_grad, fuzz_steps and fuzz_emit (every
 # gradient, and every derivation line, at up to five points, and the
-# printed text): their slowest seeds, 25- and 36-factor n x n chains with
+# printed text), and fuzz_array (six derivations and emissions per input,
+# three of them Hessians): their slowest seeds, 25- and 36-factor n x n chains with
 # up to 15 variables, take 2-3 s in this build and 0.2-0.5 s in the release
 # build, and a run beside another job is slower still.  fuzz-smoke looks for crashes
 # on a CI machine shared with the other test jobs, where the same seed took
@@ -96,7 +97,7 @@ fuzz-run: fuzz fuzz-seeds
 	@mkdir -p $(FUZZ_B)/artifacts; failed=; \
 	for f in $(FUZZERS); do \
 	    case $$f in fuzz_steps|fuzz_emit) seeds=$(FUZZ_B)/seeds-mode ;; *) seeds=$(FUZZ_B)/seeds ;; esac; \
-	    case $$f in fuzz_steps|fuzz_grad|fuzz_emit) t=$(FUZZ_TIMEOUT_CHECK) ;; *) t=$(FUZZ_TIMEOUT) ;; esac; \
+	    case $$f in fuzz_steps|fuzz_grad|fuzz_emit|fuzz_array) t=$(FUZZ_TIMEOUT_CHECK) ;; *) t=$(FUZZ_TIMEOUT) ;; esac; \
 	    mkdir -p $(FUZZ_B)/corpus-$$f; \
 	    echo "== $$f: $(or $(FUZZ_SECONDS),600) s (log: $(FUZZ_B)/run-$$f.log)"; \
 	    if ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) ./$(FUZZ_B)/$$f $(FUZZ_OPTS) -timeout=$$t -max_total_time=$(or $(FUZZ_SECONDS),600) \
