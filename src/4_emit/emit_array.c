@@ -2105,6 +2105,11 @@ static void em_roots(em_state *st, int nroots, md_expr *const *roots, char *cons
             char *o = em_op(t, P_ATOM);
             s = em_fill(L->ravel, o, NULL, NULL);
             free(o);
+        } else if (st->lang == EM_TORCH && r->kind == MD_NUM) {
+            /* a constant (d_c = 2 for 2*c) a tensor on the inputs' device
+               and of their dtype, as every other result, not a float */
+            s = em_fmt("torch.tensor(%s, dtype=dtype, device=device)", t.s);
+            free(t.s);
         } else {
             s = t.s;
         }
@@ -2267,6 +2272,11 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         fprintf(err, "matdiff: --name '%s' is not usable as a %s function name (letters, digits and _, "
                      "starting with a letter; not a keyword or a name the code uses)\n",
                 nm, L->python ? "Python" : "MATLAB");
+        return -2;
+    }
+    if (a->self_test && !a->gradient) {
+        fprintf(err, "matdiff: --self-test checks the gradients of a scalar function, and this function is a "
+                     "vector or a matrix (its Jacobian is checked by --check)\n");
         return -2;
     }
     st->fname = nm;
@@ -2464,9 +2474,11 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         for (int k = 0; k < ctx->nfuncs; k++)
             md_buf_printf(&w, " %s(x, k) is the k-th derivative of the function %s at the array x, entrywise.",
                           st->fnname[k], ctx->funcs[k]);
-        md_buf_printf(&w, " Vectors are 1-D arrays, matrices 2-D%s; each derivative has its variable's shape%s.",
+        md_buf_printf(&w, " Vectors are 1-D arrays, matrices 2-D%s; %s.",
                       torch ? " tensors (computed on the inputs' device and dtype)" : "",
-                      a->second ? " (a Hessian block d2f/dvec(X)dvec(Y)' is 2-D)" : "");
+                      !a->gradient ? "each derivative is the Jacobian d vec(F)/d vec(X)' (F's shape for a scalar X)"
+                      : a->second ? "each gradient has its variable's shape, a Hessian block d2f/dvec(X)dvec(Y)' is 2-D"
+                                  : "each derivative has its variable's shape");
         em_wrap(out, ind, w.s, 79);
         md_buf_free(&w);
         free(iesc);
@@ -2476,7 +2488,7 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         md_buf_puts(out, st->body.s ? st->body.s : "");
         if (np == 1) em_stmt(st, out, ind, "return ", rets.s);
         md_buf_puts(out, planfns.s ? planfns.s : "");
-        if (a->self_test && a->nwrt > 0 && !a->second && a->gradient) {
+        if (a->self_test && a->nwrt > 0 && a->gradient) {   /* with --order 2: the gradients */
             int *wa = md_xcalloc((size_t)a->nwrt + 1, sizeof *wa);
             for (int i = 0; i < a->nwrt; i++) wa[i] = a->wrt[i];
             em_python_selftest(st, out, a->nsyms, a->nwrt, wa, torch);
@@ -2489,7 +2501,11 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
         for (int k = 0; k < ctx->nfuncs; k++)
             md_buf_printf(&doc, " %s(x, k) is the k-th derivative of the function %s at the array x, entrywise.",
                           st->fnname[k], ctx->funcs[k]);
-        md_buf_puts(&doc, " Vectors are columns; each derivative has its variable's shape.");
+        md_buf_puts(&doc, !a->gradient ? " Vectors are columns; each derivative is the Jacobian d vec(F)/d vec(X)' (F's "
+                                         "shape for a scalar X)."
+                          : a->second ? " Vectors are columns; each gradient has its variable's shape, a Hessian block "
+                                        "d2f/dvec(X)dvec(Y)' is a matrix."
+                                      : " Vectors are columns; each derivative has its variable's shape.");
         em_wrap(out, "% ", doc.s, 79);
         md_buf_free(&doc);
         md_buf_puts(out, checks.s ? checks.s : "");
