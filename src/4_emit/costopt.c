@@ -75,6 +75,7 @@ typedef struct md_known {
     int n;
     md_expr **f;
     md_expr *node;
+    uint64_t h;          /* known_hash(f, n) */
 } md_known;
 
 typedef struct md_copt {
@@ -94,22 +95,43 @@ static md_expr *copt(md_copt *c, md_expr *e);
 
 static int is_inverse(const md_expr *e) { return e->kind == MD_MPOW && e->ival == -1; }
 
-/* The hash of the factor list f[0..n) (FNV-1a over the node ids). */
-static uint32_t known_hash(md_expr **f, int n)
+/* The hash of the factor list f[0..n): a polynomial in the node ids,
+   sum (id_k + 1) B^(n-1-k) mod 2^64, so that chain_dp gets every
+   sub-chain's from prefix sums in O(1) (known_hash_sub), then its length
+   mixed in. */
+enum { KNOWN_B = 1000003 };
+
+static uint64_t known_mix(uint64_t h, int n)
 {
-    uint32_t h = 2166136261u ^ (uint32_t)n;
-    for (int k = 0; k < n; k++) h = (h ^ f[k]->id) * 16777619u;
-    return h;
+    h ^= (uint64_t)n * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 29);
 }
 
-/* The slot of c->kidx for f[0..n): the one holding its first product, or
-   the empty one where it goes (linear probing; kcap a power of two). */
-static int known_slot(const md_copt *c, md_expr **f, int n)
+static uint64_t known_hash(md_expr **f, int n)
 {
-    int mask = c->kcap - 1, i = (int)(known_hash(f, n) & (uint32_t)mask);
+    uint64_t h = 0;
+    for (int k = 0; k < n; k++) h = h * KNOWN_B + f[k]->id + 1;
+    return known_mix(h, n);
+}
+
+/* The hash of x[i..j] from the prefixes P (P[k] the polynomial of x[0..k))
+   and the powers W (W[k] = B^k). */
+static uint64_t known_hash_sub(const uint64_t *P, const uint64_t *W, int i, int j)
+{
+    return known_mix(P[j + 1] - P[i] * W[j - i + 1], j - i + 1);
+}
+
+/* The slot of c->kidx for f[0..n) of hash h: the one holding its first
+   product, or the empty one where it goes (linear probing; kcap a power
+   of two). */
+static int known_slot(const md_copt *c, md_expr **f, int n, uint64_t h)
+{
+    int mask = c->kcap - 1, i = (int)(h & (uint64_t)mask);
     for (; c->kidx[i]; i = (i + 1) & mask) {
         const md_known *k = &c->known[c->kidx[i] - 1];
-        if (k->n == n && !memcmp(k->f, f, (size_t)n * sizeof *f)) break;
+        if (k->h == h && k->n == n && !memcmp(k->f, f, (size_t)n * sizeof *f)) break;
     }
     return i;
 }
@@ -128,38 +150,54 @@ static void remember(md_copt *c, md_expr **f, int n, md_expr *node)
     k->f = md_xmalloc((size_t)n * sizeof *k->f);
     memcpy(k->f, f, (size_t)n * sizeof *k->f);
     k->node = node;
+    k->h = known_hash(f, n);
     if (2 * c->nknown > c->kcap) {   /* grow and rehash, keeping each first */
         free(c->kidx);
         c->kcap = c->kcap ? 2 * c->kcap : 64;
         c->kidx = md_xcalloc((size_t)c->kcap, sizeof *c->kidx);
         for (int j = 0; j < c->nknown; j++) {
-            int i = known_slot(c, c->known[j].f, c->known[j].n);
+            int i = known_slot(c, c->known[j].f, c->known[j].n, c->known[j].h);
             if (!c->kidx[i]) c->kidx[i] = j + 1;
         }
         return;
     }
-    int i = known_slot(c, f, n);
+    int i = known_slot(c, f, n, k->h);
     if (!c->kidx[i]) c->kidx[i] = c->nknown;
 }
 
-/* The first product built as f[0..n), or NULL. */
-static md_expr *known_as(const md_copt *c, md_expr **f, int n)
+/* The first product built as f[0..n) (of hash h), or NULL. */
+static md_expr *known_as(const md_copt *c, md_expr **f, int n, uint64_t h)
 {
     if (!c->kcap) return NULL;
-    int i = known_slot(c, f, n);
+    int i = known_slot(c, f, n, h);
     return c->kidx[i] ? c->known[c->kidx[i] - 1].node : NULL;
 }
 
 /* The product f[0..n) if some chain built it already, or the transpose of
    one built (read through a BLAS flag); NULL if neither. */
+static md_expr *available_t(md_copt *c, md_expr **f, md_expr **t, int n, uint64_t hf, uint64_t ht);
+
 static md_expr *available(md_copt *c, md_expr **f, int n)
 {
-    md_expr *r = known_as(c, f, n);
+    return available_t(c, f, NULL, n, known_hash(f, n), 0);
+}
+
+/* The same, with t[0..n) the transposes of f's factors in reverse order
+   and the hashes of both when the caller has them (chain_dp makes them
+   once per chain: per sub-chain, they were most of a 39-factor chain's
+   time). */
+static md_expr *available_t(md_copt *c, md_expr **f, md_expr **t, int n, uint64_t hf, uint64_t ht)
+{
+    md_expr *r = known_as(c, f, n, hf);
     if (r) return r;
-    md_expr **t = md_xmalloc((size_t)n * sizeof *t);
-    for (int k = 0; k < n; k++) t[k] = md_trans(c->ctx, f[n - 1 - k]);
-    r = known_as(c, t, n);
-    free(t);
+    md_expr **own = NULL;
+    if (!t) {
+        t = own = md_xmalloc((size_t)n * sizeof *t);
+        for (int k = 0; k < n; k++) t[k] = md_trans(c->ctx, f[n - 1 - k]);
+        ht = known_hash(t, n);
+    }
+    r = known_as(c, t, n, ht);
+    free(own);
     if (r) r = md_expr_make(c->ctx, MD_TRANS, r->cols, r->rows, 0, 0, 0, 1, &r, NULL);
     return r;
 }
@@ -201,12 +239,25 @@ static chain_plan chain_dp(md_copt *c, md_expr **f, int L)
     for (int i = 0; i <= L; i++) P.sz[i] = (double)d[i];
     /* in the DP's order: available() may make transposes, and node ids
        show in the emitted names */
+    /* rt[k] = f[L-1-k]': the reversed transposes of f[i..j] are rt[L-1-j .. L-1-i] */
+    md_expr **rt = md_xmalloc((size_t)L * sizeof *rt);
+    uint64_t *pf = md_xmalloc((size_t)(3 * (L + 1)) * sizeof *pf), *pr = pf + L + 1, *w = pr + L + 1;
+    pf[0] = pr[0] = 0, w[0] = 1;
+    for (int k = 0; k < L; k++) {
+        rt[k] = md_trans(c->ctx, f[L - 1 - k]);
+        pf[k + 1] = pf[k] * KNOWN_B + f[k]->id + 1;
+        pr[k + 1] = pr[k] * KNOWN_B + rt[k]->id + 1;
+        w[k + 1] = w[k] * KNOWN_B;
+    }
     for (int len = 2; len <= L; len++)
         for (int i = 0; i + len - 1 < L; i++) {
             int j = i + len - 1;
-            P.avail[i * L + j] = available(c, f + i, len);
+            P.avail[i * L + j] = available_t(c, f + i, rt + (L - 1 - j), len, known_hash_sub(pf, w, i, j),
+                                             known_hash_sub(pr, w, L - 1 - j, L - 1 - i));
             if (P.avail[i * L + j]) P.cost[i * L + j] = -1;   /* free */
         }
+    free(pf);
+    free(rt);
     md_cost_chain(L, d, NULL, P.cost, P.split);
     free(d);
     return P;
