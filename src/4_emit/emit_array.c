@@ -229,6 +229,7 @@ typedef struct em_state {
     int *nonchain;       /* uses other than as a factor of a product chain */
     char *temp;          /* becomes a temporary */
     md_expr **alias;     /* per node id: the node whose transpose it is, computed instead */
+    char *viaalias;      /* per node id: being written through its alias (em_node) */
     uint32_t nn;         /* nodes covered by the tables */
     char **tname;        /* its name once defined */
     char **dimname;      /* per dim id: the local holding its size */
@@ -1241,9 +1242,16 @@ static em_txt em_trdot_text(em_state *st, md_expr *m)
 static em_txt em_node(em_state *st, md_expr *e)
 {
     if (st->tname[e->id]) return em_mk(em_strdup(st->tname[e->id]), P_ATOM);
-    if (e->id < st->nn && st->alias[e->id]) {
-        /* the transpose of a node computed anyway: (X*U*V' - Y)' is t1' */
-        char *a = em_op(em_node(st, st->alias[e->id]), P_ATOM);
+    if (e->id < st->nn && st->alias[e->id] && !st->viaalias[e->id]) {
+        /* the transpose of a node computed anyway: (X*U*V' - Y)' is t1'.
+           Unless e is met again while that node is written (aliases can
+           form a cycle through symmetric matrices, S' = S: dS of
+           logdet(S) - sqrt(A) recursed until the stack overflowed,
+           fuzz_array): then e is written from its own arguments */
+        st->viaalias[e->id] = 1;
+        em_txt via = em_node(st, st->alias[e->id]);
+        st->viaalias[e->id] = 0;
+        char *a = em_op(via, P_ATOM);
         char *t = em_fill(st->L->trans, a, NULL, NULL);
         free(a);
         return em_mk(t, st->L->python ? P_ATOM : P_POW);
@@ -2298,6 +2306,7 @@ int md_emit_array(md_ctx *ctx, const md_array_emit *a, md_buf *out, FILE *err)
     st->temp = md_xcalloc(ctx->nnodes + 1, 1);
     st->tname = md_xcalloc(ctx->nnodes + 1, sizeof *st->tname);
     st->alias = md_xcalloc(ctx->nnodes + 1, sizeof *st->alias);
+    st->viaalias = md_xcalloc(ctx->nnodes + 1, 1);
     st->nn = ctx->nnodes;
     st->dimname = md_xcalloc((size_t)ctx->ndims + 1, sizeof *st->dimname);
     st->dimexpr = md_xcalloc((size_t)ctx->ndims + 1, sizeof *st->dimexpr);
@@ -2536,6 +2545,7 @@ done:
     free(st->temp);
     free(st->tname);
     free(st->alias);
+    free(st->viaalias);
     free(st->dimname);
     for (int d = 0; d < ctx->ndims; d++) free(st->dimexpr[d]);
     free(st->dimexpr);
