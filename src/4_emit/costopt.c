@@ -413,14 +413,22 @@ int md_cost_rewrite(md_ctx *ctx, const long *size, int n, md_expr **roots)
 
 enum { MD_PLAN_SAMPLES = 128 };
 
-static void reach_dims(const md_expr *e, char *seen, char *used)
+/* Marks the dimensions e uses; *work adds L^3 per product of L factors,
+   what one sample's matrix-chain DPs cost. */
+static void reach_dims(const md_expr *e, char *seen, char *used, double *work)
 {
     if (seen[e->id]) return;
     seen[e->id] = 1;
     if (e->rows != MD_DIM_ONE) used[e->rows] = 1;
     if (e->cols != MD_DIM_ONE) used[e->cols] = 1;
-    for (int i = 0; i < e->nargs; i++) reach_dims(e->args[i], seen, used);
+    if (e->kind == MD_MUL) *work += (double)e->nargs * e->nargs * e->nargs;
+    for (int i = 0; i < e->nargs; i++) reach_dims(e->args[i], seen, used, work);
 }
+
+/* The most DP steps all samples together may take: a graph of long chains
+   (a 73-factor product's 73 gradients) samples fewer size regimes, down
+   to two (all large, all small), rather than take seconds. */
+#define MD_PLAN_WORK 2e7
 
 /* Sample s (0-based) of the sizes of the k free dimensions into lv;
    0 when there is no such sample. */
@@ -452,8 +460,11 @@ int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int max
 {
     int nd = ctx->ndims;
     char *seen = md_xcalloc(ctx->nnodes ? ctx->nnodes : 1, 1), *used = md_xcalloc((size_t)nd + 1, 1);
-    for (int i = 0; i < n; i++) reach_dims(roots[i], seen, used);
+    double work = 0;
+    for (int i = 0; i < n; i++) reach_dims(roots[i], seen, used, &work);
     free(seen);
+    int maxs = MD_PLAN_SAMPLES;
+    if (work * MD_PLAN_SAMPLES > MD_PLAN_WORK) maxs = (int)fmax(2.0, MD_PLAN_WORK / fmax(work, 1.0));
     long *size = md_xcalloc((size_t)nd + 1, sizeof *size), *lv = md_xcalloc((size_t)nd + 1, sizeof *lv);
     int *freed = md_xcalloc((size_t)nd + 1, sizeof *freed), k = 0;
     for (int d = 1; d < nd; d++) {
@@ -466,7 +477,7 @@ int md_cost_plans(md_ctx *ctx, const long *hint, int n, md_expr **roots, int max
     md_expr ***cand = md_xcalloc(MD_PLAN_SAMPLES, sizeof *cand);
     int *wins = md_xcalloc(MD_PLAN_SAMPLES, sizeof *wins), ncand = 0;
     md_expr **tmp = md_xmalloc((size_t)(n ? n : 1) * sizeof *tmp);
-    for (int s = 0; s < MD_PLAN_SAMPLES && plan_sample(k, s, lv); s++) {
+    for (int s = 0; s < maxs && plan_sample(k, s, lv); s++) {
         for (int i = 0; i < k; i++) size[freed[i]] = lv[i];
         md_ctx_product_sizes(ctx, size);
         memcpy(tmp, roots, (size_t)n * sizeof *tmp);
