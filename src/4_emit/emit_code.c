@@ -584,38 +584,31 @@ static void em_add_accum(emitter *E, const md_expr *e)
 }
 
 /* v = the quadratic form e (em_node.qf: N = inv(S)*B or B*inv(S),
-   EM_QF): the scalar factors of e's product and of N times md_lu_qf of
-   S's factors and B, whose side says how B is stored: m x k column-major
-   for tr(B'*inv(S)*B) (side 0), or k x m (side 1: tr(B*inv(S)*B'), and
-   the other form in row-major storage, where memory holds B'); m k
-   doubles of scratch. */
+   EM_QF, matched by em_qf_match): the scalar factors of e's product and
+   of N times md_lu_qf of S's factors and the matrix B in memory, whose
+   side says how it is stored: m x k column-major for tr(B'*inv(S)*B)
+   (side 0), or k x m (side 1: tr(B*inv(S)*B'), and the other form in
+   row-major storage, where memory holds B'); m k doubles of scratch. */
 static void em_qf_code(emitter *E, const md_expr *e, const char *v)
 {
-    const md_expr *p = em_kind(E, e) == MD_TR ? em_arg(E, e, 0) : e, *N = E->nd[e->id].qf;
+    const em_node *x = &E->nd[e->id];
+    const md_expr *p = em_kind(E, e) == MD_TR ? em_arg(E, e, 0) : e, *B = x->qfb, *inv = x->qfinv;
     md_buf alpha = {0};
-    const md_expr *B = NULL, *inv = NULL;
-    int right = 0;   /* N = B*inv(S) */
     for (int pass = 0; pass < 2; pass++) {
-        const md_expr *q = pass ? N : p;
+        const md_expr *q = pass ? x->qf : p;
         for (int i = 0; i < em_nargs(E, q); i++) {
             const md_expr *a = em_arg(E, q, i);
             if (E->nd[a->id].scalar) md_buf_printf(&alpha, "%s * ", E->nd[a->id].val);
-            else if (pass && E->nd[a->id].mode == EM_SOLVE) inv = a;
-            else if (pass) B = a, right = !inv;
         }
-    }
-    if (em_kind(E, B) == MD_TRANS) {   /* a view: memory holds B' */
-        B = em_arg(E, B, 0);
-        right = !right;
     }
     const em_lu *lu = &E->lus[E->nd[inv->id].lu - 1];
     E->use_qf = 1;
     em_add_scratch(E, em_size_t(E, B->rows, B->cols));
     md_buf *o = &E->body;
-    md_buf_printf(o, "    %s = %smd_lu_qf(%d, ", v, alpha.len ? alpha.s : "", right ^ E->row);
+    md_buf_printf(o, "    %s = %smd_lu_qf(%d, ", v, alpha.len ? alpha.s : "", x->qfright ^ E->row);
     em_dim(E, inv->rows, o);
     md_buf_puts(o, ", ");
-    em_dim(E, right ? B->rows : B->cols, o);
+    em_dim(E, x->qfright ? B->rows : B->cols, o);
     md_buf_printf(o, ", %s, %s, %s, md_scr);\n", lu->val, lu->piv, E->nd[B->id].val);
     md_buf_free(&alpha);
 }

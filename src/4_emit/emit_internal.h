@@ -88,7 +88,9 @@ typedef struct em_node {
     md_expr *user;       /* the (last) node that uses it */
     int lu;              /* det, logdet, negative power: 1 + its LU's index */
     int lut;             /* ... of the transpose of the LU's base */
-    md_expr *qf;         /* a quadratic form B'*N: N = inv(S)*B (EM_QF) */
+    md_expr *qf;         /* a quadratic form B'*N: N = inv(S)*B (EM_QF), */
+    md_expr *qfinv, *qfb;   /* ... its inv(S), the B (or B') in memory, */
+    int qfright;         /* ... and whether that is right of inv(S) (em_qf_match) */
     char *val;           /* C expression: the double, or the pointer */
     uint64_t *need;      /* bit 0: f; bit 1 + i: gradient i */
 } em_node;

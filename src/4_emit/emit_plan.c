@@ -375,9 +375,11 @@ static int em_two_factors(const emitter *E, const md_expr *e, md_expr **a, md_ex
  * [B', N] or [N, B'], where N = inv(S)*B or B*inv(S) (scalars allowed in
  * both) is a computed product nothing else uses, inv(S) solved with S's
  * factors (EM_SOLVE, md_lu_sym) and B a value in memory.  Returns N, or
- * NULL.
+ * NULL; with N, *inv_out is inv(S), *b_out the matrix in memory (B, or
+ * B' when the form reads it through a view) and *right whether that
+ * matrix is on the right of inv(S) (tr(C*inv(S)*C') for C in memory).
  */
-static md_expr *em_qf_match(const emitter *E, const md_expr *e)
+static md_expr *em_qf_match(const emitter *E, const md_expr *e, md_expr **inv_out, md_expr **b_out, int *right)
 {
     const em_node *x = &E->nd[e->id];
     const md_expr *p = e;
@@ -398,18 +400,23 @@ static md_expr *em_qf_match(const emitter *E, const md_expr *e)
     if (em_kind(E, N) != MD_MUL || y->mode != EM_COMPUTED || y->uses != 1 || y->root_of || y->isrep || y->tof ||
         y->dest >= 0 || !em_two_factors(E, N, &inv, &B))
         return NULL;
-    if (E->nd[B->id].mode == EM_SOLVE) {   /* N = B*inv(S) */
+    *right = E->nd[B->id].mode == EM_SOLVE;
+    if (*right) {   /* N = B*inv(S) */
         md_expr *t = inv;
         inv = B, B = t;
     }
     const em_node *z = &E->nd[inv->id];
     if (z->mode != EM_SOLVE || !E->lus[z->lu - 1].sym) return NULL;
-    if (em_kind(E, B) == MD_TRANS && E->nd[B->id].mode == EM_VIEW && em_arg(E, B, 0) == a)
-        B = a;   /* tr(B' * inv(S)*B) read from B' in memory (em_qf_code) */
-    else if (em_kind(E, a) != MD_TRANS || em_arg(E, a, 0) != B)
+    if (em_kind(E, B) == MD_TRANS && E->nd[B->id].mode == EM_VIEW && em_arg(E, B, 0) == a) {
+        B = a;   /* tr(B' * inv(S)*B) read from B' in memory: the other side */
+        *right = !*right;
+    } else if (em_kind(E, a) != MD_TRANS || em_arg(E, a, 0) != B) {
         return NULL;
+    }
     em_mode w = E->nd[B->id].mode;
-    return w == EM_LEAF || w == EM_COMPUTED ? N : NULL;
+    if (w != EM_LEAF && w != EM_COMPUTED) return NULL;
+    *inv_out = inv, *b_out = B;
+    return N;
 }
 
 /* Is the product a, scalars times exactly two matrix factors and no
@@ -686,10 +693,13 @@ int em_scan(emitter *E, md_expr *f, md_expr **grads)
        unformed product): inv(S)*B is never formed, md_lu_qf computes the
        form with one triangular solve from S's factors (em_qf_match) */
     for (int k = 0; k < E->ntopo; k++) {
-        md_expr *e = E->topo[k], *N = em_qf_match(E, e);
+        md_expr *e = E->topo[k], *inv = NULL, *B = NULL;
+        int right = 0;
+        md_expr *N = em_qf_match(E, e, &inv, &B, &right);
         if (N) {
+            em_node *x = &E->nd[e->id];
             E->nd[N->id].mode = EM_QF;
-            E->nd[e->id].qf = N;
+            x->qf = N, x->qfinv = inv, x->qfb = B, x->qfright = right;
         }
     }
     /* gradient roots used nowhere else are computed into d_<name> */
@@ -1069,8 +1079,8 @@ char *em_cost(const emitter *E)
             if (L >= 2) continue;
         }
         if (x->qf) {   /* one triangular solve: m^2 k / 2 */
-            const md_expr *N = x->qf, *B = N->args[N->nargs - 1];
-            int d[3] = {B->rows, B->rows, B->cols};
+            const md_expr *B = x->qfb;
+            int m = x->qfinv->rows, d[3] = {m, m, x->qfright ? B->rows : B->cols};
             em_term_add(&t, &nt, 0.5, 3, d);
             continue;
         }
